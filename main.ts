@@ -1,0 +1,57 @@
+/**
+ * parley: one entry point, one subcommand per job.
+ *
+ * @module
+ */
+
+import { UsageError } from "./src/cli/args.ts";
+import { serverMain } from "./src/cli/server_cmd.ts";
+import { VERSION } from "./src/version.ts";
+
+const USAGE = `parley ${VERSION}: a secure, self-hostable chat server and client
+
+Usage: parley <command> [options]
+
+Commands:
+  server            start the chat server (TCP text mode for nc, JSON lines for clients)
+  client HOST [PORT] the terminal chat client (port 5000 by default)
+
+Run 'parley <command> --help' for a command's options.
+  -h, --help        show this help
+  -V, --version     print the version`;
+
+type Command = (args: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  server: () => Promise.resolve(serverMain),
+  client: async () => (await import("./src/cli/client_cmd.ts")).clientMain,
+};
+
+/** Dispatches `args` to a subcommand; resolves to the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "-h" || name === "--help" || name === "help") {
+    console.log(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "-V" || name === "--version") {
+    console.log(VERSION);
+    return 0;
+  }
+  const load = COMMANDS[name];
+  if (load === undefined) {
+    console.error(`parley: unknown command '${name}'; run 'parley --help'`);
+    return 2;
+  }
+  try {
+    return await (await load())(rest);
+  } catch (error) {
+    if (error instanceof UsageError || (error instanceof TypeError && "code" in error)) {
+      console.error(`parley ${name}: ${error.message}; run 'parley ${name} --help'`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,55 @@
+/**
+ * Stable error codes of the wire protocol (docs/protocol.md, "Errors").
+ *
+ * @module
+ */
+
+/** Every error code the server sends. Clients may switch on these; they never change meaning. */
+export const ERROR_CODES = [
+  "bad_frame",
+  "unknown_type",
+  "unknown_command",
+  "bad_utf8",
+  "line_too_long",
+  "text_too_long",
+  "invalid_name",
+  "invalid_room",
+  "name_taken",
+  "no_such_user",
+  "no_such_room",
+  "not_in_room",
+  "no_current_room",
+  "rate_limited",
+  "too_many_connections",
+  "slow_consumer",
+  "internal",
+] as const;
+
+/** One of {@linkcode ERROR_CODES}. */
+export type ErrorCode = typeof ERROR_CODES[number];
+
+/**
+ * A refusal the client caused: it becomes an `error` frame (JSON mode) or a `! …` line (text
+ * mode). The message is one sentence a human can act on.
+ *
+ * @example
+ * ```ts
+ * import { ChatError } from "./errors.ts";
+ * const err = new ChatError("no_such_room", "Cannot send: #nowhere does not exist");
+ * console.assert(err.code === "no_such_room");
+ * ```
+ */
+export class ChatError extends Error {
+  /** The stable error code. */
+  readonly code: ErrorCode;
+
+  /**
+   * @param code the stable error code
+   * @param message one human-readable sentence
+   */
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = "ChatError";
+    this.code = code;
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * The frames of wire protocol v1 (docs/protocol.md): what clients send, what the server
+ * sends, and the parser that turns one JSON line into a checked {@linkcode ClientFrame}.
+ *
+ * @module
+ */
+
+import { ChatError } from "./errors.ts";
+import type { ErrorCode } from "./errors.ts";
+
+/** The protocol version this code speaks. */
+export const PROTO = 1;
+
+/** Fields every client frame may carry: `ref` is echoed on the reply. */
+interface Ref {
+  ref?: string;
+}
+
+/** A frame a client sends. Text-mode commands are translated into these too. */
+export type ClientFrame =
+  | Ref & { type: "hello"; client?: string; proto?: number }
+  | Ref & { type: "nick"; name: string }
+  | Ref & { type: "join"; room: string }
+  | Ref & { type: "part"; room: string }
+  | Ref & { type: "rooms" }
+  | Ref & { type: "who"; room: string }
+  | Ref & { type: "ping" }
+  | Ref & { type: "send"; room?: string; to?: string; text: string; action?: boolean }
+  | Ref & { type: "quit"; reason?: string };
+
+/** The `type` of a client frame. */
+export type ClientFrameType = ClientFrame["type"];
+
+/** A room and how many members it has. */
+export interface RoomInfo {
+  name: string;
+  members: number;
+}
+
+/** A chat message as recipients see it: `room` for a room message, `to` for a direct one. */
+export interface MessageFrame {
+  type: "message";
+  id: number;
+  room?: string;
+  to?: string;
+  from: string;
+  text: string;
+  ts: number;
+  action?: boolean;
+}
+
+/** What a presence event says happened. */
+export type PresenceEvent = "joined" | "left" | "quit" | "renamed";
+
+/**
+ * A presence event. `room` is set for `joined` and `left`; `quit` and `renamed` concern every
+ * room the recipient shares with `name` and carry no room.
+ */
+export interface PresenceFrame {
+  type: "presence";
+  room?: string;
+  name: string;
+  event: PresenceEvent;
+  newName?: string;
+}
+
+/** A frame the server sends. */
+export type ServerFrame =
+  | { type: "welcome"; ref?: string; server: string; version: string; proto: number; name: string }
+  | { type: "ack"; ref?: string; [field: string]: unknown }
+  | { type: "error"; ref?: string; code: ErrorCode; message: string; retryAfter?: number }
+  | { type: "pong"; ref?: string }
+  | MessageFrame
+  | PresenceFrame
+  | { type: "notice"; text: string }
+  | { type: "shutdown"; reason: string; permanent: boolean };
+
+type FieldKind = "string" | "number" | "boolean";
+interface FieldSpec {
+  readonly required: Readonly<Record<string, FieldKind>>;
+  readonly optional: Readonly<Record<string, FieldKind>>;
+}
+
+/** The fields each client frame type takes, checked in one place by {@linkcode parseClientFrame}. */
+const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
+  hello: { required: {}, optional: { client: "string", proto: "number" } },
+  nick: { required: { name: "string" }, optional: {} },
+  join: { required: { room: "string" }, optional: {} },
+  part: { required: { room: "string" }, optional: {} },
+  rooms: { required: {}, optional: {} },
+  who: { required: { room: "string" }, optional: {} },
+  ping: { required: {}, optional: {} },
+  send: {
+    required: { text: "string" },
+    optional: { room: "string", to: "string", action: "boolean" },
+  },
+  quit: { required: {}, optional: { reason: "string" } },
+};
+
+/** Whether `type` names a client frame. */
+export function isClientFrameType(type: string): type is ClientFrameType {
+  return Object.hasOwn(SPECS, type);
+}
+
+/**
+ * Parses one JSON-mode line into a client frame, checking every field's type. Unknown fields
+ * are ignored (forward compatibility); a missing or mistyped field is `bad_frame`.
+ *
+ * @returns the frame, or a {@linkcode ChatError} with the `ref` recovered when there was one
+ *
+ * @example
+ * ```ts
+ * import { parseClientFrame } from "./frames.ts";
+ * const frame = parseClientFrame('{"type":"join","ref":"1","room":"#ops"}');
+ * console.assert(!(frame instanceof Error) && frame.type === "join");
+ * ```
+ */
+export function parseClientFrame(line: string): ClientFrame | ParseError {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return new ParseError("bad_frame", "Invalid JSON: send one JSON object per line");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return new ParseError("bad_frame", "A frame must be a JSON object");
+  }
+  const obj = value as Record<string, unknown>;
+  const ref = typeof obj.ref === "string" ? obj.ref.slice(0, 64) : undefined;
+  if (obj.ref !== undefined && typeof obj.ref !== "string") {
+    return new ParseError("bad_frame", "Field 'ref' must be a string", ref);
+  }
+  if (typeof obj.type !== "string") {
+    return new ParseError("bad_frame", "A frame needs a string field 'type'", ref);
+  }
+  if (!isClientFrameType(obj.type)) {
+    return new ParseError(
+      "unknown_type",
+      `Unknown frame type ${JSON.stringify(obj.type.slice(0, 32))}`,
+      ref,
+    );
+  }
+  const spec = SPECS[obj.type];
+  const frame: Record<string, unknown> = { type: obj.type };
+  if (ref !== undefined) frame.ref = ref;
+  for (const [field, kind] of Object.entries(spec.required)) {
+    if (kindOf(obj[field]) !== kind) {
+      return new ParseError("bad_frame", `Frame '${obj.type}' needs a ${kind} '${field}'`, ref);
+    }
+    frame[field] = obj[field];
+  }
+  for (const [field, kind] of Object.entries(spec.optional)) {
+    if (obj[field] === undefined) continue;
+    if (kindOf(obj[field]) !== kind) {
+      return new ParseError("bad_frame", `Field '${field}' must be a ${kind}`, ref);
+    }
+    frame[field] = obj[field];
+  }
+  return frame as unknown as ClientFrame;
+}
+
+function kindOf(value: unknown): string {
+  return typeof value;
+}
+
+/** A line that is not a valid client frame; `ref` is kept so the error can answer it. */
+export class ParseError extends ChatError {
+  /** The frame's `ref`, when it could be read. */
+  readonly ref: string | undefined;
+
+  /**
+   * @param code why the frame was refused
+   * @param message one human-readable sentence
+   * @param ref the frame's `ref`, when known
+   */
+  constructor(code: ErrorCode, message: string, ref?: string) {
+    super(code, message);
+    this.name = "ParseError";
+    this.ref = ref;
+  }
+}

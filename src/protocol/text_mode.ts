@@ -1,0 +1,161 @@
+/**
+ * Text mode (for `nc` and humans): parsing typed lines into the same frames JSON clients send,
+ * and rendering server events as the lines docs/protocol.md specifies.
+ *
+ * @module
+ */
+
+import { ChatError } from "./errors.ts";
+import type { ClientFrame, ServerFrame } from "./frames.ts";
+
+/** A text-mode line turned into work: a client frame, or a request for help. */
+export type TextCommand = ClientFrame | { type: "help" };
+
+/** Lines that end a text-mode session, as typed alone on a line. */
+const QUIT_WORDS = new Set(["logout", "bye", "quit", "/quit"]);
+
+/** The help text, one notice line each. */
+export const TEXT_HELP: readonly string[] = [
+  "Commands:",
+  "  /nick NAME           pick a name (1-32 letters, digits, _ or -)",
+  "  /join #room          join a room and make it current",
+  "  /part [#room]        leave a room (default: the current one)",
+  "  /msg NAME TEXT       send a direct message",
+  "  /me TEXT             send an action to the current room",
+  "  /who [#room]         list a room's members",
+  "  /rooms               list rooms and their member counts",
+  "  /help                this list",
+  "  /quit [reason]       leave (also: logout, bye, quit)",
+  "Any other line is a message to your current room; start it with // to send a leading /.",
+];
+
+function roomArg(arg: string): string {
+  return arg.startsWith("#") ? arg : `#${arg}`;
+}
+
+function splitFirst(rest: string): [string, string] {
+  const m = /^(\S+)\s*(.*)$/s.exec(rest);
+  return m ? [m[1]!, m[2]!] : ["", ""];
+}
+
+function needRoom(current: string | undefined, verb: string): string {
+  if (current === undefined) {
+    throw new ChatError("no_current_room", `Cannot ${verb}: you are in no room; /join one first`);
+  }
+  return current;
+}
+
+/**
+ * Parses a typed line. `current` is the session's current room (plain lines go there).
+ *
+ * @returns the command, or `undefined` for an empty line
+ * @throws {ChatError} `unknown_command`, `bad_frame` (missing argument) or `no_current_room`
+ *
+ * @example
+ * ```ts
+ * import { parseTextLine } from "./text_mode.ts";
+ * const cmd = parseTextLine("/msg bob hi there", "#general");
+ * console.assert(cmd?.type === "send" && cmd.to === "bob" && cmd.text === "hi there");
+ * ```
+ */
+export function parseTextLine(line: string, current: string | undefined): TextCommand | undefined {
+  const trimmed = line.trim();
+  if (trimmed === "") return undefined;
+  if (QUIT_WORDS.has(trimmed.toLowerCase())) return { type: "quit" };
+  if (!line.startsWith("/") || line.startsWith("//")) {
+    const text = line.startsWith("//") ? line.slice(1) : line;
+    return { type: "send", room: needRoom(current, "send"), text };
+  }
+  const [verb, rest] = splitFirst(trimmed.slice(1));
+  const usage = (form: string) => new ChatError("bad_frame", `Usage: ${form}`);
+  switch (verb.toLowerCase()) {
+    case "nick": {
+      if (rest === "") throw usage("/nick NAME");
+      return { type: "nick", name: rest };
+    }
+    case "join":
+      if (rest === "") throw usage("/join #room");
+      return { type: "join", room: roomArg(rest) };
+    case "part":
+    case "leave":
+      return { type: "part", room: rest === "" ? needRoom(current, "part") : roomArg(rest) };
+    case "msg":
+    case "dm": {
+      const [to, text] = splitFirst(rest);
+      if (to === "" || text === "") throw usage("/msg NAME TEXT");
+      return { type: "send", to, text };
+    }
+    case "me":
+      if (rest === "") throw usage("/me TEXT");
+      return { type: "send", room: needRoom(current, "send"), text: rest, action: true };
+    case "who":
+    case "names":
+      return { type: "who", room: rest === "" ? needRoom(current, "list members") : roomArg(rest) };
+    case "rooms":
+    case "list":
+      return { type: "rooms" };
+    case "help":
+      return { type: "help" };
+    case "quit":
+      return rest === "" ? { type: "quit" } : { type: "quit", reason: rest };
+    case "ping":
+      return { type: "ping" };
+    default:
+      throw new ChatError(
+        "unknown_command",
+        `Unknown command /${verb.slice(0, 32)}: type /help for the list`,
+      );
+  }
+}
+
+// C0 and C1 controls (terminal escapes among them) never reach a text-mode terminal.
+// deno-lint-ignore no-control-regex
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/** Replaces control characters (newlines, escapes) with spaces so one event stays one line. */
+export function sanitize(text: string): string {
+  return text.replace(CONTROLS, " ");
+}
+
+/**
+ * Renders a server event as one text-mode line (without the newline), or `undefined` for
+ * frames that text mode does not show (`welcome`, `ack`, `pong` are answered differently).
+ *
+ * @example
+ * ```ts
+ * import { formatTextEvent } from "./text_mode.ts";
+ * const line = formatTextEvent({ type: "message", id: 1, room: "#general", from: "alice", text: "hi", ts: 0 });
+ * console.assert(line === "[#general] <alice> hi");
+ * ```
+ */
+export function formatTextEvent(frame: ServerFrame): string | undefined {
+  switch (frame.type) {
+    case "message": {
+      const where = frame.room ?? "dm";
+      const text = sanitize(frame.text);
+      return frame.action
+        ? `[${where}] * ${frame.from} ${text}`
+        : `[${where}] <${frame.from}> ${text}`;
+    }
+    case "presence":
+      switch (frame.event) {
+        case "joined":
+          return `* ${frame.name} joined ${frame.room}`;
+        case "left":
+          return `* ${frame.name} left ${frame.room}`;
+        case "quit":
+          return `* ${frame.name} quit`;
+        case "renamed":
+          return `* ${frame.name} is now known as ${frame.newName}`;
+      }
+      return undefined;
+    case "notice":
+      return `* ${sanitize(frame.text)}`;
+    case "shutdown":
+      return `* Server shutting down: ${sanitize(frame.reason)}`;
+    case "error":
+      return `! ${sanitize(frame.message)}`;
+    default:
+      return undefined;
+  }
+}

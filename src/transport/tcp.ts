@@ -1,0 +1,82 @@
+/**
+ * TCP (and TLS, which Deno presents as the same `Deno.Conn`) as a {@linkcode Connection}.
+ *
+ * @module
+ */
+
+import { LineSplitter } from "../protocol/line_splitter.ts";
+import type { LineEvent } from "../protocol/line_splitter.ts";
+import type { Connection, TransportKind } from "./connection.ts";
+
+const MIN_READ = 1024;
+const MAX_READ = 64 * 1024;
+
+/**
+ * Wraps a stream connection. The read buffer starts small (idle connections stay cheap) and
+ * doubles while reads fill it, up to 64 KiB, so busy connections read in large chunks; it
+ * shrinks again when reads get small.
+ */
+export class StreamConnection implements Connection {
+  readonly kind: TransportKind;
+  readonly remoteIp: string;
+  readonly remote: string;
+  readonly #conn: Deno.Conn;
+  readonly #maxLine: number;
+  #closed = false;
+
+  /**
+   * @param conn the accepted connection
+   * @param options `kind` of transport and `maxLine`, the longest line accepted in bytes
+   */
+  constructor(conn: Deno.Conn, options: { kind: TransportKind; maxLine: number }) {
+    this.#conn = conn;
+    this.kind = options.kind;
+    this.#maxLine = options.maxLine;
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    this.remoteIp = addr.hostname ?? "unknown";
+    this.remote = addr.port === undefined ? this.remoteIp : `${this.remoteIp}:${addr.port}`;
+    if ("setNoDelay" in conn) {
+      const tcp = conn as Deno.TcpConn;
+      try {
+        tcp.setNoDelay(true);
+        tcp.setKeepAlive(true);
+      } catch {
+        // The peer may already be gone; reading will notice.
+      }
+    }
+  }
+
+  async *messages(): AsyncGenerator<LineEvent> {
+    const splitter = new LineSplitter(this.#maxLine);
+    let buf = new Uint8Array(MIN_READ);
+    while (!this.#closed) {
+      let n: number | null;
+      try {
+        n = await this.#conn.read(buf);
+      } catch {
+        return; // reset, closed under us: the peer is gone either way
+      }
+      if (n === null) return;
+      yield* splitter.push(buf.subarray(0, n));
+      if (n === buf.length && buf.length < MAX_READ) buf = new Uint8Array(buf.length * 2);
+      else if (n < buf.length / 8 && buf.length > MIN_READ) buf = new Uint8Array(buf.length / 2);
+    }
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < data.length) {
+      offset += await this.#conn.write(offset === 0 ? data : data.subarray(offset));
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}
