@@ -6,8 +6,8 @@
  */
 
 import { parseArgs } from "node:util";
-import type { LogLevel } from "@logtape/logtape";
 import { closeLogging, LOG_FORMATS, LOG_LEVELS, setupLogging } from "../log.ts";
+import type { LoggingOptions } from "../log.ts";
 import { DEFAULT_CONFIG } from "../server/config.ts";
 import type { ServerConfig } from "../server/config.ts";
 import { ChatServer } from "../server/server.ts";
@@ -43,8 +43,14 @@ Logging (on stderr):
 On start it prints one line per listener: listening on tcp://HOST:PORT
 SIGINT or SIGTERM: stop accepting, tell clients, flush (5 s at most), exit 0.`;
 
-/** Parses `server` flags into a config; `undefined` when help was asked for. */
-export function parseServerArgs(args: string[]): ServerConfig | undefined {
+/** What `server` flags say: the server's config and the logging options. */
+export interface ServerArgs {
+  config: ServerConfig;
+  logging: LoggingOptions;
+}
+
+/** Parses `server` flags; `undefined` when help was asked for. */
+export function parseServerArgs(args: string[]): ServerArgs | undefined {
   const { values, positionals } = parseArgs({
     args,
     strict: true,
@@ -67,7 +73,7 @@ export function parseServerArgs(args: string[]): ServerConfig | undefined {
   });
   if (values.help) return undefined;
   if (positionals.length > 0) throw new UsageError(`Unexpected argument: ${positionals[0]}`);
-  return {
+  const config: ServerConfig = {
     ...DEFAULT_CONFIG,
     host: values.host ?? d.host,
     port: intFlag(values.port, "port", d.port, 0, 65535),
@@ -80,29 +86,22 @@ export function parseServerArgs(args: string[]): ServerConfig | undefined {
     floodBurst: intFlag(values["flood-burst"], "flood-burst", d.floodBurst, 1),
     floodRate: intFlag(values["flood-rate"], "flood-rate", d.floodRate, 0),
   };
+  const logging: LoggingOptions = {
+    level: choiceFlag(values["log-level"], "log-level", LOG_LEVELS, "info"),
+    format: choiceFlag(values["log-format"], "log-format", LOG_FORMATS, "text"),
+  };
+  return { config, logging };
 }
 
 /** Runs `parley server`; resolves to the exit code. */
 export async function serverMain(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, strict: false });
-  const level = choiceFlag(
-    values["log-level"] as string | undefined,
-    "log-level",
-    LOG_LEVELS,
-    "info",
-  ) as LogLevel;
-  const format = choiceFlag(
-    values["log-format"] as string | undefined,
-    "log-format",
-    LOG_FORMATS,
-    "text",
-  );
-  const config = parseServerArgs(args);
-  if (config === undefined) {
+  const parsed = parseServerArgs(args);
+  if (parsed === undefined) {
     console.log(SERVER_USAGE);
     return 0;
   }
-  await setupLogging({ level, format });
+  const { config, logging } = parsed;
+  await setupLogging(logging);
   let server: ChatServer;
   try {
     server = ChatServer.start(config);

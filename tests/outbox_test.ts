@@ -1,0 +1,207 @@
+import assert from "node:assert/strict";
+import { Outbox } from "../src/session/outbox.ts";
+
+/** Lets every queued microtask (and the outbox's flush) run. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** An outbox whose writes stay in flight until the test resolves or rejects them. */
+function manualOutbox(maxBytes = 1024) {
+  const writes: number[][] = [];
+  const pending: PromiseWithResolvers<void>[] = [];
+  const overflows: number[] = [];
+  const errors: unknown[] = [];
+  const box = new Outbox({
+    maxBytes,
+    write(data) {
+      writes.push(Array.from(data));
+      const deferred = Promise.withResolvers<void>();
+      pending.push(deferred);
+      return deferred.promise;
+    },
+    onOverflow: () => overflows.push(1),
+    onError: (error) => errors.push(error),
+  });
+  return { box, writes, pending, overflows, errors };
+}
+
+/** An outbox whose writes complete at once. */
+function instantOutbox(maxBytes = 1024) {
+  const writes: number[][] = [];
+  const overflows: number[] = [];
+  const errors: unknown[] = [];
+  const box = new Outbox({
+    maxBytes,
+    write(data) {
+      writes.push(Array.from(data));
+      return Promise.resolve();
+    },
+    onOverflow: () => overflows.push(1),
+    onError: (error) => errors.push(error),
+  });
+  return { box, writes, overflows, errors };
+}
+
+Deno.test("Outbox.push() coalesces pushes from one synchronous run into one ordered write", async () => {
+  const { box, writes, overflows, errors } = instantOutbox();
+  assert.equal(box.push(Uint8Array.of(1, 2)), true);
+  assert.equal(box.push(Uint8Array.of(3)), true);
+  assert.equal(box.push(Uint8Array.of(4, 5, 6)), true);
+  assert.deepEqual(writes, [], "push must not write synchronously");
+  assert.equal(box.size, 6);
+  await box.drained();
+  assert.deepEqual(writes, [[1, 2, 3, 4, 5, 6]]);
+  assert.equal(box.size, 0);
+  assert.deepEqual(overflows, []);
+  assert.deepEqual(errors, []);
+});
+
+Deno.test("Outbox.push() gathers pushes made during a write into the next write", async () => {
+  const { box, writes, pending } = manualOutbox();
+  box.push(Uint8Array.of(1));
+  await settle();
+  assert.deepEqual(writes, [[1]]);
+
+  box.push(Uint8Array.of(2));
+  box.push(Uint8Array.of(3, 4));
+  await settle();
+  assert.deepEqual(writes, [[1]], "no second write while the first is in flight");
+  assert.equal(box.size, 4, "size counts in-flight and queued bytes");
+
+  pending[0]!.resolve();
+  await settle();
+  assert.deepEqual(writes, [[1], [2, 3, 4]]);
+
+  box.push(Uint8Array.of(5));
+  pending[1]!.resolve();
+  await settle();
+  assert.deepEqual(writes, [[1], [2, 3, 4], [5]]);
+  pending[2]!.resolve();
+  await box.drained();
+  assert.equal(box.size, 0);
+});
+
+Deno.test("Outbox.push() accepts exactly maxBytes and overflows once beyond it", async () => {
+  const { box, overflows, errors } = instantOutbox(10);
+  assert.equal(box.push(new Uint8Array(4)), true);
+  assert.equal(box.push(new Uint8Array(6)), true);
+  assert.equal(box.failed, false);
+  assert.equal(box.push(new Uint8Array(1)), false);
+  assert.equal(box.failed, true);
+  assert.equal(overflows.length, 1);
+  assert.equal(box.push(new Uint8Array(1)), false);
+  assert.equal(box.push(new Uint8Array(0)), false);
+  assert.equal(overflows.length, 1, "onOverflow is called exactly once");
+  await box.drained();
+  assert.deepEqual(errors, []);
+});
+
+Deno.test("Outbox.push() counts bytes in flight towards maxBytes", async () => {
+  const { box, writes, pending, overflows } = manualOutbox(10);
+  box.push(new Uint8Array(8));
+  await settle();
+  assert.equal(writes.length, 1);
+  assert.equal(box.push(new Uint8Array(2)), true);
+  assert.equal(box.push(new Uint8Array(1)), false);
+  assert.equal(overflows.length, 1);
+  pending[0]!.resolve();
+  await box.drained();
+  assert.equal(box.push(new Uint8Array(1)), false);
+  assert.equal(overflows.length, 1);
+});
+
+Deno.test("Outbox.push() refuses a single chunk larger than maxBytes", () => {
+  const { box, overflows } = instantOutbox(10);
+  assert.equal(box.push(new Uint8Array(11)), false);
+  assert.equal(overflows.length, 1);
+  assert.equal(box.failed, true);
+});
+
+Deno.test("Outbox calls onError once when a write rejects and refuses later pushes", async () => {
+  const failure = new Error("connection reset");
+  const errors: unknown[] = [];
+  let writeCalls = 0;
+  const box = new Outbox({
+    maxBytes: 1024,
+    write() {
+      writeCalls++;
+      return Promise.reject(failure);
+    },
+    onOverflow: () => assert.fail("no overflow expected"),
+    onError: (error) => errors.push(error),
+  });
+  assert.equal(box.push(Uint8Array.of(1)), true);
+  await box.drained();
+  assert.deepEqual(errors, [failure]);
+  assert.equal(box.failed, true);
+  assert.equal(box.push(Uint8Array.of(2)), false);
+  assert.equal(box.push(Uint8Array.of(3)), false);
+  await box.drained();
+  await settle();
+  assert.equal(errors.length, 1, "onError is called exactly once");
+  assert.equal(writeCalls, 1);
+});
+
+Deno.test("Outbox drops what queued behind a write that rejects", async () => {
+  const { box, writes, pending, errors, overflows } = manualOutbox();
+  box.push(Uint8Array.of(1));
+  await settle();
+  box.push(Uint8Array.of(2));
+  const failure = new Error("broken pipe");
+  pending[0]!.reject(failure);
+  await box.drained();
+  await settle();
+  assert.deepEqual(writes, [[1]]);
+  assert.deepEqual(errors, [failure]);
+  assert.deepEqual(overflows, []);
+  assert.equal(box.push(Uint8Array.of(3)), false);
+});
+
+Deno.test("Outbox.drained() resolves only after everything queued is written", async () => {
+  const { box, writes, pending } = manualOutbox();
+  box.push(Uint8Array.of(1));
+  await settle();
+  box.push(Uint8Array.of(2));
+  let done = false;
+  const drained = box.drained().then(() => {
+    done = true;
+  });
+
+  await settle();
+  assert.equal(done, false, "first write still in flight");
+  pending[0]!.resolve();
+  await settle();
+  assert.deepEqual(writes, [[1], [2]]);
+  assert.equal(done, false, "second write still in flight");
+  pending[1]!.resolve();
+  await drained;
+  assert.equal(done, true);
+  assert.equal(box.size, 0);
+});
+
+Deno.test("Outbox.drained() resolves at once when nothing is pending", async () => {
+  const { box } = instantOutbox();
+  let done = false;
+  await box.drained().then(() => {
+    done = true;
+  });
+  assert.equal(done, true);
+});
+
+Deno.test("Outbox.drained() resolves when the outbox overflows during a write", async () => {
+  const { box, pending, overflows } = manualOutbox(4);
+  box.push(new Uint8Array(4));
+  await settle();
+  let done = false;
+  const drained = box.drained().then(() => {
+    done = true;
+  });
+  await settle();
+  assert.equal(done, false);
+  box.push(new Uint8Array(1));
+  assert.equal(overflows.length, 1);
+  await drained;
+  assert.equal(done, true);
+  pending[0]!.resolve();
+});
