@@ -24,8 +24,15 @@ export interface ServerProcess extends AsyncDisposable {
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
-/** Spawns `main.ts server --host 127.0.0.1 --port 0 …args` and waits for its listening line. */
+/**
+ * Spawns `main.ts server --host 127.0.0.1 --port 0 …args` and waits for its listening line.
+ * Unless `args` name a `--data` folder, the server gets a fresh temporary one, removed when the
+ * fixture is disposed.
+ */
 export async function startServer(args: string[] = []): Promise<ServerProcess> {
+  const ownData = !args.includes("--data");
+  const data = ownData ? await Deno.makeTempDir({ prefix: "parley-test-" }) : undefined;
+  if (data !== undefined) args = ["--data", data, ...args];
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -85,7 +92,10 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
     stdout,
     stderr: async () => (await stop(), await stderrText),
     stop,
-    [Symbol.asyncDispose]: async () => void await stop("SIGKILL"),
+    [Symbol.asyncDispose]: async () => {
+      await stop("SIGKILL");
+      if (data !== undefined) await Deno.remove(data, { recursive: true });
+    },
   };
 }
 

@@ -228,7 +228,12 @@ Deno.test("Hub.rename() frees the old name", () => {
 Deno.test("Hub.join() and Hub.part() tell only the room's other members", () => {
   const hub = new Hub();
   const [alice, bob, carol] = online(hub, 3) as [FakeMember, FakeMember, FakeMember];
-  assert.deepEqual(hub.join(alice, "#ops"), { room: "#ops", members: [alice.name] });
+  assert.deepEqual(hub.join(alice, "#ops"), {
+    room: "#ops",
+    members: [alice.name],
+    joined: true,
+  });
+  assert.equal(hub.join(alice, "#ops").joined, false, "joining twice is not a new membership");
   assert.deepEqual(alice.events, []);
 
   const joined = hub.join(bob, "#OPS");

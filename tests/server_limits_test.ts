@@ -47,19 +47,15 @@ Deno.test("limits: invalid UTF-8 gets an error, never a crash", async () => {
 });
 
 Deno.test("limits: a client that stops reading is cut off; the others get everything", async () => {
-  await using server = await startServer([
-    "--max-sendq",
-    "65536",
-    "--flood-rate",
-    "0",
-  ]);
+  // The default send queue (1 MiB) holds a full pipeline of maximum-size messages.
+  await using server = await startServer(["--flood-rate", "0"]);
   // The slow consumer: it joins, then never reads again.
   const slow = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
   await slow.write(encoder.encode("/nick slowpoke\n"));
   await using reader = await RawClient.text(server.port, "reader");
   await using sender = await RawClient.json(server.port, "sender");
   await reader.line((l) => l.includes("slowpoke") || l.includes("sender"));
-  // 5000 x 4 KB = 20 MB: far more than loopback socket buffers plus the 64 KiB send queue.
+  // 5000 x 4 KB = 20 MB: far more than loopback socket buffers plus the 1 MiB send queue.
   const count = 5000;
   const text = "z".repeat(4000);
   for (let i = 0; i < count; i++) {
@@ -75,7 +71,7 @@ Deno.test("limits: a client that stops reading is cut off; the others get everyt
   assert.equal(got, count);
   assert.ok(slowQuit, "the slow consumer was disconnected");
   slow.close();
-  assert.match(await server.stderr(), /send queue exceeded 65536 bytes/);
+  assert.match(await server.stderr(), /"slowpoke"\): send queue exceeded 1048576 bytes/);
 });
 
 Deno.test("limits: a flooder is slowed, loses nothing, and others stay prompt", async () => {

@@ -38,7 +38,7 @@ export function intFlag(
  *
  * @throws {UsageError} when it is not
  */
-export function choiceFlag<T extends string>(
+export function choiceFlag<const T extends string>(
   value: string | undefined,
   name: string,
   choices: readonly T[],

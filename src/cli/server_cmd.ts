@@ -24,6 +24,25 @@ Listening:
   --host HOST              interface to listen on (default ${d.host})
   --port PORT              TCP chat port; 0 picks a free one (default ${d.port})
 
+Storage:
+  --data DIR               data folder, holds parley.db; created with mode 0700 (default ${d.data})
+  --sync full|normal       full: acknowledged messages survive power loss; normal: a crash (default ${d.sync})
+  --history-on-join N      messages replayed when joining a room; 0 for none (default ${d.historyOnJoin})
+
+Accounts:
+  --require-login          only hello, register, login, help, ping and quit before logging in
+  --no-registration        clients cannot register; accounts come from 'parley user add'
+  --login-burst N          failed logins allowed at once, per IP and per account (default ${d.loginBurst})
+  --login-interval SECS    then one more failed login every SECS (default ${
+  d.loginIntervalMs / 1000
+})
+  --register-burst N       registrations at once per IP (default ${d.registerBurst})
+  --register-interval SECS then one more every SECS (default ${d.registerIntervalMs / 1000})
+  --session-ttl DAYS       unused session tokens expire after DAYS (default ${
+  d.sessionTtlMs / 86_400_000
+})
+  --hash-concurrency N     password hashes computed at once (default ${d.hashConcurrency})
+
 Limits:
   --max-line BYTES         longest inbound line (default ${d.maxLine})
   --max-text BYTES         longest message text (default ${d.maxText})
@@ -66,6 +85,17 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       "limit-loopback": { type: "boolean" },
       "flood-burst": { type: "string" },
       "flood-rate": { type: "string" },
+      data: { type: "string" },
+      sync: { type: "string" },
+      "history-on-join": { type: "string" },
+      "require-login": { type: "boolean" },
+      "no-registration": { type: "boolean" },
+      "login-burst": { type: "string" },
+      "login-interval": { type: "string" },
+      "register-burst": { type: "string" },
+      "register-interval": { type: "string" },
+      "session-ttl": { type: "string" },
+      "hash-concurrency": { type: "string" },
       "log-level": { type: "string" },
       "log-format": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -85,6 +115,26 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     limitLoopback: values["limit-loopback"] ?? d.limitLoopback,
     floodBurst: intFlag(values["flood-burst"], "flood-burst", d.floodBurst, 1),
     floodRate: intFlag(values["flood-rate"], "flood-rate", d.floodRate, 0),
+    data: values.data ?? d.data,
+    sync: choiceFlag(values.sync, "sync", ["full", "normal"] as const, d.sync),
+    historyOnJoin: intFlag(values["history-on-join"], "history-on-join", d.historyOnJoin, 0, 200),
+    requireLogin: values["require-login"] ?? d.requireLogin,
+    registration: !(values["no-registration"] ?? !d.registration),
+    loginBurst: intFlag(values["login-burst"], "login-burst", d.loginBurst, 1),
+    loginIntervalMs: 1000 *
+      intFlag(values["login-interval"], "login-interval", d.loginIntervalMs / 1000, 1),
+    registerBurst: intFlag(values["register-burst"], "register-burst", d.registerBurst, 1),
+    registerIntervalMs: 1000 *
+      intFlag(values["register-interval"], "register-interval", d.registerIntervalMs / 1000, 1),
+    sessionTtlMs: 86_400_000 *
+      intFlag(values["session-ttl"], "session-ttl", d.sessionTtlMs / 86_400_000, 1),
+    hashConcurrency: intFlag(
+      values["hash-concurrency"],
+      "hash-concurrency",
+      d.hashConcurrency,
+      1,
+      64,
+    ),
   };
   const logging: LoggingOptions = {
     level: choiceFlag(values["log-level"], "log-level", LOG_LEVELS, "info"),
@@ -106,7 +156,8 @@ export async function serverMain(args: string[]): Promise<number> {
   try {
     server = ChatServer.start(config);
   } catch (error) {
-    console.error(`parley server: cannot listen on ${config.host}:${config.port}: ${error}`);
+    const cause = error instanceof Error ? error.message : String(error);
+    console.error(`parley server: cannot start: ${cause}`);
     await closeLogging();
     return 1;
   }

@@ -3,12 +3,15 @@
  * presence. It does no I/O: recipients get an {@linkcode Outgoing} through `deliver`, which
  * only queues bytes.
  *
+ * A user (a guest, or an account) has one or more sessions (connections); rooms hold users, so
+ * every session of an account is in the same rooms and sees what the others send.
+ *
  * @module
  */
 
 import { ChatError } from "../protocol/errors.ts";
 import type { MessageFrame, PresenceFrame, RoomInfo } from "../protocol/frames.ts";
-import { checkName, checkRoom, DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
+import { checkName, checkRoom, DEFAULT_ROOM, isValidRoom, nameKey } from "../protocol/names.ts";
 import { Outgoing } from "../protocol/outgoing.ts";
 
 /** Someone the hub can route to: a session. */
@@ -19,15 +22,29 @@ export interface Member {
   deliver(event: Outgoing): void;
 }
 
+interface User {
+  name: string;
+  /** The account id, for a logged-in user. */
+  accountId: number | undefined;
+  readonly sessions: Set<Member>;
+  readonly rooms: Set<Room>;
+}
+
 interface Room {
   readonly name: string;
-  readonly members: Set<Member>;
+  readonly members: Set<User>;
 }
 
 /** What a successful send returns to the sender. */
 export interface Sent {
   id: number;
   ts: number;
+}
+
+/** An account, as the hub needs to know it. */
+export interface Account {
+  id: number;
+  name: string;
 }
 
 /** Options for {@linkcode Hub}. */
@@ -39,7 +56,7 @@ export interface HubOptions {
 }
 
 /**
- * Rooms, members and routing.
+ * Rooms, users and routing.
  *
  * @example
  * ```ts
@@ -55,9 +72,9 @@ export interface HubOptions {
  * ```
  */
 export class Hub {
-  readonly #users = new Map<string, Member>();
+  readonly #users = new Map<string, User>();
   readonly #rooms = new Map<string, Room>();
-  readonly #memberships = new Map<Member, Set<Room>>();
+  readonly #bySession = new Map<Member, User>();
   readonly #permanent: Set<string>;
   #nextId: number;
 
@@ -68,9 +85,9 @@ export class Hub {
     this.#nextId = options.firstId ?? 1;
   }
 
-  /** How many members are connected. */
+  /** How many sessions are connected. */
   get size(): number {
-    return this.#memberships.size;
+    return this.#bySession.size;
   }
 
   /** Whether a user of that name is online. */
@@ -78,143 +95,214 @@ export class Hub {
     return this.#users.has(nameKey(name));
   }
 
+  /** The account a session is logged in as, if any. */
+  accountOf(member: Member): number | undefined {
+    return this.#bySession.get(member)?.accountId;
+  }
+
   /**
-   * Brings a member online under a fresh guest name and into `#general`.
+   * Brings a session online as a new guest, in `#general`.
    *
    * @returns the guest name given
    */
   connect(member: Member): string {
-    member.name = this.#guestName();
-    this.#users.set(nameKey(member.name), member);
-    this.#memberships.set(member, new Set());
-    this.join(member, DEFAULT_ROOM);
-    return member.name;
-  }
-
-  /** Takes a member offline, telling everyone who shared a room with it. Idempotent. */
-  disconnect(member: Member): void {
-    const rooms = this.#memberships.get(member);
-    if (rooms === undefined) return;
-    this.#memberships.delete(member);
-    this.#users.delete(nameKey(member.name));
-    for (const room of rooms) this.#leave(member, room);
-    this.#fanOut(rooms, member, { type: "presence", name: member.name, event: "quit" });
+    const user: User = {
+      name: this.#guestName(),
+      accountId: undefined,
+      sessions: new Set([member]),
+      rooms: new Set(),
+    };
+    member.name = user.name;
+    this.#users.set(nameKey(user.name), user);
+    this.#bySession.set(member, user);
+    this.#joinUser(user, this.#room(DEFAULT_ROOM, true)!, member);
+    return user.name;
   }
 
   /**
-   * Renames a member.
+   * Logs a session in as `account`: if the account is online already, the session joins it
+   * (and a guest it was leaves); otherwise the session's guest becomes the account. The
+   * account is then in every room of `rooms` and of the guest. A guest holding the account's
+   * name is renamed to a fresh guest name. A session not yet online comes online here.
    *
-   * @throws {ChatError} `invalid_name`, `name_taken`
+   * @returns the account name and the rooms new to this session
+   * @throws {ChatError} `forbidden` when the session is logged in as another account
+   */
+  login(member: Member, account: Account, rooms: readonly string[]): {
+    name: string;
+    joined: string[];
+  } {
+    const current = this.#bySession.get(member);
+    if (current?.accountId === account.id) return { name: current.name, joined: [] };
+    if (current?.accountId !== undefined) {
+      throw new ChatError("forbidden", `Cannot log in: you are logged in as ${current.name}`);
+    }
+    const key = nameKey(account.name);
+    let target = this.#users.get(key);
+    if (target !== undefined && target !== current && target.accountId !== account.id) {
+      this.#renameUser(target, this.#guestName()); // a guest squatting the account's name
+      target = undefined;
+    }
+    const before = new Set(current?.rooms ?? []);
+    if (target === undefined && current !== undefined) {
+      this.#renameUser(current, account.name);
+      current.accountId = account.id;
+      target = current;
+    } else {
+      if (target === undefined) {
+        target = {
+          name: account.name,
+          accountId: account.id,
+          sessions: new Set(),
+          rooms: new Set(),
+        };
+        this.#users.set(key, target);
+      }
+      if (current !== undefined) this.#removeSession(member, current);
+      target.sessions.add(member);
+      this.#bySession.set(member, target);
+      member.name = target.name;
+    }
+    for (const name of [...before].map((r) => r.name).concat(rooms)) {
+      if (isValidRoom(name)) this.#joinUser(target, this.#room(name, true)!, member);
+    }
+    const joined = [...target.rooms].filter((r) => !before.has(r)).map((r) => r.name);
+    return { name: target.name, joined };
+  }
+
+  /** Takes a session offline; its user quits when it was the last session. Idempotent. */
+  disconnect(member: Member): void {
+    const user = this.#bySession.get(member);
+    if (user !== undefined) this.#removeSession(member, user);
+  }
+
+  /**
+   * Renames the session's user.
+   *
+   * @throws {ChatError} `invalid_name`, `name_taken`, `forbidden` (accounts keep their name)
    */
   rename(member: Member, newName: string): void {
     checkName(newName);
-    const oldName = member.name;
-    const key = nameKey(newName);
-    const holder = this.#users.get(key);
-    if (holder !== undefined && holder !== member) {
+    const user = this.#userOf(member);
+    if (user.accountId !== undefined) {
+      throw new ChatError("forbidden", `Cannot rename: you are logged in as ${user.name}`);
+    }
+    const holder = this.#users.get(nameKey(newName));
+    if (holder !== undefined && holder !== user) {
       throw new ChatError("name_taken", `Cannot rename: the name ${newName} is taken`);
     }
-    if (oldName === newName) return;
-    this.#users.delete(nameKey(oldName));
-    this.#users.set(key, member);
-    member.name = newName;
-    this.#fanOut(this.#memberships.get(member) ?? new Set(), member, {
-      type: "presence",
-      name: oldName,
-      event: "renamed",
-      newName,
-    });
+    this.#renameUser(user, newName);
   }
 
   /**
    * Joins a room (creating it if needed) and tells its other members.
    *
-   * @returns the room's canonical name and its members
+   * @returns the room's canonical name, its members, and whether this was a new membership
    * @throws {ChatError} `invalid_room`
    */
-  join(member: Member, roomName: string): { room: string; members: string[] } {
+  join(member: Member, roomName: string): { room: string; members: string[]; joined: boolean } {
     checkRoom(roomName);
+    const user = this.#userOf(member);
     const room = this.#room(roomName, true)!;
-    const mine = this.#memberships.get(member);
-    if (mine !== undefined && !room.members.has(member)) {
-      const joined = new Outgoing(
-        {
-          type: "presence",
-          room: room.name,
-          name: member.name,
-          event: "joined",
-        } satisfies PresenceFrame,
-      );
-      for (const other of room.members) other.deliver(joined);
-      room.members.add(member);
-      mine.add(room);
-    }
-    return { room: room.name, members: this.#names(room) };
+    const joined = this.#joinUser(user, room, member);
+    return { room: room.name, members: this.#names(room), joined };
   }
 
   /**
-   * Leaves a room and tells its remaining members.
+   * Leaves a room and tells its remaining members (and the user's other sessions).
    *
    * @returns the room's canonical name
-   * @throws {ChatError} `invalid_room`, `not_in_room`
+   * @throws {ChatError} `invalid_room`, `no_such_room`, `not_in_room`
    */
   part(member: Member, roomName: string): string {
-    const room = this.#memberRoom(member, roomName, "leave");
-    this.#memberships.get(member)?.delete(room);
-    this.#leave(member, room);
+    const user = this.#userOf(member);
+    const room = this.#memberRoom(user, roomName, "leave");
+    user.rooms.delete(room);
+    room.members.delete(user);
     const left = new Outgoing({
       type: "presence",
       room: room.name,
-      name: member.name,
+      name: user.name,
       event: "left",
     });
-    for (const other of room.members) other.deliver(left);
+    for (const other of room.members) this.#deliver(other, left);
+    for (const session of user.sessions) if (session !== member) session.deliver(left);
+    this.#dropIfEmpty(room);
     return room.name;
   }
 
   /**
-   * Sends a message to a room the member is in; every other member receives it.
+   * Builds a room message from a member of that room, with a new id. Nothing is delivered:
+   * store it, then {@linkcode Hub.publish} it.
    *
    * @throws {ChatError} `invalid_room`, `no_such_room`, `not_in_room`
    */
-  sendToRoom(member: Member, roomName: string, text: string, action = false): Sent {
-    const room = this.#memberRoom(member, roomName, "send");
-    const frame: MessageFrame = {
-      type: "message",
-      id: this.#nextId++,
-      room: room.name,
-      from: member.name,
-      text,
-      ts: Date.now(),
-    };
-    if (action) frame.action = true;
+  roomMessage(member: Member, roomName: string, text: string, action = false): MessageFrame {
+    const user = this.#userOf(member);
+    const room = this.#memberRoom(user, roomName, "send");
+    return this.#message({ room: room.name }, user.name, text, action);
+  }
+
+  /**
+   * Builds a direct message to the online user `to`, or, when nobody of that name is online,
+   * to the account `offline` names. Nothing is delivered: store it, then publish it.
+   *
+   * @throws {ChatError} `invalid_name`, `no_such_user`
+   */
+  directMessage(
+    member: Member,
+    to: string,
+    text: string,
+    action = false,
+    offline?: string,
+  ): MessageFrame {
+    checkName(to);
+    const user = this.#userOf(member);
+    const target = this.#users.get(nameKey(to))?.name ?? offline;
+    if (target === undefined) {
+      throw new ChatError("no_such_user", `Cannot send: no user named ${to} is online`);
+    }
+    return this.#message({ to: target }, user.name, text, action);
+  }
+
+  /**
+   * Delivers a message built by {@linkcode Hub.roomMessage} or {@linkcode Hub.directMessage}:
+   * to every session in the room, or to the recipient's sessions, and to the sender's other
+   * sessions; never back to the sending session itself.
+   */
+  publish(sender: Member, frame: MessageFrame): void {
     const out = new Outgoing(frame);
-    for (const other of room.members) if (other !== member) other.deliver(out);
+    if (frame.room !== undefined) {
+      const room = this.#room(frame.room, false);
+      for (const user of room?.members ?? []) this.#deliver(user, out, sender);
+      return;
+    }
+    const target = this.#users.get(nameKey(frame.to!));
+    if (target !== undefined) this.#deliver(target, out, sender);
+    const from = this.#bySession.get(sender);
+    if (from !== undefined && from !== target) this.#deliver(from, out, sender);
+  }
+
+  /**
+   * Builds and publishes a room message at once (no storage).
+   *
+   * @throws {ChatError} as {@linkcode Hub.roomMessage}
+   */
+  sendToRoom(member: Member, roomName: string, text: string, action = false): Sent {
+    const frame = this.roomMessage(member, roomName, text, action);
+    this.publish(member, frame);
     return { id: frame.id, ts: frame.ts };
   }
 
   /**
-   * Sends a direct message to an online user.
+   * Builds and publishes a direct message to an online user at once (no storage).
    *
-   * @throws {ChatError} `invalid_name`, `no_such_user`
+   * @throws {ChatError} as {@linkcode Hub.directMessage}
    */
   sendDirect(member: Member, to: string, text: string, action = false): Sent & { to: string } {
-    checkName(to);
-    const target = this.#users.get(nameKey(to));
-    if (target === undefined) {
-      throw new ChatError("no_such_user", `Cannot send: no user named ${to} is online`);
-    }
-    const frame: MessageFrame = {
-      type: "message",
-      id: this.#nextId++,
-      to: target.name,
-      from: member.name,
-      text,
-      ts: Date.now(),
-    };
-    if (action) frame.action = true;
-    if (target !== member) target.deliver(new Outgoing(frame));
-    return { id: frame.id, ts: frame.ts, to: target.name };
+    const frame = this.directMessage(member, to, text, action);
+    this.publish(member, frame);
+    return { id: frame.id, ts: frame.ts, to: frame.to! };
   }
 
   /** Every room with its member count, sorted by name. */
@@ -224,9 +312,16 @@ export class Hub {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** The rooms a member is in. */
+  /** The rooms a session's user is in. */
   roomsOf(member: Member): string[] {
-    return [...this.#memberships.get(member) ?? []].map((room) => room.name);
+    return [...this.#bySession.get(member)?.rooms ?? []].map((room) => room.name);
+  }
+
+  /** Whether the session's user is in the room. */
+  isIn(member: Member, roomName: string): boolean {
+    const room = this.#room(roomName, false);
+    const user = this.#bySession.get(member);
+    return room !== undefined && user !== undefined && room.members.has(user);
   }
 
   /**
@@ -241,9 +336,77 @@ export class Hub {
     return { room: room.name, members: this.#names(room) };
   }
 
-  /** Delivers one event to every connected member. */
+  /** Delivers one event to every connected session. */
   broadcast(event: Outgoing): void {
-    for (const member of this.#memberships.keys()) member.deliver(event);
+    for (const member of this.#bySession.keys()) member.deliver(event);
+  }
+
+  #message(
+    where: { room: string } | { to: string },
+    from: string,
+    text: string,
+    action: boolean,
+  ): MessageFrame {
+    const frame: MessageFrame = {
+      type: "message",
+      id: this.#nextId++,
+      ...where,
+      from,
+      text,
+      ts: Date.now(),
+    };
+    if (action) frame.action = true;
+    return frame;
+  }
+
+  #deliver(user: User, out: Outgoing, except?: Member): void {
+    for (const session of user.sessions) if (session !== except) session.deliver(out);
+  }
+
+  #userOf(member: Member): User {
+    const user = this.#bySession.get(member);
+    if (user === undefined) throw new ChatError("login_required", "You are not online yet");
+    return user;
+  }
+
+  /** Adds `user` to `room`, telling its members and the user's sessions other than `by`. */
+  #joinUser(user: User, room: Room, by: Member): boolean {
+    if (room.members.has(user)) return false;
+    const frame: PresenceFrame = {
+      type: "presence",
+      room: room.name,
+      name: user.name,
+      event: "joined",
+    };
+    const joined = new Outgoing(frame);
+    for (const other of room.members) this.#deliver(other, joined);
+    this.#deliver(user, joined, by);
+    room.members.add(user);
+    user.rooms.add(room);
+    return true;
+  }
+
+  #removeSession(member: Member, user: User): void {
+    this.#bySession.delete(member);
+    user.sessions.delete(member);
+    if (user.sessions.size > 0) return;
+    this.#users.delete(nameKey(user.name));
+    for (const room of user.rooms) {
+      room.members.delete(user);
+      this.#dropIfEmpty(room);
+    }
+    this.#fanOut(user, { type: "presence", name: user.name, event: "quit" });
+    user.rooms.clear();
+  }
+
+  #renameUser(user: User, newName: string): void {
+    const oldName = user.name;
+    if (oldName === newName) return;
+    this.#users.delete(nameKey(oldName));
+    this.#users.set(nameKey(newName), user);
+    user.name = newName;
+    for (const session of user.sessions) session.name = newName;
+    this.#fanOut(user, { type: "presence", name: oldName, event: "renamed", newName });
   }
 
   #room(name: string, create: boolean): Room | undefined {
@@ -256,39 +419,38 @@ export class Hub {
     return room;
   }
 
-  #memberRoom(member: Member, roomName: string, verb: string): Room {
+  #memberRoom(user: User, roomName: string, verb: string): Room {
     checkRoom(roomName);
     const room = this.#room(roomName, false);
     if (room === undefined) {
       throw new ChatError("no_such_room", `Cannot ${verb}: no room named ${roomName}`);
     }
-    if (!room.members.has(member)) {
+    if (!room.members.has(user)) {
       throw new ChatError("not_in_room", `Cannot ${verb}: you are not in ${room.name}`);
     }
     return room;
   }
 
-  #leave(member: Member, room: Room): void {
-    room.members.delete(member);
+  #dropIfEmpty(room: Room): void {
     const key = nameKey(room.name);
     if (room.members.size === 0 && !this.#permanent.has(key)) this.#rooms.delete(key);
   }
 
-  /** Sends one event once to everyone sharing any of `rooms` with `member`. */
-  #fanOut(rooms: Set<Room>, member: Member, frame: PresenceFrame): void {
+  /** Sends one event once to every other user sharing any room with `user`. */
+  #fanOut(user: User, frame: PresenceFrame): void {
     const out = new Outgoing(frame);
-    const seen = new Set<Member>([member]);
-    for (const room of rooms) {
+    const seen = new Set<User>([user]);
+    for (const room of user.rooms) {
       for (const other of room.members) {
         if (seen.has(other)) continue;
         seen.add(other);
-        other.deliver(out);
+        this.#deliver(other, out);
       }
     }
   }
 
   #names(room: Room): string[] {
-    return [...room.members].map((m) => m.name).sort((a, b) => a.localeCompare(b));
+    return [...room.members].map((u) => u.name).sort((a, b) => a.localeCompare(b));
   }
 
   #guestName(): string {

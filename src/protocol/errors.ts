@@ -19,6 +19,12 @@ export const ERROR_CODES = [
   "no_such_room",
   "not_in_room",
   "no_current_room",
+  "auth_failed",
+  "login_required",
+  "forbidden",
+  "registration_closed",
+  "weak_password",
+  "busy",
   "rate_limited",
   "too_many_connections",
   "slow_consumer",
@@ -42,14 +48,18 @@ export type ErrorCode = typeof ERROR_CODES[number];
 export class ChatError extends Error {
   /** The stable error code. */
   readonly code: ErrorCode;
+  /** For `rate_limited` and `busy`: seconds after which a retry may succeed. */
+  readonly retryAfter: number | undefined;
 
   /**
    * @param code the stable error code
    * @param message one human-readable sentence
+   * @param retryAfter seconds after which a retry may succeed
    */
-  constructor(code: ErrorCode, message: string) {
+  constructor(code: ErrorCode, message: string, retryAfter?: number) {
     super(message);
     this.name = "ChatError";
     this.code = code;
+    this.retryAfter = retryAfter;
   }
 }

@@ -26,7 +26,12 @@ export type ClientFrame =
   | Ref & { type: "who"; room: string }
   | Ref & { type: "ping" }
   | Ref & { type: "send"; room?: string; to?: string; text: string; action?: boolean }
-  | Ref & { type: "quit"; reason?: string };
+  | Ref & { type: "quit"; reason?: string }
+  | Ref & { type: "register"; name: string; password: string }
+  | Ref & { type: "login"; name?: string; password?: string; token?: string }
+  | Ref & { type: "logout" }
+  | Ref & { type: "passwd"; old: string; new: string }
+  | Ref & { type: "history"; room?: string; with?: string; before?: number; limit?: number };
 
 /** The `type` of a client frame. */
 export type ClientFrameType = ClientFrame["type"];
@@ -47,6 +52,21 @@ export interface MessageFrame {
   text: string;
   ts: number;
   action?: boolean;
+  /** Set on direct messages that waited for you while you were offline. */
+  offline?: boolean;
+}
+
+/**
+ * A page of stored messages, oldest first: sent on joining a room (the latest page) and as the
+ * reply to `history`. `more` says whether older messages exist (page on with `before`).
+ */
+export interface HistoryFrame {
+  type: "history";
+  ref?: string;
+  room?: string;
+  with?: string;
+  messages: MessageFrame[];
+  more: boolean;
 }
 
 /** What a presence event says happened. */
@@ -71,6 +91,7 @@ export type ServerFrame =
   | { type: "error"; ref?: string; code: ErrorCode; message: string; retryAfter?: number }
   | { type: "pong"; ref?: string }
   | MessageFrame
+  | HistoryFrame
   | PresenceFrame
   | { type: "notice"; text: string }
   | { type: "shutdown"; reason: string; permanent: boolean };
@@ -95,6 +116,14 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
     optional: { room: "string", to: "string", action: "boolean" },
   },
   quit: { required: {}, optional: { reason: "string" } },
+  register: { required: { name: "string", password: "string" }, optional: {} },
+  login: { required: {}, optional: { name: "string", password: "string", token: "string" } },
+  logout: { required: {}, optional: {} },
+  passwd: { required: { old: "string", new: "string" }, optional: {} },
+  history: {
+    required: {},
+    optional: { room: "string", with: "string", before: "number", limit: "number" },
+  },
 };
 
 /** Whether `type` names a client frame. */

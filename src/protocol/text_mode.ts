@@ -6,7 +6,7 @@
  */
 
 import { ChatError } from "./errors.ts";
-import type { ClientFrame, ServerFrame } from "./frames.ts";
+import type { ClientFrame, HistoryFrame, MessageFrame, ServerFrame } from "./frames.ts";
 
 /** A text-mode line turned into work: a client frame, or a request for help. */
 export type TextCommand = ClientFrame | { type: "help" };
@@ -24,6 +24,11 @@ export const TEXT_HELP: readonly string[] = [
   "  /me TEXT             send an action to the current room",
   "  /who [#room]         list a room's members",
   "  /rooms               list rooms and their member counts",
+  "  /register NAME PASS  create an account and log in",
+  "  /login NAME PASS     log in to your account",
+  "  /logout              log out (ends this connection and its session token)",
+  "  /passwd OLD NEW      change your password",
+  "  /history [#room|NAME] [N]  show earlier messages of a room or a DM",
   "  /help                this list",
   "  /quit [reason]       leave (also: logout, bye, quit)",
   "Any other line is a message to your current room; start it with // to send a leading /.",
@@ -100,6 +105,33 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
       return rest === "" ? { type: "quit" } : { type: "quit", reason: rest };
     case "ping":
       return { type: "ping" };
+    case "register":
+    case "login": {
+      const [name, password] = splitFirst(rest);
+      if (name === "" || password === "") throw usage(`/${verb.toLowerCase()} NAME PASSWORD`);
+      return { type: verb.toLowerCase() as "register" | "login", name, password };
+    }
+    case "logout":
+      return { type: "logout" };
+    case "passwd": {
+      const [old, password] = splitFirst(rest);
+      if (old === "" || password === "") throw usage("/passwd OLD NEW");
+      return { type: "passwd", old, new: password };
+    }
+    case "history": {
+      const args = rest.split(/\s+/).filter((a) => a !== "");
+      let limit: number | undefined;
+      if (args.length > 0 && /^\d+$/.test(args.at(-1)!)) limit = Number(args.pop());
+      if (args.length > 1) throw usage("/history [#room|NAME] [N]");
+      const target = args[0];
+      const frame: ClientFrame = target === undefined
+        ? { type: "history", room: needRoom(current, "show history") }
+        : target.startsWith("#")
+        ? { type: "history", room: target }
+        : { type: "history", with: target };
+      if (limit !== undefined) frame.limit = limit;
+      return frame;
+    }
     default:
       throw new ChatError(
         "unknown_command",
@@ -158,4 +190,33 @@ export function formatTextEvent(frame: ServerFrame): string | undefined {
     default:
       return undefined;
   }
+}
+
+function formatMessage(frame: MessageFrame, stamp?: string): string {
+  const where = (frame.room ?? "dm") + (stamp === undefined ? "" : ` ${stamp}`);
+  const text = sanitize(frame.text);
+  const body = frame.action ? `* ${frame.from} ${text}` : `<${frame.from}> ${text}`;
+  return stamp === undefined ? `[${where}] ${body}` : `[${where}] ${DIM}${body}${UNDIM}`;
+}
+
+const DIM = "\x1b[2m";
+const UNDIM = "\x1b[0m";
+
+/**
+ * A page of history as text-mode lines: a `* ` header, then one dimmed line per message with
+ * its UTC time (`[#room HH:MM] <from> text`). Empty when there is nothing to show.
+ */
+export function historyLines(frame: HistoryFrame): string[] {
+  if (frame.messages.length === 0) return [];
+  const where = frame.room ?? `your messages with ${frame.with}`;
+  const n = frame.messages.length;
+  const lines = [
+    `* History of ${where} (${n} message${n === 1 ? "" : "s"}${
+      frame.more ? ", more with /history" : ""
+    }):`,
+  ];
+  for (const m of frame.messages) {
+    lines.push(formatMessage(m, new Date(m.ts).toISOString().slice(11, 16)));
+  }
+  return lines;
 }

@@ -28,6 +28,28 @@ export interface ServerConfig {
   floodRate: number;
   /** How long shutdown waits for queued output to flush, in ms. */
   shutdownGraceMs: number;
+  /** The data folder (holds parley.db); `:memory:` keeps everything in memory (tests). */
+  data: string;
+  /** SQLite durability: `full` survives power loss, `normal` survives a crash. */
+  sync: "full" | "normal";
+  /** Messages replayed when joining a room. */
+  historyOnJoin: number;
+  /** Only hello, register, login, help, ping and quit work before logging in. */
+  requireLogin: boolean;
+  /** Whether clients may register accounts. */
+  registration: boolean;
+  /** Failed logins allowed at once, per IP and per account. */
+  loginBurst: number;
+  /** Then one more failed login every this many ms. */
+  loginIntervalMs: number;
+  /** Registrations allowed at once per IP (loopback exempt unless limitLoopback). */
+  registerBurst: number;
+  /** Then one more registration every this many ms. */
+  registerIntervalMs: number;
+  /** How long an unused session token stays valid, in ms. */
+  sessionTtlMs: number;
+  /** Password hashes computed at once. */
+  hashConcurrency: number;
 }
 
 /** The defaults: safe for a public server. */
@@ -43,4 +65,15 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   floodBurst: 30,
   floodRate: 10,
   shutdownGraceMs: 5_000,
+  data: "./parley-data",
+  sync: "full",
+  historyOnJoin: 50,
+  requireLogin: false,
+  registration: true,
+  loginBurst: 5,
+  loginIntervalMs: 20_000,
+  registerBurst: 5,
+  registerIntervalMs: 60_000,
+  sessionTtlMs: 30 * 24 * 3600 * 1000,
+  hashConcurrency: 2,
 };

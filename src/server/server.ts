@@ -6,9 +6,14 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { Accounts } from "../auth/accounts.ts";
 import { Hub } from "../hub/hub.ts";
 import { encodeLine } from "../protocol/outgoing.ts";
 import { Session } from "../session/session.ts";
+import type { SessionContext } from "../session/session.ts";
+import { CommitQueue } from "../store/commit_queue.ts";
+import { SqliteStore } from "../store/sqlite_store.ts";
+import type { Store } from "../store/store.ts";
 import { StreamConnection } from "../transport/tcp.ts";
 import type { Connection } from "../transport/connection.ts";
 import { VERSION } from "../version.ts";
@@ -41,6 +46,9 @@ export class ChatServer implements AsyncDisposable {
   readonly config: Readonly<ServerConfig>;
   /** The hub routing between sessions. */
   readonly hub: Hub;
+  /** Where accounts, rooms and history live. */
+  readonly store: Store;
+  readonly #ctx: SessionContext;
   readonly #listeners: Deno.Listener[] = [];
   readonly #tasks = new Set<Promise<void>>();
   readonly #sessions = new Set<Session>();
@@ -48,17 +56,49 @@ export class ChatServer implements AsyncDisposable {
   readonly #accepting: Promise<void>[] = [];
   #stopping: Promise<void> | undefined;
 
-  private constructor(config: ServerConfig) {
+  private constructor(config: ServerConfig, store: Store) {
     this.config = config;
-    this.hub = new Hub();
+    this.store = store;
+    this.hub = new Hub({ firstId: store.lastMessageId() + 1 });
+    const accounts = new Accounts(store, {
+      registration: config.registration,
+      loginBurst: config.loginBurst,
+      loginIntervalMs: config.loginIntervalMs,
+      registerBurst: config.registerBurst,
+      registerIntervalMs: config.registerIntervalMs,
+      sessionTtlMs: config.sessionTtlMs,
+      hashConcurrency: config.hashConcurrency,
+      exemptLoopback: !config.limitLoopback,
+    });
+    this.#ctx = {
+      hub: this.hub,
+      store,
+      commits: new CommitQueue(store),
+      accounts,
+      config,
+      version: VERSION,
+    };
   }
 
-  /** Starts listening with `config` (missing fields take {@linkcode DEFAULT_CONFIG}). */
+  /**
+   * Opens the store in the data folder and starts listening with `config` (missing fields take
+   * {@linkcode DEFAULT_CONFIG}).
+   *
+   * @throws when the data folder or database cannot be opened, or the port cannot be bound
+   */
   static start(config: Partial<ServerConfig> = {}): ChatServer {
-    const server = new ChatServer({ ...DEFAULT_CONFIG, ...config });
-    const listener = Deno.listen({ hostname: server.config.host, port: server.config.port });
-    server.#listeners.push(listener);
-    server.#accepting.push(server.#acceptLoop(listener, "tcp"));
+    const full = { ...DEFAULT_CONFIG, ...config };
+    const store = openStore(full);
+    let server: ChatServer;
+    try {
+      server = new ChatServer(full, store);
+      const listener = Deno.listen({ hostname: full.host, port: full.port });
+      server.#listeners.push(listener);
+      server.#accepting.push(server.#acceptLoop(listener, "tcp"));
+    } catch (error) {
+      store[Symbol.dispose]();
+      throw error;
+    }
     return server;
   }
 
@@ -97,6 +137,8 @@ export class ChatServer implements AsyncDisposable {
     const grace = this.config.shutdownGraceMs;
     await Promise.all([...this.#sessions].map((s) => s.shutdown(reason, grace)));
     await Promise.all(this.#tasks);
+    this.#ctx.commits.flush();
+    this.store[Symbol.dispose]();
     log.info("Shut down");
   }
 
@@ -137,14 +179,7 @@ export class ChatServer implements AsyncDisposable {
     }
     const ip = conn.remoteIp;
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    const session = new Session(conn, this.hub, {
-      serverName: "parley",
-      version: VERSION,
-      maxText: this.config.maxText,
-      maxSendq: this.config.maxSendq,
-      floodBurst: this.config.floodBurst,
-      floodRate: this.config.floodRate,
-    });
+    const session = new Session(conn, this.#ctx);
     this.#sessions.add(session);
     try {
       if (this.#stopping !== undefined) {
@@ -174,6 +209,13 @@ export class ChatServer implements AsyncDisposable {
     }
     return undefined;
   }
+}
+
+/** Creates the data folder (mode 0700) if needed and opens the database in it. */
+function openStore(config: ServerConfig): Store {
+  if (config.data === ":memory:") return SqliteStore.open(":memory:", { sync: config.sync });
+  Deno.mkdirSync(config.data, { recursive: true, mode: 0o700 });
+  return SqliteStore.open(`${config.data}/parley.db`, { sync: config.sync });
 }
 
 /** Whether `ip` is a loopback address. */

@@ -1,88 +1,123 @@
 /**
  * The session loop: one per connection, whatever the transport. It reads messages, decides the
- * mode from the first line, checks limits, runs commands against the hub and answers in the
- * connection's mode through a bounded {@linkcode Outbox}.
+ * mode from the first line, checks guards and limits in one place, runs commands against the
+ * hub, the store and the accounts, and answers in the connection's mode through a bounded
+ * {@linkcode Outbox}. Replies go out in the order the requests came, even when a reply waits
+ * for a commit or a password hash.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Accounts, LoggedIn } from "../auth/accounts.ts";
+import type { Hub, Member } from "../hub/hub.ts";
 import { ChatError } from "../protocol/errors.ts";
-import type { ClientFrame, ServerFrame } from "../protocol/frames.ts";
+import type { ClientFrame, HistoryFrame, MessageFrame, ServerFrame } from "../protocol/frames.ts";
 import { parseClientFrame, ParseError, PROTO } from "../protocol/frames.ts";
 import type { LineEvent } from "../protocol/line_splitter.ts";
+import { checkName, DEFAULT_ROOM } from "../protocol/names.ts";
 import { encodeLine, Outgoing } from "../protocol/outgoing.ts";
 import type { Mode } from "../protocol/outgoing.ts";
-import { parseTextLine, sanitize, TEXT_HELP } from "../protocol/text_mode.ts";
+import { historyLines, parseTextLine, sanitize, TEXT_HELP } from "../protocol/text_mode.ts";
 import type { TextCommand } from "../protocol/text_mode.ts";
-import type { Hub, Member } from "../hub/hub.ts";
+import type { ServerConfig } from "../server/config.ts";
+import type { CommitQueue } from "../store/commit_queue.ts";
+import type { HistoryTarget, Store, UserRecord } from "../store/store.ts";
 import type { Connection } from "../transport/connection.ts";
 import { Outbox } from "./outbox.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 const log = getLogger(["parley", "session"]);
 
-/** Limits and identity a session needs. */
-export interface SessionOptions {
-  /** The server's name, sent in `welcome`. */
-  serverName: string;
+/** What every session shares: the server's parts and settings. */
+export interface SessionContext {
+  hub: Hub;
+  store: Store;
+  commits: CommitQueue;
+  accounts: Accounts;
+  config: Readonly<ServerConfig>;
   /** The server's version, sent in `welcome`. */
   version: string;
-  /** The longest message text, in UTF-8 bytes. */
-  maxText: number;
-  /** The most bytes that may wait in a connection's outbox before it is cut off. */
-  maxSendq: number;
-  /** Flood control: lines allowed at once. */
-  floodBurst: number;
-  /** Flood control: lines per second refilled (0 disables). */
-  floodRate: number;
 }
 
 /** The plain-text line every connection receives first. */
 export const BANNER = `* Welcome to parley. Type a message, or /help for commands. ` +
   `(Clients: send {"type":"hello","proto":${PROTO}} for JSON mode.)`;
 
+/** The most replies that may wait for a commit before the session stops reading. */
+const MAX_PIPELINE = 64;
+/** The most messages one history page holds. */
+const MAX_HISTORY_PAGE = 200;
+
 const encoder = new TextEncoder();
 
-/** What a command answers: fields for the JSON `ack`, lines for text mode. */
+/** What a command answers: fields for the JSON `ack`, lines for text mode, events after. */
 interface Reply {
   ack?: Record<string, unknown>;
   frame?: ServerFrame;
   text?: string[];
+  then?: ServerFrame[];
   close?: boolean;
 }
+
+type Command = TextCommand["type"];
+
+/**
+ * The command table's guards, checked in one place before any handler runs: `open` commands
+ * work before the session is online (with `--require-login`, before logging in); `account`
+ * commands need a logged-in account.
+ */
+const GUARDS: Readonly<Record<Command, "open" | "online" | "account">> = {
+  hello: "open",
+  register: "open",
+  login: "open",
+  help: "open",
+  ping: "open",
+  quit: "open",
+  nick: "online",
+  join: "online",
+  part: "online",
+  rooms: "online",
+  who: "online",
+  send: "online",
+  history: "online",
+  logout: "account",
+  passwd: "account",
+};
 
 /** One connected client. */
 export class Session implements Member {
   name = "";
   readonly #conn: Connection;
-  readonly #hub: Hub;
-  readonly #options: SessionOptions;
+  readonly #ctx: SessionContext;
   readonly #outbox: Outbox;
   readonly #bucket: TokenBucket;
   readonly #abort = new AbortController();
   #mode: Mode | undefined;
   #online = false;
   #current: string | undefined;
+  #user: UserRecord | undefined;
+  #tokenHash: Uint8Array | undefined;
+  #tail: Promise<void> | undefined;
+  #pending = 0;
 
   /**
    * @param conn the connection to serve
-   * @param hub the hub to route through
-   * @param options limits and identity
+   * @param ctx the server's parts and settings
    */
-  constructor(conn: Connection, hub: Hub, options: SessionOptions) {
+  constructor(conn: Connection, ctx: SessionContext) {
     this.#conn = conn;
-    this.#hub = hub;
-    this.#options = options;
-    this.#bucket = new TokenBucket(options.floodBurst, options.floodRate);
+    this.#ctx = ctx;
+    const { config } = ctx;
+    this.#bucket = new TokenBucket(config.floodBurst, config.floodRate);
     this.#outbox = new Outbox({
-      maxBytes: options.maxSendq,
+      maxBytes: config.maxSendq,
       write: (data) => conn.write(data),
       onOverflow: () => {
         log.warn("Closing {remote} ({name}): send queue exceeded {max} bytes", {
           remote: conn.remote,
           name: this.name,
-          max: options.maxSendq,
+          max: config.maxSendq,
         });
         this.close();
       },
@@ -113,8 +148,10 @@ export class Session implements Member {
         const wait = this.#bucket.take();
         if (wait > 0) await sleep(wait, this.#abort.signal);
         if (this.#abort.signal.aborted) break;
-        if (!this.#handle(event)) break;
+        const handled = this.#handle(event);
+        if (!(handled instanceof Promise ? await handled : handled)) break;
       }
+      await this.#tail;
     } catch (error) {
       log.error("Session {remote} failed: {error}", { remote: this.#conn.remote, error });
     } finally {
@@ -142,56 +179,78 @@ export class Session implements Member {
     this.#conn.close();
   }
 
-  /** Handles one inbound message; returns false when the session should end. */
-  #handle(event: LineEvent): boolean {
+  /**
+   * Handles one inbound message. Returns (or resolves to) false when the session should end;
+   * a promise means the loop must wait before reading on.
+   */
+  #handle(event: LineEvent): boolean | Promise<boolean> {
     if ("error" in event) {
       const message = event.error === "line_too_long"
         ? "Line too long: it was discarded"
         : "Invalid UTF-8: the line was discarded";
-      this.#sendError(undefined, new ChatError(event.error, message));
-      return true;
+      return this.#respond(undefined, new ChatError(event.error, message));
     }
     const line = event.line;
-    if (this.#mode === undefined) {
-      this.#mode = line.startsWith("{") ? "json" : "text";
-      this.#goOnline();
-    }
+    if (this.#mode === undefined) this.#start(line);
     let command: TextCommand | undefined;
     let ref: string | undefined;
     try {
       if (this.#mode === "json") {
         const parsed = parseClientFrame(line);
-        if (parsed instanceof ParseError) {
-          this.#sendError(parsed.ref, parsed);
-          return true;
-        }
+        if (parsed instanceof ParseError) return this.#respond(parsed.ref, parsed);
         command = parsed;
         ref = parsed.ref;
       } else {
-        command = parseTextLine(line, this.#current);
+        command = parseTextLine(line, this.#online ? this.#current : DEFAULT_ROOM);
         if (command === undefined) return true;
       }
-      const reply = this.#run(command);
-      this.#answer(ref, reply);
-      return !reply.close;
+      this.#guard(command.type);
+      const result = this.#run(command);
+      const done = this.#respond(ref, result);
+      // Sends are pipelined (their acks wait for a commit); everything else runs in order.
+      if (command.type === "send" && this.#pending <= MAX_PIPELINE) return true;
+      return done;
     } catch (error) {
-      if (error instanceof ChatError) {
-        this.#sendError(ref, error);
-      } else {
-        log.error("Command {type} from {remote} failed: {error}", {
-          type: command?.type,
-          remote: this.#conn.remote,
-          error,
-        });
-        this.#sendError(ref, new ChatError("internal", "Internal error: the command failed"));
-      }
-      return true;
+      return this.#respond(ref, this.#asChatError(error, command?.type));
     }
   }
 
-  /** The command table: each client frame type and what it does. */
-  #run(command: TextCommand): Reply {
-    const hub = this.#hub;
+  #start(firstLine: string): void {
+    this.#mode = firstLine.startsWith("{") ? "json" : "text";
+    if (!this.#ctx.config.requireLogin) {
+      this.#ctx.hub.connect(this);
+      this.#comeOnline([DEFAULT_ROOM]);
+      if (this.#mode === "text") {
+        this.#outbox.push(encodeLine(`* You are ${this.name}, in ${this.#current}`));
+      }
+    } else if (this.#mode === "text") {
+      this.#outbox.push(encodeLine(
+        "* This server requires an account: /login NAME PASSWORD or /register NAME PASSWORD",
+      ));
+    }
+    this.#sendHistoryOnJoin(this.#online ? [DEFAULT_ROOM] : []);
+  }
+
+  #guard(type: Command): void {
+    const guard = GUARDS[type];
+    if (guard === "open") return;
+    if (!this.#online) {
+      throw new ChatError(
+        "login_required",
+        "Log in first: /login NAME PASSWORD or /register NAME PASSWORD",
+      );
+    }
+    if (guard === "account" && this.#user === undefined) {
+      throw new ChatError(
+        "login_required",
+        "Only logged-in accounts can do that: /login or /register first",
+      );
+    }
+  }
+
+  /** Runs one command: the handlers of the command table. */
+  #run(command: TextCommand): Reply | Promise<Reply> {
+    const { hub, store } = this.#ctx;
     switch (command.type) {
       case "hello": {
         if (command.proto !== undefined && command.proto !== PROTO) {
@@ -200,27 +259,39 @@ export class Session implements Member {
         return {
           frame: {
             type: "welcome",
-            server: this.#options.serverName,
-            version: this.#options.version,
+            server: "parley",
+            version: this.#ctx.version,
             proto: PROTO,
             name: this.name,
           },
-          text: [`You are ${this.name}`],
+          text: [this.#online ? `You are ${this.name}` : "Log in or register to start"],
         };
       }
-      case "nick":
+      case "nick": {
+        checkName(command.name);
+        const account = store.getUser(command.name);
+        if (account !== undefined && account.id !== this.#user?.id) {
+          throw new ChatError(
+            "name_taken",
+            `Cannot rename: ${account.name} is a registered name; /login to use it`,
+          );
+        }
         hub.rename(this, command.name);
         return { ack: { name: this.name }, text: [`You are now ${this.name}`] };
+      }
       case "join": {
-        const { room, members } = hub.join(this, command.room);
+        const { room, members, joined } = hub.join(this, command.room);
         this.#current = room;
+        if (joined && this.#user !== undefined) store.addMembership(this.#user.id, room);
         return {
           ack: { room, members },
           text: [`You joined ${room}; members (${members.length}): ${members.join(", ")}`],
+          then: joined ? this.#historyOnJoin([room]) : [],
         };
       }
       case "part": {
         const room = hub.part(this, command.room);
+        if (this.#user !== undefined) store.removeMembership(this.#user.id, room);
         const text = [`You left ${room}`];
         if (this.#current === room) {
           this.#current = hub.roomsOf(this).at(-1);
@@ -248,6 +319,30 @@ export class Session implements Member {
         return { frame: { type: "pong" }, text: ["pong"] };
       case "send":
         return this.#send(command);
+      case "history":
+        return this.#history(command);
+      case "register":
+        return this.#ctx.accounts.register(command.name, command.password, this.#conn.remoteIp)
+          .then((login) => this.#loggedIn(login, "Registered and logged in"));
+      case "login":
+        return this.#login(command);
+      case "logout":
+        this.#ctx.accounts.logout(this.#tokenHash!);
+        log.info("{name} logged out", { name: this.name });
+        return { ack: {}, text: [`Logged out; goodbye, ${this.name}`], close: true };
+      case "passwd":
+        return this.#ctx.accounts
+          .changePassword(
+            this.#user!,
+            command.old,
+            command.new,
+            this.#conn.remoteIp,
+            this.#tokenHash,
+          )
+          .then(() => ({
+            ack: {},
+            text: ["Password changed; your other sessions must log in again"],
+          }));
       case "quit":
         return { ack: {}, text: [`Goodbye, ${this.name}`], close: true };
       case "help":
@@ -255,65 +350,226 @@ export class Session implements Member {
     }
   }
 
-  #send(command: Extract<ClientFrame, { type: "send" }>): Reply {
-    const { text } = command;
-    if (text.trim() === "") throw new ChatError("bad_frame", "Cannot send an empty message");
-    if (utf8Length(text, this.#options.maxText) > this.#options.maxText) {
-      throw new ChatError(
-        "text_too_long",
-        `Message too long: the limit is ${this.#options.maxText} bytes`,
-      );
+  #login(command: Extract<ClientFrame, { type: "login" }>): Promise<Reply> {
+    const { accounts } = this.#ctx;
+    const ip = this.#conn.remoteIp;
+    if (command.token !== undefined) {
+      return accounts.resume(command.token, ip).then((login) => this.#loggedIn(login, "Logged in"));
     }
-    if (command.room !== undefined) {
-      const sent = this.#hub.sendToRoom(this, command.room, text, command.action);
-      return { ack: { ...sent } };
+    if (command.name === undefined || command.password === undefined) {
+      throw new ChatError("bad_frame", "Frame 'login' needs 'name' and 'password', or 'token'");
     }
-    if (command.to !== undefined) {
-      const sent = this.#hub.sendDirect(this, command.to, text, command.action);
-      return {
-        ack: { id: sent.id, ts: sent.ts },
-        text: [`[dm to ${sent.to}] <${this.name}> ${sanitize(text)}`],
-      };
-    }
-    throw new ChatError("bad_frame", "Frame 'send' needs 'room' or 'to'");
+    return accounts.login(command.name, command.password, ip)
+      .then((login) => this.#loggedIn(login, "Logged in"));
   }
 
-  #answer(ref: string | undefined, reply: Reply): void {
+  /** After a successful login or registration: join the account's rooms, replay, deliver. */
+  #loggedIn(login: LoggedIn, verb: string): Reply {
+    const { hub, store } = this.#ctx;
+    const { user } = login;
+    if (this.#user !== undefined && this.#user.id !== user.id) {
+      throw new ChatError("forbidden", `Cannot log in: you are logged in as ${this.#user.name}`);
+    }
+    const stored = store.memberships(user.id);
+    const wasOnline = this.#online;
+    const { joined } = hub.login(
+      this,
+      user,
+      stored.length > 0 || wasOnline ? stored : [DEFAULT_ROOM],
+    );
+    this.#user = user;
+    this.#tokenHash = login.tokenHash;
+    this.#comeOnline(joined);
+    for (const room of hub.roomsOf(this)) store.addMembership(user.id, room);
+    const pending = store.takePending(user.id).map((m) => ({ ...m, offline: true }));
+    const counts = new Map<string, number>();
+    for (const m of pending) counts.set(m.from, (counts.get(m.from) ?? 0) + 1);
+    const unread = [...counts].map(([from, count]) => ({ from, count }));
+    log.info("{remote} logged in as {name}", { remote: this.#conn.remote, name: user.name });
+    const summary = unread.length === 0
+      ? "no unread direct messages"
+      : `unread direct messages: ${unread.map((u) => `${u.from} (${u.count})`).join(", ")}`;
+    return {
+      ack: { name: user.name, token: login.token, rooms: hub.roomsOf(this), unread },
+      text: [`${verb} as ${user.name}; ${summary}`],
+      then: [...this.#historyOnJoin(joined), ...pending],
+    };
+  }
+
+  #comeOnline(joined: readonly string[]): void {
+    if (!this.#online) {
+      this.#online = true;
+      log.info("{remote} is online as {name} ({mode} mode)", {
+        remote: this.#conn.remote,
+        name: this.name,
+        mode: this.#mode,
+      });
+    }
+    const rooms = this.#ctx.hub.roomsOf(this);
+    if (this.#current === undefined || !rooms.includes(this.#current)) {
+      this.#current = rooms.includes(DEFAULT_ROOM) ? DEFAULT_ROOM : joined[0] ?? rooms[0];
+    }
+  }
+
+  #send(command: Extract<ClientFrame, { type: "send" }>): Promise<Reply> {
+    const { hub, store, commits, config } = this.#ctx;
+    const { text } = command;
+    if (text.trim() === "") throw new ChatError("bad_frame", "Cannot send an empty message");
+    if (utf8Length(text, config.maxText) > config.maxText) {
+      throw new ChatError(
+        "text_too_long",
+        `Message too long: the limit is ${config.maxText} bytes`,
+      );
+    }
+    let frame: MessageFrame;
+    let offline: UserRecord | undefined;
+    if (command.room !== undefined) {
+      frame = hub.roomMessage(this, command.room, text, command.action);
+    } else if (command.to !== undefined) {
+      if (!hub.isOnline(command.to)) {
+        const account = store.getUser(command.to);
+        if (account !== undefined && !account.disabled) offline = account;
+      }
+      frame = hub.directMessage(this, command.to, text, command.action, offline?.name);
+    } else {
+      throw new ChatError("bad_frame", "Frame 'send' needs 'room' or 'to'");
+    }
+    const record = {
+      id: frame.id,
+      from: frame.from,
+      text: frame.text,
+      ts: frame.ts,
+      ...(frame.room !== undefined ? { room: frame.room } : { to: frame.to! }),
+      ...(frame.action ? { action: true } : {}),
+      ...(offline ? { pendingFor: [offline.id] } : {}),
+    };
+    return commits.append(record).then(() => {
+      hub.publish(this, frame);
+      const reply: Reply = { ack: { id: frame.id, ts: frame.ts } };
+      if (frame.to !== undefined) {
+        reply.text = [`[dm to ${frame.to}] <${this.name}> ${sanitize(text)}`];
+      }
+      return reply;
+    });
+  }
+
+  #history(command: Extract<ClientFrame, { type: "history" }>): Reply {
+    const limit = Math.min(Math.max(1, Math.floor(command.limit ?? 50)), MAX_HISTORY_PAGE);
+    let target: HistoryTarget;
+    let frame: HistoryFrame;
+    if (command.room !== undefined) {
+      if (!this.#ctx.hub.isIn(this, command.room)) {
+        throw new ChatError("not_in_room", `Cannot show history: you are not in ${command.room}`);
+      }
+      target = { room: command.room };
+      frame = {
+        type: "history",
+        room: this.#ctx.hub.who(command.room).room,
+        messages: [],
+        more: false,
+      };
+    } else if (command.with !== undefined) {
+      if (this.#user === undefined) {
+        throw new ChatError(
+          "login_required",
+          "Only logged-in accounts have direct message history",
+        );
+      }
+      checkName(command.with);
+      target = { between: [this.#user.name, command.with] };
+      frame = { type: "history", with: command.with, messages: [], more: false };
+    } else {
+      throw new ChatError("bad_frame", "Frame 'history' needs 'room' or 'with'");
+    }
+    this.#fillHistory(frame, target, command.before, limit);
+    const text = historyLines(frame);
+    return { frame, text: text.length > 0 ? text : ["No messages"] };
+  }
+
+  #fillHistory(
+    frame: HistoryFrame,
+    target: HistoryTarget,
+    before: number | undefined,
+    limit: number,
+  ): void {
+    const rows = this.#ctx.store.history(target, before, limit + 1);
+    frame.more = rows.length > limit;
+    frame.messages = frame.more ? rows.slice(1) : rows;
+  }
+
+  /** The history frames replayed for rooms just joined. */
+  #historyOnJoin(rooms: readonly string[]): HistoryFrame[] {
+    const n = this.#ctx.config.historyOnJoin;
+    if (n <= 0) return [];
+    return rooms.map((room) => {
+      const frame: HistoryFrame = { type: "history", room, messages: [], more: false };
+      this.#fillHistory(frame, { room }, undefined, n);
+      return frame;
+    }).filter((f) => f.messages.length > 0);
+  }
+
+  #sendHistoryOnJoin(rooms: readonly string[]): void {
+    for (const frame of this.#historyOnJoin(rooms)) this.deliver(new Outgoing(frame));
+  }
+
+  /**
+   * Answers a request, keeping replies in request order: a reply that is ready while earlier
+   * ones still wait (for a commit, a hash) queues behind them.
+   */
+  #respond(
+    ref: string | undefined,
+    result: Reply | ChatError | Promise<Reply>,
+  ): boolean | Promise<boolean> {
+    if (!(result instanceof Promise) && this.#tail === undefined) return this.#answer(ref, result);
+    this.#pending++;
+    const settled = Promise.resolve(result).catch((error) => this.#asChatError(error, undefined));
+    const done = (this.#tail ?? Promise.resolve()).then(() => settled).then((reply) => {
+      return this.#answer(ref, reply);
+    });
+    const tail = done.then(() => {
+      if (--this.#pending === 0 && this.#tail === tail) this.#tail = undefined;
+    });
+    this.#tail = tail;
+    return done;
+  }
+
+  /** Writes a reply in the connection's mode; returns false when the session should end. */
+  #answer(ref: string | undefined, reply: Reply | ChatError): boolean {
+    if (reply instanceof ChatError) {
+      const frame: ServerFrame = { type: "error", code: reply.code, message: reply.message };
+      if (reply.retryAfter !== undefined) frame.retryAfter = reply.retryAfter;
+      if (ref !== undefined) frame.ref = ref;
+      this.deliver(new Outgoing(frame));
+      return true;
+    }
     if (this.#mode === "json") {
       const frame: ServerFrame = reply.frame ?? { type: "ack", ...reply.ack };
       this.#outbox.push(encodeLine(JSON.stringify(ref === undefined ? frame : { ...frame, ref })));
     } else {
       for (const line of reply.text ?? []) {
-        this.#outbox.push(encodeLine(line.startsWith("[") ? line : `* ${line}`));
+        this.#outbox.push(
+          encodeLine(line.startsWith("[") || line.startsWith("* ") ? line : `* ${line}`),
+        );
       }
     }
+    for (const frame of reply.then ?? []) this.deliver(new Outgoing(frame));
+    return !reply.close;
   }
 
-  #sendError(ref: string | undefined, error: ChatError): void {
-    const frame: ServerFrame = { type: "error", code: error.code, message: error.message };
-    if (ref !== undefined) frame.ref = ref;
-    const bytes = new Outgoing(frame).bytes(this.#mode ?? "text");
-    if (bytes !== null) this.#outbox.push(bytes);
-  }
-
-  #goOnline(): void {
-    this.#hub.connect(this);
-    this.#online = true;
-    this.#current = this.#hub.roomsOf(this)[0];
-    log.info("{remote} is online as {name} ({mode} mode)", {
+  #asChatError(error: unknown, type: string | undefined): ChatError {
+    if (error instanceof ChatError) return error;
+    log.error("Command {type} from {remote} failed: {error}", {
+      type,
       remote: this.#conn.remote,
-      name: this.name,
-      mode: this.#mode,
+      error,
     });
-    if (this.#mode === "text") {
-      this.#outbox.push(encodeLine(`* You are ${this.name}, in ${this.#current}`));
-    }
+    return new ChatError("internal", "Internal error: the command failed");
   }
 
   #goOffline(): void {
     if (!this.#online) return;
     this.#online = false;
-    this.#hub.disconnect(this);
+    this.#ctx.hub.disconnect(this);
     log.info("{remote} ({name}) went offline", { remote: this.#conn.remote, name: this.name });
   }
 

@@ -1,0 +1,240 @@
+/**
+ * Accounts: registration, password and token logins, logout and password changes, with the
+ * throttles that keep brute force slow and never lock the real owner out for long.
+ *
+ * @module
+ */
+
+import { ChatError } from "../protocol/errors.ts";
+import { checkName, nameKey } from "../protocol/names.ts";
+import type { Store, UserRecord } from "../store/store.ts";
+import { KeyedThrottle, Semaphore } from "./limiter.ts";
+import { DEFAULT_PARAMS, hashPassword, passwordProblem, verifyPassword } from "./password.ts";
+import type { Argon2Params } from "./password.ts";
+import { hashToken, newToken } from "./tokens.ts";
+
+/** Settings for {@linkcode Accounts}. */
+export interface AccountsOptions {
+  /** Whether new accounts may be registered over the network. */
+  registration: boolean;
+  /** Failed logins allowed at once, per IP and per account. */
+  loginBurst: number;
+  /** One more failed login allowed every this many ms. */
+  loginIntervalMs: number;
+  /** Registrations allowed at once per IP. */
+  registerBurst: number;
+  /** One more registration allowed every this many ms, per IP. */
+  registerIntervalMs: number;
+  /** How long an unused session token stays valid, in ms. */
+  sessionTtlMs: number;
+  /** Password hashes computed at once. */
+  hashConcurrency: number;
+  /** Exempt loopback addresses from the registration throttle unless false. */
+  exemptLoopback: boolean;
+  /** Argon2id parameters for new hashes. */
+  params?: Argon2Params;
+}
+
+/** A successful login: the account and its session token (the token is shown only once). */
+export interface LoggedIn {
+  user: UserRecord;
+  token: string;
+  tokenHash: Uint8Array;
+}
+
+const GUEST_PREFIX = "guest-";
+const KNOWN_IPS_PER_ACCOUNT = 16;
+
+function authFailed(): ChatError {
+  return new ChatError("auth_failed", "Login failed: wrong name or password");
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === "::1" || ip.startsWith("127.") || ip.startsWith("::ffff:127.");
+}
+
+/**
+ * The account service over a {@linkcode Store}.
+ *
+ * Failed logins are throttled per IP and per account (a token bucket each: `loginBurst`
+ * failures, then one per `loginIntervalMs`), answered `rate_limited` with a retry time. The
+ * per-account throttle does not apply from an address the owner has logged in from before, so
+ * an attacker hammering one account cannot keep its owner out.
+ */
+export class Accounts {
+  readonly #store: Store;
+  readonly #options: AccountsOptions;
+  readonly #hashing: Semaphore;
+  readonly #ipFailures: KeyedThrottle;
+  readonly #accountFailures: KeyedThrottle;
+  readonly #registrations: KeyedThrottle;
+  readonly #knownIps = new Map<number, Set<string>>();
+
+  /**
+   * @param store where accounts live
+   * @param options throttles and policies
+   */
+  constructor(store: Store, options: AccountsOptions) {
+    this.#store = store;
+    this.#options = options;
+    this.#hashing = new Semaphore(options.hashConcurrency, 64);
+    this.#ipFailures = new KeyedThrottle(options.loginBurst, options.loginIntervalMs);
+    this.#accountFailures = new KeyedThrottle(options.loginBurst, options.loginIntervalMs);
+    this.#registrations = new KeyedThrottle(options.registerBurst, options.registerIntervalMs);
+  }
+
+  /** Hashes a password with the configured parameters, within the concurrency cap. */
+  hash(password: string): Promise<string> {
+    return this.#hashing.run(() => hashPassword(password, this.#options.params ?? DEFAULT_PARAMS));
+  }
+
+  /**
+   * Creates an account without throttles (for administrators).
+   *
+   * @throws {ChatError} `invalid_name`, `weak_password`, `name_taken`
+   */
+  async create(name: string, password: string): Promise<UserRecord> {
+    checkName(name);
+    if (name.toLowerCase().startsWith(GUEST_PREFIX)) {
+      throw new ChatError(
+        "invalid_name",
+        `Invalid name ${name}: names starting with guest- are for guests`,
+      );
+    }
+    const problem = passwordProblem(password);
+    if (problem !== undefined) throw new ChatError("weak_password", problem);
+    if (this.#store.getUser(name) !== undefined) {
+      throw new ChatError("name_taken", `Cannot register: the name ${name} is taken`);
+    }
+    const user = this.#store.createUser(name, await this.hash(password), Date.now());
+    if (user === undefined) {
+      throw new ChatError("name_taken", `Cannot register: the name ${name} is taken`);
+    }
+    return user;
+  }
+
+  /**
+   * Registers an account over the network and logs it in.
+   *
+   * @throws {ChatError} `registration_closed`, `rate_limited`, and as {@linkcode Accounts.create}
+   */
+  async register(name: string, password: string, ip: string): Promise<LoggedIn> {
+    if (!this.#options.registration) {
+      throw new ChatError("registration_closed", "Registration is closed on this server");
+    }
+    if (!(this.#options.exemptLoopback && isLoopback(ip))) {
+      const wait = this.#registrations.retryAfter(ip);
+      if (wait > 0) {
+        throw new ChatError("rate_limited", `Too many registrations: try again in ${wait} s`, wait);
+      }
+      this.#registrations.hit(ip);
+    }
+    const user = await this.create(name, password);
+    return this.#startSession(user, ip);
+  }
+
+  /**
+   * Logs in with a name and password.
+   *
+   * @throws {ChatError} `auth_failed` (whether or not the name exists), `rate_limited`
+   */
+  async login(name: string, password: string, ip: string): Promise<LoggedIn> {
+    const account = nameKey(name);
+    this.#checkThrottle(ip, account);
+    const user = this.#store.getUser(name);
+    const known = user !== undefined && this.#knownIps.get(user.id)?.has(ip);
+    const result = await this.#hashing.run(() =>
+      verifyPassword(user?.passwordHash, password, this.#options.params ?? DEFAULT_PARAMS)
+    );
+    if (!result.ok || user === undefined || user.disabled) {
+      this.#ipFailures.hit(ip);
+      if (!known) this.#accountFailures.hit(account);
+      throw authFailed();
+    }
+    if (result.rehash) this.#store.setPasswordHash(user.id, await this.hash(password));
+    return this.#startSession(user, ip);
+  }
+
+  /**
+   * Logs in with a session token from an earlier login.
+   *
+   * @throws {ChatError} `auth_failed`, `rate_limited`
+   */
+  async resume(token: string, ip: string): Promise<LoggedIn> {
+    const wait = this.#ipFailures.retryAfter(ip);
+    if (wait > 0) throw rateLimited(wait);
+    const tokenHash = await hashToken(token);
+    const now = Date.now();
+    const user = this.#store.useSession(tokenHash, now, now + this.#options.sessionTtlMs);
+    if (user === undefined || user.disabled) {
+      this.#ipFailures.hit(ip);
+      throw authFailed();
+    }
+    this.#remember(user.id, ip);
+    return { user, token, tokenHash };
+  }
+
+  /** Revokes a session token. */
+  logout(tokenHash: Uint8Array): void {
+    this.#store.deleteSession(tokenHash);
+  }
+
+  /**
+   * Changes a password after checking the old one; revokes every other session token.
+   *
+   * @throws {ChatError} `auth_failed`, `weak_password`, `rate_limited`
+   */
+  async changePassword(
+    user: UserRecord,
+    oldPassword: string,
+    newPassword: string,
+    ip: string,
+    keep?: Uint8Array,
+  ): Promise<void> {
+    this.#checkThrottle(ip, nameKey(user.name));
+    const problem = passwordProblem(newPassword);
+    if (problem !== undefined) throw new ChatError("weak_password", problem);
+    const current = this.#store.getUserById(user.id);
+    const result = await this.#hashing.run(() =>
+      verifyPassword(current?.passwordHash, oldPassword)
+    );
+    if (!result.ok || current === undefined) {
+      this.#ipFailures.hit(ip);
+      throw new ChatError("auth_failed", "Cannot change password: the old password is wrong");
+    }
+    this.#store.setPasswordHash(user.id, await this.hash(newPassword));
+    this.#store.deleteSessionsOf(user.id, keep);
+  }
+
+  #checkThrottle(ip: string, account: string): void {
+    const ipWait = this.#ipFailures.retryAfter(ip);
+    if (ipWait > 0) throw rateLimited(ipWait);
+    const user = this.#store.getUser(account);
+    if (user !== undefined && this.#knownIps.get(user.id)?.has(ip)) return;
+    const accountWait = this.#accountFailures.retryAfter(account);
+    if (accountWait > 0) throw rateLimited(accountWait);
+  }
+
+  async #startSession(user: UserRecord, ip: string): Promise<LoggedIn> {
+    const { token, hash } = await newToken();
+    const now = Date.now();
+    this.#store.createSession(user.id, hash, now, now + this.#options.sessionTtlMs);
+    this.#remember(user.id, ip);
+    return { user, token, tokenHash: hash };
+  }
+
+  #remember(userId: number, ip: string): void {
+    let ips = this.#knownIps.get(userId);
+    if (ips === undefined) this.#knownIps.set(userId, ips = new Set());
+    ips.add(ip);
+    if (ips.size > KNOWN_IPS_PER_ACCOUNT) ips.delete(ips.values().next().value!);
+  }
+}
+
+function rateLimited(seconds: number): ChatError {
+  return new ChatError(
+    "rate_limited",
+    `Too many failed logins: try again in ${seconds} s`,
+    seconds,
+  );
+}

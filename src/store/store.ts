@@ -1,0 +1,82 @@
+/**
+ * The storage interface: accounts, session tokens, rooms, memberships, messages and offline
+ * delivery. The embedded SQLite implementation is the default; others (Postgres) come later
+ * behind the same interface.
+ *
+ * Calls are synchronous and small: each is one indexed statement or one short transaction.
+ *
+ * @module
+ */
+
+import type { MessageFrame } from "../protocol/frames.ts";
+
+/** An account. */
+export interface UserRecord {
+  id: number;
+  /** The name as registered (its case is kept). */
+  name: string;
+  /** The password hash as a PHC string. */
+  passwordHash: string;
+  /** Milliseconds since the epoch. */
+  created: number;
+  disabled: boolean;
+}
+
+/** A message to store: a room message (`room`) or a direct one (`to`). */
+export interface NewMessage {
+  id: number;
+  room?: string;
+  to?: string;
+  from: string;
+  text: string;
+  ts: number;
+  action?: boolean;
+  /** Accounts to hold this direct message for until they next log in. */
+  pendingFor?: number[];
+}
+
+/** Where to read history from: a room, or the direct messages between two names. */
+export type HistoryTarget = { room: string } | { between: [string, string] };
+
+/** Storage for everything that outlives a connection. */
+export interface Store extends Disposable {
+  /** Creates an account; `undefined` when the name is taken (case-insensitively). */
+  createUser(name: string, passwordHash: string, now: number): UserRecord | undefined;
+  /** The account of that name (case-insensitive). */
+  getUser(name: string): UserRecord | undefined;
+  /** The account of that id. */
+  getUserById(id: number): UserRecord | undefined;
+  /** Every account, by name. */
+  listUsers(): UserRecord[];
+  /** Replaces an account's password hash. */
+  setPasswordHash(userId: number, passwordHash: string): void;
+  /** Disables or enables an account; disabling ends its sessions. */
+  setDisabled(userId: number, disabled: boolean): void;
+  /** Deletes an account with its sessions, memberships and pending messages. */
+  deleteUser(userId: number): void;
+
+  /** Stores a session token's hash. */
+  createSession(userId: number, tokenHash: Uint8Array, now: number, expires: number): void;
+  /** The account a live (unexpired) token hash belongs to; refreshes its expiry. */
+  useSession(tokenHash: Uint8Array, now: number, expires: number): UserRecord | undefined;
+  /** Revokes one token. */
+  deleteSession(tokenHash: Uint8Array): void;
+  /** Revokes every token of an account but `keep`. */
+  deleteSessionsOf(userId: number, keep?: Uint8Array): void;
+
+  /** The rooms an account is in, as stored. */
+  memberships(userId: number): string[];
+  /** Records that an account is in a room. */
+  addMembership(userId: number, room: string): void;
+  /** Records that an account left a room. */
+  removeMembership(userId: number, room: string): void;
+
+  /** The highest message id stored (0 when none). */
+  lastMessageId(): number;
+  /** Appends messages (and their pending deliveries) in one transaction. */
+  appendMessages(messages: readonly NewMessage[]): void;
+  /** Up to `limit` messages before id `before` (all when undefined), oldest first. */
+  history(target: HistoryTarget, before: number | undefined, limit: number): MessageFrame[];
+  /** Direct messages waiting for an account, oldest first, and forgets them. */
+  takePending(userId: number): MessageFrame[];
+}
