@@ -15,6 +15,7 @@ Usage: parley <command> [options]
 Commands:
   server            start the chat server (TCP text mode for nc, JSON lines for clients)
   client HOST [PORT] the terminal chat client (port 5000 by default)
+  user ACTION NAME  manage accounts: add, list, passwd, disable, enable, delete
 
 Run 'parley <command> --help' for a command's options.
   -h, --help        show this help
@@ -25,6 +26,7 @@ type Command = (args: string[]) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   server: () => Promise.resolve(serverMain),
   client: async () => (await import("./src/cli/client_cmd.ts")).clientMain,
+  user: async () => (await import("./src/cli/user_cmd.ts")).userMain,
 };
 
 /** Dispatches `args` to a subcommand; resolves to the process exit code. */

@@ -204,14 +204,25 @@ export class Session implements Member {
         command = parseTextLine(line, this.#online ? this.#current : DEFAULT_ROOM);
         if (command === undefined) return true;
       }
-      this.#guard(command.type);
-      const result = this.#run(command);
-      const done = this.#respond(ref, result);
-      // Sends are pipelined (their acks wait for a commit); everything else runs in order.
-      if (command.type === "send" && this.#pending <= MAX_PIPELINE) return true;
-      return done;
     } catch (error) {
-      return this.#respond(ref, this.#asChatError(error, command?.type));
+      return this.#respond(ref, this.#asChatError(error, undefined));
+    }
+    // Sends are pipelined: their acks wait for a commit while later lines are read. Every other
+    // command runs once the replies before it are out, so it sees what they did.
+    const pipelined = command.type === "send";
+    if (!pipelined && this.#tail !== undefined) {
+      return this.#tail.then(() => this.#execute(command, ref));
+    }
+    const done = this.#execute(command, ref);
+    return pipelined && this.#pending <= MAX_PIPELINE ? true : done;
+  }
+
+  #execute(command: TextCommand, ref: string | undefined): boolean | Promise<boolean> {
+    try {
+      this.#guard(command.type);
+      return this.#respond(ref, this.#run(command));
+    } catch (error) {
+      return this.#respond(ref, this.#asChatError(error, command.type));
     }
   }
 

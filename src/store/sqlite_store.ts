@@ -107,8 +107,13 @@ export class SqliteStore implements Store {
   /** Runs `EXPLAIN QUERY PLAN` for the history queries (used by tests to prove indexes). */
   explainHistory(): string[] {
     const plans: string[] = [];
-    for (const sql of [HISTORY_ROOM, HISTORY_DM, PENDING]) {
-      const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(1, 1, 1) as {
+    const queries: [string, SQLInputValue[]][] = [
+      [HISTORY_ROOM, [1, 1, 1]],
+      [HISTORY_DM, ["a b", 1, 1]],
+      [PENDING, [1]],
+    ];
+    for (const [sql, params] of queries) {
+      const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as {
         detail: string;
       }[];
       plans.push(rows.map((r) => r.detail).join("; "));
