@@ -77,8 +77,10 @@ Deno.test("text mode: /register, /login, /history, /passwd, /logout", async () =
   a.send("two");
   a.send("/history");
   assert.equal(await a.line(), "* History of #general (2 messages):");
-  assert.match(await a.line(), /^\[#general \d\d:\d\d\] \x1b\[2m<dave> one\x1b\[0m$/);
-  assert.match(await a.line(), /^\[#general \d\d:\d\d\] \x1b\[2m<dave> two\x1b\[0m$/);
+  const dim = (text: string) =>
+    new RegExp(`^\\[#general \\d\\d:\\d\\d\\] \x1b\\[2m${text}\x1b\\[0m$`);
+  assert.match(await a.line(), dim("<dave> one"));
+  assert.match(await a.line(), dim("<dave> two"));
   a.send("/passwd wrong-words new-secret-words");
   assert.equal(await a.line(), "! Cannot change password: the old password is wrong");
   a.send("/passwd secret-words new-secret-words");
