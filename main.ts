@@ -16,6 +16,7 @@ Commands:
   server            start the chat server (TCP text mode for nc, JSON lines for clients)
   client HOST [PORT] the terminal chat client (port 5000 by default)
   user ACTION NAME  manage accounts: add, list, passwd, disable, enable, delete
+  cert --host NAME  make a self-signed TLS certificate and key for development
 
 Run 'parley <command> --help' for a command's options.
   -h, --help        show this help
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   server: () => Promise.resolve(serverMain),
   client: async () => (await import("./src/cli/client_cmd.ts")).clientMain,
   user: async () => (await import("./src/cli/user_cmd.ts")).userMain,
+  cert: async () => (await import("./src/cli/cert_cmd.ts")).certMain,
 };
 
 /** Dispatches `args` to a subcommand; resolves to the process exit code. */

@@ -12,7 +12,7 @@ const encoder = new TextEncoder();
 
 /** A running `main.ts server` subprocess. */
 export interface ServerProcess extends AsyncDisposable {
-  /** The bound TCP chat port. */
+  /** The bound TCP chat port (0 with --no-plain). */
   port: number;
   /** The child process. */
   child: Deno.ChildProcess;
@@ -57,13 +57,17 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
   const stderrText = new Response(child.stderr).text();
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lineStream());
   const reader = lines.getReader();
+  // One listening line per listener: plain TCP unless --no-plain, TLS with --tls-cert.
+  const expected = (args.includes("--no-plain") ? 0 : 1) + (args.includes("--tls-cert") ? 1 : 0);
   let port = 0;
-  while (port === 0) {
+  let listening = 0;
+  while (listening < expected) {
     const { value, done } = await reader.read();
     if (done) {
       throw new Error(`Server exited before listening: ${await stderrText}`);
     }
     stdout.push(value);
+    if (value.startsWith("listening on ")) listening++;
     const m = /^listening on tcp:\/\/[^ ]+:(\d+)$/.exec(value);
     if (m) port = Number(m[1]);
   }

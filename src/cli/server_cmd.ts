@@ -24,6 +24,15 @@ Listening:
   --host HOST              interface to listen on (default ${d.host})
   --port PORT              TCP chat port; 0 picks a free one (default ${d.port})
 
+TLS (a separate port: Deno has no server-side STARTTLS):
+  --tls-cert FILE          PEM certificate chain; with --tls-key opens the TLS listener
+  --tls-key FILE           PEM private key (re-read with the certificate on SIGHUP)
+  --tls-port PORT          TLS chat port (default ${d.tlsPort})
+  --no-plain               TLS only: no plain TCP listener
+  --handshake-timeout SECS a TLS handshake must finish within SECS (default ${
+  d.handshakeTimeoutMs / 1000
+})
+
 Storage:
   --data DIR               data folder, holds parley.db; created with mode 0700 (default ${d.data})
   --sync full|normal       full: acknowledged messages survive power loss; normal: a crash (default ${d.sync})
@@ -52,6 +61,20 @@ Limits:
   --limit-loopback         apply per-IP limits to loopback too (default: loopback is exempt)
   --flood-burst N          lines a connection may send at once (default ${d.floodBurst})
   --flood-rate N           lines per second after the burst; 0 turns it off (default ${d.floodRate})
+  --conn-rate N            new connections per IP per window (default ${d.connRate})
+  --conn-window SECS       the window of --conn-rate (default ${d.connWindowMs / 1000})
+  --first-line-timeout SECS  close a connection that sent no line within SECS (default ${
+  d.firstLineTimeoutMs / 1000
+})
+  --login-timeout SECS     with --require-login, close one not logged in within SECS (default ${
+  d.loginTimeoutMs / 1000
+})
+  --ping-after SECS        JSON mode: ping a connection silent for SECS (default ${
+  d.pingAfterMs / 1000
+})
+  --idle-timeout SECS      JSON mode: close a connection silent for SECS (default ${
+  d.idleTimeoutMs / 1000
+})
 
 Logging (on stderr):
   --log-level LEVEL        ${LOG_LEVELS.join("|")} (default info)
@@ -85,6 +108,17 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       "limit-loopback": { type: "boolean" },
       "flood-burst": { type: "string" },
       "flood-rate": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      "tls-port": { type: "string" },
+      "no-plain": { type: "boolean" },
+      "handshake-timeout": { type: "string" },
+      "conn-rate": { type: "string" },
+      "conn-window": { type: "string" },
+      "first-line-timeout": { type: "string" },
+      "login-timeout": { type: "string" },
+      "ping-after": { type: "string" },
+      "idle-timeout": { type: "string" },
       data: { type: "string" },
       sync: { type: "string" },
       "history-on-join": { type: "string" },
@@ -121,13 +155,22 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     requireLogin: values["require-login"] ?? d.requireLogin,
     registration: !(values["no-registration"] ?? !d.registration),
     loginBurst: intFlag(values["login-burst"], "login-burst", d.loginBurst, 1),
-    loginIntervalMs: 1000 *
-      intFlag(values["login-interval"], "login-interval", d.loginIntervalMs / 1000, 1),
+    loginIntervalMs: seconds(values, "login-interval", d.loginIntervalMs),
     registerBurst: intFlag(values["register-burst"], "register-burst", d.registerBurst, 1),
-    registerIntervalMs: 1000 *
-      intFlag(values["register-interval"], "register-interval", d.registerIntervalMs / 1000, 1),
+    registerIntervalMs: seconds(values, "register-interval", d.registerIntervalMs),
     sessionTtlMs: 86_400_000 *
       intFlag(values["session-ttl"], "session-ttl", d.sessionTtlMs / 86_400_000, 1),
+    tlsCert: values["tls-cert"],
+    tlsKey: values["tls-key"],
+    tlsPort: intFlag(values["tls-port"], "tls-port", d.tlsPort, 0, 65535),
+    plain: !(values["no-plain"] ?? !d.plain),
+    handshakeTimeoutMs: seconds(values, "handshake-timeout", d.handshakeTimeoutMs),
+    connRate: intFlag(values["conn-rate"], "conn-rate", d.connRate, 1),
+    connWindowMs: seconds(values, "conn-window", d.connWindowMs),
+    firstLineTimeoutMs: seconds(values, "first-line-timeout", d.firstLineTimeoutMs),
+    loginTimeoutMs: seconds(values, "login-timeout", d.loginTimeoutMs),
+    pingAfterMs: seconds(values, "ping-after", d.pingAfterMs),
+    idleTimeoutMs: seconds(values, "idle-timeout", d.idleTimeoutMs),
     hashConcurrency: intFlag(
       values["hash-concurrency"],
       "hash-concurrency",
@@ -143,6 +186,16 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
   return { config, logging };
 }
 
+/** Reads a flag given in whole seconds (at least 1) as milliseconds. */
+function seconds(
+  values: Record<string, string | boolean | undefined>,
+  name: string,
+  fallbackMs: number,
+): number {
+  const value = values[name];
+  return 1000 * intFlag(typeof value === "string" ? value : undefined, name, fallbackMs / 1000, 1);
+}
+
 /** Runs `parley server`; resolves to the exit code. */
 export async function serverMain(args: string[]): Promise<number> {
   const parsed = parseServerArgs(args);
@@ -154,7 +207,7 @@ export async function serverMain(args: string[]): Promise<number> {
   await setupLogging(logging);
   let server: ChatServer;
   try {
-    server = ChatServer.start(config);
+    server = await ChatServer.start(config);
   } catch (error) {
     const cause = error instanceof Error ? error.message : String(error);
     console.error(`parley server: cannot start: ${cause}`);
@@ -165,6 +218,7 @@ export async function serverMain(args: string[]): Promise<number> {
     console.log(`listening on ${a.scheme}://${a.hostname}:${a.port}`);
   }
 
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", () => server.reloadTls());
   const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   const handlers = signals.map((signal) => {

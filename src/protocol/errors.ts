@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   "busy",
   "rate_limited",
   "too_many_connections",
+  "timeout",
   "slow_consumer",
   "internal",
 ] as const;

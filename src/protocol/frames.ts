@@ -25,6 +25,7 @@ export type ClientFrame =
   | Ref & { type: "rooms" }
   | Ref & { type: "who"; room: string }
   | Ref & { type: "ping" }
+  | Ref & { type: "pong" }
   | Ref & { type: "send"; room?: string; to?: string; text: string; action?: boolean }
   | Ref & { type: "quit"; reason?: string }
   | Ref & { type: "register"; name: string; password: string }
@@ -90,6 +91,7 @@ export type ServerFrame =
   | { type: "ack"; ref?: string; [field: string]: unknown }
   | { type: "error"; ref?: string; code: ErrorCode; message: string; retryAfter?: number }
   | { type: "pong"; ref?: string }
+  | { type: "ping" }
   | MessageFrame
   | HistoryFrame
   | PresenceFrame
@@ -111,6 +113,7 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   rooms: { required: {}, optional: {} },
   who: { required: { room: "string" }, optional: {} },
   ping: { required: {}, optional: {} },
+  pong: { required: {}, optional: {} },
   send: {
     required: { text: "string" },
     optional: { room: "string", to: "string", action: "boolean" },

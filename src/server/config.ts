@@ -50,6 +50,28 @@ export interface ServerConfig {
   sessionTtlMs: number;
   /** Password hashes computed at once. */
   hashConcurrency: number;
+  /** PEM certificate chain file for TLS; with `tlsKey`, opens the TLS listener. */
+  tlsCert: string | undefined;
+  /** PEM private key file for TLS. */
+  tlsKey: string | undefined;
+  /** TLS chat port; 0 picks a free one. */
+  tlsPort: number;
+  /** Whether to listen for plain TCP chat too (false: TLS only). */
+  plain: boolean;
+  /** A TLS handshake must finish within this many ms. */
+  handshakeTimeoutMs: number;
+  /** A connection must send its first line within this many ms. */
+  firstLineTimeoutMs: number;
+  /** With requireLogin, a connection must log in within this many ms. */
+  loginTimeoutMs: number;
+  /** JSON mode: the server pings a connection silent for this many ms. */
+  pingAfterMs: number;
+  /** JSON mode: the server closes a connection silent for this many ms. */
+  idleTimeoutMs: number;
+  /** New connections per IP allowed at once (loopback exempt unless limitLoopback). */
+  connRate: number;
+  /** …then `connRate` more per this many ms. */
+  connWindowMs: number;
 }
 
 /** The defaults: safe for a public server. */
@@ -76,4 +98,15 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   registerIntervalMs: 60_000,
   sessionTtlMs: 30 * 24 * 3600 * 1000,
   hashConcurrency: 2,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  tlsPort: 5443,
+  plain: true,
+  handshakeTimeoutMs: 10_000,
+  firstLineTimeoutMs: 30_000,
+  loginTimeoutMs: 60_000,
+  pingAfterMs: 90_000,
+  idleTimeoutMs: 150_000,
+  connRate: 30,
+  connWindowMs: 60_000,
 };

@@ -6,7 +6,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import tls from "node:tls";
 import { Accounts } from "../auth/accounts.ts";
+import { KeyedThrottle } from "../auth/limiter.ts";
 import { Hub } from "../hub/hub.ts";
 import { encodeLine } from "../protocol/outgoing.ts";
 import { Session } from "../session/session.ts";
@@ -14,6 +16,7 @@ import type { SessionContext } from "../session/session.ts";
 import { CommitQueue } from "../store/commit_queue.ts";
 import { SqliteStore } from "../store/sqlite_store.ts";
 import type { Store } from "../store/store.ts";
+import { NodeSocketConnection } from "../transport/node_socket.ts";
 import { StreamConnection } from "../transport/tcp.ts";
 import type { Connection } from "../transport/connection.ts";
 import { VERSION } from "../version.ts";
@@ -37,7 +40,7 @@ export interface ListenAddress {
  * @example
  * ```ts ignore
  * import { ChatServer } from "./server.ts";
- * await using server = ChatServer.start({ host: "127.0.0.1", port: 0 });
+ * await using server = await ChatServer.start({ host: "127.0.0.1", port: 0, data: ":memory:" });
  * console.log(server.addresses);
  * ```
  */
@@ -49,7 +52,10 @@ export class ChatServer implements AsyncDisposable {
   /** Where accounts, rooms and history live. */
   readonly store: Store;
   readonly #ctx: SessionContext;
-  readonly #listeners: Deno.Listener[] = [];
+  #listener: Deno.Listener | undefined;
+  #tls: tls.Server | undefined;
+  readonly #connRate: KeyedThrottle;
+  #sweep: ReturnType<typeof setInterval> | undefined;
   readonly #tasks = new Set<Promise<void>>();
   readonly #sessions = new Set<Session>();
   readonly #perIp = new Map<string, number>();
@@ -70,6 +76,7 @@ export class ChatServer implements AsyncDisposable {
       hashConcurrency: config.hashConcurrency,
       exemptLoopback: !config.limitLoopback,
     });
+    this.#connRate = new KeyedThrottle(config.connRate, config.connWindowMs / config.connRate);
     this.#ctx = {
       hub: this.hub,
       store,
@@ -86,28 +93,114 @@ export class ChatServer implements AsyncDisposable {
    *
    * @throws when the data folder or database cannot be opened, or the port cannot be bound
    */
-  static start(config: Partial<ServerConfig> = {}): ChatServer {
+  static async start(config: Partial<ServerConfig> = {}): Promise<ChatServer> {
     const full = { ...DEFAULT_CONFIG, ...config };
+    if ((full.tlsCert === undefined) !== (full.tlsKey === undefined)) {
+      throw new TypeError("Cannot start: give both --tls-cert and --tls-key, or neither");
+    }
+    if (!full.plain && full.tlsCert === undefined) {
+      throw new TypeError("Cannot start: --no-plain needs --tls-cert and --tls-key");
+    }
     const store = openStore(full);
-    let server: ChatServer;
+    const server = new ChatServer(full, store);
     try {
-      server = new ChatServer(full, store);
-      const listener = Deno.listen({ hostname: full.host, port: full.port });
-      server.#listeners.push(listener);
-      server.#accepting.push(server.#acceptLoop(listener, "tcp"));
+      if (full.plain) {
+        server.#listener = Deno.listen({ hostname: full.host, port: full.port });
+        server.#accepting.push(server.#acceptLoop(server.#listener));
+      }
+      if (full.tlsCert !== undefined) await server.#listenTls();
+      const tick = Math.min(full.firstLineTimeoutMs, full.pingAfterMs, full.loginTimeoutMs) / 4;
+      server.#sweep = setInterval(() => server.#checkTimers(), Math.max(100, Math.min(5000, tick)));
     } catch (error) {
+      server.#closeListeners();
       store[Symbol.dispose]();
       throw error;
     }
     return server;
   }
 
+  /** The TLS context options: certificate and key from their files, TLS 1.2 at least. */
+  #secureContext(): tls.SecureContextOptions {
+    return {
+      cert: Deno.readTextFileSync(this.config.tlsCert!),
+      key: Deno.readTextFileSync(this.config.tlsKey!),
+      minVersion: "TLSv1.2",
+    };
+  }
+
+  async #listenTls(): Promise<void> {
+    const server = tls.createServer({
+      ...this.#secureContext(),
+      handshakeTimeout: this.config.handshakeTimeoutMs,
+    });
+    server.on("secureConnection", (socket) => {
+      const conn = new NodeSocketConnection(socket, { kind: "tls", maxLine: this.config.maxLine });
+      this.#track(this.#serve(conn));
+    });
+    server.on("tlsClientError", (error, socket) => {
+      log.debug("TLS handshake with {remote} failed: {error}", {
+        remote: socket.remoteAddress,
+        error: error.message,
+      });
+      socket.destroy();
+    });
+    server.on("error", (error) => log.error("TLS listener failed: {error}", { error }));
+    const closed = new Promise<void>((resolve) => server.once("close", resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.config.tlsPort, this.config.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.#tls = server;
+    this.#accepting.push(closed);
+  }
+
+  /**
+   * Re-reads the TLS certificate and key and uses them for new connections; established
+   * connections are untouched. On any error the old certificate stays.
+   *
+   * @returns whether the new certificate is in use
+   */
+  reloadTls(): boolean {
+    if (this.#tls === undefined) return false;
+    try {
+      this.#tls.setSecureContext(this.#secureContext());
+    } catch (error) {
+      log.error("Cannot reload the TLS certificate, keeping the old one: {error}", { error });
+      return false;
+    }
+    log.info("Reloaded the TLS certificate");
+    return true;
+  }
+
+  #closeListeners(): void {
+    try {
+      this.#listener?.close();
+    } catch {
+      // already closed
+    }
+    this.#tls?.close();
+  }
+
+  #checkTimers(): void {
+    const now = performance.now();
+    for (const session of this.#sessions) session.checkTimers(now);
+  }
+
   /** Where the server listens. */
   get addresses(): ListenAddress[] {
-    return this.#listeners.map((l) => {
-      const addr = l.addr as Deno.NetAddr;
-      return { scheme: "tcp", hostname: addr.hostname, port: addr.port };
-    });
+    const out: ListenAddress[] = [];
+    if (this.#listener !== undefined) {
+      const addr = this.#listener.addr as Deno.NetAddr;
+      out.push({ scheme: "tcp", hostname: addr.hostname, port: addr.port });
+    }
+    const tlsAddr = this.#tls?.address();
+    if (tlsAddr !== undefined && tlsAddr !== null && typeof tlsAddr === "object") {
+      out.push({ scheme: "tls", hostname: tlsAddr.address, port: tlsAddr.port });
+    }
+    return out;
   }
 
   /** How many connections are open. */
@@ -126,13 +219,8 @@ export class ChatServer implements AsyncDisposable {
 
   async #shutdown(reason: string): Promise<void> {
     log.info("Shutting down: {connections} connections", { connections: this.connections });
-    for (const listener of this.#listeners) {
-      try {
-        listener.close();
-      } catch {
-        // already closed
-      }
-    }
+    clearInterval(this.#sweep);
+    this.#closeListeners();
     await Promise.all(this.#accepting);
     const grace = this.config.shutdownGraceMs;
     await Promise.all([...this.#sessions].map((s) => s.shutdown(reason, grace)));
@@ -142,13 +230,12 @@ export class ChatServer implements AsyncDisposable {
     log.info("Shut down");
   }
 
-  async #acceptLoop(listener: Deno.Listener, kind: "tcp" | "tls"): Promise<void> {
+  async #acceptLoop(listener: Deno.Listener): Promise<void> {
     while (this.#stopping === undefined) {
       try {
         for await (const conn of listener) {
-          this.#track(
-            this.#serve(new StreamConnection(conn, { kind, maxLine: this.config.maxLine })),
-          );
+          const maxLine = this.config.maxLine;
+          this.#track(this.#serve(new StreamConnection(conn, { kind: "tcp", maxLine })));
         }
         return;
       } catch (error) {
@@ -204,9 +291,13 @@ export class ChatServer implements AsyncDisposable {
       return "Too many connections: the server is full, try again later";
     }
     const exempt = isLoopback(conn.remoteIp) && !this.config.limitLoopback;
-    if (!exempt && (this.#perIp.get(conn.remoteIp) ?? 0) >= this.config.maxConnsPerIp) {
+    if (exempt) return undefined;
+    if ((this.#perIp.get(conn.remoteIp) ?? 0) >= this.config.maxConnsPerIp) {
       return "Too many connections from your address";
     }
+    const wait = this.#connRate.retryAfter(conn.remoteIp);
+    if (wait > 0) return `Too many new connections from your address: try again in ${wait} s`;
+    this.#connRate.hit(conn.remoteIp);
     return undefined;
   }
 }

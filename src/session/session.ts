@@ -44,6 +44,9 @@ export interface SessionContext {
 export const BANNER = `* Welcome to parley. Type a message, or /help for commands. ` +
   `(Clients: send {"type":"hello","proto":${PROTO}} for JSON mode.)`;
 
+/** The keepalive the server sends to a silent JSON connection. */
+const PING = new Outgoing({ type: "ping" });
+
 /** The most replies that may wait for a commit before the session stops reading. */
 const MAX_PIPELINE = 64;
 /** The most messages one history page holds. */
@@ -53,6 +56,8 @@ const encoder = new TextEncoder();
 
 /** What a command answers: fields for the JSON `ack`, lines for text mode, events after. */
 interface Reply {
+  /** Nothing to answer (a `pong` to the server's `ping`). */
+  silent?: boolean;
   ack?: Record<string, unknown>;
   frame?: ServerFrame;
   text?: string[];
@@ -73,6 +78,7 @@ const GUARDS: Readonly<Record<Command, "open" | "online" | "account">> = {
   login: "open",
   help: "open",
   ping: "open",
+  pong: "open",
   quit: "open",
   nick: "online",
   join: "online",
@@ -100,6 +106,10 @@ export class Session implements Member {
   #tokenHash: Uint8Array | undefined;
   #tail: Promise<void> | undefined;
   #pending = 0;
+  readonly #startedAt = performance.now();
+  #lastInput = performance.now();
+  #pinged = false;
+  #throttled = false;
 
   /**
    * @param conn the connection to serve
@@ -145,8 +155,15 @@ export class Session implements Member {
       this.#outbox.push(encodeLine(BANNER));
       for await (const event of this.#conn.messages()) {
         if (this.#abort.signal.aborted) break;
+        this.#lastInput = performance.now();
+        this.#pinged = false;
         const wait = this.#bucket.take();
-        if (wait > 0) await sleep(wait, this.#abort.signal);
+        if (wait > 0) {
+          this.#slowDown(wait);
+          await sleep(wait, this.#abort.signal);
+        } else {
+          this.#throttled = false;
+        }
         if (this.#abort.signal.aborted) break;
         const handled = this.#handle(event);
         if (!(handled instanceof Promise ? await handled : handled)) break;
@@ -171,6 +188,49 @@ export class Session implements Member {
     this.#goOffline();
     await this.#flush(deadlineMs);
     this.close();
+  }
+
+  /**
+   * Enforces the deadlines; the server calls this periodically. A connection that sent no line
+   * within `firstLineTimeoutMs`, or (with `requireLogin`) did not log in within
+   * `loginTimeoutMs`, is closed; a JSON connection silent for `pingAfterMs` is pinged, and closed
+   * after `idleTimeoutMs`.
+   */
+  checkTimers(now: number = performance.now()): void {
+    const { config } = this.#ctx;
+    const age = now - this.#startedAt;
+    if (this.#mode === undefined && age > config.firstLineTimeoutMs) {
+      this.#timeOut(`no line within ${config.firstLineTimeoutMs / 1000} s`);
+    } else if (config.requireLogin && !this.#online && age > config.loginTimeoutMs) {
+      this.#timeOut(`not logged in within ${config.loginTimeoutMs / 1000} s`);
+    } else if (this.#mode === "json") {
+      const idle = now - this.#lastInput;
+      if (idle > config.idleTimeoutMs) {
+        this.#timeOut(`silent for ${Math.round(idle / 1000)} s`);
+      } else if (idle > config.pingAfterMs && !this.#pinged) {
+        this.#pinged = true;
+        this.deliver(PING);
+      }
+    }
+  }
+
+  #timeOut(why: string): void {
+    if (this.#abort.signal.aborted) return;
+    log.info("Closing {remote}: {why}", { remote: this.#conn.remote, why });
+    this.#answer(undefined, new ChatError("timeout", `Closing the connection: ${why}`));
+    this.#abort.abort();
+    void this.#flush(1000).then(() => this.close());
+  }
+
+  /** Tells a flooding client once per episode that its lines are being delayed. */
+  #slowDown(waitMs: number): void {
+    if (this.#throttled) return;
+    this.#throttled = true;
+    const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+    this.#answer(
+      undefined,
+      new ChatError("rate_limited", "Slow down: your lines are being delayed", seconds),
+    );
   }
 
   /** Closes the connection at once; idempotent. */
@@ -328,6 +388,8 @@ export class Session implements Member {
       }
       case "ping":
         return { frame: { type: "pong" }, text: ["pong"] };
+      case "pong":
+        return { silent: true };
       case "send":
         return this.#send(command);
       case "history":
@@ -553,6 +615,7 @@ export class Session implements Member {
       this.deliver(new Outgoing(frame));
       return true;
     }
+    if (reply.silent) return true;
     if (this.#mode === "json") {
       const frame: ServerFrame = reply.frame ?? { type: "ack", ...reply.ack };
       this.#outbox.push(encodeLine(JSON.stringify(ref === undefined ? frame : { ...frame, ref })));

@@ -1,5 +1,5 @@
 /**
- * TCP (and TLS, which Deno presents as the same `Deno.Conn`) as a {@linkcode Connection}.
+ * A `Deno.Conn` (plain TCP) as a {@linkcode Connection}.
  *
  * @module
  */
