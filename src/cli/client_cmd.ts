@@ -10,7 +10,8 @@ import { ChatClient } from "../client/chat_client.ts";
 import { SessionRefusedError } from "../client/errors.ts";
 import { openConsole } from "../client/terminal/console.ts";
 import { Formatter } from "../client/terminal/format.ts";
-import { runSession } from "../client/terminal/session.ts";
+import { runTerminal } from "../client/terminal/run.ts";
+import type { TerminalOptions } from "../client/terminal/run.ts";
 import { VERSION } from "../version.ts";
 import { intFlag, UsageError } from "./args.ts";
 
@@ -32,7 +33,8 @@ Options:
 
 Commands (as in the server's text mode):
   /nick NAME  /join #room  /part [#room]  /msg NAME TEXT  /me TEXT
-  /who [#room]  /rooms  /ping  /help  /quit [reason]
+  /who [#room]  /rooms  /history [#room|NAME] [N]  /ping  /help  /quit [reason]
+  /register NAME PASS  /login NAME PASS  /logout  /passwd OLD NEW
   logout, bye, quit, Ctrl-C or end of input (Ctrl-D) leave cleanly.
 
 Piped: printf '/join #ops\\nhello\\n' | parley client 127.0.0.1 --name bot
@@ -123,16 +125,19 @@ export async function clientMain(args: string[]): Promise<number> {
     if (++interrupts > 1) Deno.exit(130); // a second Ctrl-C does not wait
     void client.quit();
   };
-  const io = openConsole({ onInterrupt: interrupt });
+  const io = openConsole({
+    onInterrupt: interrupt,
+    prompt: `${client.joinedRooms.at(-1) ?? "(no room)"}> `,
+  });
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, interrupt);
   try {
-    const session: Parameters<typeof runSession>[2] = {
+    const session: TerminalOptions = {
       format: new Formatter(useColor(parsed.color)),
     };
     if (parsed.name !== undefined) session.name = parsed.name;
     if (parsed.room !== undefined) session.room = parsed.room;
-    return await runSession(client, io, session);
+    return await runTerminal(client, io, session);
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, interrupt);
     io.close();

@@ -1,0 +1,674 @@
+/**
+ * {@linkcode ChatClient}: a parley client over TCP in JSON mode, with typed requests, an event
+ * stream, and reconnection that restores the session.
+ *
+ * @module
+ */
+
+import type { ClientFrame, HistoryFrame, RoomInfo } from "../protocol/frames.ts";
+import { PROTO } from "../protocol/frames.ts";
+import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
+import { VERSION } from "../version.ts";
+import { backoffDelay } from "./backoff.ts";
+import type { BackoffOptions } from "./backoff.ts";
+import { ConnectionClosedError, ServerError } from "./errors.ts";
+import type { ChatEvent, ReconnectedEvent, ServerEvent } from "./events.ts";
+import { EventQueue } from "./_event_queue.ts";
+import { Link } from "./_link.ts";
+import type { ReplyFrame } from "./_link.ts";
+
+export type { ReplyFrame };
+
+/** Options for {@linkcode ChatClient.connect}. */
+export interface ChatClientOptions {
+  /** Aborting it closes the client (like disposing it). */
+  signal?: AbortSignal;
+  /** Sent in `hello` as `client`. @default "parley-client/VERSION" */
+  clientName?: string;
+  /** Reconnect when the connection drops. @default true */
+  reconnect?: boolean;
+  /** Delays between reconnect attempts. @default { baseMs: 250, capMs: 10000 } */
+  backoff?: BackoffOptions;
+  /** Give up reconnecting after this many failed attempts in a row. @default Infinity */
+  maxReconnectAttempts?: number;
+  /** How long connecting and receiving the banner may take, in ms. @default 10000 */
+  connectTimeoutMs?: number;
+  /**
+   * Probe an idle connection with `ping` this often (ms); one unanswered probe drops the
+   * connection (and reconnects). 0 turns it off. @default 30000
+   */
+  pingIntervalMs?: number;
+  /** Events held for a caller that is not iterating; beyond it the oldest are dropped. @default 1000 */
+  maxEvents?: number;
+  /** The longest line accepted from the server, in bytes. @default 4194304 */
+  maxLine?: number;
+}
+
+/** What `hello` returns. */
+export interface Welcome {
+  /** The server's software name. */
+  server: string;
+  /** The server's version. */
+  version: string;
+  /** The protocol version spoken. */
+  proto: number;
+  /** The name this connection has. */
+  name: string;
+}
+
+/** A room in its canonical case and its members, sorted. */
+export interface RoomMembers {
+  room: string;
+  members: string[];
+}
+
+/** What a sent message became: its id and the server's timestamp (ms since the epoch). */
+export interface SentMessage {
+  id: number;
+  ts: number;
+}
+
+/** What `login` and `register` return. */
+export interface LoggedIn {
+  /** The account's name, now this client's name. */
+  name: string;
+  /** A session token: {@linkcode ChatClient} logs in with it again after a reconnect. */
+  token: string;
+  /** The rooms this client is now in (the account's rooms). */
+  rooms: string[];
+  /** Direct messages that waited while the account was offline, per sender. */
+  unread: { from: string; count: number }[];
+}
+
+/** Where a client stands: online, re-establishing its session, or finished for good. */
+export type ClientState = "connected" | "reconnecting" | "closed";
+
+/** How long {@linkcode ChatClient.quit} waits for the server's ack. */
+const QUIT_TIMEOUT_MS = 5000;
+
+const DEFAULTS = {
+  connectTimeoutMs: 10_000,
+  pingIntervalMs: 30_000,
+  maxEvents: 1000,
+  maxLine: 4 * 1024 * 1024,
+};
+
+/**
+ * A parley client. Every request resolves on the server's reply or rejects with a
+ * {@linkcode ServerError} carrying the server's error code (or {@linkcode ConnectionClosedError}
+ * when the connection ends first). Events arrive by iterating the client; one consumer at a
+ * time. Events are buffered up to `maxEvents`; when the caller falls behind, the oldest are
+ * dropped and a `lagged` event says how many (reading never stalls, so replies always flow).
+ *
+ * When the connection drops, the client emits `disconnected`, reconnects with exponential
+ * backoff and full jitter, takes back its chosen name and rooms, and emits `reconnected`. It
+ * does not reconnect after {@linkcode ChatClient.quit}, {@linkcode ChatClient.close}, an abort,
+ * or a `shutdown` with `permanent: true`; then iteration ends.
+ *
+ * @example
+ * ```ts ignore
+ * import { ChatClient } from "./chat_client.ts";
+ * await using client = await ChatClient.connect("127.0.0.1", 5000);
+ * await client.nick("alice");
+ * await client.join("#ops");
+ * await client.send("#ops", "hello");
+ * for await (const event of client) {
+ *   if (event.type === "message") console.log(`<${event.from}> ${event.text}`);
+ * }
+ * ```
+ */
+export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
+  /** The server's host. */
+  readonly hostname: string;
+  /** The server's port. */
+  readonly port: number;
+  readonly #options: ChatClientOptions;
+  readonly #events: EventQueue;
+  readonly #abort = new AbortController();
+  readonly #closed = Promise.withResolvers<string>();
+  #state: ClientState = "reconnecting";
+  #link: Link | undefined;
+  #supervisor: Promise<void> = Promise.resolve();
+  #welcome: Welcome | undefined;
+  #name = "";
+  #chosenName: string | undefined;
+  #token: string | undefined;
+  #rooms: string[] = [];
+  #quitting = false;
+  #readyWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  readonly #onAbort = () => void this.close("aborted");
+
+  private constructor(hostname: string, port: number, options: ChatClientOptions) {
+    this.hostname = hostname;
+    this.port = port;
+    this.#options = options;
+    this.#events = new EventQueue(options.maxEvents ?? DEFAULTS.maxEvents);
+    this.#closed.promise.catch(() => {});
+  }
+
+  /**
+   * Connects to a parley server, reads its banner and says `hello`.
+   *
+   * @param hostname the server's host name or address
+   * @param port the server's TCP port
+   * @param options reconnecting, timeouts, limits, abort signal
+   * @returns the connected client; dispose it (or `quit()`) when done
+   * @throws {SessionRefusedError} when the server refused the connection
+   * @throws {Deno.errors.ConnectionRefused} and other network errors when it cannot be reached
+   */
+  static async connect(
+    hostname: string,
+    port: number,
+    options: ChatClientOptions = {},
+  ): Promise<ChatClient> {
+    options.signal?.throwIfAborted();
+    const client = new ChatClient(hostname, port, options);
+    options.signal?.addEventListener("abort", client.#onAbort, { once: true });
+    let link: Link | undefined;
+    try {
+      link = await client.#open();
+      const welcome = await link.request(client.#helloFrame());
+      client.#track({ type: "hello" }, welcome);
+      // Online at once in #general, unless the server wants a login first (no name yet).
+      client.#rooms = client.#name === "" ? [] : [DEFAULT_ROOM];
+    } catch (error) {
+      link?.close("connecting failed");
+      await link?.closed;
+      client.#shut("connecting failed");
+      throw options.signal?.aborted ? options.signal.reason : error;
+    }
+    client.#link = link;
+    client.#setState("connected");
+    client.#supervisor = client.#supervise(link);
+    return client;
+  }
+
+  /** Where the client stands. */
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /** Whether requests can be sent now. */
+  get connected(): boolean {
+    return this.#state === "connected";
+  }
+
+  /** The name the server knows this client by. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** The rooms this client is in, in the order joined (canonical case). */
+  get joinedRooms(): readonly string[] {
+    return this.#rooms;
+  }
+
+  /** The session token after `login` or `register` (keep it secret), else undefined. */
+  get token(): string | undefined {
+    return this.#token;
+  }
+
+  /** The server's `welcome` on the current connection. */
+  get server(): Welcome | undefined {
+    return this.#welcome;
+  }
+
+  /** Resolves with the reason once the client is closed for good. */
+  get closed(): Promise<string> {
+    return this.#closed.promise;
+  }
+
+  /**
+   * Resolves when the client is connected (at once if it is); rejects with
+   * {@linkcode ConnectionClosedError} if it closes for good first.
+   */
+  whenConnected(): Promise<void> {
+    if (this.#state === "connected") return Promise.resolve();
+    if (this.#state === "closed") {
+      return Promise.reject(new ConnectionClosedError("Cannot send: the client is closed"));
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#readyWaiters.push({ resolve, reject });
+    return promise;
+  }
+
+  /**
+   * Sends any client frame and resolves with the reply (`welcome`, `ack` or `pong`). The typed
+   * methods below are built on it; it keeps the client's name and rooms up to date.
+   *
+   * @throws {ServerError} when the server refuses the request
+   * @throws {ConnectionClosedError} when not connected, or the connection drops before the reply
+   */
+  async request(frame: ClientFrame): Promise<ReplyFrame> {
+    const link = this.#state === "connected" ? this.#link : undefined;
+    if (link === undefined) {
+      throw new ConnectionClosedError(
+        this.#state === "closed"
+          ? "Cannot send: the client is closed"
+          : "Cannot send: the connection dropped; reconnecting",
+      );
+    }
+    const reply = await link.request(frame);
+    this.#track(frame, reply);
+    return reply;
+  }
+
+  /** Says `hello` again; resolves with the server's `welcome`. */
+  async hello(): Promise<Welcome> {
+    return toWelcome(await this.request(this.#helloFrame()));
+  }
+
+  /**
+   * Changes name; it is taken back after a reconnect.
+   *
+   * @returns the name as the server now shows it
+   * @throws {ServerError} `invalid_name`, `name_taken`
+   */
+  async nick(name: string): Promise<string> {
+    const ack = await this.request({ type: "nick", name });
+    return String(ack.name);
+  }
+
+  /**
+   * Joins a room (created if needed); it is re-joined after a reconnect.
+   *
+   * @throws {ServerError} `invalid_room`
+   */
+  async join(room: string): Promise<RoomMembers> {
+    return toMembers(await this.request({ type: "join", room }));
+  }
+
+  /**
+   * Leaves a room.
+   *
+   * @returns the room's canonical name
+   * @throws {ServerError} `invalid_room`, `no_such_room`, `not_in_room`
+   */
+  async part(room: string): Promise<string> {
+    const ack = await this.request({ type: "part", room });
+    return String(ack.room);
+  }
+
+  /**
+   * Sends a message: to a room when `to` starts with `#`, else directly to the user `to`.
+   * The server does not echo it back: the returned id and timestamp are what to show.
+   *
+   * @param to `#room` or a user name
+   * @param text the message (newlines allowed)
+   * @param options `action: true` for a `/me`-style action
+   * @throws {ServerError} `no_such_room`, `not_in_room`, `no_such_user`, `text_too_long`, …
+   */
+  async send(to: string, text: string, options: { action?: boolean } = {}): Promise<SentMessage> {
+    const frame: ClientFrame = to.startsWith("#")
+      ? { type: "send", room: to, text }
+      : { type: "send", to, text };
+    if (options.action) frame.action = true;
+    const ack = await this.request(frame);
+    return { id: Number(ack.id), ts: Number(ack.ts) };
+  }
+
+  /**
+   * Lists a room's members.
+   *
+   * @throws {ServerError} `invalid_room`, `no_such_room`
+   */
+  async who(room: string): Promise<RoomMembers> {
+    return toMembers(await this.request({ type: "who", room }));
+  }
+
+  /** Lists every room with its member count, sorted by name. */
+  async rooms(): Promise<RoomInfo[]> {
+    const ack = await this.request({ type: "rooms" });
+    return Array.isArray(ack.rooms) ? ack.rooms as RoomInfo[] : [];
+  }
+
+  /**
+   * Fetches a page of stored messages of a room (`#room`) or of your direct messages with a
+   * user, oldest first; page back with `before` (a message id).
+   *
+   * @throws {ServerError} `not_in_room`, `login_required` (direct messages), …
+   */
+  async history(
+    target: string,
+    options: { before?: number; limit?: number } = {},
+  ): Promise<HistoryFrame> {
+    const frame: ClientFrame = target.startsWith("#")
+      ? { type: "history", room: target }
+      : { type: "history", with: target };
+    if (options.before !== undefined) frame.before = options.before;
+    if (options.limit !== undefined) frame.limit = options.limit;
+    const { ref: _, ...page } = await this.request(frame);
+    return { ...page, type: "history" } as unknown as HistoryFrame;
+  }
+
+  /**
+   * Creates an account and logs in; after a reconnect the client logs in again with the token.
+   *
+   * @throws {ServerError} `name_taken`, `weak_password`, `registration_closed`, …
+   */
+  async register(name: string, password: string): Promise<LoggedIn> {
+    return toLoggedIn(await this.request({ type: "register", name, password }));
+  }
+
+  /**
+   * Logs in to an account (joining its rooms); after a reconnect the client logs in again with
+   * the session token.
+   *
+   * @throws {ServerError} `auth_failed`, `rate_limited`, …
+   */
+  async login(name: string, password: string): Promise<LoggedIn> {
+    return toLoggedIn(await this.request({ type: "login", name, password }));
+  }
+
+  /** Logs out (ending the session token); the server closes the connection, as after `quit`. */
+  async logout(): Promise<void> {
+    await this.request({ type: "logout" });
+    await this.close("quit");
+  }
+
+  /** Pings the server; resolves with the round trip time in milliseconds. */
+  async ping(): Promise<number> {
+    const start = performance.now();
+    await this.request({ type: "ping" });
+    return performance.now() - start;
+  }
+
+  /**
+   * Leaves politely: sends `quit` after whatever was sent before it, waits for the ack (at most
+   * 5 s) and for the server to close the connection (at most 2 s more), then closes the
+   * client. Never reconnects afterwards; never rejects.
+   */
+  async quit(reason?: string): Promise<void> {
+    if (this.#state === "closed") return;
+    this.#quitting = true;
+    const link = this.#state === "connected" ? this.#link : undefined;
+    if (link !== undefined) {
+      const frame: ClientFrame = reason === undefined ? { type: "quit" } : { type: "quit", reason };
+      await timeout(link.request(frame).then(() => timeout(link.closed, 2000)), QUIT_TIMEOUT_MS);
+    }
+    await this.close("quit");
+  }
+
+  /**
+   * Closes the connection at once and for good: pending requests reject with
+   * {@linkcode ConnectionClosedError}, buffered events can still be read, then iteration ends.
+   * Idempotent.
+   */
+  async close(reason = "closed"): Promise<void> {
+    this.#shut(reason);
+    await this.#supervisor;
+    await this.#link?.closed;
+  }
+
+  /** Same as {@linkcode ChatClient.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** The events (see the class description). One consumer at a time. */
+  [Symbol.asyncIterator](): AsyncIterator<ChatEvent> {
+    return this.#events;
+  }
+
+  #helloFrame(): ClientFrame {
+    return {
+      type: "hello",
+      client: this.#options.clientName ?? `parley-client/${VERSION}`,
+      proto: PROTO,
+    };
+  }
+
+  #open(): Promise<Link> {
+    const o = this.#options;
+    return Link.open(this.hostname, this.port, {
+      maxLine: o.maxLine ?? DEFAULTS.maxLine,
+      timeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      pingIntervalMs: o.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+      signal: this.#abort.signal,
+      onEvent: (event: ServerEvent) => this.#events.push(event),
+    });
+  }
+
+  /** Keeps the name and the rooms in step with successful requests. */
+  #track(frame: ClientFrame | { type: "hello" }, reply: ReplyFrame): void {
+    switch (frame.type) {
+      case "hello":
+        this.#welcome = toWelcome(reply);
+        this.#name = this.#welcome.name;
+        break;
+      case "nick":
+        this.#name = String(reply.name);
+        this.#chosenName = this.#name;
+        break;
+      case "login":
+      case "register": {
+        const login = toLoggedIn(reply);
+        this.#name = login.name;
+        this.#chosenName = login.name;
+        this.#token = login.token;
+        this.#rooms = login.rooms;
+        break;
+      }
+      case "join": {
+        const room = String(reply.room);
+        if (!this.#rooms.some((r) => nameKey(r) === nameKey(room))) {
+          this.#rooms = [...this.#rooms, room];
+        }
+        break;
+      }
+      case "part": {
+        const key = nameKey(String(reply.room));
+        this.#rooms = this.#rooms.filter((r) => nameKey(r) !== key);
+        break;
+      }
+    }
+  }
+
+  #setState(state: ClientState): void {
+    this.#state = state;
+    if (state === "reconnecting") return;
+    const waiters = this.#readyWaiters;
+    this.#readyWaiters = [];
+    for (const w of waiters) {
+      if (state === "connected") w.resolve();
+      else w.reject(new ConnectionClosedError("Cannot send: the client is closed"));
+    }
+  }
+
+  /** Whether the client is closed (a method, so that checks after an await are not narrowed). */
+  #isClosed(): boolean {
+    return this.#state === "closed";
+  }
+
+  /** Ends the client for good (synchronously); the supervisor winds down on its own. */
+  #shut(reason: string): void {
+    if (this.#state === "closed") return;
+    this.#setState("closed");
+    this.#options.signal?.removeEventListener("abort", this.#onAbort);
+    this.#abort.abort();
+    this.#link?.close(reason);
+    this.#events.end();
+    this.#closed.resolve(reason);
+  }
+
+  /** Watches the connection; when it drops, reconnects or ends the client. */
+  async #supervise(first: Link): Promise<void> {
+    let link = first;
+    for (;;) {
+      const reason = await link.closed;
+      if (this.#state === "closed") return;
+      const permanent = link.shutdown?.permanent === true;
+      const wanted = this.#quitting || link.farewell;
+      if (wanted || permanent || this.#options.reconnect === false) {
+        if (!wanted) this.#events.push({ type: "disconnected", reason, reconnecting: false });
+        this.#shut(wanted ? "quit" : reason);
+        return;
+      }
+      this.#setState("reconnecting");
+      this.#events.push({ type: "disconnected", reason, reconnecting: true });
+      const next = await this.#reconnect();
+      if (next === undefined) return;
+      link = next;
+    }
+  }
+
+  /** Tries until a connection is restored (the link), or the client closes (undefined). */
+  async #reconnect(): Promise<Link | undefined> {
+    const max = this.#options.maxReconnectAttempts ?? Infinity;
+    let lastError = "";
+    for (let attempt = 0; attempt < max; attempt++) {
+      await sleep(backoffDelay(attempt, this.#options.backoff), this.#abort.signal);
+      if (this.#isClosed()) return undefined;
+      let link: Link;
+      try {
+        link = await this.#open();
+      } catch (error) {
+        lastError = error instanceof Error ? error.message : String(error);
+        continue;
+      }
+      this.#link = link;
+      if (this.#isClosed()) {
+        link.close("closed");
+        await link.closed;
+        return undefined;
+      }
+      try {
+        const restored = await this.#restore(link);
+        if (this.#isClosed()) return undefined;
+        this.#setState("connected");
+        this.#events.push({ type: "reconnected", attempts: attempt + 1, ...restored });
+        return link;
+      } catch (error) {
+        lastError = error instanceof Error ? error.message : String(error);
+        link.close("restoring the session failed");
+        await link.closed;
+        if (this.#isClosed()) return undefined;
+      }
+    }
+    const reason = `gave up reconnecting after ${max} attempts (${lastError})`;
+    this.#events.push({ type: "disconnected", reason, reconnecting: false });
+    this.#shut(reason);
+    return undefined;
+  }
+
+  /**
+   * Says hello, takes back the session (logging in again with the token, or the chosen name)
+   * and re-joins the rooms, all pipelined (the server answers in order). A name or room the
+   * server refuses is reported, not fatal.
+   */
+  async #restore(link: Link): Promise<Omit<ReconnectedEvent, "type" | "attempts">> {
+    const wanted = this.#rooms;
+    const chosen = this.#chosenName;
+    const token = this.#token;
+    const general = nameKey(DEFAULT_ROOM);
+    const hello = link.request(this.#helloFrame());
+    const identity = token !== undefined
+      ? link.request({ type: "login", token })
+      : chosen !== undefined
+      ? link.request({ type: "nick", name: chosen })
+      : undefined;
+    const joins = wanted.filter((r) => nameKey(r) !== general).map((room) => ({
+      room,
+      reply: link.request({ type: "join", room }),
+    }));
+    const keepGeneral = wanted.some((r) => nameKey(r) === general);
+    const part = keepGeneral ? undefined : link.request({ type: "part", room: DEFAULT_ROOM });
+    for (const p of [identity, part, ...joins.map((j) => j.reply)]) p?.catch(() => {});
+
+    const welcome = toWelcome(await hello);
+    let name = welcome.name;
+    let rooms = name === "" ? [] : [DEFAULT_ROOM];
+    const result: Omit<ReconnectedEvent, "type" | "attempts"> = { name, rooms };
+    if (identity !== undefined) {
+      try {
+        const ack = await identity;
+        if (token !== undefined) {
+          const login = toLoggedIn(ack);
+          name = login.name;
+          rooms = login.rooms;
+        } else {
+          name = String(ack.name);
+        }
+      } catch (error) {
+        if (!(error instanceof ServerError)) throw error;
+        result.lostName = chosen!;
+        if (token !== undefined) this.#token = undefined; // expired or revoked
+      }
+    }
+    const has = (room: string) => rooms.some((r) => nameKey(r) === nameKey(room));
+    const lostRooms: string[] = [];
+    for (const { room, reply } of joins) {
+      try {
+        const joined = String((await reply).room);
+        if (!has(joined)) rooms.push(joined);
+      } catch (error) {
+        if (!(error instanceof ServerError)) throw error;
+        lostRooms.push(room);
+      }
+    }
+    if (part !== undefined) {
+      try {
+        await part;
+        rooms = rooms.filter((r) => nameKey(r) !== general);
+      } catch (error) {
+        if (!(error instanceof ServerError)) throw error; // not in it: fine
+      }
+    }
+    if (lostRooms.length > 0) result.lostRooms = lostRooms;
+    this.#welcome = { ...welcome, name };
+    this.#name = name;
+    this.#rooms = rooms;
+    result.name = name;
+    result.rooms = [...rooms];
+    return result;
+  }
+}
+
+function toWelcome(reply: ReplyFrame): Welcome {
+  return {
+    server: String(reply.server),
+    version: String(reply.version),
+    proto: Number(reply.proto),
+    name: String(reply.name),
+  };
+}
+
+function toLoggedIn(reply: ReplyFrame): LoggedIn {
+  return {
+    name: String(reply.name),
+    token: String(reply.token),
+    rooms: Array.isArray(reply.rooms) ? reply.rooms.map(String) : [],
+    unread: Array.isArray(reply.unread) ? reply.unread as LoggedIn["unread"] : [],
+  };
+}
+
+function toMembers(reply: ReplyFrame): RoomMembers {
+  return {
+    room: String(reply.room),
+    members: Array.isArray(reply.members) ? reply.members.map(String) : [],
+  };
+}
+
+/** Waits `ms`, or less when `signal` aborts; never rejects. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever is first; never rejects. */
+async function timeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    promise.catch(() => {}),
+    new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
+  ]);
+  clearTimeout(timer);
+}

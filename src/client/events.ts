@@ -1,0 +1,69 @@
+/**
+ * What `for await (const event of client)` yields: events the server sent, and events the
+ * client itself reports about its connection.
+ *
+ * @module
+ */
+
+import type { HistoryFrame, MessageFrame, PresenceFrame, ServerFrame } from "../protocol/frames.ts";
+
+/** A server notice. */
+export type NoticeEvent = Extract<ServerFrame, { type: "notice" }>;
+
+/** The server is going away; `permanent: true` means the client will not reconnect. */
+export type ShutdownEvent = Extract<ServerFrame, { type: "shutdown" }>;
+
+/** An `error` frame that answers no request of this client (e.g. a line it could not read). */
+export type UnsolicitedErrorEvent = Extract<ServerFrame, { type: "error" }>;
+
+/** Recent messages of a room, sent when it is joined (oldest first). */
+export type HistoryEvent = HistoryFrame;
+
+/** An event the server sent. Replies (`welcome`, `ack`, `pong`, errors with a `ref`) never appear. */
+export type ServerEvent =
+  | MessageFrame
+  | HistoryEvent
+  | PresenceFrame
+  | NoticeEvent
+  | ShutdownEvent
+  | UnsolicitedErrorEvent;
+
+/**
+ * The connection dropped. `reconnecting` says whether the client will try again; when it is
+ * false, this is the last event before the iteration ends.
+ */
+export interface DisconnectedEvent {
+  type: "disconnected";
+  /** Why, in a few words. */
+  reason: string;
+  /** Whether the client is going to reconnect. */
+  reconnecting: boolean;
+}
+
+/** The connection is back: the session was restored as far as the server allowed. */
+export interface ReconnectedEvent {
+  type: "reconnected";
+  /** The name now in use. */
+  name: string;
+  /** The rooms now joined. */
+  rooms: string[];
+  /** How many attempts it took (1 when the first one worked). */
+  attempts: number;
+  /** The chosen name, when it could not be taken back (e.g. someone else took it meanwhile). */
+  lostName?: string;
+  /** Rooms that could not be re-joined. */
+  lostRooms?: string[];
+}
+
+/** The caller did not read events fast enough and the oldest `dropped` ones were discarded. */
+export interface LaggedEvent {
+  type: "lagged";
+  /** How many events were discarded. */
+  dropped: number;
+}
+
+/** An event the client reports about itself. */
+export type ClientEvent = DisconnectedEvent | ReconnectedEvent | LaggedEvent;
+
+/** Anything `for await (const event of client)` yields. */
+export type ChatEvent = ServerEvent | ClientEvent;

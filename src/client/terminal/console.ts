@@ -1,0 +1,207 @@
+/**
+ * The terminal's I/O: typed lines in, output lines out. On a terminal (stdin and stdout both
+ * TTYs) a `node:readline` prompt keeps what is being typed on its own line while events print
+ * above it; otherwise stdin is read line by line and output is plain.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import * as readline from "node:readline";
+import type { Line } from "./format.ts";
+
+/** Where the terminal client reads and writes. */
+export interface TerminalIO {
+  /** Whether a human is typing at a prompt (stdin and stdout are terminals). */
+  readonly interactive: boolean;
+  /** The typed lines, in order; ends at end of input. Call once. */
+  lines(): AsyncIterable<string>;
+  /** Prints a line: above the prompt when interactive, to stderr for errors when not. */
+  print(line: Line): void;
+  /** Sets the prompt (interactive only). */
+  setPrompt(prompt: string): void;
+  /** Stops reading input and restores the terminal. Idempotent. */
+  close(): void;
+}
+
+/** Options for {@linkcode openConsole}. */
+export interface ConsoleOptions {
+  /** Called on Ctrl-C at the prompt. */
+  onInterrupt: () => void;
+  /** The first prompt. @default "> " */
+  prompt?: string;
+}
+
+const encoder = new TextEncoder();
+
+/** Opens the process's stdin/stdout as a {@linkcode TerminalIO}. */
+export function openConsole(options: ConsoleOptions): TerminalIO {
+  return Deno.stdin.isTerminal() && Deno.stdout.isTerminal()
+    ? new PromptConsole(options)
+    : new PlainConsole();
+}
+
+/** Lines typed, queued until read. */
+class LineQueue {
+  readonly #lines: string[] = [];
+  #ended = false;
+  #wake: (() => void) | undefined;
+
+  push(line: string): void {
+    this.#lines.push(line);
+    this.#wake?.();
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<string> {
+    for (;;) {
+      const line = this.#lines.shift();
+      if (line !== undefined) {
+        yield line;
+        continue;
+      }
+      if (this.#ended) return;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = undefined;
+    }
+  }
+}
+
+/** Interactive: a readline prompt; events are printed above it and the prompt redrawn. */
+class PromptConsole implements TerminalIO {
+  readonly interactive = true;
+  readonly #rl: readline.Interface;
+  readonly #queue = new LineQueue();
+  #closed = false;
+
+  constructor(options: ConsoleOptions) {
+    this.#rl = readline.createInterface({
+      input: process.stdin,
+      output: process.stdout,
+      prompt: options.prompt ?? "> ",
+      terminal: true,
+      historySize: 200,
+    });
+    this.#rl.on("line", (line: string) => {
+      // A message is shown again, formatted, once the server accepts it: erase the echo.
+      // A password is erased from the screen and from the history.
+      const secret = /^\/(login|register|passwd)\s/i.test(line);
+      if (secret) this.#forget(line);
+      if (secret || isMessage(line)) this.#eraseEcho(line);
+      this.#queue.push(line);
+      if (!this.#closed) this.#rl.prompt();
+    });
+    this.#rl.on("SIGINT", options.onInterrupt);
+    this.#rl.on("SIGTSTP", () => {}); // no job control: suspending would need --allow-run
+    this.#rl.on("close", () => {
+      this.#closed = true;
+      this.#queue.end();
+    });
+    this.#rl.prompt();
+  }
+
+  lines(): AsyncIterable<string> {
+    return this.#queue;
+  }
+
+  print(line: Line): void {
+    if (this.#closed) {
+      process.stdout.write(line.text + "\n");
+      return;
+    }
+    const { rows } = this.#rl.getCursorPos();
+    readline.moveCursor(process.stdout, 0, -rows);
+    readline.cursorTo(process.stdout, 0);
+    readline.clearScreenDown(process.stdout);
+    process.stdout.write(line.text + "\n");
+    this.#rl.prompt(true);
+  }
+
+  setPrompt(prompt: string): void {
+    if (this.#rl.getPrompt() === prompt) return;
+    this.#rl.setPrompt(prompt);
+    if (!this.#closed) {
+      readline.cursorTo(process.stdout, 0);
+      readline.clearLine(process.stdout, 0);
+      this.#rl.prompt(true);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    readline.cursorTo(process.stdout, 0);
+    readline.clearLine(process.stdout, 0);
+    this.#rl.close();
+  }
+
+  /** Removes `line` from the input history. */
+  #forget(line: string): void {
+    const history = (this.#rl as unknown as { history?: string[] }).history;
+    if (history?.[0] === line) history.shift();
+  }
+
+  /** Moves up over the rows the just-entered line took and clears them. */
+  #eraseEcho(line: string): void {
+    const columns = process.stdout.columns || 80;
+    const width = [...this.#rl.getPrompt()].length + [...line].length;
+    const rows = Math.max(1, Math.ceil(width / columns));
+    readline.moveCursor(process.stdout, 0, -rows);
+    readline.cursorTo(process.stdout, 0);
+    readline.clearScreenDown(process.stdout);
+  }
+}
+
+/** Whether a typed line becomes a chat message (shown formatted once it is acknowledged). */
+function isMessage(line: string): boolean {
+  if (line.trim() === "") return true;
+  if (/^(logout|bye|quit)$/i.test(line.trim())) return false;
+  return !line.startsWith("/") || line.startsWith("//") || /^\/(me|msg|dm)\s+\S/i.test(line);
+}
+
+/** Not interactive: stdin line by line, plain output, errors on stderr. */
+class PlainConsole implements TerminalIO {
+  readonly interactive = false;
+  #reader: ReadableStreamDefaultReader<string> | undefined;
+
+  async *lines(): AsyncGenerator<string> {
+    const reader = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
+    this.#reader = reader;
+    let rest = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const parts = (rest + value).split("\n");
+        rest = parts.pop()!;
+        for (const part of parts) yield part.endsWith("\r") ? part.slice(0, -1) : part;
+      }
+    } catch {
+      // stdin closed under us: end of input
+    }
+    if (rest !== "") yield rest;
+  }
+
+  print(line: Line): void {
+    writeAll(line.error ? Deno.stderr : Deno.stdout, encoder.encode(line.text + "\n"));
+  }
+
+  setPrompt(): void {}
+
+  close(): void {
+    this.#reader?.cancel().catch(() => {});
+  }
+}
+
+function writeAll(out: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  try {
+    let offset = 0;
+    while (offset < bytes.length) offset += out.writeSync(bytes.subarray(offset));
+  } catch {
+    // The reader went away (broken pipe): nothing useful left to do with output.
+  }
+}

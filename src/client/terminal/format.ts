@@ -1,0 +1,257 @@
+/**
+ * How the terminal client shows things: one line per event or reply, each starting with an
+ * `HH:MM:SS` timestamp, in the same words as the server's text mode; ANSI colors optional.
+ * Pure functions: no I/O.
+ *
+ * @module
+ */
+
+import type { ClientFrame, HistoryFrame, MessageFrame, RoomInfo } from "../../protocol/frames.ts";
+import { sanitize } from "../../protocol/text_mode.ts";
+import type { ChatEvent } from "../events.ts";
+import type { ReplyFrame } from "../_link.ts";
+
+/** One output line; `error` lines go to stderr when the client is not interactive. */
+export interface Line {
+  /** The text, colors included, without a newline. */
+  text: string;
+  /** Whether it reports a failure. */
+  error: boolean;
+}
+
+const SGR = {
+  bold: ["\x1b[1m", "\x1b[22m"],
+  dim: ["\x1b[2m", "\x1b[22m"],
+  red: ["\x1b[31m", "\x1b[39m"],
+  cyan: ["\x1b[36m", "\x1b[39m"],
+  magenta: ["\x1b[35m", "\x1b[39m"],
+} as const;
+
+/** A style name {@linkcode Painter.paint} accepts. */
+export type StyleName = keyof typeof SGR;
+
+/**
+ * Wraps text in ANSI styles, or leaves it alone when colors are off. Text it is given is
+ * sanitized first, so nothing received can drive the terminal.
+ *
+ * @example
+ * ```ts
+ * import { Painter } from "./format.ts";
+ * console.assert(new Painter(false).paint("red", "x\x1b[2J") === "x [2J");
+ * console.assert(new Painter(true).paint("red", "x") === "\x1b[31mx\x1b[39m");
+ * ```
+ */
+export class Painter {
+  /** Whether colors are on. */
+  readonly color: boolean;
+
+  /** @param color whether to emit ANSI styles */
+  constructor(color: boolean) {
+    this.color = color;
+  }
+
+  /** Sanitizes `text` and wraps it in `style` when colors are on. */
+  paint(style: StyleName, text: string): string {
+    const clean = sanitize(text);
+    if (!this.color) return clean;
+    const [on, off] = SGR[style];
+    return on + clean + off;
+  }
+}
+
+/**
+ * `HH:MM:SS` in local time.
+ *
+ * @example
+ * ```ts
+ * import { clock } from "./format.ts";
+ * console.assert(/^\d\d:\d\d:\d\d$/.test(clock(Date.now())));
+ * ```
+ */
+export function clock(ms: number): string {
+  const d = new Date(ms);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()]
+    .map((n) => String(n).padStart(2, "0"))
+    .join(":");
+}
+
+/** Formats lines for one terminal: colors on or off, and the time source. */
+export class Formatter {
+  readonly #p: Painter;
+  readonly #now: () => number;
+
+  /**
+   * @param color whether to emit ANSI styles
+   * @param now the clock, for lines that carry no server time @default Date.now
+   */
+  constructor(color: boolean, now: () => number = Date.now) {
+    this.#p = new Painter(color);
+    this.#now = now;
+  }
+
+  /** A dimmed notice line: `HH:MM:SS * text`. */
+  info(text: string, ts = this.#now()): Line {
+    return { text: `${this.#time(ts)} ${this.#p.paint("dim", `* ${text}`)}`, error: false };
+  }
+
+  /** A red error line: `HH:MM:SS ! text`. */
+  error(text: string, ts = this.#now()): Line {
+    return { text: `${this.#time(ts)} ${this.#p.paint("red", `! ${text}`)}`, error: true };
+  }
+
+  /**
+   * A chat message line: `HH:MM:SS [#room] <from> text`, `[dm] <from> text` for a direct
+   * message to you, `[dm to bob] <from> text` for one you sent; `* from text` for actions.
+   */
+  message(
+    m: Omit<MessageFrame, "type" | "id">,
+    me?: string,
+    options: { dim?: boolean } = {},
+  ): Line {
+    const p = this.#p;
+    const where = m.room !== undefined
+      ? `[${m.room}]`
+      : m.from === me && m.to !== undefined
+      ? `[dm to ${m.to}]`
+      : "[dm]";
+    const sender = m.action ? `* ${m.from}` : `<${m.from}>`;
+    const late = m.offline ? " (sent while you were away)" : "";
+    const text = options.dim
+      ? p.paint("dim", `${where} ${sender} ${m.text}`)
+      : `${p.paint(m.room !== undefined ? "cyan" : "magenta", where)} ${p.paint("bold", sender)} ${
+        sanitize(m.text)
+      }${late && p.paint("dim", late)}`;
+    return { text: `${this.#time(m.ts)} ${text}`, error: false };
+  }
+
+  /** A page of history: a header, then each message dimmed, oldest first. */
+  history(page: HistoryFrame, me?: string): Line[] {
+    const n = page.messages.length;
+    if (n === 0) return [this.info("No messages")];
+    const where = page.room ?? `your messages with ${page.with}`;
+    const more = page.more ? ", more with /history" : "";
+    return [
+      this.info(`History of ${where} (${n} message${n === 1 ? "" : "s"}${more}):`),
+      ...page.messages.map((m) => this.message(m, me, { dim: true })),
+    ];
+  }
+
+  /** The lines showing an event; none for events the terminal does not show. `me`: your name. */
+  event(event: ChatEvent, me?: string): Line[] {
+    switch (event.type) {
+      case "message":
+        return [this.message(event, me)];
+      case "history":
+        return this.history(event, me);
+      case "presence":
+        switch (event.event) {
+          case "joined":
+            return [this.info(`${event.name} joined ${event.room}`)];
+          case "left":
+            return [this.info(`${event.name} left ${event.room}`)];
+          case "quit":
+            return [this.info(`${event.name} quit`)];
+          case "renamed":
+            return [this.info(`${event.name} is now known as ${event.newName}`)];
+        }
+        return [];
+      case "notice":
+        return [this.info(event.text)];
+      case "shutdown":
+        return [this.info(`Server shutting down: ${event.reason}`)];
+      case "error":
+        return [this.error(event.message)];
+      case "disconnected":
+        return [
+          this.error(
+            `Disconnected: ${event.reason}${event.reconnecting ? "; reconnecting..." : ""}`,
+          ),
+        ];
+      case "reconnected": {
+        const lines = [
+          this.info(`Reconnected as ${event.name}, in ${event.rooms.join(", ") || "no room"}`),
+        ];
+        if (event.lostName !== undefined) {
+          lines.push(this.error(`The name ${event.lostName} was taken; you are ${event.name}`));
+        }
+        if (event.lostRooms !== undefined) {
+          lines.push(this.error(`Could not re-join ${event.lostRooms.join(", ")}`));
+        }
+        return lines;
+      }
+      case "lagged":
+        return [this.error(`${event.dropped} events were dropped: output could not keep up`)];
+    }
+  }
+
+  /** The lines answering a successful request, in the server's text-mode words. */
+  reply(frame: ClientFrame, reply: ReplyFrame, me: string): Line[] {
+    switch (frame.type) {
+      case "nick":
+        return [this.info(`You are now ${String(reply.name)}`)];
+      case "join": {
+        const members = stringList(reply.members);
+        return [
+          this.info(
+            `You joined ${String(reply.room)}; members (${members.length}): ${members.join(", ")}`,
+          ),
+        ];
+      }
+      case "part":
+        return [this.info(`You left ${String(reply.room)}`)];
+      case "who": {
+        const members = stringList(reply.members);
+        return [
+          this.info(`Members of ${String(reply.room)} (${members.length}): ${members.join(", ")}`),
+        ];
+      }
+      case "rooms": {
+        const rooms = Array.isArray(reply.rooms) ? reply.rooms as RoomInfo[] : [];
+        return [this.info(`Rooms: ${rooms.map((r) => `${r.name} (${r.members})`).join(", ")}`)];
+      }
+      case "send": {
+        const ts = typeof reply.ts === "number" ? reply.ts : this.#now();
+        const m = { from: me, text: frame.text, ts, ...(frame.action ? { action: true } : {}) };
+        return [
+          this.message(
+            frame.room !== undefined ? { ...m, room: frame.room } : { ...m, to: frame.to ?? "" },
+            me,
+          ),
+        ];
+      }
+      case "hello":
+        return [this.info(`You are ${String(reply.name)}`)];
+      case "register":
+      case "login": {
+        const verb = frame.type === "register" ? "Registered and logged in" : "Logged in";
+        const unread = Array.isArray(reply.unread)
+          ? reply.unread as { from: string; count: number }[]
+          : [];
+        const summary = unread.length === 0
+          ? "no unread direct messages"
+          : `unread direct messages: ${unread.map((u) => `${u.from} (${u.count})`).join(", ")}`;
+        return [this.info(`${verb} as ${String(reply.name)}; ${summary}`)];
+      }
+      case "logout":
+        return [this.info(`Logged out; goodbye, ${me}`)];
+      case "passwd":
+        return [this.info("Password changed; your other sessions must log in again")];
+      case "history":
+        return this.history(reply as unknown as HistoryFrame, me);
+      case "ping":
+        return [this.info("pong")];
+      case "quit":
+        return [this.info(`Goodbye, ${me}`)];
+      default:
+        return [];
+    }
+  }
+
+  #time(ts: number): string {
+    return this.#p.paint("dim", clock(ts));
+  }
+}
+
+function stringList(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(String) : [];
+}
