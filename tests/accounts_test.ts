@@ -78,7 +78,7 @@ Deno.test("text mode: /register, /login, /history, /passwd, /logout", async () =
   a.send("/history");
   assert.equal(await a.line(), "* History of #general (2 messages):");
   const dim = (text: string) =>
-    new RegExp(`^\\[#general \\d\\d:\\d\\d\\] \x1b\\[2m${text}\x1b\\[0m$`);
+    new RegExp(`^\\[#general \\d\\d:\\d\\d\\] \x1b\\[2m${text}\x1b\\[22m$`);
   assert.match(await a.line(), dim("<dave> one"));
   assert.match(await a.line(), dim("<dave> two"));
   a.send("/passwd wrong-words new-secret-words");

@@ -200,7 +200,7 @@ function formatMessage(frame: MessageFrame, stamp?: string): string {
 }
 
 const DIM = "\x1b[2m";
-const UNDIM = "\x1b[0m";
+const UNDIM = "\x1b[22m";
 
 /**
  * A page of history as text-mode lines: a `* ` header, then one dimmed line per message with
