@@ -14,6 +14,8 @@ const encoder = new TextEncoder();
 export interface ServerProcess extends AsyncDisposable {
   /** The bound TCP chat port (0 with --no-plain). */
   port: number;
+  /** The bound HTTP(S) port (0 with --no-http). */
+  httpPort: number;
   /** The child process. */
   child: Deno.ChildProcess;
   /** Every stdout line so far (the listening lines first). */
@@ -31,6 +33,10 @@ export interface ServerProcess extends AsyncDisposable {
  */
 export async function startServer(args: string[] = []): Promise<ServerProcess> {
   const ownData = !args.includes("--data");
+  // Never the default 8080: tests run side by side (and beside a developer's server).
+  if (!args.includes("--http-port") && !args.includes("--no-http")) {
+    args = ["--http-port", "0", ...args];
+  }
   const data = ownData ? await Deno.makeTempDir({ prefix: "parley-test-" }) : undefined;
   if (data !== undefined) args = ["--data", data, ...args];
   const child = new Deno.Command(Deno.execPath(), {
@@ -58,8 +64,10 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lineStream());
   const reader = lines.getReader();
   // One listening line per listener: plain TCP unless --no-plain, TLS with --tls-cert.
-  const expected = (args.includes("--no-plain") ? 0 : 1) + (args.includes("--tls-cert") ? 1 : 0);
+  const expected = (args.includes("--no-plain") ? 0 : 1) + (args.includes("--tls-cert") ? 1 : 0) +
+    (args.includes("--no-http") ? 0 : 1);
   let port = 0;
+  let httpPort = 0;
   let listening = 0;
   while (listening < expected) {
     const { value, done } = await reader.read();
@@ -70,6 +78,8 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
     if (value.startsWith("listening on ")) listening++;
     const m = /^listening on tcp:\/\/[^ ]+:(\d+)$/.exec(value);
     if (m) port = Number(m[1]);
+    const h = /^listening on https?:\/\/[^ ]+:(\d+)$/.exec(value);
+    if (h) httpPort = Number(h[1]);
   }
   const drained = (async () => {
     for (;;) {
@@ -92,6 +102,7 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
   };
   return {
     port,
+    httpPort,
     child,
     stdout,
     stderr: async () => (await stop(), await stderrText),

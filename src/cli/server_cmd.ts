@@ -24,6 +24,11 @@ Listening:
   --host HOST              interface to listen on (default ${d.host})
   --port PORT              TCP chat port; 0 picks a free one (default ${d.port})
 
+Web (the browser client, WebSocket at /ws, /healthz; HTTPS when TLS is configured):
+  --http-port PORT         HTTP port (default ${d.httpPort})
+  --no-http                no HTTP listener
+  --allow-origin ORIGIN    another origin allowed to open /ws (repeatable; default: the page's own)
+
 TLS (a separate port: Deno has no server-side STARTTLS):
   --tls-cert FILE          PEM certificate chain; with --tls-key opens the TLS listener
   --tls-key FILE           PEM private key (re-read with the certificate on SIGHUP)
@@ -108,6 +113,9 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       "limit-loopback": { type: "boolean" },
       "flood-burst": { type: "string" },
       "flood-rate": { type: "string" },
+      "http-port": { type: "string" },
+      "no-http": { type: "boolean" },
+      "allow-origin": { type: "string", multiple: true },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "tls-port": { type: "string" },
@@ -160,6 +168,9 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     registerIntervalMs: seconds(values, "register-interval", d.registerIntervalMs),
     sessionTtlMs: 86_400_000 *
       intFlag(values["session-ttl"], "session-ttl", d.sessionTtlMs / 86_400_000, 1),
+    http: !(values["no-http"] ?? !d.http),
+    httpPort: intFlag(values["http-port"], "http-port", d.httpPort, 0, 65535),
+    allowOrigins: values["allow-origin"] ?? d.allowOrigins,
     tlsCert: values["tls-cert"],
     tlsKey: values["tls-key"],
     tlsPort: intFlag(values["tls-port"], "tls-port", d.tlsPort, 0, 65535),
@@ -188,11 +199,12 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
 
 /** Reads a flag given in whole seconds (at least 1) as milliseconds. */
 function seconds(
-  values: Record<string, string | boolean | undefined>,
+  values: Record<string, string | boolean | string[] | undefined>,
   name: string,
   fallbackMs: number,
 ): number {
   const value = values[name];
+  if (Array.isArray(value)) throw new UsageError(`--${name} takes one value`);
   return 1000 * intFlag(typeof value === "string" ? value : undefined, name, fallbackMs / 1000, 1);
 }
 

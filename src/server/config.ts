@@ -72,6 +72,12 @@ export interface ServerConfig {
   connRate: number;
   /** …then `connRate` more per this many ms. */
   connWindowMs: number;
+  /** Whether to serve HTTP (web client, WebSocket, health). */
+  http: boolean;
+  /** HTTP port (HTTPS when TLS is configured); 0 picks a free one. */
+  httpPort: number;
+  /** Origins besides the page's own allowed to open `/ws`. */
+  allowOrigins: readonly string[];
 }
 
 /** The defaults: safe for a public server. */
@@ -109,4 +115,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   idleTimeoutMs: 150_000,
   connRate: 30,
   connWindowMs: 60_000,
+  http: true,
+  httpPort: 8080,
+  allowOrigins: [],
 };

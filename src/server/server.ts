@@ -17,6 +17,7 @@ import { CommitQueue } from "../store/commit_queue.ts";
 import { SqliteStore } from "../store/sqlite_store.ts";
 import type { Store } from "../store/store.ts";
 import { NodeSocketConnection } from "../transport/node_socket.ts";
+import { httpHandler } from "./http.ts";
 import { StreamConnection } from "../transport/tcp.ts";
 import type { Connection } from "../transport/connection.ts";
 import { VERSION } from "../version.ts";
@@ -54,6 +55,8 @@ export class ChatServer implements AsyncDisposable {
   readonly #ctx: SessionContext;
   #listener: Deno.Listener | undefined;
   #tls: tls.Server | undefined;
+  #http: Deno.HttpServer<Deno.NetAddr> | undefined;
+  readonly #startedAt = Date.now();
   readonly #connRate: KeyedThrottle;
   #sweep: ReturnType<typeof setInterval> | undefined;
   readonly #tasks = new Set<Promise<void>>();
@@ -109,6 +112,7 @@ export class ChatServer implements AsyncDisposable {
         server.#accepting.push(server.#acceptLoop(server.#listener));
       }
       if (full.tlsCert !== undefined) await server.#listenTls();
+      if (full.http) server.#listenHttp();
       const tick = Math.min(full.firstLineTimeoutMs, full.pingAfterMs, full.loginTimeoutMs) / 4;
       server.#sweep = setInterval(() => server.#checkTimers(), Math.max(100, Math.min(5000, tick)));
     } catch (error) {
@@ -117,6 +121,38 @@ export class ChatServer implements AsyncDisposable {
       throw error;
     }
     return server;
+  }
+
+  #listenHttp(): void {
+    const { config } = this;
+    const tlsFiles = config.tlsCert === undefined ? {} : {
+      cert: Deno.readTextFileSync(config.tlsCert),
+      key: Deno.readTextFileSync(config.tlsKey!),
+    };
+    this.#http = Deno.serve(
+      {
+        hostname: config.host,
+        port: config.httpPort,
+        ...tlsFiles,
+        onListen: () => {},
+        onError: (error) => {
+          log.error("HTTP request failed: {error}", { error });
+          return new Response("Internal error\n", { status: 500 });
+        },
+      },
+      httpHandler({
+        allowOrigins: config.allowOrigins,
+        maxLine: config.maxLine,
+        admit: (ip) => this.#admit(ip),
+        serve: (conn) => this.#track(this.#serve(conn, true)),
+        health: () => ({
+          status: this.#stopping === undefined ? "ok" : "stopping",
+          version: VERSION,
+          uptime: Math.round((Date.now() - this.#startedAt) / 1000),
+          connections: this.connections,
+        }),
+      }),
+    );
   }
 
   /** The TLS context options: certificate and key from their files, TLS 1.2 at least. */
@@ -182,6 +218,7 @@ export class ChatServer implements AsyncDisposable {
       // already closed
     }
     this.#tls?.close();
+    void this.#http?.shutdown();
   }
 
   #checkTimers(): void {
@@ -199,6 +236,10 @@ export class ChatServer implements AsyncDisposable {
     const tlsAddr = this.#tls?.address();
     if (tlsAddr !== undefined && tlsAddr !== null && typeof tlsAddr === "object") {
       out.push({ scheme: "tls", hostname: tlsAddr.address, port: tlsAddr.port });
+    }
+    if (this.#http !== undefined) {
+      const scheme = this.config.tlsCert === undefined ? "http" : "https";
+      out.push({ scheme, hostname: this.#http.addr.hostname, port: this.#http.addr.port });
     }
     return out;
   }
@@ -225,6 +266,7 @@ export class ChatServer implements AsyncDisposable {
     const grace = this.config.shutdownGraceMs;
     await Promise.all([...this.#sessions].map((s) => s.shutdown(reason, grace)));
     await Promise.all(this.#tasks);
+    await this.#http?.finished;
     this.#ctx.commits.flush();
     this.store[Symbol.dispose]();
     log.info("Shut down");
@@ -252,8 +294,9 @@ export class ChatServer implements AsyncDisposable {
     task.finally(() => this.#tasks.delete(task));
   }
 
-  async #serve(conn: Connection): Promise<void> {
-    const refusal = this.#admit(conn);
+  /** Serves one connection; `admitted` when the caller already checked the limits. */
+  async #serve(conn: Connection, admitted = false): Promise<void> {
+    const refusal = admitted ? undefined : this.#admit(conn.remoteIp);
     if (refusal !== undefined) {
       log.warn("Refused {remote}: {reason}", { remote: conn.remote, reason: refusal });
       try {
@@ -285,19 +328,19 @@ export class ChatServer implements AsyncDisposable {
     }
   }
 
-  /** Returns why a new connection is refused, or undefined to admit it. */
-  #admit(conn: Connection): string | undefined {
+  /** Returns why a new connection from `ip` is refused, or undefined to admit (and count) it. */
+  #admit(ip: string): string | undefined {
     if (this.#sessions.size >= this.config.maxConns) {
       return "Too many connections: the server is full, try again later";
     }
-    const exempt = isLoopback(conn.remoteIp) && !this.config.limitLoopback;
+    const exempt = isLoopback(ip) && !this.config.limitLoopback;
     if (exempt) return undefined;
-    if ((this.#perIp.get(conn.remoteIp) ?? 0) >= this.config.maxConnsPerIp) {
+    if ((this.#perIp.get(ip) ?? 0) >= this.config.maxConnsPerIp) {
       return "Too many connections from your address";
     }
-    const wait = this.#connRate.retryAfter(conn.remoteIp);
+    const wait = this.#connRate.retryAfter(ip);
     if (wait > 0) return `Too many new connections from your address: try again in ${wait} s`;
-    this.#connRate.hit(conn.remoteIp);
+    this.#connRate.hit(ip);
     return undefined;
   }
 }

@@ -100,6 +100,7 @@ export class Session implements Member {
   readonly #bucket: TokenBucket;
   readonly #abort = new AbortController();
   #mode: Mode | undefined;
+  #started = false;
   #online = false;
   #current: string | undefined;
   #user: UserRecord | undefined;
@@ -118,6 +119,7 @@ export class Session implements Member {
   constructor(conn: Connection, ctx: SessionContext) {
     this.#conn = conn;
     this.#ctx = ctx;
+    if (conn.framed) this.#mode = "json";
     const { config } = ctx;
     this.#bucket = new TokenBucket(config.floodBurst, config.floodRate);
     this.#outbox = new Outbox({
@@ -152,7 +154,7 @@ export class Session implements Member {
    */
   async run(): Promise<void> {
     try {
-      this.#outbox.push(encodeLine(BANNER));
+      if (!this.#conn.framed) this.#outbox.push(encodeLine(BANNER));
       for await (const event of this.#conn.messages()) {
         if (this.#abort.signal.aborted) break;
         this.#lastInput = performance.now();
@@ -199,7 +201,7 @@ export class Session implements Member {
   checkTimers(now: number = performance.now()): void {
     const { config } = this.#ctx;
     const age = now - this.#startedAt;
-    if (this.#mode === undefined && age > config.firstLineTimeoutMs) {
+    if (!this.#started && age > config.firstLineTimeoutMs) {
       this.#timeOut(`no line within ${config.firstLineTimeoutMs / 1000} s`);
     } else if (config.requireLogin && !this.#online && age > config.loginTimeoutMs) {
       this.#timeOut(`not logged in within ${config.loginTimeoutMs / 1000} s`);
@@ -251,7 +253,7 @@ export class Session implements Member {
       return this.#respond(undefined, new ChatError(event.error, message));
     }
     const line = event.line;
-    if (this.#mode === undefined) this.#start(line);
+    if (!this.#started) this.#start(line);
     let command: TextCommand | undefined;
     let ref: string | undefined;
     try {
@@ -287,7 +289,8 @@ export class Session implements Member {
   }
 
   #start(firstLine: string): void {
-    this.#mode = firstLine.startsWith("{") ? "json" : "text";
+    this.#started = true;
+    this.#mode ??= firstLine.startsWith("{") ? "json" : "text";
     if (!this.#ctx.config.requireLogin) {
       this.#ctx.hub.connect(this);
       this.#comeOnline([DEFAULT_ROOM]);

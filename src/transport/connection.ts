@@ -19,6 +19,11 @@ export interface Connection {
   /** The peer's address, for logs (`ip:port`). */
   readonly remote: string;
   /**
+   * Whether messages arrive as frames (WebSocket): such a connection gets no banner and speaks
+   * JSON mode from its first frame.
+   */
+  readonly framed: boolean;
+  /**
    * Inbound messages, in order: one per line (TCP, TLS) or text frame (WebSocket), or the
    * reason one was dropped. Ends when the peer closes; never throws.
    */

@@ -17,6 +17,7 @@ export class NodeSocketConnection implements Connection {
   readonly kind: TransportKind;
   readonly remoteIp: string;
   readonly remote: string;
+  readonly framed = false;
   readonly #socket: Socket;
   readonly #maxLine: number;
 

@@ -20,6 +20,7 @@ export class StreamConnection implements Connection {
   readonly kind: TransportKind;
   readonly remoteIp: string;
   readonly remote: string;
+  readonly framed = false;
   readonly #conn: Deno.Conn;
   readonly #maxLine: number;
   #closed = false;

@@ -1,0 +1,123 @@
+/**
+ * The HTTP side of the server: the embedded web client, `/healthz`, and `/ws`, which upgrades
+ * to a WebSocket served by the same session code as TCP.
+ *
+ * @module
+ */
+
+import { WebSocketConnection } from "../transport/websocket.ts";
+import type { Connection } from "../transport/connection.ts";
+import type { Asset } from "../web/asset.ts";
+import { ASSETS } from "../web/assets.gen.ts";
+
+/** What the HTTP handler needs from the chat server. */
+export interface HttpContext {
+  /** Extra origins (`https://chat.example`) allowed to open `/ws`, beyond the page's own. */
+  allowOrigins: readonly string[];
+  /** The largest WebSocket frame accepted, in bytes. */
+  maxLine: number;
+  /** Returns why a new connection from `ip` is refused, or undefined (and counts it). */
+  admit(ip: string): string | undefined;
+  /** Serves an admitted connection until it ends. */
+  serve(conn: Connection): void;
+  /** The body of `/healthz`. */
+  health(): Record<string, unknown>;
+}
+
+/** Headers every response carries. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; " +
+    "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; " +
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  "cross-origin-opener-policy": "same-origin",
+};
+
+interface Served {
+  asset: Asset;
+  body: Uint8Array<ArrayBuffer>;
+}
+
+function decode(asset: Asset): Served {
+  return { asset, body: Uint8Array.from(atob(asset.body), (c) => c.charCodeAt(0)) };
+}
+
+const STATIC = new Map(ASSETS.map((a) => [a.path, decode(a)]));
+
+function respond(body: BodyInit | null, status: number, headers: Record<string, string> = {}) {
+  return new Response(body, { status, headers: { ...SECURITY_HEADERS, ...headers } });
+}
+
+/** Whether a WebSocket request's Origin may drive a session: its own host, or listed. */
+export function originAllowed(req: Request, allowed: readonly string[]): boolean {
+  const origin = req.headers.get("origin");
+  if (origin === null) return true; // not a browser: nothing to protect against
+  if (allowed.includes(origin)) return true;
+  try {
+    return new URL(origin).host === req.headers.get("host");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes the request handler for `Deno.serve`.
+ *
+ * @example
+ * ```ts ignore
+ * Deno.serve({ port: 8080 }, httpHandler(ctx));
+ * ```
+ */
+export function httpHandler(
+  ctx: HttpContext,
+): (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response {
+  return (req, info) => {
+    const url = new URL(req.url);
+    if (url.pathname === "/ws") return upgrade(ctx, req, info.remoteAddr);
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return respond("Method not allowed\n", 405, { allow: "GET, HEAD" });
+    }
+    if (url.pathname === "/healthz") {
+      return respond(JSON.stringify(ctx.health()), 200, {
+        "content-type": "application/json",
+        "cache-control": "no-store",
+      });
+    }
+    const served = STATIC.get(url.pathname);
+    if (served === undefined) return respond("Not found\n", 404, { "content-type": "text/plain" });
+    const { asset, body } = served;
+    const headers = {
+      "content-type": asset.type,
+      etag: asset.etag,
+      "cache-control": asset.immutable ? "public, max-age=31536000, immutable" : "no-cache",
+    };
+    if (req.headers.get("if-none-match") === asset.etag) return respond(null, 304, headers);
+    return respond(req.method === "HEAD" ? null : body, 200, headers);
+  };
+}
+
+function upgrade(ctx: HttpContext, req: Request, remote: Deno.NetAddr): Response {
+  if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    return respond("Expected a WebSocket upgrade\n", 426, { upgrade: "websocket" });
+  }
+  if (!originAllowed(req, ctx.allowOrigins)) {
+    return respond("Origin not allowed\n", 403, { "content-type": "text/plain" });
+  }
+  const refusal = ctx.admit(remote.hostname);
+  if (refusal !== undefined) {
+    return respond(`${refusal}\n`, 429, { "content-type": "text/plain" });
+  }
+  const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout: 60 });
+  ctx.serve(
+    new WebSocketConnection(socket, {
+      remoteIp: remote.hostname,
+      remotePort: remote.port,
+      maxLine: ctx.maxLine,
+      maxInbound: 4 * ctx.maxLine + 64 * 1024,
+    }),
+  );
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) response.headers.set(k, v);
+  return response;
+}
