@@ -111,6 +111,7 @@ Deno.test("http: /healthz reports status, version, uptime and connections", asyn
   assert.match(health.version, /^\d+\.\d+\.\d+/);
   assert.equal(typeof health.uptime, "number");
   assert.equal(health.connections, 1);
+  assert.ok(health.rss > 1024 * 1024, "the server's resident memory, in bytes");
 });
 
 Deno.test("ws: a WebSocket user and a TCP user converse through the same sessions", async () => {

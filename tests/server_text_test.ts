@@ -134,3 +134,22 @@ Deno.test("text mode: control characters never reach another terminal", async ()
   alice.send("\x1b[2Jcleared?\x07");
   assert.equal(await bob.line(), "[#general] <alice>  [2Jcleared? ");
 });
+
+Deno.test("text mode: coming online replays #general's recent history as dimmed lines", async () => {
+  await using server = await startServer();
+  await using alice = await RawClient.text(server.port, "alice");
+  alice.send("said before you came");
+  alice.send("/me waved");
+  alice.send("/ping");
+  await alice.line((l) => l === "* pong");
+  await using late = await RawClient.connect(server.port);
+  await late.line(); // banner
+  late.send("/ping");
+  assert.match(await late.line(), /^\* You are guest-\d+, in #general$/);
+  assert.equal(await late.line(), "* History of #general (2 messages):");
+  const dim = (body: string) =>
+    new RegExp(`^\\[#general \\d\\d:\\d\\d\\] \x1b\\[2m${body}\x1b\\[22m$`);
+  assert.match(await late.line(), dim("<alice> said before you came"));
+  assert.match(await late.line(), dim("\\* alice waved"));
+  assert.equal(await late.line(), "* pong");
+});

@@ -155,3 +155,34 @@ Deno.test("hashPassword() writes PHC Argon2id; verifyPassword() checks it and as
   assert.equal((await verifyPassword(undefined, "anything")).ok, false);
   assert.notEqual(await hashPassword("same", weak), await hashPassword("same", weak), "salted");
 });
+
+Deno.test("SqliteStore.expireFiles() forgets old and never-sent files, returning blobs nobody uses", async () => {
+  await using db = await tempDb();
+  using store = SqliteStore.open(db.path);
+  const alice = store.createUser("alice", "h", 0)!;
+  const file = (id: string, sha256: string, created: number) =>
+    store.createFile({ id, sha256, size: 1, name: id, type: "x/y", ownerId: alice.id, created });
+  file("sent-old", "aa", 100);
+  file("sent-new", "bb", 5000);
+  file("orphan-old", "cc", 100);
+  file("orphan-new", "dd", 5000);
+  file("dup-of-new", "bb", 100);
+  for (const [i, id] of ["sent-old", "sent-new", "dup-of-new"].entries()) {
+    store.appendMessages([{
+      id: i + 1,
+      room: "#r",
+      from: "alice",
+      text: "",
+      ts: 1,
+      file: { id, name: id, size: 1, type: "x/y", sha256: "" },
+    }]);
+  }
+  // Keep sent files; forget orphans older than 1000.
+  assert.deepEqual(store.expireFiles(-Infinity, 1000), ["cc"]);
+  assert.equal(store.getFile("orphan-new")?.id, "orphan-new");
+  assert.equal(store.bytesOwnedBy(alice.id), 4);
+  // Retention: everything older than 1000 goes; "bb" is still used by sent-new.
+  assert.deepEqual(store.expireFiles(1000, 1000), ["aa"]);
+  assert.equal(store.getFile("dup-of-new"), undefined);
+  assert.deepEqual(store.fileUses("sent-new"), { rooms: ["#r"], dmKeys: [] });
+});

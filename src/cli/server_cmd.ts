@@ -29,6 +29,13 @@ Web (the browser client, WebSocket at /ws, /healthz; HTTPS when TLS is configure
   --no-http                no HTTP listener
   --allow-origin ORIGIN    another origin allowed to open /ws (repeatable; default: the page's own)
 
+Files (over HTTP: POST /files, GET /files/ID; stored under the data folder):
+  --max-file-size BYTES    the largest file accepted (default ${d.maxFileSize})
+  --file-quota BYTES       the most bytes of files one account may own (default ${d.fileQuota})
+  --file-retention DAYS    delete files older than DAYS; 0 keeps them (default 0)
+  --upload-burst N         uploads at once per account (default ${d.uploadBurst})
+  --upload-interval SECS   then one more every SECS (default ${d.uploadIntervalMs / 1000})
+
 TLS (a separate port: Deno has no server-side STARTTLS):
   --tls-cert FILE          PEM certificate chain; with --tls-key opens the TLS listener
   --tls-key FILE           PEM private key (re-read with the certificate on SIGHUP)
@@ -116,6 +123,11 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       "http-port": { type: "string" },
       "no-http": { type: "boolean" },
       "allow-origin": { type: "string", multiple: true },
+      "max-file-size": { type: "string" },
+      "file-quota": { type: "string" },
+      "file-retention": { type: "string" },
+      "upload-burst": { type: "string" },
+      "upload-interval": { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "tls-port": { type: "string" },
@@ -171,6 +183,11 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     http: !(values["no-http"] ?? !d.http),
     httpPort: intFlag(values["http-port"], "http-port", d.httpPort, 0, 65535),
     allowOrigins: values["allow-origin"] ?? d.allowOrigins,
+    maxFileSize: intFlag(values["max-file-size"], "max-file-size", d.maxFileSize, 1),
+    fileQuota: intFlag(values["file-quota"], "file-quota", d.fileQuota, 1),
+    fileRetentionMs: 86_400_000 * intFlag(values["file-retention"], "file-retention", 0, 0, 36500),
+    uploadBurst: intFlag(values["upload-burst"], "upload-burst", d.uploadBurst, 1),
+    uploadIntervalMs: seconds(values, "upload-interval", d.uploadIntervalMs),
     tlsCert: values["tls-cert"],
     tlsKey: values["tls-key"],
     tlsPort: intFlag(values["tls-port"], "tls-port", d.tlsPort, 0, 65535),

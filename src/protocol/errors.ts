@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   "name_taken",
   "no_such_user",
   "no_such_room",
+  "no_such_file",
   "not_in_room",
   "no_current_room",
   "auth_failed",

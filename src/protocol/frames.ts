@@ -26,7 +26,14 @@ export type ClientFrame =
   | Ref & { type: "who"; room: string }
   | Ref & { type: "ping" }
   | Ref & { type: "pong" }
-  | Ref & { type: "send"; room?: string; to?: string; text: string; action?: boolean }
+  | Ref & {
+    type: "send";
+    room?: string;
+    to?: string;
+    text: string;
+    action?: boolean;
+    file?: string;
+  }
   | Ref & { type: "quit"; reason?: string }
   | Ref & { type: "register"; name: string; password: string }
   | Ref & { type: "login"; name?: string; password?: string; token?: string }
@@ -43,6 +50,15 @@ export interface RoomInfo {
   members: number;
 }
 
+/** A file attached to a message: download it from `GET /files/{id}` on the web port. */
+export interface FileRef {
+  id: string;
+  name: string;
+  size: number;
+  type: string;
+  sha256: string;
+}
+
 /** A chat message as recipients see it: `room` for a room message, `to` for a direct one. */
 export interface MessageFrame {
   type: "message";
@@ -55,6 +71,8 @@ export interface MessageFrame {
   action?: boolean;
   /** Set on direct messages that waited for you while you were offline. */
   offline?: boolean;
+  /** The attached file, if any. */
+  file?: FileRef;
 }
 
 /**
@@ -116,7 +134,7 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   pong: { required: {}, optional: {} },
   send: {
     required: { text: "string" },
-    optional: { room: "string", to: "string", action: "boolean" },
+    optional: { room: "string", to: "string", action: "boolean", file: "string" },
   },
   quit: { required: {}, optional: { reason: "string" } },
   register: { required: { name: "string", password: "string" }, optional: {} },

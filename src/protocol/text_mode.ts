@@ -162,12 +162,12 @@ export function sanitize(text: string): string {
  */
 export function formatTextEvent(frame: ServerFrame): string | undefined {
   switch (frame.type) {
-    case "message": {
-      const where = frame.room ?? "dm";
-      const text = sanitize(frame.text);
-      return frame.action
-        ? `[${where}] * ${frame.from} ${text}`
-        : `[${where}] <${frame.from}> ${text}`;
+    case "message":
+      // Messages kept while you were offline show their time, like history.
+      return formatMessage(frame, frame.offline ? clock(frame.ts) : undefined);
+    case "history": {
+      const lines = historyLines(frame);
+      return lines.length === 0 ? undefined : lines.join("\n");
     }
     case "presence":
       switch (frame.event) {
@@ -194,9 +194,41 @@ export function formatTextEvent(frame: ServerFrame): string | undefined {
 
 function formatMessage(frame: MessageFrame, stamp?: string): string {
   const where = (frame.room ?? "dm") + (stamp === undefined ? "" : ` ${stamp}`);
-  const text = sanitize(frame.text);
+  let text = sanitize(frame.text);
+  if (frame.file !== undefined) {
+    const { name, size, id } = frame.file;
+    text = `${text === "" ? "" : `${text} `}[file ${sanitize(name)}, ${
+      formatSize(size)
+    }: /get ${id}]`;
+  }
   const body = frame.action ? `* ${frame.from} ${text}` : `<${frame.from}> ${text}`;
   return stamp === undefined ? `[${where}] ${body}` : `[${where}] ${DIM}${body}${UNDIM}`;
+}
+
+/**
+ * A byte count for people: `512 B`, `1.5 KiB`, `12.0 MiB`.
+ *
+ * @example
+ * ```ts
+ * import { formatSize } from "./text_mode.ts";
+ * console.assert(formatSize(1536) === "1.5 KiB");
+ * ```
+ */
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** `HH:MM` in UTC. */
+function clock(ts: number): string {
+  return new Date(ts).toISOString().slice(11, 16);
 }
 
 const DIM = "\x1b[2m";
@@ -216,7 +248,7 @@ export function historyLines(frame: HistoryFrame): string[] {
     }):`,
   ];
   for (const m of frame.messages) {
-    lines.push(formatMessage(m, new Date(m.ts).toISOString().slice(11, 16)));
+    lines.push(formatMessage(m, clock(m.ts)));
   }
   return lines;
 }

@@ -78,6 +78,16 @@ export interface ServerConfig {
   httpPort: number;
   /** Origins besides the page's own allowed to open `/ws`. */
   allowOrigins: readonly string[];
+  /** The largest file accepted, in bytes. */
+  maxFileSize: number;
+  /** The most bytes of files one account may own. */
+  fileQuota: number;
+  /** Files older than this many ms are deleted; 0 keeps them while messages reference them. */
+  fileRetentionMs: number;
+  /** Uploads allowed at once per account. */
+  uploadBurst: number;
+  /** Then one more upload every this many ms. */
+  uploadIntervalMs: number;
 }
 
 /** The defaults: safe for a public server. */
@@ -118,4 +128,9 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   http: true,
   httpPort: 8080,
   allowOrigins: [],
+  maxFileSize: 100 * 1024 * 1024,
+  fileQuota: 1024 * 1024 * 1024,
+  fileRetentionMs: 0,
+  uploadBurst: 10,
+  uploadIntervalMs: 6_000,
 };

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { FileService } from "../files/files.ts";
 import { WebSocketConnection } from "../transport/websocket.ts";
 import type { Connection } from "../transport/connection.ts";
 import type { Asset } from "../web/asset.ts";
@@ -22,6 +23,8 @@ export interface HttpContext {
   serve(conn: Connection): void;
   /** The body of `/healthz`. */
   health(): Record<string, unknown>;
+  /** File transfer, when the server has a data folder. */
+  files: FileService | undefined;
 }
 
 /** Headers every response carries. */
@@ -72,10 +75,13 @@ export function originAllowed(req: Request, allowed: readonly string[]): boolean
  */
 export function httpHandler(
   ctx: HttpContext,
-): (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response {
+): (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response> {
   return (req, info) => {
     const url = new URL(req.url);
     if (url.pathname === "/ws") return upgrade(ctx, req, info.remoteAddr);
+    if (url.pathname === "/files" || url.pathname.startsWith("/files/")) {
+      return files(ctx, req, url, info.remoteAddr.hostname);
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       return respond("Method not allowed\n", 405, { allow: "GET, HEAD" });
     }
@@ -96,6 +102,23 @@ export function httpHandler(
     if (req.headers.get("if-none-match") === asset.etag) return respond(null, 304, headers);
     return respond(req.method === "HEAD" ? null : body, 200, headers);
   };
+}
+
+async function files(ctx: HttpContext, req: Request, url: URL, ip: string): Promise<Response> {
+  let res: Response;
+  const id = url.pathname.slice("/files/".length);
+  if (ctx.files === undefined) res = respond("Not found\n", 404);
+  else if (url.pathname === "/files") {
+    res = req.method === "POST" || req.method === "PUT"
+      ? await ctx.files.upload(req, ip)
+      : respond("Method not allowed\n", 405, { allow: "POST, PUT" });
+  } else if (req.method === "GET" || req.method === "HEAD") {
+    res = await ctx.files.download(req, ip, id);
+  } else res = respond("Method not allowed\n", 405, { allow: "GET, HEAD" });
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) {
+    if (!res.headers.has(k)) res.headers.set(k, v);
+  }
+  return res;
 }
 
 function upgrade(ctx: HttpContext, req: Request, remote: Deno.NetAddr): Response {

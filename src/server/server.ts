@@ -16,6 +16,7 @@ import type { SessionContext } from "../session/session.ts";
 import { CommitQueue } from "../store/commit_queue.ts";
 import { SqliteStore } from "../store/sqlite_store.ts";
 import type { Store } from "../store/store.ts";
+import { FileService } from "../files/files.ts";
 import { NodeSocketConnection } from "../transport/node_socket.ts";
 import { httpHandler } from "./http.ts";
 import { StreamConnection } from "../transport/tcp.ts";
@@ -57,6 +58,8 @@ export class ChatServer implements AsyncDisposable {
   #tls: tls.Server | undefined;
   #http: Deno.HttpServer<Deno.NetAddr> | undefined;
   readonly #startedAt = Date.now();
+  readonly #files: FileService | undefined;
+  #fileSweep: ReturnType<typeof setInterval> | undefined;
   readonly #connRate: KeyedThrottle;
   #sweep: ReturnType<typeof setInterval> | undefined;
   readonly #tasks = new Set<Promise<void>>();
@@ -80,11 +83,22 @@ export class ChatServer implements AsyncDisposable {
       exemptLoopback: !config.limitLoopback,
     });
     this.#connRate = new KeyedThrottle(config.connRate, config.connWindowMs / config.connRate);
+    if (config.data !== ":memory:") {
+      this.#files = new FileService(store, accounts, {
+        dir: `${config.data}/files`,
+        maxFileSize: config.maxFileSize,
+        quota: config.fileQuota,
+        uploadBurst: config.uploadBurst,
+        uploadIntervalMs: config.uploadIntervalMs,
+        retentionMs: config.fileRetentionMs,
+      });
+    }
     this.#ctx = {
       hub: this.hub,
       store,
       commits: new CommitQueue(store),
       accounts,
+      files: this.#files,
       config,
       version: VERSION,
     };
@@ -115,6 +129,12 @@ export class ChatServer implements AsyncDisposable {
       if (full.http) server.#listenHttp();
       const tick = Math.min(full.firstLineTimeoutMs, full.pingAfterMs, full.loginTimeoutMs) / 4;
       server.#sweep = setInterval(() => server.#checkTimers(), Math.max(100, Math.min(5000, tick)));
+      const sweepFiles = () =>
+        void server.#files?.sweep().catch((error) =>
+          log.error("File sweep failed: {error}", { error })
+        );
+      sweepFiles();
+      server.#fileSweep = setInterval(sweepFiles, 3600_000);
     } catch (error) {
       server.#closeListeners();
       store[Symbol.dispose]();
@@ -150,7 +170,9 @@ export class ChatServer implements AsyncDisposable {
           version: VERSION,
           uptime: Math.round((Date.now() - this.#startedAt) / 1000),
           connections: this.connections,
+          rss: Deno.memoryUsage().rss,
         }),
+        files: this.#files,
       }),
     );
   }
@@ -261,6 +283,7 @@ export class ChatServer implements AsyncDisposable {
   async #shutdown(reason: string): Promise<void> {
     log.info("Shutting down: {connections} connections", { connections: this.connections });
     clearInterval(this.#sweep);
+    clearInterval(this.#fileSweep);
     this.#closeListeners();
     await Promise.all(this.#accepting);
     const grace = this.config.shutdownGraceMs;

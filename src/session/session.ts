@@ -12,7 +12,13 @@ import { getLogger } from "@logtape/logtape";
 import type { Accounts, LoggedIn } from "../auth/accounts.ts";
 import type { Hub, Member } from "../hub/hub.ts";
 import { ChatError } from "../protocol/errors.ts";
-import type { ClientFrame, HistoryFrame, MessageFrame, ServerFrame } from "../protocol/frames.ts";
+import type {
+  ClientFrame,
+  FileRef,
+  HistoryFrame,
+  MessageFrame,
+  ServerFrame,
+} from "../protocol/frames.ts";
 import { parseClientFrame, ParseError, PROTO } from "../protocol/frames.ts";
 import type { LineEvent } from "../protocol/line_splitter.ts";
 import { checkName, DEFAULT_ROOM } from "../protocol/names.ts";
@@ -21,6 +27,7 @@ import type { Mode } from "../protocol/outgoing.ts";
 import { historyLines, parseTextLine, sanitize, TEXT_HELP } from "../protocol/text_mode.ts";
 import type { TextCommand } from "../protocol/text_mode.ts";
 import type { ServerConfig } from "../server/config.ts";
+import type { FileService } from "../files/files.ts";
 import type { CommitQueue } from "../store/commit_queue.ts";
 import type { HistoryTarget, Store, UserRecord } from "../store/store.ts";
 import type { Connection } from "../transport/connection.ts";
@@ -35,6 +42,8 @@ export interface SessionContext {
   store: Store;
   commits: CommitQueue;
   accounts: Accounts;
+  /** File transfer, when the server has a data folder. */
+  files: FileService | undefined;
   config: Readonly<ServerConfig>;
   /** The server's version, sent in `welcome`. */
   version: string;
@@ -490,7 +499,15 @@ export class Session implements Member {
   #send(command: Extract<ClientFrame, { type: "send" }>): Promise<Reply> {
     const { hub, store, commits, config } = this.#ctx;
     const { text } = command;
-    if (text.trim() === "") throw new ChatError("bad_frame", "Cannot send an empty message");
+    let file: FileRef | undefined;
+    if (command.file !== undefined) {
+      const files = this.#ctx.files;
+      if (files === undefined) throw new ChatError("no_such_file", "This server keeps no files");
+      const { id, name, size, type, sha256 } = files.attachable(this.#user, command.file);
+      file = { id, name, size, type, sha256 };
+    } else if (text.trim() === "") {
+      throw new ChatError("bad_frame", "Cannot send an empty message");
+    }
     if (utf8Length(text, config.maxText) > config.maxText) {
       throw new ChatError(
         "text_too_long",
@@ -510,6 +527,7 @@ export class Session implements Member {
     } else {
       throw new ChatError("bad_frame", "Frame 'send' needs 'room' or 'to'");
     }
+    if (file !== undefined) frame.file = file;
     const record = {
       id: frame.id,
       from: frame.from,
@@ -518,6 +536,7 @@ export class Session implements Member {
       ...(frame.room !== undefined ? { room: frame.room } : { to: frame.to! }),
       ...(frame.action ? { action: true } : {}),
       ...(offline ? { pendingFor: [offline.id] } : {}),
+      ...(file ? { file } : {}),
     };
     return commits.append(record).then(() => {
       hub.publish(this, frame);

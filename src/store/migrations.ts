@@ -52,6 +52,24 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (user_id, message_id)
   ) WITHOUT ROWID;
   `,
+  // 1 -> 2: files, referenced by messages.
+  `
+  CREATE TABLE files (
+    id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX files_owner ON files(owner_id);
+  CREATE INDEX files_sha256 ON files(sha256);
+  CREATE INDEX files_created ON files(created);
+  ALTER TABLE messages ADD COLUMN file_id TEXT;
+  ALTER TABLE messages ADD COLUMN file_json TEXT;
+  CREATE INDEX messages_file ON messages(file_id) WHERE file_id IS NOT NULL;
+  `,
 ];
 
 /** The schema version this build writes. */

@@ -6,10 +6,17 @@
 
 import { DatabaseSync } from "node:sqlite";
 import type { SQLInputValue, StatementSync } from "node:sqlite";
-import type { MessageFrame } from "../protocol/frames.ts";
+import type { FileRef, MessageFrame } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
 import { MIGRATIONS, SCHEMA_VERSION } from "./migrations.ts";
-import type { HistoryTarget, NewMessage, Store, UserRecord } from "./store.ts";
+import type {
+  FileRecord,
+  FileUses,
+  HistoryTarget,
+  NewMessage,
+  Store,
+  UserRecord,
+} from "./store.ts";
 
 /** How hard SQLite works to make a commit survive: `full` survives power loss. */
 export type SyncMode = "full" | "normal";
@@ -51,6 +58,17 @@ interface MessageRow {
   text: string;
   action: number;
   ts: number;
+  file_json: string | null;
+}
+
+interface FileRow {
+  id: string;
+  sha256: string;
+  size: number;
+  name: string;
+  type: string;
+  owner_id: number;
+  created: number;
 }
 
 /** The key under which the direct messages between two names are stored together. */
@@ -228,8 +246,8 @@ export class SqliteStore implements Store {
   appendMessages(messages: readonly NewMessage[]): void {
     if (messages.length === 0) return;
     const insert = this.#stmt(
-      `INSERT INTO messages (id, room_id, dm_key, from_name, to_name, text, action, ts)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO messages (id, room_id, dm_key, from_name, to_name, text, action, ts, file_id,
+         file_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const pending = this.#stmt("INSERT INTO pending_dms (user_id, message_id) VALUES (?, ?)");
     this.#tx(() => {
@@ -243,6 +261,8 @@ export class SqliteStore implements Store {
           m.text,
           m.action ? 1 : 0,
           m.ts,
+          m.file?.id ?? null,
+          m.file === undefined ? null : JSON.stringify(m.file),
         ];
         insert.run(...values);
         for (const userId of m.pendingFor ?? []) pending.run(userId, m.id);
@@ -272,6 +292,59 @@ export class SqliteStore implements Store {
     });
   }
 
+  createFile(file: FileRecord): void {
+    this.#stmt(
+      `INSERT INTO files (id, sha256, size, name, type, owner_id, created)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ).run(file.id, file.sha256, file.size, file.name, file.type, file.ownerId, file.created);
+  }
+
+  getFile(id: string): FileRecord | undefined {
+    const row = this.#stmt("SELECT * FROM files WHERE id = ?").get(id) as FileRow | undefined;
+    return row && {
+      id: row.id,
+      sha256: row.sha256,
+      size: row.size,
+      name: row.name,
+      type: row.type,
+      ownerId: row.owner_id,
+      created: row.created,
+    };
+  }
+
+  fileUses(id: string): FileUses {
+    const rows = this.#stmt(
+      `SELECT r.name AS room, m.dm_key FROM messages m LEFT JOIN rooms r ON r.id = m.room_id
+       WHERE m.file_id = ?`,
+    ).all(id) as { room: string | null; dm_key: string | null }[];
+    return {
+      rooms: rows.flatMap((r) => r.room === null ? [] : [r.room]),
+      dmKeys: rows.flatMap((r) => r.dm_key === null ? [] : [r.dm_key]),
+    };
+  }
+
+  bytesOwnedBy(userId: number): number {
+    const row = this.#stmt("SELECT coalesce(sum(size), 0) AS n FROM files WHERE owner_id = ?")
+      .get(userId) as { n: number };
+    return row.n;
+  }
+
+  expireFiles(before: number, orphanBefore: number): string[] {
+    return this.#tx(() => {
+      const doomed = this.#stmt(
+        `SELECT id, sha256 FROM files WHERE created < ?
+         UNION SELECT f.id, f.sha256 FROM files f WHERE f.created < ?
+           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = f.id)`,
+      ).all(before, orphanBefore) as { id: string; sha256: string }[];
+      const remove = this.#stmt("DELETE FROM files WHERE id = ?");
+      for (const f of doomed) remove.run(f.id);
+      const still = this.#stmt("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1");
+      return [...new Set(doomed.map((f) => f.sha256))].filter((sha) =>
+        still.get(sha) === undefined
+      );
+    });
+  }
+
   #findRoom(name: string): number | undefined {
     const row = this.#stmt("SELECT id FROM rooms WHERE name_key = ?").get(nameKey(name)) as
       | { id: number }
@@ -295,12 +368,14 @@ export class SqliteStore implements Store {
   }
 }
 
-const HISTORY_ROOM = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.text, m.action, m.ts
+const HISTORY_ROOM = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.text, m.action, m.ts,
+    m.file_json
   FROM messages m JOIN rooms r ON r.id = m.room_id
   WHERE m.room_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`;
-const HISTORY_DM = `SELECT id, NULL AS room, from_name, to_name, text, action, ts
+const HISTORY_DM = `SELECT id, NULL AS room, from_name, to_name, text, action, ts, file_json
   FROM messages WHERE dm_key = ? AND id < ? ORDER BY id DESC LIMIT ?`;
-const PENDING = `SELECT m.id, NULL AS room, m.from_name, m.to_name, m.text, m.action, m.ts
+const PENDING = `SELECT m.id, NULL AS room, m.from_name, m.to_name, m.text, m.action, m.ts,
+    m.file_json
   FROM pending_dms p JOIN messages m ON m.id = p.message_id
   WHERE p.user_id = ? ORDER BY m.id`;
 
@@ -347,5 +422,6 @@ function toMessage(row: MessageRow): MessageFrame {
   if (row.room !== null) frame.room = row.room;
   if (row.to_name !== null) frame.to = row.to_name;
   if (row.action) frame.action = true;
+  if (row.file_json !== null) frame.file = JSON.parse(row.file_json) as FileRef;
   return frame;
 }

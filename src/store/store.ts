@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { MessageFrame } from "../protocol/frames.ts";
+import type { FileRef, MessageFrame } from "../protocol/frames.ts";
 
 /** An account. */
 export interface UserRecord {
@@ -33,6 +33,20 @@ export interface NewMessage {
   action?: boolean;
   /** Accounts to hold this direct message for until they next log in. */
   pendingFor?: number[];
+  /** An attached file. */
+  file?: FileRef;
+}
+
+/** A stored file's record. */
+export interface FileRecord extends FileRef {
+  ownerId: number;
+  created: number;
+}
+
+/** Where a file is referenced: rooms, and the direct-message pairs (`dmKey`) it was sent in. */
+export interface FileUses {
+  rooms: string[];
+  dmKeys: string[];
 }
 
 /** Where to read history from: a room, or the direct messages between two names. */
@@ -79,4 +93,20 @@ export interface Store extends Disposable {
   history(target: HistoryTarget, before: number | undefined, limit: number): MessageFrame[];
   /** Direct messages waiting for an account, oldest first, and forgets them. */
   takePending(userId: number): MessageFrame[];
+
+  /** Records an uploaded file. */
+  createFile(file: FileRecord): void;
+  /** A file's record. */
+  getFile(id: string): FileRecord | undefined;
+  /** Where a file was sent. */
+  fileUses(id: string): FileUses;
+  /** The bytes of the files an account owns. */
+  bytesOwnedBy(userId: number): number;
+  /**
+   * Forgets files created before `before` (all of them), and files created before `orphanBefore`
+   * that no message references.
+   *
+   * @returns the SHA-256 of each blob no remaining file uses, to delete from disk
+   */
+  expireFiles(before: number, orphanBefore: number): string[];
 }

@@ -1,0 +1,326 @@
+/**
+ * File transfer over HTTP: uploads stream to disk (content-addressed by SHA-256, never held in
+ * memory whole), downloads stream back with Range support. Who may download follows the
+ * messages that carry the file: members of those rooms, the parties of those direct messages,
+ * and the uploader.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { getLogger } from "@logtape/logtape";
+import type { Accounts } from "../auth/accounts.ts";
+import { KeyedThrottle } from "../auth/limiter.ts";
+import { ChatError } from "../protocol/errors.ts";
+import { nameKey } from "../protocol/names.ts";
+import { sanitize } from "../protocol/text_mode.ts";
+import type { FileRecord, Store, UserRecord } from "../store/store.ts";
+
+const log = getLogger(["parley", "files"]);
+
+/** Limits and places for {@linkcode FileService}. */
+export interface FileOptions {
+  /** The folder for blobs and partial uploads (under the data folder). */
+  dir: string;
+  /** The largest file accepted, in bytes. */
+  maxFileSize: number;
+  /** The most bytes one account may own. */
+  quota: number;
+  /** Uploads allowed at once per account. */
+  uploadBurst: number;
+  /** Then one more upload every this many ms. */
+  uploadIntervalMs: number;
+  /** Files older than this many ms are deleted; 0 keeps them. */
+  retentionMs: number;
+}
+
+/** Files never sent in a message are deleted after this long. */
+const ORPHAN_MS = 24 * 3600 * 1000;
+const ID_RE = /^[A-Za-z0-9_-]{22}$/;
+const TYPE_RE = /^[a-z0-9][a-z0-9.+-]*\/[a-z0-9][a-z0-9.+-]*$/i;
+
+function json(status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", "cache-control": "no-store", ...headers },
+  });
+}
+
+function problem(status: number, code: string, message: string, headers?: Record<string, string>) {
+  return json(status, { error: code, message }, headers);
+}
+
+/** The one answer for a file that does not exist and one the caller may not see. */
+const notFound = () => problem(404, "not_found", "No such file");
+
+/** A file name made safe: the last path segment, no control characters, at most 255 bytes. */
+export function cleanName(raw: string | null): string {
+  let name = sanitize((raw ?? "").split(/[\\/]/).at(-1)!).trim();
+  while (new TextEncoder().encode(name).length > 255) name = name.slice(0, -1);
+  return name === "" || name === "." || name === ".." ? "file" : name;
+}
+
+/** The HTTP side of file transfer. */
+export class FileService {
+  readonly #store: Store;
+  readonly #accounts: Accounts;
+  readonly #options: FileOptions;
+  readonly #uploads: KeyedThrottle;
+
+  /**
+   * @param store file records and the messages that reference them
+   * @param accounts to check session tokens
+   * @param options limits and the folder
+   */
+  constructor(store: Store, accounts: Accounts, options: FileOptions) {
+    this.#store = store;
+    this.#accounts = accounts;
+    this.#options = options;
+    this.#uploads = new KeyedThrottle(options.uploadBurst, options.uploadIntervalMs);
+    Deno.mkdirSync(`${options.dir}/tmp`, { recursive: true, mode: 0o700 });
+    Deno.mkdirSync(`${options.dir}/blobs`, { recursive: true, mode: 0o700 });
+  }
+
+  /** Where a blob lives on disk. */
+  blobPath(sha256: string): string {
+    return `${this.#options.dir}/blobs/${sha256.slice(0, 2)}/${sha256}`;
+  }
+
+  /** Handles `POST /files` or `PUT /files`; `ip` is the client's address. */
+  async upload(req: Request, ip: string): Promise<Response> {
+    const user = await this.#authenticate(req, ip);
+    if (user instanceof Response) return user;
+    const wait = this.#uploads.retryAfter(String(user.id));
+    if (wait > 0) {
+      await req.body?.cancel();
+      return problem(429, "rate_limited", `Too many uploads: try again in ${wait} s`, {
+        "retry-after": String(wait),
+      });
+    }
+    this.#uploads.hit(String(user.id));
+    const url = new URL(req.url);
+    const header = req.headers.get("x-file-name");
+    const name = cleanName(url.searchParams.get("name") ?? (header && decodeURIComponent(header)));
+    const rawType = (req.headers.get("content-type") ?? "").split(";")[0]!.trim();
+    const type = TYPE_RE.test(rawType) ? rawType.toLowerCase() : "application/octet-stream";
+    const { maxFileSize, quota } = this.#options;
+    const room = quota - this.#store.bytesOwnedBy(user.id);
+    const limit = Math.min(maxFileSize, room);
+    const tooBig = (size: number) =>
+      size > maxFileSize
+        ? problem(413, "too_large", `File too large: the limit is ${maxFileSize} bytes`)
+        : problem(413, "quota_exceeded", `Over your quota of ${quota} bytes`);
+    const declared = Number(req.headers.get("content-length") ?? NaN);
+    if (declared > limit) {
+      await req.body?.cancel();
+      return tooBig(declared);
+    }
+    if (req.body === null) return problem(400, "bad_request", "Send the file as the request body");
+
+    const tmp = `${this.#options.dir}/tmp/${crypto.randomUUID()}`;
+    const hash = createHash("sha256");
+    let size = 0;
+    let kept = false;
+    try {
+      const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+      try {
+        for await (const chunk of req.body) {
+          size += chunk.length;
+          if (size > limit) {
+            await req.body.cancel().catch(() => {});
+            return tooBig(size);
+          }
+          hash.update(chunk);
+          for (let at = 0; at < chunk.length;) at += await file.write(chunk.subarray(at));
+        }
+      } finally {
+        file.close();
+      }
+      const sha256 = hash.digest("hex");
+      const blob = this.blobPath(sha256);
+      await Deno.mkdir(blob.slice(0, blob.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+      await Deno.rename(tmp, blob); // same content, same path: a duplicate simply replaces it
+      kept = true;
+      const record: FileRecord = {
+        id: newId(),
+        sha256,
+        size,
+        name,
+        type,
+        ownerId: user.id,
+        created: Date.now(),
+      };
+      this.#store.createFile(record);
+      log.info("{user} uploaded a file of {size} bytes", { user: user.name, size });
+      const { ownerId: _o, created: _c, ...ref } = record;
+      return json(201, ref, { location: `/files/${record.id}` });
+    } catch (error) {
+      log.warn("Upload by {user} failed: {error}", { user: user.name, error: String(error) });
+      return problem(400, "upload_failed", "The upload did not complete");
+    } finally {
+      if (!kept) await Deno.remove(tmp).catch(() => {});
+    }
+  }
+
+  /** Handles `GET` and `HEAD /files/:id`, with single-range requests. */
+  async download(req: Request, ip: string, id: string): Promise<Response> {
+    const user = await this.#authenticate(req, ip);
+    if (user instanceof Response) return user;
+    const file = ID_RE.test(id) ? this.#store.getFile(id) : undefined;
+    if (file === undefined || !this.canRead(user, file)) return notFound();
+    let handle: Deno.FsFile;
+    try {
+      handle = await Deno.open(this.blobPath(file.sha256), { read: true });
+    } catch {
+      return notFound();
+    }
+    const headers: Record<string, string> = {
+      "content-type": file.type,
+      "content-disposition":
+        `attachment; filename="${file.name.replace(/[^\x20-\x7e]|["\\]/g, "_")}"; ` +
+        `filename*=UTF-8''${encodeURIComponent(file.name)}`,
+      "accept-ranges": "bytes",
+      etag: `"${file.sha256}"`,
+      "cache-control": "private, no-cache",
+      "content-security-policy": "sandbox; default-src 'none'",
+    };
+    const range = parseRange(req.headers.get("range"), file.size);
+    if (range === "invalid") {
+      handle.close();
+      return new Response(null, {
+        status: 416,
+        headers: { ...headers, "content-range": `bytes */${file.size}` },
+      });
+    }
+    const [start, end] = range ?? [0, file.size - 1];
+    const length = Math.max(0, end - start + 1);
+    headers["content-length"] = String(length);
+    if (range !== undefined) headers["content-range"] = `bytes ${start}-${end}/${file.size}`;
+    const status = range === undefined ? 200 : 206;
+    if (req.method === "HEAD" || length === 0) {
+      handle.close();
+      return new Response(null, { status, headers });
+    }
+    await handle.seek(start, Deno.SeekMode.Start);
+    return new Response(handle.readable.pipeThrough(take(length)), { status, headers });
+  }
+
+  /** Whether `user` may download `file`: its uploader, or someone it was sent to. */
+  canRead(user: UserRecord, file: FileRecord): boolean {
+    if (file.ownerId === user.id) return true;
+    const uses = this.#store.fileUses(file.id);
+    const me = nameKey(user.name);
+    if (uses.dmKeys.some((key) => key.split(" ").includes(me))) return true;
+    if (uses.rooms.length === 0) return false;
+    const mine = new Set(this.#store.memberships(user.id).map(nameKey));
+    return uses.rooms.some((room) => mine.has(nameKey(room)));
+  }
+
+  /**
+   * The file `id` if `user` uploaded it (to attach to a message).
+   *
+   * @throws {ChatError} `no_such_file`
+   */
+  attachable(user: UserRecord | undefined, id: string): FileRecord {
+    const file = user && ID_RE.test(id) ? this.#store.getFile(id) : undefined;
+    if (file === undefined || file.ownerId !== user!.id) {
+      throw new ChatError("no_such_file", "Cannot attach: no file of yours has that id");
+    }
+    return file;
+  }
+
+  /** Deletes expired and never-sent files, and partial uploads left by a crash. */
+  async sweep(now: number = Date.now()): Promise<void> {
+    const retention = this.#options.retentionMs;
+    const before = retention > 0 ? now - retention : -Infinity;
+    for (const sha of this.#store.expireFiles(before, now - ORPHAN_MS)) {
+      await Deno.remove(this.blobPath(sha)).catch(() => {});
+    }
+    for await (const entry of Deno.readDir(`${this.#options.dir}/tmp`)) {
+      const path = `${this.#options.dir}/tmp/${entry.name}`;
+      const info = await Deno.stat(path).catch(() => undefined);
+      if (info?.mtime && now - info.mtime.getTime() > 3600_000) {
+        await Deno.remove(path).catch(() => {});
+      }
+    }
+  }
+
+  async #authenticate(req: Request, ip: string): Promise<UserRecord | Response> {
+    const auth = req.headers.get("authorization") ?? "";
+    const m = /^Bearer ([A-Za-z0-9_-]{10,100})$/.exec(auth);
+    const deny = async (status: number, code: string, message: string, headers = {}) => {
+      await req.body?.cancel().catch(() => {});
+      return problem(status, code, message, headers);
+    };
+    if (m === null) {
+      return await deny(
+        401,
+        "login_required",
+        "Log in: send your session token as a Bearer token",
+        {
+          "www-authenticate": "Bearer",
+        },
+      );
+    }
+    try {
+      return (await this.#accounts.resume(m[1]!, ip)).user;
+    } catch (error) {
+      if (error instanceof ChatError && error.code === "rate_limited") {
+        return await deny(429, "rate_limited", error.message, {
+          "retry-after": String(error.retryAfter ?? 1),
+        });
+      }
+      return await deny(401, "auth_failed", "Invalid or expired token", {
+        "www-authenticate": "Bearer",
+      });
+    }
+  }
+}
+
+function newId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
+}
+
+/**
+ * Parses a single `Range: bytes=…` header against a file of `size` bytes.
+ *
+ * @returns `[start, end]` inclusive, undefined for no (or an unsupported multi-) range, or
+ * "invalid" when unsatisfiable
+ */
+export function parseRange(
+  header: string | null,
+  size: number,
+): [number, number] | "invalid" | undefined {
+  if (header === null) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (m === null) return header.includes(",") ? undefined : "invalid";
+  const [, a, b] = m;
+  if (a === "" && b === "") return "invalid";
+  let start: number;
+  let end: number;
+  if (a === "") {
+    start = Math.max(0, size - Number(b));
+    end = size - 1;
+  } else {
+    start = Number(a);
+    end = b === "" ? size - 1 : Math.min(Number(b), size - 1);
+  }
+  if (start >= size || start > end) return "invalid";
+  return [start, end];
+}
+
+/** Passes the first `n` bytes, then ends (and cancels the source). */
+function take(n: number): TransformStream<Uint8Array, Uint8Array> {
+  let left = n;
+  return new TransformStream({
+    transform(chunk, controller) {
+      if (left <= 0) return;
+      const part = chunk.length <= left ? chunk : chunk.subarray(0, left);
+      left -= part.length;
+      controller.enqueue(part);
+      if (left === 0) controller.terminate();
+    },
+  });
+}
