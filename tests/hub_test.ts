@@ -391,3 +391,27 @@ Deno.test("Hub message ids strictly increase across rooms and direct messages", 
   const delivered = bob.events.map((e) => (e as { id: number }).id);
   assert.deepEqual(delivered, [ids[0], ids[1]]);
 });
+
+Deno.test("Hub with presenceLimit: big rooms stop announcing joins, leaves and quits", () => {
+  const hub = new Hub({ presenceLimit: 3 });
+  const members = Array.from({ length: 5 }, () => fake());
+  for (const member of members) hub.connect(member);
+  const [first, second, third, fourth, fifth] = members as [
+    FakeMember,
+    FakeMember,
+    FakeMember,
+    FakeMember,
+    FakeMember,
+  ];
+  // The 5th join found 4 members (more than 3), so it was not announced.
+  const joinedSeen = first.events.flatMap((e) =>
+    e.type === "presence" && e.event === "joined" ? [e.name] : []
+  );
+  assert.deepEqual(joinedSeen, [second.name, third.name, fourth.name]);
+  clear(...members);
+  hub.disconnect(fifth);
+  assert.deepEqual(first.events, [], "a quit in a big room is silent");
+  hub.disconnect(fourth);
+  assert.deepEqual(first.events, [{ type: "presence", name: fourth.name, event: "quit" }]);
+  assert.equal(hub.who("#general").members.length, 3, "who stays exact");
+});

@@ -49,6 +49,7 @@ Storage:
   --data DIR               data folder, holds parley.db; created with mode 0700 (default ${d.data})
   --sync full|normal       full: acknowledged messages survive power loss; normal: a crash (default ${d.sync})
   --history-on-join N      messages replayed when joining a room; 0 for none (default ${d.historyOnJoin})
+  --presence-limit N       rooms with more members do not announce joins, leaves, quits and renames (default ${d.presenceLimit})
 
 Accounts:
   --require-login          only hello, register, login, help, ping and quit before logging in
@@ -142,6 +143,7 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       data: { type: "string" },
       sync: { type: "string" },
       "history-on-join": { type: "string" },
+      "presence-limit": { type: "string" },
       "require-login": { type: "boolean" },
       "no-registration": { type: "boolean" },
       "login-burst": { type: "string" },
@@ -172,6 +174,7 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     data: values.data ?? d.data,
     sync: choiceFlag(values.sync, "sync", ["full", "normal"] as const, d.sync),
     historyOnJoin: intFlag(values["history-on-join"], "history-on-join", d.historyOnJoin, 0, 200),
+    presenceLimit: intFlag(values["presence-limit"], "presence-limit", d.presenceLimit, 0),
     requireLogin: values["require-login"] ?? d.requireLogin,
     registration: !(values["no-registration"] ?? !d.registration),
     loginBurst: intFlag(values["login-burst"], "login-burst", d.loginBurst, 1),

@@ -53,6 +53,12 @@ export interface HubOptions {
   permanentRooms?: readonly string[];
   /** The first message id. @default 1 */
   firstId?: number;
+  /**
+   * Rooms with more members than this do not announce joins, leaves, quits and renames (their
+   * member counts and `who` stay exact). Keeps presence traffic from growing with the square of a
+   * room's size. @default 250
+   */
+  presenceLimit?: number;
 }
 
 /**
@@ -76,6 +82,7 @@ export class Hub {
   readonly #rooms = new Map<string, Room>();
   readonly #bySession = new Map<Member, User>();
   readonly #permanent: Set<string>;
+  readonly #presenceLimit: number;
   #nextId: number;
 
   /** @param options permanent rooms and the first message id */
@@ -83,6 +90,7 @@ export class Hub {
     this.#permanent = new Set((options.permanentRooms ?? [DEFAULT_ROOM]).map(nameKey));
     for (const room of options.permanentRooms ?? [DEFAULT_ROOM]) this.#room(room, true);
     this.#nextId = options.firstId ?? 1;
+    this.#presenceLimit = options.presenceLimit ?? 250;
   }
 
   /** How many sessions are connected. */
@@ -225,7 +233,7 @@ export class Hub {
       name: user.name,
       event: "left",
     });
-    for (const other of room.members) this.#deliver(other, left);
+    if (this.#announces(room)) { for (const other of room.members) this.#deliver(other, left); }
     for (const session of user.sessions) if (session !== member) session.deliver(left);
     this.#dropIfEmpty(room);
     return room.name;
@@ -379,7 +387,7 @@ export class Hub {
       event: "joined",
     };
     const joined = new Outgoing(frame);
-    for (const other of room.members) this.#deliver(other, joined);
+    if (this.#announces(room)) { for (const other of room.members) this.#deliver(other, joined); }
     this.#deliver(user, joined, by);
     room.members.add(user);
     user.rooms.add(room);
@@ -441,12 +449,18 @@ export class Hub {
     const out = new Outgoing(frame);
     const seen = new Set<User>([user]);
     for (const room of user.rooms) {
+      if (!this.#announces(room)) continue;
       for (const other of room.members) {
         if (seen.has(other)) continue;
         seen.add(other);
         this.#deliver(other, out);
       }
     }
+  }
+
+  /** Whether presence in `room` is announced to its members (see `presenceLimit`). */
+  #announces(room: Room): boolean {
+    return room.members.size <= this.#presenceLimit;
   }
 
   #names(room: Room): string[] {

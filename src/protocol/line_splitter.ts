@@ -10,6 +10,8 @@ export type LineEvent =
   | { readonly error: "line_too_long" | "bad_utf8" };
 
 const NL = 0x0a;
+/** Shared by every splitter: it decodes whole lines only, so it keeps no state between calls. */
+const DECODER = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const CR = 0x0d;
 
 /**
@@ -30,7 +32,6 @@ const CR = 0x0d;
  */
 export class LineSplitter {
   readonly #maxLine: number;
-  readonly #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #parts: Uint8Array[] = [];
   #partLength = 0;
   #discarding = false;
@@ -96,7 +97,7 @@ export class LineSplitter {
     if (bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, -1);
     if (bytes.length > this.#maxLine) return { error: "line_too_long" };
     try {
-      return { line: this.#decoder.decode(bytes) };
+      return { line: DECODER.decode(bytes) };
     } catch {
       return { error: "bad_utf8" };
     }

@@ -34,6 +34,8 @@ export interface ServerConfig {
   sync: "full" | "normal";
   /** Messages replayed when joining a room. */
   historyOnJoin: number;
+  /** Rooms with more members than this do not announce joins, leaves, quits and renames. */
+  presenceLimit: number;
   /** Only hello, register, login, help, ping and quit work before logging in. */
   requireLogin: boolean;
   /** Whether clients may register accounts. */
@@ -106,6 +108,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   data: "./parley-data",
   sync: "full",
   historyOnJoin: 50,
+  presenceLimit: 250,
   requireLogin: false,
   registration: true,
   loginBurst: 5,

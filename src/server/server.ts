@@ -71,7 +71,7 @@ export class ChatServer implements AsyncDisposable {
   private constructor(config: ServerConfig, store: Store) {
     this.config = config;
     this.store = store;
-    this.hub = new Hub({ firstId: store.lastMessageId() + 1 });
+    this.hub = new Hub({ firstId: store.lastMessageId() + 1, presenceLimit: config.presenceLimit });
     const accounts = new Accounts(store, {
       registration: config.registration,
       loginBurst: config.loginBurst,
@@ -170,7 +170,7 @@ export class ChatServer implements AsyncDisposable {
           version: VERSION,
           uptime: Math.round((Date.now() - this.#startedAt) / 1000),
           connections: this.connections,
-          rss: Deno.memoryUsage().rss,
+          ...memory(),
         }),
         files: this.#files,
       }),
@@ -366,6 +366,12 @@ export class ChatServer implements AsyncDisposable {
     this.#connRate.hit(ip);
     return undefined;
   }
+}
+
+/** The process's memory: resident set and V8 heap in use, in bytes. */
+function memory(): { rss: number; heap: number } {
+  const { rss, heapUsed } = Deno.memoryUsage();
+  return { rss, heap: heapUsed };
 }
 
 /** Creates the data folder (mode 0700) if needed and opens the database in it. */

@@ -107,7 +107,9 @@ export class Session implements Member {
   readonly #ctx: SessionContext;
   readonly #outbox: Outbox;
   readonly #bucket: TokenBucket;
-  readonly #abort = new AbortController();
+  /** Set once the session is ending; wakes a flood-control wait early. */
+  #closed = false;
+  #wakeUp: (() => void) | undefined;
   #mode: Mode | undefined;
   #started = false;
   #online = false;
@@ -165,17 +167,17 @@ export class Session implements Member {
     try {
       if (!this.#conn.framed) this.#outbox.push(encodeLine(BANNER));
       for await (const event of this.#conn.messages()) {
-        if (this.#abort.signal.aborted) break;
+        if (this.#closed) break;
         this.#lastInput = performance.now();
         this.#pinged = false;
         const wait = this.#bucket.take();
         if (wait > 0) {
           this.#slowDown(wait);
-          await sleep(wait, this.#abort.signal);
+          await this.#sleep(wait);
         } else {
           this.#throttled = false;
         }
-        if (this.#abort.signal.aborted) break;
+        if (this.#closed) break;
         const handled = this.#handle(event);
         if (!(handled instanceof Promise ? await handled : handled)) break;
       }
@@ -195,7 +197,7 @@ export class Session implements Member {
    */
   async shutdown(reason: string, deadlineMs: number): Promise<void> {
     this.deliver(new Outgoing({ type: "shutdown", reason, permanent: false }));
-    this.#abort.abort();
+    this.#end();
     this.#goOffline();
     await this.#flush(deadlineMs);
     this.close();
@@ -226,10 +228,10 @@ export class Session implements Member {
   }
 
   #timeOut(why: string): void {
-    if (this.#abort.signal.aborted) return;
+    if (this.#closed) return;
     log.info("Closing {remote}: {why}", { remote: this.#conn.remote, why });
     this.#answer(undefined, new ChatError("timeout", `Closing the connection: ${why}`));
-    this.#abort.abort();
+    this.#end();
     void this.#flush(1000).then(() => this.close());
   }
 
@@ -244,9 +246,26 @@ export class Session implements Member {
     );
   }
 
+  #end(): void {
+    this.#closed = true;
+    this.#wakeUp?.();
+  }
+
+  /** Waits `ms`, or less if the session ends meanwhile. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.#wakeUp?.(), ms);
+      this.#wakeUp = () => {
+        clearTimeout(timer);
+        this.#wakeUp = undefined;
+        resolve();
+      };
+    });
+  }
+
   /** Closes the connection at once; idempotent. */
   close(): void {
-    this.#abort.abort();
+    this.#end();
     this.#conn.close();
   }
 
@@ -682,16 +701,4 @@ export class Session implements Member {
 /** The UTF-8 length of `text`, computed exactly only when it could exceed `limit`. */
 function utf8Length(text: string, limit: number): number {
   return text.length * 3 <= limit ? text.length : encoder.encode(text).length;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

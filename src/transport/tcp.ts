@@ -8,7 +8,7 @@ import { LineSplitter } from "../protocol/line_splitter.ts";
 import type { LineEvent } from "../protocol/line_splitter.ts";
 import type { Connection, TransportKind } from "./connection.ts";
 
-const MIN_READ = 1024;
+const MIN_READ = 512;
 const MAX_READ = 64 * 1024;
 
 /**
