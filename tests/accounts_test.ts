@@ -384,3 +384,21 @@ Deno.test("the log of a full run holds no password, token or message text", asyn
     assert.ok(!log.includes(secret), `log leaks ${secret}`);
   }
 });
+
+Deno.test("an account that left #general is not put back in it by logging in", async () => {
+  await using server = await startServer();
+  const { c: first, token } = await account(server.port, "alice", "correct horse");
+  await request(first, { type: "join", room: "#ops" });
+  await request(first, { type: "part", room: "#general" });
+  first.send({ type: "quit" });
+  await first.closed();
+  await first[Symbol.asyncDispose]();
+  await using again = await RawClient.json(server.port); // a guest in #general, then alice
+  const reply = await request(again, { type: "login", token });
+  assert.deepEqual(reply.rooms, ["#ops"]);
+  assert.deepEqual((await request(again, { type: "who", room: "#general" })).members, []);
+  // A first login keeps the guest's #general: it becomes the account's room.
+  await using fresh = await RawClient.json(server.port);
+  const reg = await request(fresh, { type: "register", name: "bob", password: "correct horse" });
+  assert.deepEqual(reg.rooms, ["#general"]);
+});

@@ -191,3 +191,39 @@ Deno.test("TLS: --no-plain listens on TLS only; SIGHUP reloads the certificate",
     }
   });
 });
+
+Deno.test("TLS: SIGTERM tells TLS clients and exits promptly while they are connected", async () => {
+  await using dir = await tempDir();
+  const { cert } = await makeCert(dir.path, "localhost");
+  await using server = await tlsServer(dir.path);
+  const conn = await Deno.connectTls({
+    hostname: "localhost",
+    port: tlsPort(server),
+    caCerts: [cert],
+  });
+  try {
+    await readLine(conn);
+    await conn.write(new TextEncoder().encode('{"type":"hello"}\n'));
+    await readLine(conn);
+    const start = Date.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const status = await Promise.race([
+      server.stop("SIGTERM"),
+      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 5000)),
+    ]);
+    clearTimeout(timer);
+    assert.ok(status !== undefined, "the server exits without waiting for TLS clients to leave");
+    assert.equal(status.code, 0);
+    assert.ok(Date.now() - start < 3000, `shutdown took ${Date.now() - start} ms`);
+    let rest = "";
+    const buf = new Uint8Array(4096);
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      rest += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    assert.match(rest, /"type":"shutdown"/);
+  } finally {
+    conn.close();
+  }
+});

@@ -130,13 +130,14 @@ export class Hub {
   /**
    * Logs a session in as `account`: if the account is online already, the session joins it
    * (and a guest it was leaves); otherwise the session's guest becomes the account. The
-   * account is then in every room of `rooms` and of the guest. A guest holding the account's
-   * name is renamed to a fresh guest name. A session not yet online comes online here.
+   * account is then in every room of `rooms` and of the guest, except the guest's rooms named in
+   * `drop` (unless `rooms` has them too). A guest holding the account's name is renamed to a fresh
+   * guest name. A session not yet online comes online here.
    *
    * @returns the account name and the rooms new to this session
    * @throws {ChatError} `forbidden` when the session is logged in as another account
    */
-  login(member: Member, account: Account, rooms: readonly string[]): {
+  login(member: Member, account: Account, rooms: readonly string[], drop: readonly string[] = []): {
     name: string;
     joined: string[];
   } {
@@ -171,8 +172,18 @@ export class Hub {
       this.#bySession.set(member, target);
       member.name = target.name;
     }
+    const keep = new Set(rooms.map(nameKey));
+    const dropped = new Set(drop.map(nameKey).filter((key) => !keep.has(key)));
+    for (const room of before) {
+      if (dropped.has(nameKey(room.name)) && target.rooms.has(room)) {
+        this.#leaveRoom(target, room, member);
+        before.delete(room);
+      }
+    }
     for (const name of [...before].map((r) => r.name).concat(rooms)) {
-      if (isValidRoom(name)) this.#joinUser(target, this.#room(name, true)!, member);
+      if (isValidRoom(name) && !dropped.has(nameKey(name))) {
+        this.#joinUser(target, this.#room(name, true)!, member);
+      }
     }
     const joined = [...target.rooms].filter((r) => !before.has(r)).map((r) => r.name);
     return { name: target.name, joined };
@@ -225,17 +236,7 @@ export class Hub {
   part(member: Member, roomName: string): string {
     const user = this.#userOf(member);
     const room = this.#memberRoom(user, roomName, "leave");
-    user.rooms.delete(room);
-    room.members.delete(user);
-    const left = new Outgoing({
-      type: "presence",
-      room: room.name,
-      name: user.name,
-      event: "left",
-    });
-    if (this.#announces(room)) { for (const other of room.members) this.#deliver(other, left); }
-    for (const session of user.sessions) if (session !== member) session.deliver(left);
-    this.#dropIfEmpty(room);
+    this.#leaveRoom(user, room, member);
     return room.name;
   }
 
@@ -375,6 +376,21 @@ export class Hub {
     const user = this.#bySession.get(member);
     if (user === undefined) throw new ChatError("login_required", "You are not online yet");
     return user;
+  }
+
+  /** Takes `user` out of `room`, telling its members and the user's sessions other than `by`. */
+  #leaveRoom(user: User, room: Room, by: Member): void {
+    user.rooms.delete(room);
+    room.members.delete(user);
+    const left = new Outgoing({
+      type: "presence",
+      room: room.name,
+      name: user.name,
+      event: "left",
+    });
+    if (this.#announces(room)) { for (const other of room.members) this.#deliver(other, left); }
+    this.#deliver(user, left, by);
+    this.#dropIfEmpty(room);
   }
 
   /** Adds `user` to `room`, telling its members and the user's sessions other than `by`. */

@@ -203,7 +203,6 @@ export class ChatServer implements AsyncDisposable {
       socket.destroy();
     });
     server.on("error", (error) => log.error("TLS listener failed: {error}", { error }));
-    const closed = new Promise<void>((resolve) => server.once("close", resolve));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(this.config.tlsPort, this.config.host, () => {
@@ -212,7 +211,8 @@ export class ChatServer implements AsyncDisposable {
       });
     });
     this.#tls = server;
-    this.#accepting.push(closed);
+    // No accept loop to await: close() stops accepting at once (node's "close" event waits for
+    // every connection to end, so shutdown must not wait for it).
   }
 
   /**

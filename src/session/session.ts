@@ -113,6 +113,8 @@ export class Session implements Member {
   #mode: Mode | undefined;
   #started = false;
   #online = false;
+  /** Whether #general is only the room every guest starts in (not chosen by this user). */
+  #autoGeneral = false;
   #current: string | undefined;
   #user: UserRecord | undefined;
   #tokenHash: Uint8Array | undefined;
@@ -321,6 +323,7 @@ export class Session implements Member {
     this.#mode ??= firstLine.startsWith("{") ? "json" : "text";
     if (!this.#ctx.config.requireLogin) {
       this.#ctx.hub.connect(this);
+      this.#autoGeneral = true;
       this.#comeOnline([DEFAULT_ROOM]);
       if (this.#mode === "text") {
         this.#outbox.push(encodeLine(`* You are ${this.name}, in ${this.#current}`));
@@ -383,6 +386,7 @@ export class Session implements Member {
       }
       case "join": {
         const { room, members, joined } = hub.join(this, command.room);
+        if (room === DEFAULT_ROOM) this.#autoGeneral = false;
         this.#current = room;
         if (joined && this.#user !== undefined) store.addMembership(this.#user.id, room);
         return {
@@ -476,10 +480,14 @@ export class Session implements Member {
     }
     const stored = store.memberships(user.id);
     const wasOnline = this.#online;
+    // An account that left #general is not put back by the guest's automatic join.
+    const drop = this.#autoGeneral && stored.length > 0 ? [DEFAULT_ROOM] : [];
+    this.#autoGeneral = false;
     const { joined } = hub.login(
       this,
       user,
       stored.length > 0 || wasOnline ? stored : [DEFAULT_ROOM],
+      drop,
     );
     this.#user = user;
     this.#tokenHash = login.tokenHash;
