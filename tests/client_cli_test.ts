@@ -2,9 +2,30 @@
 // stdout, against the real server as a subprocess.
 import assert from "node:assert/strict";
 import { RawClient, startServer } from "./_helpers.ts";
+import type { ServerProcess } from "./_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TIME = /^\d\d:\d\d:\d\d /;
+
+/**
+ * A config folder for the clients of this file (tokens land in CONFIG/parley), so no test reads
+ * or writes the real ~/.config.
+ */
+const CONFIG = await Deno.makeTempDir({ prefix: "parley-client-config-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(CONFIG, { recursive: true }));
+
+/**
+ * The client's permissions, as the `client` task grants them (the write access scoped to the
+ * token folder).
+ */
+function permissions(config: string): string[] {
+  return [
+    "--allow-net",
+    "--allow-read",
+    `--allow-write=${config}/parley`,
+    "--allow-env=NO_COLOR,HOME,XDG_CONFIG_HOME,APPDATA",
+  ];
+}
 
 /** A running `main.ts client` with piped stdin, stdout and stderr. */
 class ClientProcess implements AsyncDisposable {
@@ -19,12 +40,13 @@ class ClientProcess implements AsyncDisposable {
   #ended = false;
 
   constructor(args: string[], env: Record<string, string> = {}) {
+    const config = env.XDG_CONFIG_HOME ?? CONFIG;
     const child = this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--allow-env", MAIN, "client", ...args],
+      args: ["run", ...permissions(config), MAIN, "client", ...args],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      env,
+      env: { XDG_CONFIG_HOME: config, ...env },
     }).spawn();
     this.#stdin = this.child.stdin.getWriter();
     this.#stderr = new Response(this.child.stderr).text();
@@ -101,12 +123,20 @@ function client(port: number, ...args: string[]): ClientProcess {
 
 /** Runs a client with all of `input` piped in; returns once it exits. */
 function runPiped(port: number, input: string, ...args: string[]) {
-  const c = client(port, ...args);
-  return (async () => {
-    await using proc = c;
-    await proc.type(...input.split("\n").slice(0, -1));
-    return await proc.finish();
-  })();
+  return finishPiped(client(port, ...args), input);
+}
+
+/** Types all of `input` into `proc`, ends the input, and waits for the exit. */
+async function finishPiped(proc: ClientProcess, input: string) {
+  await using c = proc;
+  await c.type(...input.split("\n").slice(0, -1));
+  return await c.finish();
+}
+
+/** A temporary folder, removed on dispose. */
+async function tempDir(prefix: string): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
 
 Deno.test("client piped: every line is sent in order and it exits 0 once all are acknowledged", async () => {
@@ -239,7 +269,20 @@ Deno.test("client: --room makes a room current; --help; argument order PORT HOST
   }).output();
   assert.equal(help.code, 0);
   const usage = new TextDecoder().decode(help.stdout);
-  for (const flag of ["--name NAME", "--room #ROOM", "--no-color", "Exit codes"]) {
+  for (
+    const flag of [
+      "--name NAME",
+      "--password-stdin",
+      "--room #ROOM",
+      "--tls",
+      "--ca FILE",
+      "--insecure",
+      "--no-token-file",
+      "--no-color",
+      "tokens.json",
+      "Exit codes",
+    ]
+  ) {
     assert.ok(usage.includes(flag), flag);
   }
   const bad = await new Deno.Command(Deno.execPath(), {
@@ -339,4 +382,380 @@ Deno.test("client: accounts and history commands", async () => {
   assert.ok(shown.includes("* No messages"), "an empty DM history");
   assert.equal(shown.at(-1), "* Logged out; goodbye, dave");
   assert.equal(stderr, "");
+});
+
+// Accounts: --name with a saved token, --password-stdin, the token file, history, offline DMs.
+
+const PASSWORD = "a long enough password 42";
+
+/** Registers `name` over a raw JSON connection, optionally joins `rooms`, and leaves. */
+async function register(port: number, name: string, ...rooms: string[]): Promise<void> {
+  await using c = await RawClient.json(port);
+  c.send({ type: "register", name, password: PASSWORD, ref: "r" });
+  assert.equal((await c.frame((f) => f.ref === "r")).type, "ack");
+  for (const room of rooms) {
+    c.send({ type: "join", room, ref: `j${room}` });
+    await c.frame((f) => f.ref === `j${room}`);
+  }
+  c.send({ type: "quit", ref: "q" });
+  await c.closed();
+}
+
+/** The tokens saved under `config`, by server and account. */
+async function savedTokens(config: string): Promise<Record<string, Record<string, string>>> {
+  try {
+    return JSON.parse(await Deno.readTextFile(`${config}/parley/tokens.json`)).servers;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return {};
+    throw error;
+  }
+}
+
+Deno.test("client --name --password-stdin logs in and saves the token; later starts resume with it", async () => {
+  await using server = await startServer();
+  await using config = await tempDir("parley-client-config-");
+  const env = { XDG_CONFIG_HOME: config.path };
+  const key = `127.0.0.1:${server.port}`;
+  await register(server.port, "erin");
+  const start = (input: string, ...args: string[]) =>
+    finishPiped(
+      new ClientProcess(["127.0.0.1", String(server.port), "--name", "erin", ...args], env),
+      input,
+    );
+
+  // The first line is the password; the rest is chat.
+  const first = await start(`${PASSWORD}\nhello\n`, "--password-stdin");
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(first.stderr, "");
+  const shown = first.stdout.map((l) => l.replace(TIME, ""));
+  assert.ok(shown.includes("* Logged in as erin; no unread direct messages"), shown.join("\n"));
+  assert.ok(shown.includes("[#general] <erin> hello"));
+  assert.ok(!first.stdout.some((l) => l.includes(PASSWORD)), "the password is never shown");
+  const token = (await savedTokens(config.path))[key]?.erin;
+  assert.match(token ?? "", /^[A-Za-z0-9_-]{43}$/);
+  if (Deno.build.os !== "windows") {
+    assert.equal((await Deno.stat(`${config.path}/parley`)).mode! & 0o777, 0o700);
+    assert.equal((await Deno.stat(`${config.path}/parley/tokens.json`)).mode! & 0o777, 0o600);
+  }
+
+  // Next time the saved token logs in: no password needed.
+  const second = await start("hello again\n", "--room", "#ops");
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(second.stderr, "");
+  const again = second.stdout.map((l) => l.replace(TIME, ""));
+  assert.ok(again.includes("* Logged in as erin; no unread direct messages"), again.join("\n"));
+  assert.ok(again.includes("[#ops] <erin> hello again"));
+
+  // --no-token-file: neither used nor saved.
+  const guest = await start("x\n", "--no-token-file");
+  assert.equal(guest.code, 0);
+  assert.match(guest.stderr, /! Cannot rename: erin is a registered name/);
+
+  // /logout revokes the token and forgets it.
+  const out = await start("/logout\n");
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.stdout.at(-1)?.replace(TIME, ""), "* Logged out; goodbye, erin");
+  assert.deepEqual(await savedTokens(config.path), {});
+
+  // A saved token the server refuses (revoked, expired) is forgotten; the client goes on as a
+  // guest (piped: no prompt).
+  await Deno.writeTextFile(
+    `${config.path}/parley/tokens.json`,
+    JSON.stringify({ version: 1, servers: { [key]: { erin: token } } }),
+  );
+  const stale = await start("still a guest\n");
+  assert.equal(stale.code, 0, stale.stderr);
+  assert.deepEqual(stale.stderr.trim().split("\n").map((l) => l.replace(TIME, "")), [
+    "! The saved session for erin has expired or was revoked",
+    "! Cannot rename: erin is a registered name; /login to use it",
+  ]);
+  assert.ok(stale.stdout.some((l) => / \[#general\] <guest-\d+> still a guest$/.test(l)));
+  assert.deepEqual(await savedTokens(config.path), {});
+});
+
+Deno.test("client --password-stdin: a wrong password exits 1 and sends nothing", async () => {
+  await using server = await startServer();
+  await register(server.port, "finn");
+  await using watcher = await RawClient.json(server.port, "watcher");
+  const { code, stdout, stderr } = await runPiped(
+    server.port,
+    "wrong password\nnever sent\n",
+    "--name",
+    "finn",
+    "--password-stdin",
+  );
+  assert.equal(code, 1);
+  assert.deepEqual(stderr.trim().split("\n").map((l) => l.replace(TIME, "")), [
+    "! Cannot log in as finn: Login failed: wrong name or password",
+  ]);
+  assert.ok(!stdout.some((l) => l.includes("never sent")));
+  await watcher.frame((f) => f.type === "presence" && f.event === "quit");
+  assert.ok(!watcher.pending().some((l) => l.includes("never sent")));
+});
+
+Deno.test("client shows the login summary, replayed history and offline direct messages", async () => {
+  await using server = await startServer();
+  await register(server.port, "gwen", "#ops");
+  await using bob = await RawClient.json(server.port, "bob");
+  for (
+    const [i, frame] of [
+      { type: "join", room: "#ops" },
+      { type: "send", room: "#ops", text: "earlier in ops" },
+      { type: "send", to: "gwen", text: "call me", action: false },
+      { type: "send", to: "gwen", text: "waves", action: true },
+    ].entries()
+  ) {
+    bob.send({ ...frame, ref: `b${i}` });
+    assert.equal((await bob.frame((f) => f.ref === `b${i}`)).type, "ack");
+  }
+  const { code, stdout, stderr } = await runPiped(
+    server.port,
+    `${PASSWORD}\n/history bob\n`,
+    "--name",
+    "gwen",
+    "--password-stdin",
+    "--no-token-file",
+  );
+  assert.equal(code, 0, stderr);
+  const shown = stdout.map((l) => l.replace(TIME, ""));
+  const expected = [
+    "* Logged in as gwen; unread direct messages: bob (2)",
+    "* History of #ops (1 message):",
+    "[#ops] <bob> earlier in ops",
+    "[dm] <bob> call me (sent while you were away)",
+    "[dm] * bob waves (sent while you were away)",
+    "* History of your messages with bob (2 messages):",
+    "[dm] <bob> call me",
+    "[dm] * bob waves",
+  ];
+  const at = expected.map((line) => shown.indexOf(line));
+  assert.ok(at.every((i) => i > 0), `${JSON.stringify(at)}\n${shown.join("\n")}`);
+  assert.deepEqual([...at].sort((a, b) => a - b), at, "in this order");
+  // History lines carry the message's own time.
+  assert.match(stdout[shown.indexOf("[#ops] <bob> earlier in ops")]!, TIME);
+});
+
+Deno.test("client logs in again after a restart; a session the server no longer knows is forgotten", async () => {
+  await using data = await tempDir("parley-client-data-");
+  await using config = await tempDir("parley-client-config-");
+  let server: ServerProcess = await startServer(["--data", data.path]);
+  const port = server.port;
+  try {
+    await register(port, "hal");
+    await using proc = new ClientProcess(
+      ["127.0.0.1", String(port), "--name", "hal", "--password-stdin"],
+      { XDG_CONFIG_HOME: config.path },
+    );
+    await proc.type(PASSWORD);
+    await proc.line(/Logged in as hal/);
+    for (let i = 0; !(await savedTokens(config.path))[`127.0.0.1:${port}`]?.hal; i++) {
+      assert.ok(i < 100, "the token is saved");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    await server.stop();
+    server = await startServer(["--data", data.path, "--port", String(port)]);
+    assert.match(await proc.line(/Reconnected/, 15_000), /\* Reconnected as hal, in #general$/);
+
+    await server.stop();
+    await Deno.remove(`${data.path}/parley.db`);
+    server = await startServer(["--data", data.path, "--port", String(port)]);
+    assert.match(await proc.line(/Reconnected/, 15_000), /Reconnected as guest-\d+, in #general$/);
+    await proc.type("/ping");
+    await proc.line(/\* pong$/);
+    const { code, stderr } = await proc.finish();
+    assert.equal(code, 0, stderr);
+    assert.match(
+      stderr,
+      /! Your session as hal has expired or was revoked; you are guest-\d+ \(\/login to log in again\)\n/,
+    );
+    assert.deepEqual(await savedTokens(config.path), {});
+  } finally {
+    await server[Symbol.asyncDispose]();
+  }
+});
+
+/** Whether util-linux `script` is there to give the client a terminal. */
+const HAS_SCRIPT = Deno.build.os === "linux" &&
+  await new Deno.Command("script", { args: ["--version"], stdout: "null", stderr: "null" })
+    .output().then((o) => o.success, () => false);
+
+Deno.test({
+  name: "client at a terminal: a taken --name asks for the account's password, without echo",
+  ignore: !HAS_SCRIPT,
+  fn: async () => {
+    await using server = await startServer();
+    await using config = await tempDir("parley-client-config-");
+    await register(server.port, "ivy");
+    const command = [
+      Deno.execPath(),
+      "run",
+      ...permissions(config.path),
+      MAIN,
+      "client",
+      "127.0.0.1",
+      String(server.port),
+      "--name",
+      "ivy",
+    ].join(" ");
+    const child = new Deno.Command("script", {
+      args: ["-qfec", command, "/dev/null"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+      env: { XDG_CONFIG_HOME: config.path, NO_COLOR: "1" },
+    }).spawn();
+    const stdin = child.stdin.getWriter();
+    let screen = "";
+    const reading = (async () => {
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) screen += chunk;
+    })();
+    const waitFor = async (pattern: RegExp) => {
+      for (let i = 0; !pattern.test(screen); i++) {
+        assert.ok(i < 200, `no ${pattern} in:\n${screen}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      await waitFor(/Cannot rename: ivy is a registered name/);
+      await waitFor(/Password for ivy, if it is your account \(Enter to skip\): /);
+      await stdin.write(new TextEncoder().encode(`${PASSWORD}\r`));
+      await waitFor(/\* Logged in as ivy; no unread direct messages/);
+      await stdin.write(new TextEncoder().encode("/quit\r"));
+      await waitFor(/\* Goodbye, ivy/);
+      assert.equal((await child.status).code, 0);
+      assert.ok(!screen.includes(PASSWORD), `the password was echoed:\n${screen}`);
+      assert.ok((await savedTokens(config.path))[`127.0.0.1:${server.port}`]?.ivy);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // exited
+      }
+      await stdin.close().catch(() => {});
+      await child.status;
+      await reading;
+    }
+  },
+});
+
+// TLS: certificates made by `main.ts cert`, the real server with a TLS listener.
+
+/** Runs `main.ts cert --out DIR --host …`. */
+async function makeCert(dir: string, ...hosts: string[]): Promise<string> {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      MAIN,
+      "cert",
+      "--out",
+      dir,
+      ...hosts.flatMap((h) => ["--host", h]),
+    ],
+    stdin: "null",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  return `${dir}/cert.pem`;
+}
+
+/** The real server with a TLS listener; returns it and its TLS port. */
+async function tlsServer(dir: string) {
+  const server = await startServer([
+    "--tls-cert",
+    `${dir}/cert.pem`,
+    "--tls-key",
+    `${dir}/key.pem`,
+    "--tls-port",
+    "0",
+  ]);
+  const line = server.stdout.find((l) => l.startsWith("listening on tls://"));
+  assert.ok(line, server.stdout.join("\n"));
+  return { server, tlsPort: String(Number(line.split(":").at(-1))) };
+}
+
+Deno.test("client --tls --ca: verified TLS, chatting with a plain-TCP client", async () => {
+  await using dir = await tempDir("parley-client-tls-");
+  const ca = await makeCert(dir.path, "localhost");
+  const { server, tlsPort } = await tlsServer(dir.path);
+  await using _server = server;
+  await using proc = new ClientProcess([
+    "localhost",
+    tlsPort,
+    "--tls",
+    "--ca",
+    ca,
+    "--name",
+    "sec",
+  ]);
+  assert.match(
+    await proc.line(/Connected/),
+    /\* Connected to localhost:\d+ \(parley [^,]+, TLS\) as guest-\d+, in #general$/,
+  );
+  await proc.line(/You are now sec$/);
+  await using plain = await RawClient.text(server.port, "plain");
+  await proc.type("hello plain");
+  assert.equal(await plain.line((l) => l.startsWith("[")), "[#general] <sec> hello plain");
+  plain.send("hello tls");
+  assert.match(await proc.line(/<plain>/), / \[#general\] <plain> hello tls$/);
+  const { code, stderr } = await proc.finish();
+  assert.equal(code, 0, stderr);
+  assert.equal(stderr, "");
+});
+
+Deno.test("client --tls: an unverifiable certificate exits 1 with one line naming the problem", async () => {
+  await using dir = await tempDir("parley-client-tls-");
+  const ca = await makeCert(dir.path, "otherhost");
+  const { server, tlsPort } = await tlsServer(dir.path);
+  await using _server = server;
+  const unknown = await finishPiped(new ClientProcess(["localhost", tlsPort, "--tls"]), "hi\n");
+  assert.equal(unknown.code, 1);
+  assert.deepEqual(unknown.stdout, []);
+  assert.equal(
+    unknown.stderr,
+    `parley client: cannot connect to localhost:${tlsPort}: the server's certificate is not ` +
+      "signed by a trusted certificate authority; for a private CA or a self-signed " +
+      "certificate use --ca FILE\n",
+  );
+  const host = await finishPiped(new ClientProcess(["localhost", tlsPort, "--ca", ca]), "hi\n");
+  assert.equal(host.code, 1);
+  assert.equal(
+    host.stderr,
+    `parley client: cannot connect to localhost:${tlsPort}: the server's certificate is not ` +
+      "valid for the host name localhost (it is for otherhost)\n",
+  );
+  // --ca must name a readable PEM certificate: a command-line mistake.
+  const missing = await finishPiped(
+    new ClientProcess(["localhost", tlsPort, "--ca", `${dir.path}/nope.pem`]),
+    "",
+  );
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /^parley client: cannot read --ca .*nope\.pem: .+\n$/);
+  const notPem = await finishPiped(
+    new ClientProcess(["localhost", tlsPort, "--ca", `${dir.path}/key.pem`]),
+    "",
+  );
+  assert.equal(notPem.code, 2);
+  assert.match(notPem.stderr, /it holds no PEM certificate/);
+});
+
+Deno.test("client --insecure connects without verifying and warns loudly", async () => {
+  await using dir = await tempDir("parley-client-tls-");
+  await makeCert(dir.path, "otherhost");
+  const { server, tlsPort } = await tlsServer(dir.path);
+  await using _server = server;
+  await using watcher = await RawClient.json(server.port, "watcher");
+  const { code, stdout, stderr } = await finishPiped(
+    new ClientProcess(["localhost", tlsPort, "--insecure"]),
+    "unverified hello\n",
+  );
+  assert.equal(code, 0, stderr);
+  assert.equal(
+    stderr,
+    "WARNING: --insecure: the server's certificate is NOT verified; anyone on the network " +
+      "path can read and change this chat\n",
+  );
+  assert.match(stdout[0]!, /\(parley [^,]+, TLS NOT VERIFIED\) as guest-\d+/);
+  assert.equal((await watcher.frame((f) => f.type === "message")).text, "unverified hello");
 });

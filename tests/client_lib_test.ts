@@ -7,8 +7,10 @@ import {
   ConnectionClosedError,
   ServerError,
   SessionRefusedError,
+  TlsVerificationError,
 } from "../src/client/mod.ts";
 import type { ChatClientOptions, ChatEvent } from "../src/client/mod.ts";
+import { selfSigned } from "../src/cli/cert_cmd.ts";
 import { RawClient, startServer } from "./_helpers.ts";
 
 const FAST: ChatClientOptions = { backoff: { baseMs: 20, capMs: 200 } };
@@ -555,4 +557,137 @@ Deno.test("ChatClient accounts: register, history, and a token login after a res
   } finally {
     await Deno.remove(data, { recursive: true });
   }
+});
+
+Deno.test("ChatClient re-login on reconnect: a token the new server refuses is reported and dropped", async () => {
+  await using first = await startServer();
+  const port = first.port;
+  await using client = await ChatClient.connect("127.0.0.1", port, FAST);
+  await client.register("dora", "a long enough password 42");
+  assert.equal(typeof client.token, "string");
+  await first.stop();
+  // The server comes back with another database: the account and its session are gone.
+  await using _second = await startServer(["--port", String(port)]);
+  const back = await next(client, "reconnected");
+  assert.equal(back.lostName, "dora");
+  assert.equal(back.lostSession, "auth_failed");
+  assert.match(back.name, /^guest-\d+$/);
+  assert.equal(client.token, undefined);
+  assert.equal(client.name, back.name);
+});
+
+/** A folder with cert.pem and key.pem for `hosts`, valid for `days` (negative: expired). */
+async function certFolder(hosts: string[], days = 30) {
+  const path = await Deno.makeTempDir({ prefix: "parley-client-tls-" });
+  const { cert, key } = await selfSigned(hosts, days);
+  await Deno.writeTextFile(`${path}/cert.pem`, cert);
+  await Deno.writeTextFile(`${path}/key.pem`, key);
+  return { path, cert, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+/** The real server with a TLS listener on `tlsPort` (0: any); returns it and the TLS port. */
+async function tlsServer(dir: string, tlsPort = 0) {
+  const server = await startServer([
+    "--tls-cert",
+    `${dir}/cert.pem`,
+    "--tls-key",
+    `${dir}/key.pem`,
+    "--tls-port",
+    String(tlsPort),
+  ]);
+  const line = server.stdout.find((l) => l.startsWith("listening on tls://"));
+  assert.ok(line, server.stdout.join("\n"));
+  return { server, tlsPort: Number(line.split(":").at(-1)) };
+}
+
+Deno.test("ChatClient over TLS: verified with caCerts, chats with a plain-TCP client", async () => {
+  await using dir = await certFolder(["localhost"]);
+  const { server, tlsPort } = await tlsServer(dir.path);
+  await using _server = server;
+  await using client = await ChatClient.connect("localhost", tlsPort, {
+    ...FAST,
+    tls: true,
+    caCerts: [dir.cert],
+  });
+  assert.equal(client.tls, true);
+  assert.equal(client.insecure, false);
+  await client.nick("secure");
+  await using plain = await RawClient.json(server.port, "plain");
+  await client.send("#general", "over tls");
+  const seen = await plain.frame((f) => f.type === "message");
+  assert.deepEqual([seen.from, seen.text], ["secure", "over tls"]);
+  plain.send({ type: "send", to: "secure", text: "over tcp", ref: "s" });
+  assert.equal((await next(client, "message")).text, "over tcp");
+});
+
+Deno.test("ChatClient over TLS refuses an unknown CA, a wrong host name, an expired certificate", async () => {
+  await using dir = await certFolder(["otherhost"]);
+  const { server, tlsPort } = await tlsServer(dir.path);
+  await using _server = server;
+  const refused = async (options: ChatClientOptions, problem: string, message: RegExp) => {
+    await assert.rejects(
+      () => ChatClient.connect("localhost", tlsPort, { ...options, tls: true }),
+      (error: unknown) => {
+        assert.ok(error instanceof TlsVerificationError, String(error));
+        assert.equal(error.problem, problem);
+        assert.match(error.message, message);
+        return true;
+      },
+    );
+  };
+  await refused({}, "unknown_issuer", /not signed by a trusted certificate authority/);
+  await refused(
+    { caCerts: [dir.cert] },
+    "wrong_host",
+    /not valid for the host name localhost \(it is for otherhost\)$/,
+  );
+
+  await using old = await certFolder(["localhost"], -1);
+  const expired = await tlsServer(old.path);
+  await using _expired = expired.server;
+  await assert.rejects(
+    () => ChatClient.connect("localhost", expired.tlsPort, { tls: true, caCerts: [old.cert] }),
+    (error: unknown) => error instanceof TlsVerificationError && error.problem === "expired",
+  );
+  // insecure skips every check: encrypted, not authenticated.
+  await using client = await ChatClient.connect("localhost", expired.tlsPort, {
+    tls: true,
+    insecure: true,
+  });
+  assert.equal(client.insecure, true);
+  assert.equal(typeof await client.ping(), "number");
+  await assert.rejects(
+    () => ChatClient.connect("localhost", tlsPort, { caCerts: [dir.cert] }),
+    TypeError,
+    "caCerts without tls",
+  );
+});
+
+Deno.test("ChatClient insecure (node:tls underneath) chats and reconnects after a restart", async () => {
+  await using dir = await certFolder(["localhost"]);
+  const first = await tlsServer(dir.path);
+  await using _first = first.server;
+  await using client = await ChatClient.connect("127.0.0.1", first.tlsPort, {
+    ...FAST,
+    tls: true,
+    insecure: true,
+  });
+  await client.nick("brave");
+  await client.join("#ops");
+  // Killed, not stopped: the connection just drops (and a TLS server's graceful stop waits for
+  // its clients to leave first).
+  await first.server.stop("SIGKILL");
+  assert.equal((await next(client, "disconnected")).reconnecting, true);
+  const second = await tlsServer(dir.path, first.tlsPort);
+  await using _second = second.server;
+  const back = await next(client, "reconnected");
+  assert.equal(back.name, "brave");
+  assert.deepEqual(back.rooms, ["#general", "#ops"]);
+  await using plain = await RawClient.json(second.server.port, "plain");
+  // A long message crosses many TLS records: the adapter reassembles them.
+  const long = "x".repeat(4000);
+  plain.send({ type: "send", to: "brave", text: long, ref: "s" });
+  assert.equal((await next(client, "message")).text, long);
+  await client.send("plain", "thanks");
+  assert.equal((await plain.frame((f) => f.type === "message")).text, "thanks");
 });

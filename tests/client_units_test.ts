@@ -1,7 +1,10 @@
-// The client's pure parts: backoff, the bounded event queue, output formatting, flag parsing.
+// The client's small parts: backoff, the bounded event queue, output formatting, flag parsing,
+// the token file, TLS error mapping.
 import assert from "node:assert/strict";
 import { backoffDelay } from "../src/client/backoff.ts";
 import { EventQueue } from "../src/client/_event_queue.ts";
+import { tlsError } from "../src/client/_dial.ts";
+import { TokenStore } from "../src/client/token_store.ts";
 import type { ChatEvent } from "../src/client/events.ts";
 import { clock, Formatter, Painter } from "../src/client/terminal/format.ts";
 import { parseClientArgs } from "../src/cli/client_cmd.ts";
@@ -109,6 +112,33 @@ Deno.test("Formatter renders events as timestamped text-mode lines", () => {
       "E 03:04:05 ! Could not re-join #x",
     ],
   );
+  assert.deepEqual(
+    text({
+      type: "reconnected",
+      name: "guest-2",
+      rooms: ["#general"],
+      attempts: 1,
+      lostName: "carol",
+      lostSession: "auth_failed",
+    }),
+    [
+      "03:04:05 * Reconnected as guest-2, in #general",
+      "E 03:04:05 ! Your session as carol has expired or was revoked; you are guest-2 " +
+      "(/login to log in again)",
+    ],
+  );
+  assert.deepEqual(
+    text({
+      type: "message",
+      id: 9,
+      room: "#ops",
+      from: "bob",
+      text: "see",
+      ts: T,
+      file: { id: "f1", name: "a.pdf", size: 2048, type: "application/pdf", sha256: "x" },
+    }),
+    ["03:04:05 [#ops] <bob> see [file a.pdf, 2.0 KiB]"],
+  );
   assert.deepEqual(text({ type: "lagged", dropped: 7 }), [
     "E 03:04:05 ! 7 events were dropped: output could not keep up",
   ]);
@@ -189,6 +219,113 @@ Deno.test("parseClientArgs() takes HOST [PORT], PORT HOST, and the flags", () =>
     assert.throws(() => parseClientArgs(bad), UsageError, JSON.stringify(bad));
   }
   assert.throws(() => parseClientArgs(["h", "--bogus"]), TypeError);
+});
+
+Deno.test("parseClientArgs() takes the account and TLS flags; TLS defaults to port 5443", () => {
+  assert.deepEqual(parseClientArgs(["h", "--name", "al", "--password-stdin", "--no-token-file"]), {
+    host: "h",
+    port: 5000,
+    color: true,
+    name: "al",
+    passwordStdin: true,
+    noTokenFile: true,
+  });
+  assert.deepEqual(parseClientArgs(["h", "--tls"]), {
+    host: "h",
+    port: 5443,
+    color: true,
+    tls: true,
+  });
+  assert.deepEqual(parseClientArgs(["h", "6000", "--ca", "a.pem", "--ca", "b.pem"]), {
+    host: "h",
+    port: 6000,
+    color: true,
+    tls: true,
+    ca: ["a.pem", "b.pem"],
+  });
+  assert.deepEqual(parseClientArgs(["h", "--insecure"]), {
+    host: "h",
+    port: 5443,
+    color: true,
+    tls: true,
+    insecure: true,
+  });
+  assert.throws(() => parseClientArgs(["h", "--password-stdin"]), UsageError, "needs --name");
+  assert.throws(() => parseClientArgs(["h", "--insecure", "--ca", "a.pem"]), UsageError);
+});
+
+Deno.test("TokenStore keeps tokens per server and account in a 0600 file in a 0700 folder", async () => {
+  const base = await Deno.makeTempDir({ prefix: "parley-tokens-" });
+  try {
+    const store = new TokenStore(`${base}/config/parley`);
+    assert.equal(await store.get("h:1", "alice"), undefined, "no file yet");
+    await store.set("h:1", "Alice", "t1");
+    await store.set("h:2", "alice", "t2");
+    await store.set("h:1", "bob", "t3");
+    assert.equal(await store.get("h:1", "ALICE"), "t1", "names are case-insensitive");
+    assert.equal(await store.get("h:2", "alice"), "t2", "servers are apart");
+    if (Deno.build.os !== "windows") {
+      assert.equal((await Deno.stat(store.dir)).mode! & 0o777, 0o700);
+      assert.equal((await Deno.stat(store.path)).mode! & 0o777, 0o600);
+    }
+    assert.equal(await store.delete("h:1", "alice"), true);
+    assert.equal(await store.delete("h:1", "alice"), false);
+    assert.equal(await store.get("h:1", "alice"), undefined);
+    assert.equal(await store.get("h:1", "bob"), "t3");
+    assert.deepEqual(JSON.parse(await Deno.readTextFile(store.path)), {
+      version: 1,
+      servers: { "h:1": { bob: "t3" }, "h:2": { alice: "t2" } },
+    });
+    assert.deepEqual([...Deno.readDirSync(store.dir)].map((e) => e.name), ["tokens.json"]);
+    await Deno.writeTextFile(store.path, "not json");
+    await assert.rejects(() => store.get("h:1", "bob"), SyntaxError);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("TokenStore.defaultDir() prefers XDG_CONFIG_HOME, then HOME/.config", () => {
+  const env = (vars: Record<string, string>) => ({ get: (k: string) => vars[k] });
+  assert.equal(
+    TokenStore.defaultDir(env({ XDG_CONFIG_HOME: "/x", HOME: "/h" })),
+    "/x/parley",
+  );
+  assert.equal(
+    TokenStore.defaultDir(env({ XDG_CONFIG_HOME: "", HOME: "/h" })),
+    "/h/.config/parley",
+  );
+  const denied = {
+    get: (k: string) => {
+      if (k === "XDG_CONFIG_HOME") throw new Deno.errors.NotCapable("no");
+      return k === "HOME" ? "/h" : undefined;
+    },
+  };
+  assert.equal(TokenStore.defaultDir(denied), "/h/.config/parley");
+  if (Deno.build.os !== "windows") assert.equal(TokenStore.defaultDir(env({})), undefined);
+});
+
+Deno.test("tlsError() names the certificate problem in one sentence", () => {
+  const cases: [string, string, RegExp][] = [
+    ["invalid peer certificate: UnknownIssuer", "unknown_issuer", /not signed by a trusted/],
+    [
+      'invalid peer certificate: certificate not valid for name "localhost"; certificate is ' +
+      'only valid for DnsName("otherhost") or IpAddress(10.0.0.1)',
+      "wrong_host",
+      /^the server's certificate is not valid for the host name h \(it is for otherhost, 10\.0\.0\.1\)$/,
+    ],
+    ["invalid peer certificate: NotValidForName", "wrong_host", /host name h$/],
+    ["invalid peer certificate: Expired", "expired", /has expired/],
+    ["invalid peer certificate: NotValidYet", "not_yet_valid", /not valid yet/],
+    ["invalid peer certificate: BadSignature", "other", /not valid: BadSignature$/],
+  ];
+  for (const [raw, problem, message] of cases) {
+    const error = tlsError(new Error(raw), "h");
+    assert.equal(error?.problem, problem, raw);
+    assert.match(error.message, message);
+    assert.ok(!error.message.includes("\n"));
+    assert.equal((error.cause as Error).message, raw);
+  }
+  assert.equal(tlsError(new Error("Connection reset by peer"), "h"), undefined);
 });
 
 Deno.test("Formatter renders history pages, offline DMs and your own DMs seen elsewhere", () => {

@@ -1,13 +1,15 @@
 /**
  * `parley client`: the terminal chat client. Parses flags, connects a
- * {@linkcode ChatClient}, and runs the terminal session on stdin/stdout.
+ * {@linkcode ChatClient} (over TCP or TLS), and runs the terminal session on stdin/stdout.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { ChatClient } from "../client/chat_client.ts";
-import { SessionRefusedError } from "../client/errors.ts";
+import type { ChatClientOptions } from "../client/chat_client.ts";
+import { SessionRefusedError, TlsVerificationError } from "../client/errors.ts";
+import { TokenStore } from "../client/token_store.ts";
 import { openConsole } from "../client/terminal/console.ts";
 import { Formatter } from "../client/terminal/format.ts";
 import { runTerminal } from "../client/terminal/run.ts";
@@ -18,18 +20,41 @@ import { intFlag, UsageError } from "./args.ts";
 /** The port used when none is given. */
 export const DEFAULT_CLIENT_PORT = 5000;
 
+/** The port used with `--tls` when none is given. */
+export const DEFAULT_CLIENT_TLS_PORT = 5443;
+
+/** What `--insecure` prints to stderr, every time. */
+export const INSECURE_WARNING =
+  "WARNING: --insecure: the server's certificate is NOT verified; anyone on the network path " +
+  "can read and change this chat";
+
 /** `client --help`. */
 export const CLIENT_USAGE = `Usage: parley client HOST [PORT] [options]
        parley client PORT HOST [options]
 
-The terminal chat client (port ${DEFAULT_CLIENT_PORT} by default). Type a line to send it to your
-current room; events from others appear as they arrive.
+The terminal chat client (port ${DEFAULT_CLIENT_PORT} by default, ${DEFAULT_CLIENT_TLS_PORT} with --tls). Type a line
+to send it to your current room; events from others appear as they arrive.
 
 Options:
-  --name NAME        take this name once connected
+  --name NAME        log in as the account NAME, or take NAME as a guest name:
+                       1. with the session token saved for this server and NAME, if any;
+                       2. else with --password-stdin, with that password (failure: exit 1);
+                       3. else as a guest (/nick NAME); at a terminal, when NAME is taken
+                          (e.g. it is an account), you are asked for its password (no echo;
+                          Enter skips)
+  --password-stdin   the first line of stdin is NAME's password (the rest is chat input)
   --room #ROOM       join this room and make it the current one
+  --tls              connect with TLS, verifying the server's certificate and host name
+  --ca FILE          trust this CA or self-signed certificate (PEM) for TLS (implies --tls;
+                       repeatable)
+  --insecure         TLS WITHOUT verifying the certificate (implies --tls; warns every time)
+  --no-token-file    do not read or save session tokens
   --no-color         no colors (also when NO_COLOR is set or stdout is not a terminal)
   -h, --help         show this help
+
+Session tokens from logins (--name, /login, /register) are saved in
+$XDG_CONFIG_HOME/parley/tokens.json or ~/.config/parley/tokens.json (mode 0600), per server
+(HOST:PORT) and account, and removed by /logout or when the server refuses them.
 
 Commands (as in the server's text mode):
   /nick NAME  /join #room  /part [#room]  /msg NAME TEXT  /me TEXT
@@ -40,9 +65,10 @@ Commands (as in the server's text mode):
 Piped: printf '/join #ops\\nhello\\n' | parley client 127.0.0.1 --name bot
 sends each line in order, waits for every reply, and exits.
 
-Exit codes: 0 after a clean quit; 1 when the server cannot be reached, refuses the session,
-or the connection is lost for good (or, when piped, a line could not be delivered); 2 on a
-command-line mistake.`;
+Exit codes: 0 after a clean quit; 1 when the server cannot be reached, its TLS certificate does
+not verify, it refuses the session, a --password-stdin login fails, or the connection is lost
+for good (or, when piped, a line could not be delivered); 2 on a command-line mistake
+(including an unreadable --ca FILE).`;
 
 /** What `client` flags say. */
 export interface ClientArgs {
@@ -50,19 +76,30 @@ export interface ClientArgs {
   host: string;
   /** The server's port. */
   port: number;
-  /** A name to take at start. */
+  /** An account or name to take at start. */
   name?: string;
+  /** Read the password for `name` from the first line of stdin. */
+  passwordStdin?: boolean;
   /** A room to join and make current at start. */
   room?: string;
   /** Whether colors may be used (still only on a terminal, and never with NO_COLOR). */
   color: boolean;
+  /** Connect with TLS. */
+  tls?: boolean;
+  /** Files of certificates (PEM) to trust for TLS. */
+  ca?: string[];
+  /** TLS without verification. */
+  insecure?: boolean;
+  /** Neither read nor save session tokens. */
+  noTokenFile?: boolean;
 }
 
 /**
  * Parses `client` arguments; `undefined` when help was asked for. Accepts `HOST [PORT]`, and
  * `PORT HOST` when the first argument is a number.
  *
- * @throws {UsageError} on a missing host, a bad port or an extra argument
+ * @throws {UsageError} on a missing host, a bad port, an extra argument, or flags that
+ * contradict each other
  */
 export function parseClientArgs(args: string[]): ClientArgs | undefined {
   const { values, positionals } = parseArgs({
@@ -71,7 +108,12 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
     allowPositionals: true,
     options: {
       name: { type: "string" },
+      "password-stdin": { type: "boolean" },
       room: { type: "string" },
+      tls: { type: "boolean" },
+      ca: { type: "string", multiple: true },
+      insecure: { type: "boolean" },
+      "no-token-file": { type: "boolean" },
       "no-color": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -86,14 +128,77 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
   if (host === undefined || host === "") {
     throw new UsageError("Missing HOST: use client HOST [PORT]");
   }
+  if (values["password-stdin"] && values.name === undefined) {
+    throw new UsageError("--password-stdin needs --name NAME");
+  }
+  if (values.insecure && values.ca !== undefined) {
+    throw new UsageError("--insecure and --ca contradict each other: --ca verifies");
+  }
+  const tls = values.tls === true || values.ca !== undefined || values.insecure === true;
   const parsed: ClientArgs = {
     host,
-    port: intFlag(port, "port", DEFAULT_CLIENT_PORT, 1, 65535),
+    port: intFlag(port, "port", tls ? DEFAULT_CLIENT_TLS_PORT : DEFAULT_CLIENT_PORT, 1, 65535),
     color: !values["no-color"],
   };
   if (values.name !== undefined) parsed.name = values.name;
+  if (values["password-stdin"]) parsed.passwordStdin = true;
   if (values.room !== undefined) parsed.room = values.room;
+  if (tls) parsed.tls = true;
+  if (values.ca !== undefined) parsed.ca = values.ca;
+  if (values.insecure) parsed.insecure = true;
+  if (values["no-token-file"]) parsed.noTokenFile = true;
   return parsed;
+}
+
+/**
+ * Reads `--ca` files: each must hold at least one PEM certificate.
+ *
+ * @returns the PEM texts, or a one-line reason
+ */
+async function readCaFiles(files: string[]): Promise<string[] | string> {
+  const certs: string[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (error) {
+      return `cannot read --ca ${file}: ${error instanceof Error ? error.message : error}`;
+    }
+    if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+      return `cannot use --ca ${file}: it holds no PEM certificate (-----BEGIN CERTIFICATE-----)`;
+    }
+    certs.push(text);
+  }
+  return certs;
+}
+
+/** The one line explaining why the TLS certificate was refused, with what to do about it. */
+function tlsReason(error: TlsVerificationError, usedCa: boolean): string {
+  switch (error.problem) {
+    case "unknown_issuer":
+      return `${error.message}${
+        usedCa
+          ? " (not by --ca either)"
+          : "; for a private CA or a self-signed certificate use --ca FILE"
+      }`;
+    default:
+      return error.message;
+  }
+}
+
+/**
+ * Whether this process may read and write the token folder without asking: Deno would
+ * otherwise prompt on the terminal in the middle of the chat (or fail when not interactive).
+ */
+function mayUse(dir: string): boolean {
+  const granted = (descriptor: Deno.PermissionDescriptor) => {
+    try {
+      return Deno.permissions.querySync(descriptor).state === "granted";
+    } catch {
+      return false;
+    }
+  };
+  return granted({ name: "read", path: dir }) && granted({ name: "write", path: dir });
 }
 
 /** Whether to color output: stdout is a terminal, NO_COLOR is unset or empty, no --no-color. */
@@ -109,12 +214,28 @@ export async function clientMain(args: string[]): Promise<number> {
     return 0;
   }
   const { host, port } = parsed;
+  const options: ChatClientOptions = { clientName: `parley-cli/${VERSION}` };
+  if (parsed.tls) options.tls = true;
+  if (parsed.ca !== undefined) {
+    const certs = await readCaFiles(parsed.ca);
+    if (typeof certs === "string") {
+      console.error(`parley client: ${certs}`);
+      return 2;
+    }
+    options.caCerts = certs;
+  }
+  if (parsed.insecure) {
+    options.insecure = true;
+    console.error(INSECURE_WARNING);
+  }
   let client: ChatClient;
   try {
-    client = await ChatClient.connect(host, port, { clientName: `parley-cli/${VERSION}` });
+    client = await ChatClient.connect(host, port, options);
   } catch (error) {
     const why = error instanceof SessionRefusedError
       ? `the server refused the session: ${error.message}`
+      : error instanceof TlsVerificationError
+      ? `cannot connect to ${host}:${port}: ${tlsReason(error, parsed.ca !== undefined)}`
       : `cannot connect to ${host}:${port}: ${error instanceof Error ? error.message : error}`;
     console.error(`parley client: ${why}`);
     return 1;
@@ -136,7 +257,13 @@ export async function clientMain(args: string[]): Promise<number> {
       format: new Formatter(useColor(parsed.color)),
     };
     if (parsed.name !== undefined) session.name = parsed.name;
+    if (parsed.passwordStdin) session.passwordFromInput = true;
     if (parsed.room !== undefined) session.room = parsed.room;
+    const dir = parsed.noTokenFile ? undefined : TokenStore.defaultDir();
+    if (dir !== undefined && mayUse(dir)) session.tokens = new TokenStore(dir);
+    else if (dir !== undefined) {
+      session.note = `Session tokens are not kept: no permission to read and write ${dir}`;
+    }
     return await runTerminal(client, io, session);
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, interrupt);

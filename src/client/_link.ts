@@ -1,5 +1,5 @@
 /**
- * One TCP connection speaking JSON mode: the banner, requests matched to replies by `ref`, and
+ * One connection (TCP or TLS) speaking JSON mode: the banner, requests matched to replies by `ref`, and
  * events handed to a callback. {@linkcode ChatClient} owns one at a time and replaces it when
  * reconnecting.
  *
@@ -15,6 +15,8 @@ import {
   SessionRefusedError,
 } from "./errors.ts";
 import type { ServerEvent, ShutdownEvent } from "./events.ts";
+import { dial } from "./_dial.ts";
+import type { ByteStream, Endpoint } from "./_dial.ts";
 
 /** A reply to a request: `welcome`, `ack`, `pong` or `history`, with the fields the server sent. */
 export interface ReplyFrame {
@@ -53,7 +55,7 @@ const FAREWELLS = new Set(["quit", "logout"]);
 
 /** One connection in JSON mode. */
 export class Link {
-  readonly #conn: Deno.Conn;
+  readonly #conn: ByteStream;
   readonly #options: LinkOptions;
   readonly #pending = new Map<string, Pending>();
   readonly #banner = Promise.withResolvers<string>();
@@ -72,19 +74,11 @@ export class Link {
   /** Whether the server acknowledged a `quit` or `logout`: the end is wanted. */
   farewell = false;
 
-  private constructor(conn: Deno.Conn, options: LinkOptions) {
+  private constructor(conn: ByteStream, options: LinkOptions) {
     this.#conn = conn;
     this.#options = options;
     this.#banner.promise.catch(() => {});
     options.signal.addEventListener("abort", this.#onAbort, { once: true });
-    if ("setNoDelay" in conn) {
-      try {
-        (conn as Deno.TcpConn).setNoDelay(true);
-        (conn as Deno.TcpConn).setKeepAlive(true);
-      } catch {
-        // Gone already: reading will notice.
-      }
-    }
     this.#read().then(async () => {
       await this.#writing; // the latest write, which sees the link ended and stops
       this.#closed.resolve(this.#reason());
@@ -95,10 +89,12 @@ export class Link {
    * Connects, reads the banner, and returns the link (not yet in JSON mode: send `hello`).
    *
    * @throws {SessionRefusedError} when the server refused the connection
+   * @throws {TlsVerificationError} when the server's TLS certificate does not verify
    * @throws {Deno.errors.TimedOut} when connecting or the banner took longer than `timeoutMs`
    */
-  static async open(hostname: string, port: number, options: LinkOptions): Promise<Link> {
-    const conn = await connectTcp(hostname, port, options.timeoutMs, options.signal);
+  static async open(endpoint: Endpoint, options: LinkOptions): Promise<Link> {
+    const { hostname, port } = endpoint;
+    const conn = await dial(endpoint, options.timeoutMs, options.signal);
     const link = new Link(conn, options);
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -278,39 +274,4 @@ export class Link {
 /** A short description of an I/O error. */
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** `Deno.connect` with a timeout and an abort signal. */
-async function connectTcp(
-  hostname: string,
-  port: number,
-  timeoutMs: number,
-  signal: AbortSignal,
-): Promise<Deno.Conn> {
-  signal.throwIfAborted();
-  const connecting = Deno.connect({ hostname, port });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const stop = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new Deno.errors.TimedOut(
-            `Cannot connect to ${hostname}:${port}: no answer within ${timeoutMs} ms`,
-          ),
-        ),
-      timeoutMs,
-    );
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([connecting, stop]);
-  } catch (error) {
-    connecting.then((conn) => conn.close(), () => {});
-    throw error;
-  } finally {
-    clearTimeout(timer);
-    if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
-  }
 }

@@ -1,5 +1,5 @@
 /**
- * {@linkcode ChatClient}: a parley client over TCP in JSON mode, with typed requests, an event
+ * {@linkcode ChatClient}: a parley client over TCP or TLS in JSON mode, with typed requests, an event
  * stream, and reconnection that restores the session.
  *
  * @module
@@ -15,6 +15,7 @@ import { ConnectionClosedError, ServerError } from "./errors.ts";
 import type { ChatEvent, ReconnectedEvent, ServerEvent } from "./events.ts";
 import { EventQueue } from "./_event_queue.ts";
 import { Link } from "./_link.ts";
+import type { Endpoint } from "./_dial.ts";
 import type { ReplyFrame } from "./_link.ts";
 
 export type { ReplyFrame };
@@ -42,6 +43,19 @@ export interface ChatClientOptions {
   maxEvents?: number;
   /** The longest line accepted from the server, in bytes. @default 4194304 */
   maxLine?: number;
+  /**
+   * Connect with TLS, verifying the server's certificate against the trusted roots (Deno's
+   * store) plus `caCerts`, and that it is valid for `hostname`. @default false
+   */
+  tls?: boolean;
+  /** With `tls`: more certificates to trust (PEM), e.g. a private CA or a self-signed one. */
+  caCerts?: string[];
+  /**
+   * With `tls`: do NOT verify the server's certificate. The connection is encrypted but anyone
+   * on the network path can impersonate the server. For tests and emergencies only.
+   * @default false
+   */
+  insecure?: boolean;
 }
 
 /** What `hello` returns. */
@@ -135,6 +149,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   #token: string | undefined;
   #rooms: string[] = [];
   #quitting = false;
+  readonly #endpoint: Endpoint;
   #readyWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   readonly #onAbort = () => void this.close("aborted");
 
@@ -142,6 +157,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     this.hostname = hostname;
     this.port = port;
     this.#options = options;
+    this.#endpoint = { hostname, port, tls: options.tls === true };
+    if (options.caCerts !== undefined) this.#endpoint.caCerts = options.caCerts;
+    if (options.insecure === true) this.#endpoint.insecure = true;
     this.#events = new EventQueue(options.maxEvents ?? DEFAULTS.maxEvents);
     this.#closed.promise.catch(() => {});
   }
@@ -149,12 +167,15 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   /**
    * Connects to a parley server, reads its banner and says `hello`.
    *
-   * @param hostname the server's host name or address
-   * @param port the server's TCP port
-   * @param options reconnecting, timeouts, limits, abort signal
+   * @param hostname the server's host name or address (with TLS, the name its certificate must
+   * be valid for)
+   * @param port the server's port (its TLS port with `tls`)
+   * @param options TLS, reconnecting, timeouts, limits, abort signal
    * @returns the connected client; dispose it (or `quit()`) when done
    * @throws {SessionRefusedError} when the server refused the connection
+   * @throws {TlsVerificationError} when the server's TLS certificate does not verify
    * @throws {Deno.errors.ConnectionRefused} and other network errors when it cannot be reached
+   * @throws {TypeError} when `caCerts` or `insecure` is given without `tls`, or both are given
    */
   static async connect(
     hostname: string,
@@ -162,6 +183,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     options: ChatClientOptions = {},
   ): Promise<ChatClient> {
     options.signal?.throwIfAborted();
+    if (!options.tls && (options.caCerts !== undefined || options.insecure)) {
+      throw new TypeError("Cannot connect: caCerts and insecure need tls: true");
+    }
+    if (options.insecure && options.caCerts !== undefined) {
+      throw new TypeError("Cannot connect: caCerts has no use with insecure: true");
+    }
     const client = new ChatClient(hostname, port, options);
     options.signal?.addEventListener("abort", client.#onAbort, { once: true });
     let link: Link | undefined;
@@ -206,6 +233,16 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   /** The session token after `login` or `register` (keep it secret), else undefined. */
   get token(): string | undefined {
     return this.#token;
+  }
+
+  /** Whether the connection uses TLS. */
+  get tls(): boolean {
+    return this.#endpoint.tls;
+  }
+
+  /** Whether TLS is used without verifying the server's certificate (`insecure`). */
+  get insecure(): boolean {
+    return this.#endpoint.insecure === true;
   }
 
   /** The server's `welcome` on the current connection. */
@@ -360,6 +397,16 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     return toLoggedIn(await this.request({ type: "login", name, password }));
   }
 
+  /**
+   * Logs in with the session token of an earlier `login` or `register` (no password needed);
+   * like {@linkcode ChatClient.login} otherwise.
+   *
+   * @throws {ServerError} `auth_failed` (the token expired or was revoked), `rate_limited`, …
+   */
+  async resume(token: string): Promise<LoggedIn> {
+    return toLoggedIn(await this.request({ type: "login", token }));
+  }
+
   /** Logs out (ending the session token); the server closes the connection, as after `quit`. */
   async logout(): Promise<void> {
     await this.request({ type: "logout" });
@@ -420,7 +467,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
 
   #open(): Promise<Link> {
     const o = this.#options;
-    return Link.open(this.hostname, this.port, {
+    return Link.open(this.#endpoint, {
       maxLine: o.maxLine ?? DEFAULTS.maxLine,
       timeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       pingIntervalMs: o.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
@@ -592,7 +639,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       } catch (error) {
         if (!(error instanceof ServerError)) throw error;
         result.lostName = chosen!;
-        if (token !== undefined) this.#token = undefined; // expired or revoked
+        if (token !== undefined) {
+          this.#token = undefined; // expired, revoked, or refused for now: a guest from here on
+          result.lostSession = error.code;
+        }
       }
     }
     const has = (room: string) => rooms.some((r) => nameKey(r) === nameKey(room));

@@ -76,3 +76,34 @@ export class ProtocolError extends Error {
     this.name = "ProtocolError";
   }
 }
+
+/** What was wrong with a server's TLS certificate. */
+export type TlsProblem = "unknown_issuer" | "wrong_host" | "expired" | "not_yet_valid" | "other";
+
+/**
+ * The server's TLS certificate did not verify, so the client did not connect. `problem` says
+ * which check failed; the message is one sentence for humans, and `cause` is the TLS stack's
+ * own error.
+ *
+ * @example
+ * ```ts
+ * import { TlsVerificationError } from "./errors.ts";
+ * const err = new TlsVerificationError("expired", "the server's certificate has expired");
+ * console.assert(err.problem === "expired");
+ * ```
+ */
+export class TlsVerificationError extends Error {
+  /** Which check failed: an unknown CA, the host name, the validity period, or another. */
+  readonly problem: TlsProblem;
+
+  /**
+   * @param problem which check failed
+   * @param message what was wrong, in one sentence
+   * @param options the underlying TLS error
+   */
+  constructor(problem: TlsProblem, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TlsVerificationError";
+    this.problem = problem;
+  }
+}

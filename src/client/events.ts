@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { ErrorCode } from "../protocol/errors.ts";
 import type { HistoryFrame, MessageFrame, PresenceFrame, ServerFrame } from "../protocol/frames.ts";
 
 /** A server notice. */
@@ -53,6 +54,11 @@ export interface ReconnectedEvent {
   lostName?: string;
   /** Rooms that could not be re-joined. */
   lostRooms?: string[];
+  /**
+   * The session token was refused when logging in again, with this error code (`auth_failed`:
+   * it expired or was revoked); the client is a guest now and has forgotten the token.
+   */
+  lostSession?: ErrorCode;
 }
 
 /** The caller did not read events fast enough and the oldest `dropped` ones were discarded. */

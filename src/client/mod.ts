@@ -1,6 +1,7 @@
 /**
- * The parley client library: {@linkcode ChatClient} and what it yields and throws. Used by the
- * terminal client, the tests, and later the benchmark driver, the web and IRC parts.
+ * The parley client library: {@linkcode ChatClient} and what it yields and throws, and
+ * {@linkcode TokenStore} for keeping session tokens. Used by the terminal client, the tests,
+ * and later the benchmark driver, the web and IRC parts.
  *
  * @example
  * ```ts ignore
@@ -34,7 +35,10 @@ export {
   ProtocolError,
   ServerError,
   SessionRefusedError,
+  TlsVerificationError,
 } from "./errors.ts";
+export type { TlsProblem } from "./errors.ts";
+export { TokenStore } from "./token_store.ts";
 export type {
   ChatEvent,
   ClientEvent,

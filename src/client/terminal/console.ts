@@ -1,7 +1,8 @@
 /**
  * The terminal's I/O: typed lines in, output lines out. On a terminal (stdin and stdout both
  * TTYs) a `node:readline` prompt keeps what is being typed on its own line while events print
- * above it; otherwise stdin is read line by line and output is plain.
+ * above it, and a password can be asked for without echo; otherwise stdin is read line by line
+ * and output is plain.
  *
  * @module
  */
@@ -16,6 +17,13 @@ export interface TerminalIO {
   readonly interactive: boolean;
   /** The typed lines, in order; ends at end of input. Call once. */
   lines(): AsyncIterable<string>;
+  /**
+   * Reads one secret line (a password), before the lines {@linkcode TerminalIO.lines} yields:
+   * at a prompt, `prompt` is shown and what is typed is not echoed nor kept in the history;
+   * when not interactive, it is the next input line. Undefined at end of input, on Ctrl-C, or
+   * when it cannot be read without echo.
+   */
+  readSecret(prompt: string): Promise<string | undefined>;
   /** Prints a line: above the prompt when interactive, to stderr for errors when not. */
   print(line: Line): void;
   /** Sets the prompt (interactive only). */
@@ -77,6 +85,12 @@ class PromptConsole implements TerminalIO {
   readonly #rl: readline.Interface;
   readonly #queue = new LineQueue();
   #closed = false;
+  /** Set while a secret is being typed: where it goes, and its prompt. */
+  #secret: { resolve: (line: string | undefined) => void; prompt: string } | undefined;
+  /** Whether readline may echo (false while a secret is typed). */
+  #echo = true;
+  /** Whether readline's output could be intercepted (a secret can be read without echo). */
+  readonly #canMute: boolean;
 
   constructor(options: ConsoleOptions) {
     this.#rl = readline.createInterface({
@@ -86,7 +100,22 @@ class PromptConsole implements TerminalIO {
       terminal: true,
       historySize: 200,
     });
+    // Readline writes what is typed through _writeToOutput (an internal of node:readline, as in
+    // Node): silencing it is how a password is typed without echo.
+    const internals = this.#rl as unknown as { _writeToOutput?: (text: string) => void };
+    const write = internals._writeToOutput?.bind(this.#rl);
+    this.#canMute = write !== undefined;
+    if (write !== undefined) {
+      internals._writeToOutput = (text: string) => {
+        if (this.#echo) write(text);
+      };
+    }
     this.#rl.on("line", (line: string) => {
+      if (this.#secret !== undefined) {
+        this.#forget(line);
+        this.#endSecret(line);
+        return;
+      }
       // A message is shown again, formatted, once the server accepts it: erase the echo.
       // A password is erased from the screen and from the history.
       const secret = /^\/(login|register|passwd)\s/i.test(line);
@@ -95,10 +124,14 @@ class PromptConsole implements TerminalIO {
       this.#queue.push(line);
       if (!this.#closed) this.#rl.prompt();
     });
-    this.#rl.on("SIGINT", options.onInterrupt);
+    this.#rl.on("SIGINT", () => {
+      if (this.#secret !== undefined) this.#endSecret(undefined);
+      options.onInterrupt();
+    });
     this.#rl.on("SIGTSTP", () => {}); // no job control: suspending would need --allow-run
     this.#rl.on("close", () => {
       this.#closed = true;
+      this.#endSecret(undefined);
       this.#queue.end();
     });
     this.#rl.prompt();
@@ -108,9 +141,28 @@ class PromptConsole implements TerminalIO {
     return this.#queue;
   }
 
+  readSecret(prompt: string): Promise<string | undefined> {
+    if (this.#closed || !this.#canMute || this.#secret !== undefined) {
+      return Promise.resolve(undefined);
+    }
+    const { promise, resolve } = Promise.withResolvers<string | undefined>();
+    this.#secret = { resolve, prompt };
+    readline.cursorTo(process.stdout, 0);
+    readline.clearLine(process.stdout, 0);
+    process.stdout.write(prompt);
+    this.#echo = false;
+    return promise;
+  }
+
   print(line: Line): void {
     if (this.#closed) {
       process.stdout.write(line.text + "\n");
+      return;
+    }
+    if (this.#secret !== undefined) {
+      readline.cursorTo(process.stdout, 0);
+      readline.clearLine(process.stdout, 0);
+      process.stdout.write(line.text + "\n" + this.#secret.prompt);
       return;
     }
     const { rows } = this.#rl.getCursorPos();
@@ -124,7 +176,7 @@ class PromptConsole implements TerminalIO {
   setPrompt(prompt: string): void {
     if (this.#rl.getPrompt() === prompt) return;
     this.#rl.setPrompt(prompt);
-    if (!this.#closed) {
+    if (!this.#closed && this.#secret === undefined) {
       readline.cursorTo(process.stdout, 0);
       readline.clearLine(process.stdout, 0);
       this.#rl.prompt(true);
@@ -137,6 +189,17 @@ class PromptConsole implements TerminalIO {
     readline.cursorTo(process.stdout, 0);
     readline.clearLine(process.stdout, 0);
     this.#rl.close();
+  }
+
+  /** Ends secret entry: echo back on, the answer delivered, the prompt redrawn. */
+  #endSecret(line: string | undefined): void {
+    const secret = this.#secret;
+    if (secret === undefined) return;
+    this.#secret = undefined;
+    this.#echo = true;
+    process.stdout.write("\n");
+    secret.resolve(line);
+    if (!this.#closed) this.#rl.prompt();
   }
 
   /** Removes `line` from the input history. */
@@ -167,8 +230,28 @@ function isMessage(line: string): boolean {
 class PlainConsole implements TerminalIO {
   readonly interactive = false;
   #reader: ReadableStreamDefaultReader<string> | undefined;
+  #source: AsyncGenerator<string> | undefined;
+
+  /** stdin's lines, read once and shared by readSecret() and lines(). */
+  #input(): AsyncGenerator<string> {
+    return this.#source ??= this.#read();
+  }
+
+  async readSecret(): Promise<string | undefined> {
+    const { value, done } = await this.#input().next();
+    return done ? undefined : value;
+  }
 
   async *lines(): AsyncGenerator<string> {
+    const input = this.#input();
+    for (;;) {
+      const { value, done } = await input.next();
+      if (done) return;
+      yield value;
+    }
+  }
+
+  async *#read(): AsyncGenerator<string> {
     const reader = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
     this.#reader = reader;
     let rest = "";

@@ -7,7 +7,7 @@
  */
 
 import type { ClientFrame, HistoryFrame, MessageFrame, RoomInfo } from "../../protocol/frames.ts";
-import { sanitize } from "../../protocol/text_mode.ts";
+import { formatSize, sanitize } from "../../protocol/text_mode.ts";
 import type { ChatEvent } from "../events.ts";
 import type { ReplyFrame } from "../_link.ts";
 
@@ -116,10 +116,13 @@ export class Formatter {
       : "[dm]";
     const sender = m.action ? `* ${m.from}` : `<${m.from}>`;
     const late = m.offline ? " (sent while you were away)" : "";
+    const body = m.file === undefined
+      ? m.text
+      : `${m.text === "" ? "" : `${m.text} `}[file ${m.file.name}, ${formatSize(m.file.size)}]`;
     const text = options.dim
-      ? p.paint("dim", `${where} ${sender} ${m.text}`)
+      ? p.paint("dim", `${where} ${sender} ${body}`)
       : `${p.paint(m.room !== undefined ? "cyan" : "magenta", where)} ${p.paint("bold", sender)} ${
-        sanitize(m.text)
+        sanitize(body)
       }${late && p.paint("dim", late)}`;
     return { text: `${this.#time(m.ts)} ${text}`, error: false };
   }
@@ -171,7 +174,21 @@ export class Formatter {
         const lines = [
           this.info(`Reconnected as ${event.name}, in ${event.rooms.join(", ") || "no room"}`),
         ];
-        if (event.lostName !== undefined) {
+        if (event.lostSession === "auth_failed") {
+          lines.push(
+            this.error(
+              `Your session as ${event.lostName} has expired or was revoked; you are ` +
+                `${event.name || "not logged in"} (/login to log in again)`,
+            ),
+          );
+        } else if (event.lostSession !== undefined) {
+          lines.push(
+            this.error(
+              `Could not log in again as ${event.lostName} (${event.lostSession}); you are ` +
+                `${event.name || "not logged in"}`,
+            ),
+          );
+        } else if (event.lostName !== undefined) {
           lines.push(this.error(`The name ${event.lostName} was taken; you are ${event.name}`));
         }
         if (event.lostRooms !== undefined) {

@@ -2,6 +2,7 @@
  * The terminal client's loop, a thin layer on {@linkcode ChatClient}: typed lines are parsed
  * with the server's own text-mode grammar and sent as JSON frames one after another (each
  * waits for its reply, so what was typed goes out in order), while events print concurrently.
+ * Session tokens from logins are kept in a {@linkcode TokenStore} when one is given.
  *
  * @module
  */
@@ -10,8 +11,9 @@ import { ChatError } from "../../protocol/errors.ts";
 import type { ClientFrame } from "../../protocol/frames.ts";
 import { nameKey } from "../../protocol/names.ts";
 import { parseTextLine, TEXT_HELP } from "../../protocol/text_mode.ts";
-import type { ChatClient } from "../chat_client.ts";
+import type { ChatClient, ReplyFrame } from "../chat_client.ts";
 import { ConnectionClosedError, ServerError } from "../errors.ts";
+import type { TokenStore } from "../token_store.ts";
 import type { Formatter } from "./format.ts";
 import type { TerminalIO } from "./console.ts";
 
@@ -19,18 +21,37 @@ import type { TerminalIO } from "./console.ts";
 export interface TerminalOptions {
   /** Formats output lines. */
   format: Formatter;
-  /** A name to take at start (`--name`). */
+  /**
+   * An account or a name to take at start (`--name`): logged in with a saved token or the
+   * password, else taken as a guest name (see {@linkcode runTerminal}).
+   */
   name?: string;
   /** A room to join and make current at start (`--room`). */
   room?: string;
+  /** The first input line is the password for `name` (`--password-stdin`). */
+  passwordFromInput?: boolean;
+  /** Where session tokens are kept; without it none are used or saved. */
+  tokens?: TokenStore;
+  /** A notice shown after the first line when `name` is given (e.g. why tokens are not kept). */
+  note?: string;
 }
+
+/** Requests whose reply the server follows with `history` (and offline DM) frames. */
+const REPLAYING = new Set<ClientFrame["type"]>(["join", "login", "register"]);
 
 /**
  * Runs the terminal session until the user quits (a quit word, `/quit`, end of input, or
  * {@linkcode ChatClient.quit} from a signal handler) or the client closes for good.
  *
- * @returns the exit code: 0 after a clean quit; 1 when the connection was lost for good or,
- * when not interactive, some typed lines could not be delivered
+ * With `name`, the session starts by taking it: first with the session token saved for this
+ * server and name, if any (one the server refuses with `auth_failed` is forgotten); then with
+ * the password when `passwordFromInput` (a refusal is fatal); otherwise as a guest `nick`. At
+ * a terminal, when the nick is refused (`name_taken`: someone, or an account, has it), the
+ * user is asked for the account's password, without echo (Enter skips).
+ *
+ * @returns the exit code: 0 after a clean quit; 1 when the connection was lost for good, the
+ * login with `passwordFromInput` failed, or, when not interactive, some typed lines could not
+ * be delivered
  */
 export async function runTerminal(
   client: ChatClient,
@@ -38,31 +59,86 @@ export async function runTerminal(
   options: TerminalOptions,
 ): Promise<number> {
   const fmt = options.format;
+  const server = `${client.hostname}:${client.port}`;
   let current: string | undefined = client.joinedRooms.at(-1);
   let undelivered = 0;
   let loggedOut = false;
+  let failed = false;
   const isIn = (room: string | undefined) =>
     room !== undefined && client.joinedRooms.some((r) => nameKey(r) === nameKey(room));
   const prompt = () => io.setPrompt(`${current ?? "(no room)"}> `);
   const show = (lines: { text: string; error: boolean }[]) => lines.forEach((l) => io.print(l));
 
+  // Events wait while the session starts and while a request that replays history is out, so
+  // that "Logged in as…" or "You joined…" comes before the history it brings.
+  let holds = 0;
+  let resume: PromiseWithResolvers<void> | undefined;
+  const hold = (): () => void => {
+    holds++;
+    resume ??= Promise.withResolvers();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--holds === 0) {
+        resume?.resolve();
+        resume = undefined;
+      }
+    };
+  };
+
+  /** Token file writes under way: the session waits for them before it ends. */
+  const writes = new Set<Promise<unknown>>();
+  /** Runs a token store operation; a failure is shown, not fatal. */
+  const tokenStore = <T>(
+    what: string,
+    op: (store: TokenStore) => Promise<T>,
+  ): Promise<T | undefined> => {
+    const store = options.tokens;
+    if (store === undefined) return Promise.resolve(undefined);
+    const done = op(store).catch((error) => {
+      const why = error instanceof Error ? error.message : String(error);
+      show([fmt.error(`Cannot ${what} the session token (${store.path}): ${why}`)]);
+      return undefined;
+    });
+    writes.add(done);
+    done.finally(() => writes.delete(done));
+    return done;
+  };
+
+  const transport = client.insecure ? ", TLS NOT VERIFIED" : client.tls ? ", TLS" : "";
   show([
     fmt.info(
-      `Connected to ${client.hostname}:${client.port} (${client.server?.server} ` +
-        `${client.server?.version}) as ${client.name}, in ${client.joinedRooms.join(", ")}`,
+      `Connected to ${server} (${client.server?.server} ${client.server?.version}${transport}) ` +
+        (client.name === ""
+          ? "; log in to start"
+          : `as ${client.name}, in ${client.joinedRooms.join(", ")}`),
     ),
   ]);
   if (io.interactive) show([fmt.info("Type /help for commands, /quit to leave")]);
+  if (options.note !== undefined && options.name !== undefined) show([fmt.info(options.note)]);
   prompt();
 
-  /** Sends one frame; prints the reply or the refusal. */
-  const execute = async (frame: ClientFrame): Promise<void> => {
+  /**
+   * Sends one frame and shows the reply; keeps the current room and the saved token in step.
+   *
+   * @throws {ServerError} when the server refuses it
+   * @throws {ConnectionClosedError} when it could not be delivered
+   */
+  const perform = async (frame: ClientFrame): Promise<ReplyFrame> => {
+    await client.whenConnected();
+    const name = client.name;
+    const release = REPLAYING.has(frame.type) ? hold() : undefined;
     try {
-      await client.whenConnected();
-      const name = client.name;
       const reply = await client.request(frame);
       show(fmt.reply(frame, reply, name));
-      if (frame.type === "logout") loggedOut = true;
+      if ((frame.type === "login" && frame.token === undefined) || frame.type === "register") {
+        await tokenStore("save", (s) => s.set(server, String(reply.name), String(reply.token)));
+      }
+      if (frame.type === "logout") {
+        loggedOut = true;
+        await tokenStore("remove", (s) => s.delete(server, name));
+      }
       if (frame.type === "join") {
         current = String(reply.room);
       } else if (!isIn(current)) {
@@ -74,22 +150,93 @@ export async function runTerminal(
         }
       }
       prompt();
+      return reply;
+    } finally {
+      release?.();
+    }
+  };
+
+  /** Like {@linkcode perform}, showing a refusal instead of throwing it; whether it worked. */
+  const execute = async (frame: ClientFrame, refusal = ""): Promise<boolean> => {
+    try {
+      await perform(frame);
+      return true;
     } catch (error) {
       if (error instanceof ServerError) {
-        show([fmt.error(error.message)]);
+        show([fmt.error(refusal + error.message)]);
       } else if (error instanceof ConnectionClosedError) {
         undelivered++;
         show([fmt.error(`Not sent: ${error.message}`)]);
       } else {
         throw error;
       }
+      return false;
     }
   };
 
+  /** Takes `name` at start (see the function's description); false when that failed fatally. */
+  const takeName = async (name: string): Promise<boolean> => {
+    let password: string | undefined;
+    if (options.passwordFromInput) {
+      password = await io.readSecret(`Password for ${name}: `);
+      if (password === undefined || password === "") {
+        show([fmt.error(`Cannot log in as ${name}: no password on the first line of input`)]);
+        return false;
+      }
+    }
+    const token = await tokenStore("read", (s) => s.get(server, name));
+    if (token !== undefined) {
+      try {
+        await perform({ type: "login", token });
+        return true;
+      } catch (error) {
+        if (!(error instanceof ServerError)) throw error;
+        if (error.code === "auth_failed") {
+          await tokenStore("remove", (s) => s.delete(server, name));
+          show([fmt.error(`The saved session for ${name} has expired or was revoked`)]);
+        } else {
+          show([fmt.error(error.message)]);
+        }
+      }
+    }
+    if (password !== undefined) {
+      return await execute({ type: "login", name, password }, `Cannot log in as ${name}: `);
+    }
+    try {
+      await perform({ type: "nick", name });
+      return true;
+    } catch (error) {
+      if (!(error instanceof ServerError)) throw error;
+      show([fmt.error(error.message)]);
+      if (!io.interactive || !["name_taken", "login_required"].includes(error.code)) return true;
+    }
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const typed = await io.readSecret(
+        `Password for ${name}, if it is your account (Enter to skip): `,
+      );
+      if (typed === undefined || typed === "") return true;
+      try {
+        await perform({ type: "login", name, password: typed });
+        return true;
+      } catch (error) {
+        if (!(error instanceof ServerError)) throw error;
+        show([fmt.error(error.message)]);
+        if (error.code !== "auth_failed") return true;
+      }
+    }
+    return true;
+  };
+
+  const starting = hold();
   const printing = (async () => {
     for await (const event of client) {
+      while (resume !== undefined) await resume.promise;
       show(fmt.event(event, client.name));
       if (event.type === "reconnected") {
+        if (event.lostSession === "auth_failed" && event.lostName !== undefined) {
+          const lost = event.lostName;
+          await tokenStore("remove", (s) => s.delete(server, lost));
+        }
         if (!isIn(current)) current = client.joinedRooms.at(-1);
         prompt();
       }
@@ -98,12 +245,23 @@ export async function runTerminal(
 
   /** Reads typed lines until a quit or the end of input; resolves with the quit reason. */
   const reading = (async (): Promise<string | undefined> => {
-    if (options.name !== undefined) await execute({ type: "nick", name: options.name });
-    if (options.room !== undefined) {
-      await execute({
-        type: "join",
-        room: options.room.startsWith("#") ? options.room : `#${options.room}`,
-      });
+    try {
+      if (options.name !== undefined && !(await takeName(options.name))) {
+        failed = true;
+        return undefined;
+      }
+      if (options.room !== undefined) {
+        await execute({
+          type: "join",
+          room: options.room.startsWith("#") ? options.room : `#${options.room}`,
+        });
+      }
+    } catch (error) {
+      if (!(error instanceof ConnectionClosedError)) throw error;
+      undelivered++;
+      show([fmt.error(`Not sent: ${error.message}`)]);
+    } finally {
+      starting();
     }
     prompt();
     for await (const line of io.lines()) {
@@ -137,9 +295,11 @@ export async function runTerminal(
   );
   const reason = await client.closed;
   await printing;
+  await Promise.all(writes);
   if (reason === "quit") {
-    if (io.interactive && !loggedOut) show([fmt.info(`Goodbye, ${client.name}`)]);
+    if (io.interactive && !loggedOut && !failed) show([fmt.info(`Goodbye, ${client.name}`)]);
     io.close();
+    if (failed) return 1;
     if (!io.interactive && undelivered > 0) {
       show([fmt.error(`${undelivered} typed line(s) were not delivered`)]);
       return 1;
