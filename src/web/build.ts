@@ -15,7 +15,7 @@ const here = new URL(".", import.meta.url);
 const APP = new URL("app/", here);
 const OUT = new URL("assets.gen.ts", here);
 
-async function sha256(bytes: Uint8Array): Promise<string> {
+async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return btoa(String.fromCharCode(...digest)).replace(/\+/g, "-").replace(/\//g, "_")
     .replace(/=+$/, "");
@@ -29,7 +29,7 @@ function base64(bytes: Uint8Array): string {
   return btoa(out);
 }
 
-async function bundle(): Promise<Uint8Array> {
+async function bundle(): Promise<Uint8Array<ArrayBuffer>> {
   const tmp = new URL(".build/", here).pathname;
   await Deno.mkdir(tmp, { recursive: true });
   try {
@@ -55,7 +55,12 @@ async function bundle(): Promise<Uint8Array> {
   }
 }
 
-async function asset(name: string, ext: string, type: string, body: Uint8Array): Promise<Asset> {
+async function asset(
+  name: string,
+  ext: string,
+  type: string,
+  body: Uint8Array<ArrayBuffer>,
+): Promise<Asset> {
   const hash = await sha256(body);
   return {
     path: `/assets/${name}.${hash.slice(0, 12)}.${ext}`,

@@ -1,0 +1,830 @@
+/// <reference lib="dom" />
+/**
+ * The web client's controller: owns the {@linkcode Link} and the {@linkcode Store}, sets the
+ * session up on every new link (hello, then login by token, password or as a guest, then the
+ * rooms), turns server events into state, and offers the actions the components call.
+ *
+ * @module
+ */
+
+import type {
+  FileRef,
+  HistoryFrame,
+  MessageFrame,
+  PresenceFrame,
+  RoomInfo,
+  ServerFrame,
+} from "../../protocol/frames.ts";
+import { isValidName, isValidRoom, nameKey } from "../../protocol/names.ts";
+import { Link, LinkLostError, RequestError } from "./connection.ts";
+import type { LinkState, Reply } from "./connection.ts";
+import {
+  conversationOf,
+  dmKey,
+  firstId,
+  fromFrame,
+  initialState,
+  mergeMessages,
+  newConversation,
+  parseComposer,
+  roomKey,
+  sortedConversations,
+  utf8Length,
+  withMember,
+} from "./model.ts";
+import type { ChatMessage, Conversation, Item, Notice } from "./model.ts";
+import { downloadFile, notificationsAllowed, notify, requestNotifications } from "./browser.ts";
+import { KEYS, load, partners, save, setPartner } from "./storage.ts";
+import { Store } from "./store.ts";
+
+/** How the session is (re)established on each new link. */
+type Auth =
+  | { kind: "login" | "register"; name: string; password: string }
+  | { kind: "token"; token: string }
+  | { kind: "guest"; name: string | undefined };
+
+/** The most message text the server takes by default (`--max-text`), in UTF-8 bytes. */
+export const MAX_TEXT = 4096;
+
+/** A setup failure that must not be retried: back to the login form with `message`. */
+class SetupRefused extends Error {}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The controller. */
+export class Chat {
+  readonly store: Store = new Store(initialState());
+  readonly #link: Link;
+  #auth: Auth | undefined;
+  /** Whether a session was set up on some link: then a lost link is retried, not reported. */
+  #established = false;
+  #pendingSeq = 0;
+  #toastTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(options: { url?: string } = {}) {
+    this.#link = new Link({
+      ...(options.url === undefined ? {} : { url: options.url }),
+      onEvent: (frame) => this.#onEvent(frame),
+      onOpen: () => this.#setUp(),
+      onState: (state) => this.#onLinkState(state),
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) this.#markRead(this.store.state.active);
+    });
+    addEventListener("online", () => this.#link.retryNow());
+  }
+
+  /** Starts: logs back in with a kept token, or shows the login form. */
+  boot(): void {
+    const wanted = load(KEYS.notify) === "1" && notificationsAllowed();
+    this.store.update(() => ({ notify: wanted }));
+    const token = load(KEYS.token);
+    if (token === null) return;
+    this.#auth = { kind: "token", token };
+    this.store.update(() => ({ screen: "chat" }));
+    this.#link.start();
+  }
+
+  /** Logs in with a name and password. */
+  login(name: string, password: string): void {
+    this.#begin({ kind: "login", name, password });
+  }
+
+  /** Creates an account and logs in. */
+  register(name: string, password: string): void {
+    this.#begin({ kind: "register", name, password });
+  }
+
+  /** Joins as a guest, taking `name` when given. */
+  guest(name?: string): void {
+    this.#begin({ kind: "guest", name: name === "" ? undefined : name });
+  }
+
+  #begin(auth: Auth): void {
+    this.#auth = auth;
+    this.#established = false;
+    this.store.update(() => ({ loginBusy: true, loginError: undefined }));
+    this.#link.stop();
+    this.#link.start();
+  }
+
+  /** Skips the wait before the next reconnect attempt. */
+  retryNow(): void {
+    this.#link.retryNow();
+  }
+
+  /** Logs out (revoking the token) or, for a guest, quits; then shows the login form. */
+  async logout(): Promise<void> {
+    const account = this.store.state.account;
+    try {
+      await this.#link.request(
+        account ? { type: "logout" } : { type: "quit", reason: "bye" },
+      );
+    } catch {
+      // Not connected or already gone: forgetting the token locally is what matters here.
+    }
+    this.#reset(undefined);
+  }
+
+  /** Ends the session locally and shows the login form with `error`. */
+  #reset(error: string | undefined): void {
+    this.#link.stop();
+    this.#auth = undefined;
+    this.#established = false;
+    save(KEYS.token, null);
+    this.store.update((s) => ({
+      ...initialState(),
+      guestsAllowed: s.guestsAllowed,
+      notify: s.notify,
+      loginError: error,
+    }));
+  }
+
+  // ---- setting the session up on a new link ----
+
+  async #setUp(): Promise<void> {
+    const auth = this.#auth;
+    if (auth === undefined) throw new SetupRefused("Not logged in");
+    try {
+      const welcome = await this.#link.request({
+        type: "hello",
+        client: "parley-web",
+        proto: 1,
+      });
+      const before = this.store.state;
+      let me = String(welcome.name ?? "");
+      let rooms: string[] = me === "" ? [] : ["#general"];
+      if (auth.kind === "guest") {
+        this.store.update(() => ({ me }));
+        if (me === "") {
+          this.store.update(() => ({ guestsAllowed: false }));
+          throw new SetupRefused(
+            "This server requires an account: log in or register",
+          );
+        }
+        const wanted = auth.name ?? (this.#established ? before.me : undefined);
+        if (wanted !== undefined && nameKey(wanted) !== nameKey(me)) {
+          try {
+            await this.#link.request({ type: "nick", name: wanted });
+            me = wanted;
+            this.store.update(() => ({ me }));
+          } catch (error) {
+            if (!(error instanceof RequestError) || !this.#established) {
+              throw error;
+            }
+            this.#toast(`You are ${me} now: ${error.message}`);
+          }
+        }
+        auth.name = me;
+      } else {
+        const ack = await this.#link.request(
+          auth.kind === "token"
+            ? { type: "login", token: auth.token }
+            : { type: auth.kind, name: auth.name, password: auth.password },
+        );
+        me = String(ack.name);
+        rooms = Array.isArray(ack.rooms) ? ack.rooms.map(String) : [];
+        this.#auth = { kind: "token", token: String(ack.token) };
+        save(KEYS.token, String(ack.token));
+        this.store.update(() => ({ me, account: true }));
+        // Before any other await: the offline messages that follow are counted here.
+        this.#applyUnread(ack.unread);
+      }
+      this.store.update(() => ({
+        screen: "chat",
+        loginBusy: false,
+        loginError: undefined,
+      }));
+      await this.#setUpRooms(auth.kind === "guest", rooms);
+      if (this.store.state.account) await this.#setUpDms();
+      this.#established = true;
+      this.#link.settled();
+      this.#pickActive();
+    } catch (error) {
+      if (error instanceof SetupRefused) {
+        this.#reset(error.message);
+      } else if (error instanceof RequestError && !this.#established) {
+        this.#reset(
+          auth.kind === "token" ? "Your session has ended: log in again" : error.message,
+        );
+      } else if (
+        error instanceof RequestError && error.code === "auth_failed"
+      ) {
+        this.#reset("Your session has ended: log in again");
+      }
+      throw error;
+    }
+  }
+
+  /** Brings the rooms in line: the server's list for accounts, ours again for guests. */
+  async #setUpRooms(guest: boolean, serverRooms: string[]): Promise<void> {
+    const held = sortedConversations(this.store.state).filter((c) => c.kind === "room");
+    const want = guest && this.#established ? held.map((c) => c.name) : serverRooms;
+    const wantKeys = new Set(want.map(roomKey));
+    // Rooms we no longer are in (left on another device meanwhile) go away.
+    for (const c of held) {
+      if (!wantKeys.has(c.key)) this.#dropConversation(c.key);
+    }
+    const serverKeys = new Set(serverRooms.map(roomKey));
+    const work: Promise<unknown>[] = [];
+    for (const room of want) {
+      if (serverKeys.has(roomKey(room))) work.push(this.#who(room));
+      else work.push(this.#joinQuietly(room));
+    }
+    for (const room of serverRooms) {
+      if (!wantKeys.has(roomKey(room))) {
+        work.push(this.#link.request({ type: "part", room }).catch(() => {}));
+      }
+    }
+    await Promise.all(work);
+  }
+
+  async #who(room: string): Promise<void> {
+    const ack = await this.#link.request({ type: "who", room });
+    this.#setMembers(String(ack.room ?? room), ack.members);
+  }
+
+  async #joinQuietly(room: string): Promise<void> {
+    try {
+      const ack = await this.#link.request({ type: "join", room });
+      this.#setMembers(String(ack.room ?? room), ack.members);
+    } catch (error) {
+      if (error instanceof RequestError) {
+        this.#dropConversation(roomKey(room));
+        this.#toast(error.message);
+      } else throw error;
+    }
+  }
+
+  #setMembers(room: string, members: unknown): void {
+    const list = Array.isArray(members) ? members.map(String) : [];
+    this.store.conversation(
+      roomKey(room),
+      () => ({ name: room, members: list }),
+      () => newConversation("room", room),
+    );
+  }
+
+  /** Fetches the latest direct messages with everyone we talked to (accounts only). */
+  async #setUpDms(): Promise<void> {
+    const me = this.store.state.me;
+    const names = new Map<string, string>();
+    for (const n of partners(me)) names.set(nameKey(n), n);
+    for (const c of Object.values(this.store.state.conversations)) {
+      if (c.kind === "dm") names.set(nameKey(c.name), c.name);
+    }
+    await Promise.all([...names.values()].map(async (name) => {
+      this.store.conversation(
+        dmKey(name),
+        () => ({}),
+        () => newConversation("dm", name),
+      );
+      try {
+        this.#applyHistory(
+          await this.#link.request({ type: "history", with: name }),
+        );
+      } catch (error) {
+        if (!(error instanceof RequestError)) throw error;
+      }
+    }));
+  }
+
+  #applyUnread(unread: unknown): void {
+    if (!Array.isArray(unread)) return;
+    for (const entry of unread as { from?: unknown; count?: unknown }[]) {
+      const from = String(entry.from ?? "");
+      const count = Number(entry.count ?? 0);
+      if (!isValidName(from) || !(count > 0)) continue;
+      const key = dmKey(from);
+      const seen = this.#isSeen(key);
+      this.store.conversation(
+        key,
+        () => ({ unread: seen ? 0 : count }),
+        () => newConversation("dm", from),
+      );
+      this.#rememberPartner(from);
+    }
+  }
+
+  /** Makes sure some conversation is shown: the kept one, else the first room. */
+  #pickActive(): void {
+    const s = this.store.state;
+    if (s.active !== undefined && s.conversations[s.active] !== undefined) {
+      return;
+    }
+    const kept = load(KEYS.active);
+    const key = kept !== null && s.conversations[kept] !== undefined
+      ? kept
+      : sortedConversations(s)[0]?.key;
+    if (key !== undefined) this.select(key);
+  }
+
+  #onLinkState(state: LinkState): void {
+    if (
+      state.kind === "waiting" && !this.#established &&
+      this.#auth?.kind !== "token"
+    ) {
+      // A first login attempt that cannot reach the server: say so rather than retry forever.
+      this.#link.stop();
+      this.store.update(() => ({
+        loginBusy: false,
+        loginError: `Cannot reach the server (${state.reason}): try again`,
+      }));
+      return;
+    }
+    const link = state.kind === "open"
+      ? { kind: "online" as const }
+      : state.kind === "idle"
+      ? { kind: "offline" as const }
+      : state;
+    const announcement = state.kind === "waiting"
+      ? "Disconnected: reconnecting"
+      : state.kind === "open" && this.#established
+      ? "Connected"
+      : this.store.state.announcement;
+    this.store.update(() => ({ link, announcement }));
+  }
+
+  // ---- server events ----
+
+  #onEvent(frame: ServerFrame): void {
+    switch (frame.type) {
+      case "message":
+        return this.#onMessage(frame);
+      case "history":
+        return this.#applyHistory(frame);
+      case "presence":
+        return this.#onPresence(frame);
+      case "notice":
+        return this.#notice(this.store.state.active, frame.text);
+      case "error":
+        return this.#toast(frame.message);
+      case "shutdown":
+        if (frame.permanent) this.#link.stop();
+        return this.#toast(`Server: ${frame.reason}`);
+      default:
+        return; // replies nobody waits for any more
+    }
+  }
+
+  #onMessage(frame: MessageFrame): void {
+    const s = this.store.state;
+    const { key, name } = conversationOf(frame, s.me);
+    const dm = frame.room === undefined;
+    if (!dm && s.conversations[key] === undefined) return; // a room we just left
+    const msg = fromFrame(frame, s.me);
+    const mine = nameKey(frame.from) === nameKey(s.me);
+    const seen = this.#isSeen(key);
+    // Offline direct messages were counted by the login ack already.
+    const counts = !mine && !seen && !msg.offline;
+    this.store.conversation(
+      key,
+      (c) => ({
+        items: mergeMessages(c.items, [msg]),
+        unread: counts ? c.unread + 1 : c.unread,
+        mentions: counts && msg.mention ? c.mentions + 1 : c.mentions,
+      }),
+      () => newConversation(dm ? "dm" : "room", name),
+    );
+    if (dm) this.#rememberPartner(name);
+    if (mine) return;
+    const where = dm ? "direct message" : name;
+    if (key === s.active) {
+      this.store.update(() => ({
+        announcement: `${frame.from}: ${frame.text}`,
+      }));
+    } else if (dm || msg.mention) {
+      this.store.update(() => ({
+        announcement: `New ${where} from ${frame.from}`,
+      }));
+    }
+    if ((dm || msg.mention) && !msg.offline && document.hidden && s.notify) {
+      const title = dm ? `${msg.from} (direct message)` : `${msg.from} in ${where}`;
+      notify(title, msg.text, key, () => this.select(key));
+    }
+  }
+
+  #applyHistory(frame: HistoryFrame | Reply): void {
+    const h = frame as HistoryFrame;
+    if (!Array.isArray(h.messages)) return;
+    const room = h.room;
+    const key = room !== undefined ? roomKey(room) : h.with !== undefined ? dmKey(h.with) : "";
+    if (key === "") return;
+    const me = this.store.state.me;
+    const msgs = h.messages.map((m) => fromFrame(m, me));
+    const create = () => newConversation(room !== undefined ? "room" : "dm", room ?? h.with!);
+    this.store.conversation(key, (c) => {
+      const oldest = firstId(c);
+      const first = msgs[0]?.id;
+      const olderPage = oldest === undefined ||
+        (first !== undefined && first <= oldest);
+      return {
+        items: mergeMessages(c.items, msgs),
+        more: olderPage ? h.more : c.more,
+        fetched: true,
+      };
+    }, create);
+  }
+
+  #onPresence(frame: PresenceFrame): void {
+    const s = this.store.state;
+    const self = nameKey(frame.name) === nameKey(s.me);
+    if (frame.event === "joined" && frame.room !== undefined) {
+      const key = roomKey(frame.room);
+      if (self) {
+        // Another of our sessions joined: follow it.
+        if (s.conversations[key] !== undefined) return;
+        this.store.conversation(
+          key,
+          () => ({}),
+          () => newConversation("room", frame.room!),
+        );
+        this.#who(frame.room).catch(() => {});
+        this.#link.request({ type: "history", room: frame.room })
+          .then((h) => this.#applyHistory(h), () => {});
+        return;
+      }
+      this.store.conversation(
+        key,
+        (c) => ({ members: withMember(c.members, frame.name, true) }),
+      );
+      this.#notice(key, `${frame.name} joined ${frame.room}`, frame.name);
+    } else if (frame.event === "left" && frame.room !== undefined) {
+      const key = roomKey(frame.room);
+      if (self) return this.#dropConversation(key);
+      this.store.conversation(
+        key,
+        (c) => ({ members: withMember(c.members, frame.name, false) }),
+      );
+      this.#notice(key, `${frame.name} left ${frame.room}`);
+    } else if (frame.event === "quit" || frame.event === "renamed") {
+      const renamed = frame.event === "renamed" && frame.newName !== undefined;
+      if (self && renamed) {
+        this.store.update(() => ({ me: frame.newName! }));
+        this.#toast(`You are now ${frame.newName}`);
+      }
+      for (const c of Object.values(s.conversations)) {
+        if (
+          c.kind !== "room" ||
+          !c.members.some((m) => nameKey(m) === nameKey(frame.name))
+        ) {
+          continue;
+        }
+        this.store.conversation(c.key, (cur) => ({
+          members: renamed
+            ? withMember(
+              withMember(cur.members, frame.name, false),
+              frame.newName!,
+              true,
+            )
+            : withMember(cur.members, frame.name, false),
+        }));
+        const last = c.items.at(-1);
+        if (renamed && last?.kind === "notice" && last.joined === frame.name) {
+          // A guest who joined and at once took a name (or logged in) reads as one join.
+          const room = c.name;
+          this.#replaceItem(c.key, last.key, () => ({
+            ...last,
+            text: `${frame.newName} joined ${room}`,
+            joined: frame.newName!,
+          }));
+          continue;
+        }
+        this.#notice(
+          c.key,
+          renamed ? `${frame.name} is now known as ${frame.newName}` : `${frame.name} quit`,
+        );
+      }
+      if (renamed && !self) this.#renameDm(frame.name, frame.newName!);
+    }
+  }
+
+  #renameDm(from: string, to: string): void {
+    const s = this.store.state;
+    const old = s.conversations[dmKey(from)];
+    if (old === undefined || s.conversations[dmKey(to)] !== undefined) return;
+    const conversations = { ...s.conversations };
+    delete conversations[old.key];
+    conversations[dmKey(to)] = { ...old, key: dmKey(to), name: to };
+    this.store.update(() => ({
+      conversations,
+      active: s.active === old.key ? dmKey(to) : s.active,
+    }));
+  }
+
+  // ---- actions ----
+
+  /** Shows conversation `key` and marks it read. */
+  select(key: string): void {
+    const conv = this.store.state.conversations[key];
+    if (conv === undefined) return;
+    const changed = this.store.state.active !== key;
+    this.store.update(() => ({ active: key }));
+    save(KEYS.active, key);
+    this.#markRead(key);
+    // Big rooms announce no presence: refresh the member list when a room is opened.
+    if (changed && conv.kind === "room" && this.store.state.link.kind === "online") {
+      this.#who(conv.name).catch(() => {});
+    }
+  }
+
+  /** Downloads an attached file (accounts only: the token is the credential). */
+  async download(file: FileRef): Promise<void> {
+    const token = this.#auth?.kind === "token" ? this.#auth.token : undefined;
+    if (token === undefined) return this.#toast("Log in to an account to download files");
+    try {
+      await downloadFile(file, token);
+    } catch (error) {
+      this.#toast(`Cannot download ${file.name}: ${errorText(error)}`);
+    }
+  }
+
+  /**
+   * Handles what was typed in the composer of the active conversation.
+   *
+   * @returns an error to show under the composer (the text stays), or undefined when accepted
+   */
+  async submit(input: string): Promise<string | undefined> {
+    const s = this.store.state;
+    const conv = s.active === undefined ? undefined : s.conversations[s.active];
+    if (input.trim() === "") return undefined;
+    const cmd = parseComposer(input);
+    switch (cmd.kind) {
+      case "error":
+        return cmd.message;
+      case "join":
+        return await this.join(cmd.room);
+      case "part": {
+        const room = cmd.room ??
+          (conv?.kind === "room" ? conv.name : undefined);
+        if (room === undefined) return "Type a room after /part";
+        return await this.part(room);
+      }
+      case "dm": {
+        const error = this.openDm(cmd.to);
+        if (error !== undefined) return error;
+        return this.#send(
+          this.store.state.conversations[dmKey(cmd.to)]!,
+          cmd.text,
+          false,
+        );
+      }
+      case "say":
+        if (conv === undefined) {
+          return "Join a room or open a conversation first";
+        }
+        return this.#send(conv, cmd.text, cmd.action);
+    }
+  }
+
+  #send(conv: Conversation, text: string, action: boolean): string | undefined {
+    if (text.trim() === "") return "Type a message first";
+    if (utf8Length(text) > MAX_TEXT) {
+      return `Too long: ${utf8Length(text)} bytes, the most is ${MAX_TEXT}`;
+    }
+    if (this.store.state.link.kind !== "online") {
+      return "Not connected: wait for the reconnect";
+    }
+    const pending: ChatMessage = {
+      kind: "message",
+      key: `p${++this.#pendingSeq}`,
+      from: this.store.state.me,
+      text,
+      ts: Date.now(),
+      action,
+      offline: false,
+      mention: false,
+      status: "pending",
+    };
+    this.store.conversation(
+      conv.key,
+      (c) => ({ items: [...c.items, pending] }),
+    );
+    const target = conv.kind === "room" ? { room: conv.name } : { to: conv.name };
+    this.#link.request({
+      type: "send",
+      ...target,
+      text,
+      ...(action ? { action } : {}),
+    }).then(
+      (ack) => {
+        const id = Number(ack.id);
+        this.#replaceItem(
+          conv.key,
+          pending.key,
+          (items) =>
+            items.some((i) => i.kind === "message" && i.id === id) ? undefined : {
+              ...pending,
+              id,
+              key: `m${id}`,
+              ts: Number(ack.ts),
+              status: "sent",
+            },
+        );
+      },
+      (error) => {
+        const why = error instanceof LinkLostError
+          ? "Not sent: the connection was lost"
+          : `Not sent: ${errorText(error)}`;
+        this.#replaceItem(conv.key, pending.key, () => ({
+          ...pending,
+          status: "failed",
+          error: why,
+        }));
+      },
+    );
+    return undefined;
+  }
+
+  /** Sends a failed message again. */
+  retry(convKey: string, itemKey: string): void {
+    const conv = this.store.state.conversations[convKey];
+    const item = conv?.items.find((i) => i.key === itemKey);
+    if (conv === undefined || item?.kind !== "message") return;
+    if (this.store.state.link.kind !== "online") {
+      this.#toast("Not connected: wait for the reconnect");
+      return;
+    }
+    this.#replaceItem(convKey, itemKey, () => undefined);
+    const error = this.#send(
+      this.store.state.conversations[convKey]!,
+      item.text,
+      item.action,
+    );
+    if (error !== undefined) this.#toast(error);
+  }
+
+  #replaceItem(
+    key: string,
+    itemKey: string,
+    make: (items: Item[]) => Item | undefined,
+  ): void {
+    this.store.conversation(key, (c) => {
+      const at = c.items.findIndex((i) => i.key === itemKey);
+      if (at < 0) return {};
+      const next = make(c.items);
+      const items = [...c.items];
+      if (next === undefined) items.splice(at, 1);
+      else items[at] = next;
+      return { items };
+    });
+  }
+
+  /** Joins `room` and shows it; returns an error to show, if any. */
+  async join(room: string): Promise<string | undefined> {
+    if (!isValidRoom(room)) {
+      return "A room name is # then 1-64 letters, digits, _ or -";
+    }
+    const known = this.store.state.conversations[roomKey(room)];
+    if (known !== undefined) {
+      this.select(known.key);
+      return undefined;
+    }
+    try {
+      const ack = await this.#link.request({ type: "join", room });
+      const name = String(ack.room ?? room);
+      this.#setMembers(name, ack.members);
+      this.select(roomKey(name));
+      return undefined;
+    } catch (error) {
+      return `Cannot join ${room}: ${errorText(error)}`;
+    }
+  }
+
+  /** Leaves `room`; returns an error to show, if any. */
+  async part(room: string): Promise<string | undefined> {
+    try {
+      await this.#link.request({ type: "part", room });
+      this.#dropConversation(roomKey(room));
+      return undefined;
+    } catch (error) {
+      return `Cannot leave ${room}: ${errorText(error)}`;
+    }
+  }
+
+  /** Opens (creating if needed) the direct messages with `name`; returns an error, if any. */
+  openDm(name: string): string | undefined {
+    const s = this.store.state;
+    if (!isValidName(name)) return "A name is 1-32 letters, digits, _ or -";
+    if (nameKey(name) === nameKey(s.me)) return "That is you";
+    const key = dmKey(name);
+    this.store.conversation(key, () => ({}), () => newConversation("dm", name));
+    this.select(key);
+    this.#rememberPartner(name);
+    const conv = this.store.state.conversations[key]!;
+    if (s.account && !conv.fetched && s.link.kind === "online") {
+      this.store.conversation(key, () => ({ fetched: true }));
+      this.#link.request({ type: "history", with: conv.name })
+        .then((h) => this.#applyHistory(h), () => {});
+    }
+    return undefined;
+  }
+
+  /** Closes a direct-message conversation (its history stays on the server). */
+  closeDm(key: string): void {
+    const conv = this.store.state.conversations[key];
+    if (conv?.kind !== "dm") return;
+    this.#dropConversation(key);
+    setPartner(this.store.state.me, conv.name, false);
+  }
+
+  /** Fetches the page of messages before the first one held. */
+  async loadOlder(key: string): Promise<void> {
+    const conv = this.store.state.conversations[key];
+    const before = conv === undefined ? undefined : firstId(conv);
+    if (
+      conv === undefined || !conv.more || conv.loading || before === undefined
+    ) return;
+    if (conv.kind === "dm" && !this.store.state.account) return;
+    this.store.conversation(key, () => ({ loading: true }));
+    try {
+      const target = conv.kind === "room" ? { room: conv.name } : { with: conv.name };
+      this.#applyHistory(
+        await this.#link.request({
+          type: "history",
+          ...target,
+          before,
+          limit: 50,
+        }),
+      );
+    } catch (error) {
+      this.#toast(`Cannot load older messages: ${errorText(error)}`);
+    } finally {
+      this.store.conversation(key, () => ({ loading: false }));
+    }
+  }
+
+  /** The server's rooms with their member counts (for suggestions). */
+  async listRooms(): Promise<RoomInfo[]> {
+    const ack = await this.#link.request({ type: "rooms" });
+    return Array.isArray(ack.rooms) ? (ack.rooms as RoomInfo[]) : [];
+  }
+
+  /** Turns desktop notifications on (asking the browser's permission) or off. */
+  async setNotify(on: boolean): Promise<void> {
+    const problem = on ? await requestNotifications() : undefined;
+    if (problem !== undefined) return this.#toast(problem);
+    save(KEYS.notify, on ? "1" : null);
+    this.store.update(() => ({ notify: on }));
+  }
+
+  // ---- helpers ----
+
+  #isSeen(key: string): boolean {
+    return this.store.state.active === key && !document.hidden;
+  }
+
+  #markRead(key: string | undefined): void {
+    const conv = key === undefined ? undefined : this.store.state.conversations[key];
+    if (conv === undefined || (conv.unread === 0 && conv.mentions === 0)) {
+      return;
+    }
+    if (document.hidden) return;
+    this.store.conversation(conv.key, () => ({ unread: 0, mentions: 0 }));
+  }
+
+  #notice(key: string | undefined, text: string, joined?: string): void {
+    if (
+      key === undefined || this.store.state.conversations[key] === undefined
+    ) {
+      this.#toast(text);
+      return;
+    }
+    const notice: Notice = {
+      kind: "notice",
+      key: `n${++this.#pendingSeq}`,
+      text,
+      ts: Date.now(),
+    };
+    if (joined !== undefined) notice.joined = joined;
+    this.store.conversation(key, (c) => ({ items: [...c.items, notice] }));
+  }
+
+  #toast(text: string): void {
+    clearTimeout(this.#toastTimer);
+    this.store.update(() => ({ toast: text, announcement: text }));
+    this.#toastTimer = setTimeout(
+      () => this.store.update(() => ({ toast: undefined })),
+      8000,
+    );
+  }
+
+  #dropConversation(key: string): void {
+    const s = this.store.state;
+    if (s.conversations[key] === undefined) return;
+    const conversations = { ...s.conversations };
+    delete conversations[key];
+    this.store.update(() => ({
+      conversations,
+      active: s.active === key ? undefined : s.active,
+    }));
+    if (s.active === key) this.#pickActive();
+  }
+
+  #rememberPartner(name: string): void {
+    const { me, account } = this.store.state;
+    if (account && me !== "") setPartner(me, name, true);
+  }
+}

@@ -1,0 +1,307 @@
+/// <reference lib="dom" />
+/** @jsxImportSource preact */
+/**
+ * The messages of one conversation: day separators, grouped senders, notices, pending and
+ * failed sends; older pages load when scrolled to the top (or with the button there), and the
+ * view sticks to the bottom while the reader is there.
+ *
+ * @module
+ */
+
+import { Component } from "preact";
+import type { ComponentChildren } from "preact";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import type { FileRef } from "../../protocol/frames.ts";
+import { avatarClass, clock, dayKey, dayLabel, fileSize, initial, segments } from "./format.ts";
+import { ClipIcon } from "./icons.tsx";
+import { useChat } from "./hooks.ts";
+import type { ChatMessage, Conversation, Item } from "./model.ts";
+
+/** Consecutive messages from one sender within this long share one header. */
+const GROUP_MS = 5 * 60_000;
+/** Closer than this to the top (px) loads the older page. */
+const TOP_SLACK = 120;
+/** Closer than this to the bottom (px) counts as "at the bottom". */
+const BOTTOM_SLACK = 60;
+
+/** The scrolling list of a conversation's items. */
+export function MessageList({ conv }: { conv: Conversation }) {
+  const chat = useChat();
+  const scroller = useRef<HTMLDivElement>(null);
+  const atBottom = useRef(true);
+  const fromBottom = useRef(0);
+  const edges = useRef<{ first: string | undefined; last: string | undefined }>(
+    {
+      first: undefined,
+      last: undefined,
+    },
+  );
+  const [unseenBelow, setUnseenBelow] = useState(false);
+
+  const first = conv.items[0]?.key;
+  const last = conv.items.at(-1)?.key;
+
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (el === null) return;
+    const prev = edges.current;
+    const tail = conv.items.at(-1);
+    if (
+      atBottom.current ||
+      (tail?.kind === "message" && tail.status === "pending")
+    ) {
+      atBottom.current = true;
+      el.scrollTop = el.scrollHeight;
+    } else if (prev.first !== first && prev.last === last) {
+      // An older page went in above: keep what the reader looks at in place.
+      el.scrollTop = el.scrollHeight - el.clientHeight - fromBottom.current;
+    } else if (prev.last !== last) {
+      setUnseenBelow(true);
+    }
+    edges.current = { first, last };
+    fromBottom.current = el.scrollHeight - el.clientHeight - el.scrollTop;
+  }, [first, last, conv.items.length]);
+
+  // A page too short to scroll could never ask for more: fill the view instead.
+  useEffect(() => {
+    const el = scroller.current;
+    if (
+      el !== null && el.scrollHeight <= el.clientHeight && conv.more &&
+      !conv.loading
+    ) {
+      chat.loadOlder(conv.key);
+    }
+  }, [conv.more, conv.loading, conv.items.length]);
+
+  const onScroll = () => {
+    const el = scroller.current;
+    if (el === null) return;
+    fromBottom.current = el.scrollHeight - el.clientHeight - el.scrollTop;
+    atBottom.current = fromBottom.current <= BOTTOM_SLACK;
+    if (atBottom.current) setUnseenBelow(false);
+    if (el.scrollTop < TOP_SLACK && conv.more && !conv.loading) {
+      chat.loadOlder(conv.key);
+    }
+  };
+
+  const toBottom = () => {
+    const el = scroller.current;
+    if (el !== null) el.scrollTop = el.scrollHeight;
+    atBottom.current = true;
+    setUnseenBelow(false);
+  };
+
+  const label = conv.kind === "room" ? `Messages in ${conv.name}` : `Messages with ${conv.name}`;
+  return (
+    <div class="messages-wrap">
+      <div
+        class="messages"
+        ref={scroller}
+        onScroll={onScroll}
+        tabIndex={0}
+        role="region"
+        aria-label={label}
+        data-testid="messages"
+      >
+        <div class="messages-inner">
+          <div class="history-edge">
+            {conv.more
+              ? (
+                <button
+                  type="button"
+                  class="small"
+                  disabled={conv.loading}
+                  data-testid="load-older"
+                  onClick={() => chat.loadOlder(conv.key)}
+                >
+                  {conv.loading ? "Loading…" : "Load older messages"}
+                </button>
+              )
+              : conv.items.length > 0 && (
+                <p class="history-start">
+                  {conv.kind === "room"
+                    ? `This is the start of ${conv.name}.`
+                    : `This is the start of your conversation with ${conv.name}.`}
+                </p>
+              )}
+          </div>
+          {conv.items.length === 0 && (
+            <p class="empty">
+              {conv.kind === "room"
+                ? `No messages in ${conv.name} yet. Say hello!`
+                : `No messages with ${conv.name} yet.`}
+            </p>
+          )}
+          <ol class="item-list">{rows(conv.key, conv.items)}</ol>
+        </div>
+      </div>
+      {unseenBelow && (
+        <button type="button" class="jump" onClick={toBottom}>
+          New messages <span aria-hidden="true">↓</span>
+        </button>
+      )}
+    </div>
+  );
+}
+
+function rows(convKey: string, items: readonly Item[]): ComponentChildren[] {
+  const out: ComponentChildren[] = [];
+  let prev: Item | undefined;
+  for (const item of items) {
+    if (prev === undefined || dayKey(prev.ts) !== dayKey(item.ts)) {
+      out.push(
+        <li key={`d${item.key}`} class="day">
+          <span>{dayLabel(item.ts)}</span>
+        </li>,
+      );
+      prev = undefined;
+    }
+    if (item.kind === "notice") {
+      out.push(
+        <li key={item.key} class="notice" data-testid="notice">
+          <span>{item.text}</span>{" "}
+          <time dateTime={new Date(item.ts).toISOString()}>
+            {clock(item.ts)}
+          </time>
+        </li>,
+      );
+    } else {
+      const grouped = prev?.kind === "message" && prev.from === item.from &&
+        !prev.action &&
+        !item.action && item.ts - prev.ts < GROUP_MS;
+      out.push(
+        <MessageRow
+          key={item.key}
+          convKey={convKey}
+          msg={item}
+          grouped={grouped}
+        />,
+      );
+    }
+    prev = item;
+  }
+  return out;
+}
+
+interface RowProps {
+  convKey: string;
+  msg: ChatMessage;
+  grouped: boolean;
+}
+
+/** One message; re-renders only when its own item or grouping changes. */
+class MessageRow extends Component<RowProps> {
+  override shouldComponentUpdate(next: RowProps): boolean {
+    return next.msg !== this.props.msg || next.grouped !== this.props.grouped;
+  }
+
+  override render({ convKey, msg, grouped }: RowProps) {
+    const time = (
+      <time
+        dateTime={new Date(msg.ts).toISOString()}
+        title={new Date(msg.ts).toLocaleString()}
+      >
+        {clock(msg.ts)}
+      </time>
+    );
+    const cls = [
+      "msg",
+      grouped ? "grouped" : "",
+      msg.action ? "action" : "",
+      msg.mention ? "mention" : "",
+      msg.status,
+    ].filter(Boolean).join(" ");
+    return (
+      <li
+        class={cls}
+        data-testid="message"
+        data-from={msg.from}
+        data-status={msg.status}
+        {...(msg.id === undefined ? {} : { "data-id": String(msg.id) })}
+      >
+        {grouped
+          ? <span class="gutter-time">{time}</span>
+          : (
+            <span class={`avatar ${avatarClass(msg.from)}`} aria-hidden="true">
+              {initial(msg.from)}
+            </span>
+          )}
+        <div class="msg-body">
+          {!grouped && !msg.action && (
+            <div class="msg-meta">
+              <span class="msg-from">{msg.from}</span> {time}
+              {msg.offline && <span class="tag">while you were away</span>}
+            </div>
+          )}
+          {grouped && <span class="sr-only">{msg.from}:</span>}
+          {(msg.text !== "" || msg.action) && (
+            <p class="msg-text">
+              {msg.action && <span class="msg-from">{`* ${msg.from} `}</span>}
+              <Text text={msg.text} />
+              {msg.action && <>{" "}{time}</>}
+            </p>
+          )}
+          {msg.file !== undefined && <FileChip file={msg.file} />}
+          {msg.status === "pending" && <span class="msg-state">Sending…</span>}
+          {msg.status === "failed" && <Failed convKey={convKey} msg={msg} />}
+        </div>
+      </li>
+    );
+  }
+}
+
+function FileChip({ file }: { file: FileRef }) {
+  const chat = useChat();
+  const size = fileSize(file.size);
+  return (
+    <div class="file-chip" data-testid="file">
+      <ClipIcon />
+      <span class="file-name">{file.name}</span>
+      <span class="muted">{size}</span>
+      <button
+        type="button"
+        class="small"
+        aria-label={`Download ${file.name} (${size})`}
+        onClick={() => chat.download(file)}
+      >
+        Download
+      </button>
+    </div>
+  );
+}
+
+function Failed({ convKey, msg }: { convKey: string; msg: ChatMessage }) {
+  const chat = useChat();
+  return (
+    <span class="msg-state failed" role="alert">
+      {msg.error ?? "Not sent"}{" "}
+      <button
+        type="button"
+        class="link"
+        onClick={() => chat.retry(convKey, msg.key)}
+      >
+        Retry
+      </button>
+    </span>
+  );
+}
+
+/** Message text as text nodes; http(s) links become links that open in a new tab. */
+function Text({ text }: { text: string }) {
+  return (
+    <>
+      {segments(text).map((s, i) =>
+        s.kind === "text" ? s.text : (
+          <a
+            key={i}
+            href={s.href}
+            target="_blank"
+            rel="noopener noreferrer nofollow"
+          >
+            {s.text}
+          </a>
+        )
+      )}
+    </>
+  );
+}

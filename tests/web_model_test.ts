@@ -1,0 +1,154 @@
+// The web client's pure parts (src/web/app/model.ts, format.ts): no browser needed.
+import assert from "node:assert/strict";
+import {
+  conversationOf,
+  dmKey,
+  fromFrame,
+  mentions,
+  mergeMessages,
+  parseComposer,
+  reconnectDelay,
+  roomKey,
+  sortNames,
+  withMember,
+} from "../src/web/app/model.ts";
+import type { ChatMessage, Item } from "../src/web/app/model.ts";
+import { segments } from "../src/web/app/format.ts";
+import type { MessageFrame } from "../src/protocol/frames.ts";
+
+function frame(id: number, fields: Partial<MessageFrame> = {}): MessageFrame {
+  return {
+    type: "message",
+    id,
+    room: "#ops",
+    from: "bob",
+    text: `m${id}`,
+    ts: id * 1000,
+    ...fields,
+  };
+}
+
+function msg(id: number, fields: Partial<MessageFrame> = {}): ChatMessage {
+  return fromFrame(frame(id, fields), "alice");
+}
+
+function ids(items: readonly Item[]): (number | string)[] {
+  return items.map((i) => i.kind === "message" ? (i.id ?? i.key) : i.key);
+}
+
+Deno.test("mergeMessages() adds each stored message once, in id order, keeping notices in place", () => {
+  const notice: Item = { kind: "notice", key: "n1", text: "carol joined #ops", ts: 0 };
+  let items: Item[] = [msg(5), notice, msg(7)];
+  items = mergeMessages(items, [msg(1), msg(2), msg(5), msg(6), msg(8)]);
+  assert.deepEqual(ids(items), [1, 2, 5, "n1", 6, 7, 8]);
+  const same = mergeMessages(items, [msg(2), msg(8)]);
+  assert.equal(same, items, "nothing new: the same array");
+});
+
+Deno.test("mergeMessages() replaces a failed local copy with the stored message", () => {
+  const failed: ChatMessage = {
+    ...msg(0, { from: "alice", text: "did it arrive?" }),
+    key: "p1",
+    status: "failed",
+  };
+  delete failed.id;
+  const items = mergeMessages([msg(1), failed], [
+    msg(2, { from: "alice", text: "did it arrive?" }),
+  ]);
+  assert.deepEqual(ids(items), [1, 2]);
+});
+
+Deno.test("mentions() finds the name as a word, with or without @, in any case", () => {
+  for (const text of ["alice", "hi @alice!", "ALICE: look", "(alice)", "cc @Alice"]) {
+    assert.ok(mentions(text, "alice"), text);
+  }
+  for (const text of ["malice", "alice_b", "alice-2", "bob", "alicex"]) {
+    assert.ok(!mentions(text, "alice"), text);
+  }
+  assert.ok(!mentions("anything", ""));
+  assert.ok(mentions("ping guest-12", "guest-12"));
+});
+
+Deno.test("fromFrame() marks mentions only in others' messages", () => {
+  assert.equal(msg(1, { text: "alice?" }).mention, true);
+  assert.equal(fromFrame(frame(1, { from: "alice", text: "I am alice" }), "alice").mention, false);
+  assert.equal(msg(2, { offline: true, action: true }).offline, true);
+});
+
+Deno.test("conversationOf() files direct messages under the other user, both ways", () => {
+  assert.deepEqual(conversationOf(frame(1, { room: "#Ops" }), "alice"), {
+    key: "#ops",
+    name: "#Ops",
+  });
+  const dm = (from: string, to: string): MessageFrame => ({
+    type: "message",
+    id: 2,
+    to,
+    from,
+    text: "hi",
+    ts: 1,
+  });
+  assert.deepEqual(conversationOf(dm("Bob", "alice"), "alice"), { key: "@bob", name: "Bob" });
+  assert.deepEqual(conversationOf(dm("alice", "Bob"), "Alice"), { key: "@bob", name: "Bob" });
+  assert.equal(roomKey("#OPS"), "#ops");
+  assert.equal(dmKey("BOB"), "@bob");
+});
+
+Deno.test("parseComposer() reads text and the few commands", () => {
+  assert.deepEqual(parseComposer("hello\nworld"), {
+    kind: "say",
+    text: "hello\nworld",
+    action: false,
+  });
+  assert.deepEqual(parseComposer("//etc/hosts"), {
+    kind: "say",
+    text: "/etc/hosts",
+    action: false,
+  });
+  assert.deepEqual(parseComposer("/me waves"), { kind: "say", text: "waves", action: true });
+  assert.deepEqual(parseComposer("/join ops"), { kind: "join", room: "#ops" });
+  assert.deepEqual(parseComposer("/JOIN #ops"), { kind: "join", room: "#ops" });
+  assert.deepEqual(parseComposer("/part"), { kind: "part", room: undefined });
+  assert.deepEqual(parseComposer("/leave ops"), { kind: "part", room: "#ops" });
+  assert.deepEqual(parseComposer("/msg bob hi\nthere"), {
+    kind: "dm",
+    to: "bob",
+    text: "hi\nthere",
+  });
+  assert.equal(parseComposer("/msg bob").kind, "error");
+  assert.equal(parseComposer("/me").kind, "error");
+  assert.equal(parseComposer("/frob x").kind, "error");
+});
+
+Deno.test("withMember() and sortNames() keep one entry per name, sorted case-insensitively", () => {
+  assert.deepEqual(sortNames(["bob", "Alice", "carol"]), ["Alice", "bob", "carol"]);
+  assert.deepEqual(withMember(["alice", "carol"], "Bob", true), ["alice", "Bob", "carol"]);
+  assert.deepEqual(withMember(["alice", "bob"], "BOB", true), ["alice", "BOB"]);
+  assert.deepEqual(withMember(["alice", "bob"], "Bob", false), ["alice"]);
+});
+
+Deno.test("segments() cuts http(s) links out of text, leaving trailing punctuation", () => {
+  assert.deepEqual(segments("see https://x.test/a?b=1. ok"), [
+    { kind: "text", text: "see " },
+    { kind: "link", text: "https://x.test/a?b=1", href: "https://x.test/a?b=1" },
+    { kind: "text", text: ". ok" },
+  ]);
+  assert.deepEqual(segments("javascript:alert(1) <b>"), [
+    { kind: "text", text: "javascript:alert(1) <b>" },
+  ]);
+  assert.deepEqual(segments(""), []);
+});
+
+Deno.test("reconnectDelay() grows exponentially up to the cap, with jitter", () => {
+  const lo = () => 0;
+  const hi = () => 0.999999;
+  assert.equal(reconnectDelay(0, 500, 15_000, lo), 125);
+  assert.equal(reconnectDelay(0, 500, 15_000, hi), 500);
+  assert.equal(reconnectDelay(3, 500, 15_000, hi), 4000);
+  assert.equal(reconnectDelay(50, 500, 15_000, hi), 15_000);
+  assert.equal(reconnectDelay(50, 500, 15_000, lo), 3750);
+  for (let i = 0; i < 100; i++) {
+    const d = reconnectDelay(2, 500, 15_000);
+    assert.ok(d >= 500 && d <= 2000, String(d));
+  }
+});
