@@ -116,7 +116,8 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   registerBurst: 5,
   registerIntervalMs: 60_000,
   sessionTtlMs: 30 * 24 * 3600 * 1000,
-  hashConcurrency: 2,
+  // Leave a core for the event loop, so a burst of password logins cannot slow chat.
+  hashConcurrency: Math.max(1, (navigator.hardwareConcurrency ?? 2) - 1),
   tlsCert: undefined,
   tlsKey: undefined,
   tlsPort: 5443,

@@ -71,6 +71,9 @@ interface FileRow {
   created: number;
 }
 
+/** A session token's expiry is pushed back only when it would move by more than this. */
+const SESSION_EXTEND_STEP = 24 * 3600 * 1000;
+
 /** The key under which the direct messages between two names are stored together. */
 export function dmKey(a: string, b: string): string {
   const [x, y] = [nameKey(a), nameKey(b)].sort();
@@ -205,9 +208,15 @@ export class SqliteStore implements Store {
 
   useSession(tokenHash: Uint8Array, now: number, expires: number): UserRecord | undefined {
     const row = this.#stmt(
-      `UPDATE sessions SET expires = ? WHERE token_hash = ? AND expires > ? RETURNING user_id`,
-    ).get(expires, tokenHash, now) as { user_id: number } | undefined;
-    return row === undefined ? undefined : this.getUserById(row.user_id);
+      `SELECT s.expires, u.* FROM sessions s JOIN users u ON u.id = s.user_id
+       WHERE s.token_hash = ? AND s.expires > ?`,
+    ).get(tokenHash, now) as (UserRow & { expires: number }) | undefined;
+    if (row === undefined) return undefined;
+    // Extend a token at most once a day, so that logging in is a read, not a write (and an fsync).
+    if (expires - row.expires > SESSION_EXTEND_STEP) {
+      this.#stmt("UPDATE sessions SET expires = ? WHERE token_hash = ?").run(expires, tokenHash);
+    }
+    return toUser(row);
   }
 
   deleteSession(tokenHash: Uint8Array): void {

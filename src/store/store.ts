@@ -71,7 +71,10 @@ export interface Store extends Disposable {
 
   /** Stores a session token's hash. */
   createSession(userId: number, tokenHash: Uint8Array, now: number, expires: number): void;
-  /** The account a live (unexpired) token hash belongs to; refreshes its expiry. */
+  /**
+   * The account a live (unexpired) token hash belongs to. Pushes its expiry back to `expires`
+   * (at most once a day: logging in by token is normally a read).
+   */
   useSession(tokenHash: Uint8Array, now: number, expires: number): UserRecord | undefined;
   /** Revokes one token. */
   deleteSession(tokenHash: Uint8Array): void;
