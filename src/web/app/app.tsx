@@ -2,13 +2,16 @@
 /** @jsxImportSource preact */
 /**
  * The page: the login screen, or the chat screen (sidebar, conversation, members), plus the
- * live region that reads new messages and status changes to screen readers.
+ * live region that reads new messages and status changes to screen readers. Files dropped on
+ * the conversation are attached to it.
  *
  * @module
  */
 
 import { useEffect, useRef, useState } from "preact/hooks";
+import { GUEST_FILES } from "./chat.ts";
 import { Composer } from "./composer.tsx";
+import type { Attach } from "./composer.tsx";
 import { useChat, useChatState } from "./hooks.ts";
 import { MenuIcon, PeopleIcon } from "./icons.tsx";
 import { Login } from "./login.tsx";
@@ -47,6 +50,50 @@ function ChatScreen({ state }: { state: ChatState }) {
   const [membersOpen, setMembersOpen] = useState(false);
   const navToggle = useRef<HTMLButtonElement>(null);
   const conv = state.active === undefined ? undefined : state.conversations[state.active];
+  const attach = useRef<Attach | null>(null);
+  const [dropping, setDropping] = useState(false);
+  const dragDepth = useRef(0);
+
+  // A file dropped anywhere but on the conversation must not replace the page with itself.
+  useEffect(() => {
+    const guard = (ev: DragEvent) => {
+      if (!carriesFiles(ev) || ev.defaultPrevented) return;
+      ev.preventDefault();
+      if (ev.dataTransfer !== null) ev.dataTransfer.dropEffect = "none";
+    };
+    addEventListener("dragover", guard);
+    addEventListener("drop", guard);
+    return () => {
+      removeEventListener("dragover", guard);
+      removeEventListener("drop", guard);
+    };
+  }, []);
+
+  const dropTarget = conv === undefined ? {} : {
+    onDragEnter: (ev: DragEvent) => {
+      if (!carriesFiles(ev)) return;
+      ev.preventDefault();
+      dragDepth.current++;
+      setDropping(true);
+    },
+    onDragOver: (ev: DragEvent) => {
+      if (!carriesFiles(ev)) return;
+      ev.preventDefault();
+      if (ev.dataTransfer !== null) ev.dataTransfer.dropEffect = state.account ? "copy" : "none";
+    },
+    onDragLeave: (ev: DragEvent) => {
+      if (!carriesFiles(ev)) return;
+      dragDepth.current = Math.max(0, dragDepth.current - 1);
+      if (dragDepth.current === 0) setDropping(false);
+    },
+    onDrop: (ev: DragEvent) => {
+      if (!carriesFiles(ev)) return;
+      ev.preventDefault();
+      dragDepth.current = 0;
+      setDropping(false);
+      attach.current?.([...(ev.dataTransfer?.files ?? [])]);
+    },
+  };
 
   // Escape closes an open drawer; Alt+Up/Down moves between conversations.
   useEffect(() => {
@@ -102,7 +149,7 @@ function ChatScreen({ state }: { state: ChatState }) {
       <a class="skip-link" href="#composer-input">Skip to the message box</a>
       <Sidebar state={state} onPicked={closeDrawers} />
       <div class="scrim" aria-hidden="true" onClick={closeDrawers} />
-      <main class="main" aria-labelledby="conv-title">
+      <main class="main" aria-labelledby="conv-title" {...dropTarget}>
         <header class="topbar">
           <button
             ref={navToggle}
@@ -152,9 +199,25 @@ function ChatScreen({ state }: { state: ChatState }) {
               </p>
             </div>
           )}
-        <Composer conv={conv} online={state.link.kind === "online"} />
+        <Composer
+          conv={conv}
+          online={state.link.kind === "online"}
+          account={state.account}
+          uploads={state.uploads}
+          attachRef={attach}
+        />
+        {dropping && conv !== undefined && (
+          <div class="drop-zone" aria-hidden="true" data-testid="drop-zone">
+            <p>{state.account ? `Drop files to send them to ${conv.name}` : GUEST_FILES}</p>
+          </div>
+        )}
       </main>
       {conv?.kind === "room" && <MemberList conv={conv} me={state.me} onPicked={closeDrawers} />}
     </div>
   );
+}
+
+/** Whether a drag carries files (not text or a link being dragged about). */
+function carriesFiles(ev: DragEvent): boolean {
+  return ev.dataTransfer?.types.includes("Files") ?? false;
 }

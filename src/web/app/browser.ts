@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 /**
- * The browser features the controller uses beside the WebSocket: desktop notifications and
- * file downloads.
+ * The browser features the controller uses beside the WebSocket: desktop notifications, file
+ * uploads (with progress) and downloads.
  *
  * @module
  */
@@ -46,30 +46,110 @@ export function notify(title: string, body: string, tag: string, onClick: () => 
   }
 }
 
+/** A refusal from the server's file endpoints, with its `message` (shown to the user). */
+export class FileError extends Error {
+  /** The HTTP status (0 when no answer came). */
+  readonly status: number;
+  /** The server's error code (`too_large`, `quota_exceeded`, `rate_limited`, …), if any. */
+  readonly code: string;
+
+  constructor(message: string, status: number, code = "") {
+    super(message);
+    this.name = "FileError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** The user gave up an upload (Cancel): nothing to report. */
+export class UploadCancelled extends Error {
+  constructor() {
+    super("Upload cancelled");
+    this.name = "UploadCancelled";
+  }
+}
+
+/** The error a refused file request stands for: the server's own message when it sent one. */
+function refusal(status: number, body: string): FileError {
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown; message?: unknown };
+    if (typeof parsed.message === "string" && parsed.message !== "") {
+      return new FileError(parsed.message, status, String(parsed.error ?? ""));
+    }
+  } catch {
+    // not JSON: a proxy's page, say
+  }
+  return new FileError(`The server answered ${status}`, status);
+}
+
+/** An upload under way: its result, and how to stop it. */
+export interface UploadTask {
+  /** The stored file; rejects with {@linkcode FileError} or {@linkcode UploadCancelled}. */
+  done: Promise<FileRef>;
+  /** Stops the upload (`done` then rejects with {@linkcode UploadCancelled}). */
+  cancel(): void;
+}
+
 /**
- * Downloads an attached file: fetched with the session token (the server checks who may read
- * it), its SHA-256 checked, then saved through a temporary object URL.
+ * Uploads `file` to `POST /files` with the session token. XMLHttpRequest rather than fetch,
+ * since only it reports upload progress.
  *
- * @throws {Error} when the server refuses or the content does not match its checksum
+ * @param onProgress called with the bytes sent so far and the total
  */
-export async function downloadFile(file: FileRef, token: string): Promise<void> {
+export function uploadFile(
+  file: File,
+  token: string,
+  onProgress: (loaded: number, total: number) => void,
+): UploadTask {
+  const xhr = new XMLHttpRequest();
+  const done = new Promise<FileRef>((resolve, reject) => {
+    xhr.open("POST", `/files?name=${encodeURIComponent(file.name)}`);
+    xhr.setRequestHeader("authorization", `Bearer ${token}`);
+    xhr.setRequestHeader("content-type", file.type === "" ? "application/octet-stream" : file.type);
+    xhr.upload.onprogress = (ev) =>
+      onProgress(ev.loaded, ev.lengthComputable ? ev.total : file.size);
+    xhr.onload = () => {
+      if (xhr.status !== 201) return reject(refusal(xhr.status, xhr.responseText));
+      try {
+        resolve(JSON.parse(xhr.responseText) as FileRef);
+      } catch {
+        reject(new FileError("The server's answer made no sense", xhr.status));
+      }
+    };
+    xhr.onerror = () =>
+      reject(new FileError("The upload was cut off: check the connection and try again", 0));
+    xhr.onabort = () => reject(new UploadCancelled());
+    xhr.send(file);
+  });
+  return { done, cancel: () => xhr.abort() };
+}
+
+/**
+ * Fetches an attached file with the session token (the server checks who may read it) and
+ * checks its SHA-256 against the one the server announced.
+ *
+ * @throws {FileError} when the server refuses or the content does not match its checksum
+ */
+export async function fetchFile(file: FileRef, token: string): Promise<Blob> {
   const res = await fetch(`/files/${encodeURIComponent(file.id)}`, {
     headers: { authorization: `Bearer ${token}` },
   });
-  if (!res.ok) {
-    const body = await res.json().catch(() => ({})) as { message?: string };
-    throw new Error(body.message ?? `HTTP ${res.status}`);
-  }
+  if (!res.ok) throw refusal(res.status, await res.text().catch(() => ""));
   const blob = await res.blob();
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
   const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
   if (file.sha256 !== "" && hex !== file.sha256.toLowerCase()) {
-    throw new Error("the file arrived damaged (checksum mismatch)");
+    throw new FileError("the file arrived damaged (checksum mismatch)", res.status);
   }
+  return blob;
+}
+
+/** Saves `blob` as `name` through a temporary object URL and a download link. */
+export function saveBlob(blob: Blob, name: string): void {
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;
-  a.download = file.name;
+  a.download = name;
   a.rel = "noopener";
   document.body.append(a);
   a.click();

@@ -32,8 +32,19 @@ import {
   utf8Length,
   withMember,
 } from "./model.ts";
-import type { ChatMessage, Conversation, Item, Notice } from "./model.ts";
-import { downloadFile, notificationsAllowed, notify, requestNotifications } from "./browser.ts";
+import type { ChatMessage, Conversation, Item, Notice, Upload } from "./model.ts";
+import {
+  fetchFile,
+  FileError,
+  notificationsAllowed,
+  notify,
+  requestNotifications,
+  saveBlob,
+  UploadCancelled,
+  uploadFile,
+} from "./browser.ts";
+import type { UploadTask } from "./browser.ts";
+import { hasThumbnail } from "./format.ts";
 import { KEYS, load, partners, save, setPartner } from "./storage.ts";
 import { Store } from "./store.ts";
 
@@ -45,6 +56,12 @@ type Auth =
 
 /** The most message text the server takes by default (`--max-text`), in UTF-8 bytes. */
 export const MAX_TEXT = 4096;
+
+/** The most bytes of images kept in memory for thumbnails (oldest dropped first). */
+const BLOB_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** What guests are told when they try to send a file. */
+export const GUEST_FILES = "Files need an account: log in or register to send them";
 
 /** A setup failure that must not be retried: back to the login form with `message`. */
 class SetupRefused extends Error {}
@@ -62,6 +79,13 @@ export class Chat {
   #established = false;
   #pendingSeq = 0;
   #toastTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Each conversation's unsent composer text. */
+  readonly #drafts = new Map<string, string>();
+  readonly #draftListeners = new Set<(key: string) => void>();
+  /** The files of the uploads in `state.uploads` (kept to try again), with their requests. */
+  readonly #uploads = new Map<string, { file: File; task: UploadTask | undefined }>();
+  /** Fetched (or just uploaded) images for thumbnails, by file id; oldest first. */
+  readonly #blobs = new Map<string, { size: number; blob: Promise<Blob> }>();
 
   constructor(options: { url?: string } = {}) {
     this.#link = new Link({
@@ -134,6 +158,11 @@ export class Chat {
     this.#auth = undefined;
     this.#established = false;
     save(KEYS.token, null);
+    const uploads = [...this.#uploads.values()];
+    this.#uploads.clear();
+    for (const u of uploads) u.task?.cancel();
+    this.#blobs.clear();
+    this.#drafts.clear();
     this.store.update((s) => ({
       ...initialState(),
       guestsAllowed: s.guestsAllowed,
@@ -391,9 +420,12 @@ export class Chat {
     if (dm) this.#rememberPartner(name);
     if (mine) return;
     const where = dm ? "direct message" : name;
+    const said = frame.file === undefined
+      ? frame.text
+      : `${frame.text}${frame.text === "" ? "" : " "}(file ${frame.file.name})`;
     if (key === s.active) {
       this.store.update(() => ({
-        announcement: `${frame.from}: ${frame.text}`,
+        announcement: `${frame.from}: ${said}`,
       }));
     } else if (dm || msg.mention) {
       this.store.update(() => ({
@@ -402,7 +434,7 @@ export class Chat {
     }
     if ((dm || msg.mention) && !msg.offline && document.hidden && s.notify) {
       const title = dm ? `${msg.from} (direct message)` : `${msg.from} in ${where}`;
-      notify(title, msg.text, key, () => this.select(key));
+      notify(title, said, key, () => this.select(key));
     }
   }
 
@@ -532,13 +564,199 @@ export class Chat {
 
   /** Downloads an attached file (accounts only: the token is the credential). */
   async download(file: FileRef): Promise<void> {
-    const token = this.#auth?.kind === "token" ? this.#auth.token : undefined;
-    if (token === undefined) return this.#toast("Log in to an account to download files");
+    if (this.#token() === undefined) return this.#toast("Log in to an account to download files");
     try {
-      await downloadFile(file, token);
+      saveBlob(await this.fileBlob(file), file.name);
     } catch (error) {
       this.#toast(`Cannot download ${file.name}: ${errorText(error)}`);
     }
+  }
+
+  /**
+   * An attached file's content, fetched with the session token and checked against its
+   * SHA-256. Images that get a thumbnail are kept (up to a bound) so that a conversation shown
+   * again, or a download after the preview, does not fetch them twice.
+   *
+   * @throws {FileError} when not logged in to an account, or the server refuses
+   */
+  fileBlob(file: FileRef): Promise<Blob> {
+    const token = this.#token();
+    if (token === undefined) {
+      return Promise.reject(new FileError("Log in to an account to see files", 401));
+    }
+    const kept = this.#blobs.get(file.id);
+    if (kept !== undefined) {
+      // Most recently used last.
+      this.#blobs.delete(file.id);
+      this.#blobs.set(file.id, kept);
+      return kept.blob;
+    }
+    const blob = fetchFile(file, token);
+    if (hasThumbnail(file)) this.#keepBlob(file.id, file.size, blob);
+    return blob;
+  }
+
+  #keepBlob(id: string, size: number, blob: Promise<Blob>): void {
+    const entry = { size, blob };
+    this.#blobs.set(id, entry);
+    blob.catch(() => {
+      if (this.#blobs.get(id) === entry) this.#blobs.delete(id);
+    });
+    let total = 0;
+    for (const e of this.#blobs.values()) total += e.size;
+    for (const [key, e] of this.#blobs) {
+      if (total <= BLOB_CACHE_BYTES || key === id) break;
+      this.#blobs.delete(key);
+      total -= e.size;
+    }
+  }
+
+  #token(): string | undefined {
+    return this.#auth?.kind === "token" && this.store.state.account ? this.#auth.token : undefined;
+  }
+
+  // ---- uploads ----
+
+  /**
+   * Uploads `files` and sends each in a message to conversation `convKey` as soon as it is
+   * stored; the first carries `text` (possibly empty). Progress and failures show in
+   * `state.uploads`, where each can be cancelled or tried again.
+   *
+   * @returns why nothing was started (guests, an empty file, text too long), or undefined
+   */
+  attach(convKey: string, files: readonly File[], text = "", action = false): string | undefined {
+    if (files.length === 0) return undefined;
+    if (this.#token() === undefined) return GUEST_FILES;
+    if (this.store.state.conversations[convKey] === undefined) {
+      return "Join a room or open a conversation first";
+    }
+    const empty = files.find((f) => f.size === 0);
+    if (empty !== undefined) return `${empty.name || "That file"} is empty: nothing to send`;
+    if (utf8Length(text) > MAX_TEXT) {
+      return `Too long: ${utf8Length(text)} bytes, the most is ${MAX_TEXT}`;
+    }
+    files.forEach((file, i) => {
+      const upload: Upload = {
+        key: `u${++this.#pendingSeq}`,
+        convKey,
+        name: file.name === "" ? "file" : file.name,
+        size: file.size,
+        loaded: 0,
+        status: "uploading",
+        text: i === 0 ? text : "",
+        action: i === 0 && action,
+      };
+      this.#uploads.set(upload.key, { file, task: undefined });
+      this.store.update((s) => ({ uploads: [...s.uploads, upload] }));
+      this.#startUpload(upload.key);
+    });
+    const names = files.map((f) => f.name).join(", ");
+    this.store.update(() => ({ announcement: `Uploading ${names}` }));
+    return undefined;
+  }
+
+  /** Tries a failed upload again. */
+  retryUpload(key: string): void {
+    if (!this.#uploads.has(key)) return;
+    this.#patchUpload(key, (u) => {
+      const { error: _e, ...rest } = u;
+      return { ...rest, status: "uploading", loaded: 0 };
+    });
+    this.#startUpload(key);
+  }
+
+  /** Stops an upload, or forgets a failed one; its text goes back to the composer. */
+  cancelUpload(key: string): void {
+    const entry = this.#uploads.get(key);
+    if (entry === undefined) return;
+    if (entry.task !== undefined) return entry.task.cancel(); // then handled as cancelled
+    this.#dropUpload(key, true);
+  }
+
+  #startUpload(key: string): void {
+    const entry = this.#uploads.get(key);
+    const upload = this.store.state.uploads.find((u) => u.key === key);
+    const token = this.#token();
+    if (entry === undefined || upload === undefined) return;
+    if (token === undefined) {
+      this.#patchUpload(key, (u) => ({ ...u, status: "failed", error: GUEST_FILES }));
+      return;
+    }
+    let percent = -1;
+    const task = uploadFile(entry.file, token, (loaded, total) => {
+      // One render per percent is plenty, however fast the events come.
+      const now = Math.floor((loaded / Math.max(total, 1)) * 100);
+      if (now === percent) return;
+      percent = now;
+      this.#patchUpload(key, (u) => ({ ...u, loaded }));
+    });
+    entry.task = task;
+    task.done.then(
+      (ref) => {
+        if (this.#uploads.get(key) !== entry) return; // logged out meanwhile
+        this.#dropUpload(key, false);
+        if (hasThumbnail(ref)) this.#keepBlob(ref.id, ref.size, Promise.resolve(entry.file));
+        const conv = this.store.state.conversations[upload.convKey];
+        if (conv === undefined) {
+          return this.#toast(`${ref.name} was not sent: that conversation is closed`);
+        }
+        const problem = this.#send(conv, upload.text, upload.action, ref);
+        if (problem !== undefined) this.#toast(`${ref.name} was not sent: ${problem}`);
+      },
+      (error) => {
+        if (this.#uploads.get(key) !== entry) return;
+        entry.task = undefined;
+        if (error instanceof UploadCancelled) return this.#dropUpload(key, true);
+        const why = errorText(error);
+        this.#patchUpload(key, (u) => ({ ...u, status: "failed", error: why }));
+        this.store.update(() => ({
+          announcement: `Cannot upload ${upload.name}: ${why}`,
+        }));
+      },
+    );
+  }
+
+  #patchUpload(key: string, change: (u: Upload) => Upload): void {
+    this.store.update((s) => ({
+      uploads: s.uploads.map((u) => u.key === key ? change(u) : u),
+    }));
+  }
+
+  #dropUpload(key: string, giveBack: boolean): void {
+    const upload = this.store.state.uploads.find((u) => u.key === key);
+    this.#uploads.delete(key);
+    this.store.update((s) => ({ uploads: s.uploads.filter((u) => u.key !== key) }));
+    if (giveBack && upload !== undefined && upload.text !== "") {
+      // As it was typed: an action with its /me, a leading / doubled again.
+      const t = upload.text;
+      this.#giveBack(upload.convKey, upload.action ? `/me ${t}` : t.startsWith("/") ? `/${t}` : t);
+    }
+  }
+
+  // ---- drafts ----
+
+  /** The unsent composer text of conversation `key`. */
+  draft(key: string): string {
+    return this.#drafts.get(key) ?? "";
+  }
+
+  /** Keeps the composer text of conversation `key` (the composer calls this as one types). */
+  setDraft(key: string, text: string): void {
+    if (text === "") this.#drafts.delete(key);
+    else this.#drafts.set(key, text);
+  }
+
+  /** Calls `listener` with a conversation key when its draft changed from here (not typed). */
+  onDraftChange(listener: (key: string) => void): () => void {
+    this.#draftListeners.add(listener);
+    return () => this.#draftListeners.delete(listener);
+  }
+
+  /** Puts text that was not sent back in the composer, unless something new is typed there. */
+  #giveBack(key: string, text: string): void {
+    if (this.draft(key).trim() !== "") return;
+    this.setDraft(key, text);
+    for (const listener of this.#draftListeners) listener(key);
   }
 
   /**
@@ -579,12 +797,13 @@ export class Chat {
     }
   }
 
-  #send(conv: Conversation, text: string, action: boolean): string | undefined {
-    if (text.trim() === "") return "Type a message first";
+  #send(conv: Conversation, text: string, action: boolean, file?: FileRef): string | undefined {
+    if (text.trim() === "" && file === undefined) return "Type a message first";
     if (utf8Length(text) > MAX_TEXT) {
       return `Too long: ${utf8Length(text)} bytes, the most is ${MAX_TEXT}`;
     }
-    if (this.store.state.link.kind !== "online") {
+    const online = this.store.state.link.kind === "online";
+    if (!online && file === undefined) {
       return "Not connected: wait for the reconnect";
     }
     const pending: ChatMessage = {
@@ -597,7 +816,15 @@ export class Chat {
       offline: false,
       mention: false,
       status: "pending",
+      ...(file === undefined ? {} : { file }),
     };
+    if (!online) {
+      // The file is uploaded already: keep it on screen to send again once reconnected.
+      this.store.conversation(conv.key, (c) => ({
+        items: [...c.items, { ...pending, status: "failed", error: "Not sent: not connected" }],
+      }));
+      return undefined;
+    }
     this.store.conversation(
       conv.key,
       (c) => ({ items: [...c.items, pending] }),
@@ -608,6 +835,7 @@ export class Chat {
       ...target,
       text,
       ...(action ? { action } : {}),
+      ...(file === undefined ? {} : { file: file.id }),
     }).then(
       (ack) => {
         const id = Number(ack.id);
@@ -652,6 +880,7 @@ export class Chat {
       this.store.state.conversations[convKey]!,
       item.text,
       item.action,
+      item.file,
     );
     if (error !== undefined) this.#toast(error);
   }

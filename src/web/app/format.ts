@@ -90,3 +90,33 @@ export function fileSize(bytes: number): string {
   }
   return `${n.toFixed(1)} ${units[unit]}`;
 }
+
+/** The image types shown inline as thumbnails (what every browser decodes; never SVG). */
+export const THUMBNAIL_TYPES: ReadonlySet<string> = new Set([
+  "image/png",
+  "image/jpeg",
+  "image/gif",
+  "image/webp",
+]);
+
+/** The largest image fetched for a thumbnail; bigger ones only offer the download. */
+export const THUMBNAIL_MAX_BYTES = 10 * 1024 * 1024;
+
+/** Whether an attached file is shown inline as a thumbnail. */
+export function hasThumbnail(file: { type: string; size: number }): boolean {
+  return THUMBNAIL_TYPES.has(file.type.toLowerCase()) && file.size <= THUMBNAIL_MAX_BYTES;
+}
+
+/**
+ * An upload's progress for people: `45% · 1.2 MiB of 2.6 MiB`.
+ *
+ * @example
+ * ```ts
+ * import { progressText } from "./format.ts";
+ * console.assert(progressText(512, 1024) === "50% · 512 B of 1.0 KiB");
+ * ```
+ */
+export function progressText(loaded: number, total: number): string {
+  const percent = total > 0 ? Math.min(100, Math.floor((loaded / total) * 100)) : 100;
+  return `${percent}% · ${fileSize(Math.min(loaded, total))} of ${fileSize(total)}`;
+}

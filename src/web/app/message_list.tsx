@@ -2,8 +2,9 @@
 /** @jsxImportSource preact */
 /**
  * The messages of one conversation: day separators, grouped senders, notices, pending and
- * failed sends; older pages load when scrolled to the top (or with the button there), and the
- * view sticks to the bottom while the reader is there.
+ * failed sends, attached files (images as thumbnails); older pages load when scrolled to the
+ * top (or with the button there), and the view sticks to the bottom while the reader is there,
+ * even as thumbnails load or the composer grows.
  *
  * @module
  */
@@ -12,7 +13,16 @@ import { Component } from "preact";
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { FileRef } from "../../protocol/frames.ts";
-import { avatarClass, clock, dayKey, dayLabel, fileSize, initial, segments } from "./format.ts";
+import {
+  avatarClass,
+  clock,
+  dayKey,
+  dayLabel,
+  fileSize,
+  hasThumbnail,
+  initial,
+  segments,
+} from "./format.ts";
 import { ClipIcon } from "./icons.tsx";
 import { useChat } from "./hooks.ts";
 import type { ChatMessage, Conversation, Item } from "./model.ts";
@@ -61,6 +71,20 @@ export function MessageList({ conv }: { conv: Conversation }) {
     edges.current = { first, last };
     fromBottom.current = el.scrollHeight - el.clientHeight - el.scrollTop;
   }, [first, last, conv.items.length]);
+
+  // Content that grows by itself (a thumbnail loading) or a view that shrinks (the composer
+  // showing an upload) keeps a reader who was at the bottom there.
+  useEffect(() => {
+    const el = scroller.current;
+    const inner = el?.firstElementChild;
+    if (el === null || inner == null || typeof ResizeObserver === "undefined") return;
+    const observer = new ResizeObserver(() => {
+      if (atBottom.current) el.scrollTop = el.scrollHeight;
+    });
+    observer.observe(el);
+    observer.observe(inner);
+    return () => observer.disconnect();
+  }, []);
 
   // A page too short to scroll could never ask for more: fill the view instead.
   useEffect(() => {
@@ -250,22 +274,86 @@ class MessageRow extends Component<RowProps> {
   }
 }
 
+/** An attached file: a thumbnail for images, then its name, size and a download button. */
 function FileChip({ file }: { file: FileRef }) {
   const chat = useChat();
   const size = fileSize(file.size);
   return (
-    <div class="file-chip" data-testid="file">
-      <ClipIcon />
-      <span class="file-name">{file.name}</span>
-      <span class="muted">{size}</span>
-      <button
-        type="button"
-        class="small"
-        aria-label={`Download ${file.name} (${size})`}
-        onClick={() => chat.download(file)}
-      >
-        Download
-      </button>
+    <div class="attachment">
+      {hasThumbnail(file) && <Thumbnail file={file} />}
+      <div class="file-chip" data-testid="file">
+        <ClipIcon />
+        <span class="file-name">{file.name}</span>
+        <span class="muted">{size}</span>
+        <button
+          type="button"
+          class="small"
+          aria-label={`Download ${file.name} (${size})`}
+          onClick={() => chat.download(file)}
+        >
+          Download
+        </button>
+      </div>
+    </div>
+  );
+}
+
+/**
+ * An image shown inline: fetched with the session token when it comes near the view, shown
+ * from an object URL that is revoked when the message goes away. Nothing is shown when it
+ * cannot be fetched or decoded (guests, an expired file): the download button says why.
+ */
+function Thumbnail({ file }: { file: FileRef }) {
+  const chat = useChat();
+  const box = useRef<HTMLDivElement>(null);
+  const [url, setUrl] = useState<string | undefined>(undefined);
+  const [failed, setFailed] = useState(false);
+
+  useEffect(() => {
+    let live = true;
+    let made: string | undefined;
+    const load = () =>
+      chat.fileBlob(file).then(
+        (blob) => {
+          if (!live) return;
+          made = URL.createObjectURL(blob);
+          setUrl(made);
+        },
+        () => live && setFailed(true),
+      );
+    let observer: IntersectionObserver | undefined;
+    const el = box.current;
+    if (el !== null && typeof IntersectionObserver !== "undefined") {
+      observer = new IntersectionObserver((entries) => {
+        if (!entries.some((e) => e.isIntersecting)) return;
+        observer?.disconnect();
+        load();
+      }, { rootMargin: "400px 0px" });
+      observer.observe(el);
+    } else load();
+    return () => {
+      live = false;
+      observer?.disconnect();
+      if (made !== undefined) URL.revokeObjectURL(made);
+    };
+  }, [file.id]);
+
+  if (failed) return null;
+  return (
+    <div class="thumb-box" ref={box}>
+      {url === undefined
+        ? <span class="thumb-placeholder" aria-hidden="true" />
+        : (
+          <a href={url} target="_blank" rel="noopener" class="thumb-link" title="Open full size">
+            <img
+              class="thumb"
+              src={url}
+              alt={file.name}
+              data-testid="thumbnail"
+              onError={() => setFailed(true)}
+            />
+          </a>
+        )}
     </div>
   );
 }

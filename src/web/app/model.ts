@@ -42,6 +42,25 @@ export interface Notice {
   joined?: string;
 }
 
+/** A file on its way to the server (then sent as a message), or an upload that failed. */
+export interface Upload {
+  /** Unique for the page's life. */
+  key: string;
+  /** The conversation the message goes to (kept if the reader moves on meanwhile). */
+  convKey: string;
+  name: string;
+  /** In bytes. */
+  size: number;
+  /** Bytes sent so far. */
+  loaded: number;
+  /** `failed`: refused or broken; `error` says why, and it can be tried again. */
+  status: "uploading" | "failed";
+  error?: string;
+  /** The message text sent with the file (possibly empty). */
+  text: string;
+  action: boolean;
+}
+
 /** One entry of a conversation's list. */
 export type Item = ChatMessage | Notice;
 
@@ -119,6 +138,8 @@ export interface ChatState {
   toast: string | undefined;
   /** The latest line for screen readers (a polite live region). */
   announcement: string;
+  /** Files being uploaded (or whose upload failed), oldest first. */
+  uploads: readonly Upload[];
 }
 
 /** The state before anything happened. */
@@ -136,6 +157,7 @@ export function initialState(): ChatState {
     notify: false,
     toast: undefined,
     announcement: "",
+    uploads: [],
   };
 }
 
@@ -219,8 +241,8 @@ export function firstId(conv: Conversation): number | undefined {
 /**
  * Merges stored messages (oldest first) into `items`: each message not already there (by id)
  * goes before the first held message with a larger id, else at the end. Notices keep their
- * places. A failed or pending local copy of one of `incoming` (same sender and text) is
- * replaced by it: its send reached the server although the reply was lost.
+ * places. A failed or pending local copy of one of `incoming` (same sender, text and attached
+ * file) is replaced by it: its send reached the server although the reply was lost.
  *
  * @returns a new array (or `items` itself when nothing changed)
  */
@@ -238,7 +260,7 @@ export function mergeMessages(
   for (const m of fresh) {
     const local = out.findIndex((i) =>
       i.kind === "message" && i.status !== "sent" && i.from === m.from &&
-      i.text === m.text
+      i.text === m.text && i.file?.id === m.file?.id
     );
     if (local >= 0) out = out.filter((_, n) => n !== local);
     const at = out.findIndex((i) => i.kind === "message" && i.id !== undefined && i.id > m.id!);
