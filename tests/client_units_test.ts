@@ -137,7 +137,7 @@ Deno.test("Formatter renders events as timestamped text-mode lines", () => {
       ts: T,
       file: { id: "f1", name: "a.pdf", size: 2048, type: "application/pdf", sha256: "x" },
     }),
-    ["03:04:05 [#ops] <bob> see [file a.pdf, 2.0 KiB]"],
+    ["03:04:05 [#ops] <bob> see [file a.pdf, 2.0 KiB: /get f1]"],
   );
   assert.deepEqual(text({ type: "lagged", dropped: 7 }), [
     "E 03:04:05 ! 7 events were dropped: output could not keep up",

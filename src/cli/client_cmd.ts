@@ -23,6 +23,9 @@ export const DEFAULT_CLIENT_PORT = 5000;
 /** The port used with `--tls` when none is given. */
 export const DEFAULT_CLIENT_TLS_PORT = 5443;
 
+/** The server's web port (for files) when `--http-port` is not given. */
+export const DEFAULT_HTTP_PORT = 8080;
+
 /** What `--insecure` prints to stderr, every time. */
 export const INSECURE_WARNING =
   "WARNING: --insecure: the server's certificate is NOT verified; anyone on the network path " +
@@ -48,6 +51,8 @@ Options:
   --ca FILE          trust this CA or self-signed certificate (PEM) for TLS (implies --tls;
                        repeatable)
   --insecure         TLS WITHOUT verifying the certificate (implies --tls; warns every time)
+  --http-port PORT   the server's web port, for /send and /get (default ${DEFAULT_HTTP_PORT};
+                       HTTPS with --tls, trusted like the chat connection)
   --no-token-file    do not read or save session tokens
   --no-color         no colors (also when NO_COLOR is set or stdout is not a terminal)
   -h, --help         show this help
@@ -61,6 +66,10 @@ Commands (as in the server's text mode):
   /who [#room]  /rooms  /history [#room|NAME] [N]  /ping  /help  /quit [reason]
   /register NAME PASS  /login NAME PASS  /logout  /passwd OLD NEW
   logout, bye, quit, Ctrl-C or end of input (Ctrl-D) leave cleanly.
+Files (logged-in accounts; a progress bar at a terminal):
+  /send [#room|NAME] PATH   upload PATH and send it (default: to the current room)
+  /get ID [PATH]            download into the current folder (or PATH); resumes an
+                              interrupted download, checks the SHA-256, never overwrites
 
 Piped: printf '/join #ops\\nhello\\n' | parley client 127.0.0.1 --name bot
 sends each line in order, waits for every reply, and exits.
@@ -92,6 +101,8 @@ export interface ClientArgs {
   insecure?: boolean;
   /** Neither read nor save session tokens. */
   noTokenFile?: boolean;
+  /** The server's web port, for file transfer, when given (else {@linkcode DEFAULT_HTTP_PORT}). */
+  httpPort?: number;
 }
 
 /**
@@ -113,6 +124,7 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
       tls: { type: "boolean" },
       ca: { type: "string", multiple: true },
       insecure: { type: "boolean" },
+      "http-port": { type: "string" },
       "no-token-file": { type: "boolean" },
       "no-color": { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -147,6 +159,9 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
   if (values.ca !== undefined) parsed.ca = values.ca;
   if (values.insecure) parsed.insecure = true;
   if (values["no-token-file"]) parsed.noTokenFile = true;
+  if (values["http-port"] !== undefined) {
+    parsed.httpPort = intFlag(values["http-port"], "http-port", DEFAULT_HTTP_PORT, 1, 65535);
+  }
   return parsed;
 }
 
@@ -214,7 +229,10 @@ export async function clientMain(args: string[]): Promise<number> {
     return 0;
   }
   const { host, port } = parsed;
-  const options: ChatClientOptions = { clientName: `parley-cli/${VERSION}` };
+  const options: ChatClientOptions = {
+    clientName: `parley-cli/${VERSION}`,
+    httpPort: parsed.httpPort ?? DEFAULT_HTTP_PORT,
+  };
   if (parsed.tls) options.tls = true;
   if (parsed.ca !== undefined) {
     const certs = await readCaFiles(parsed.ca);

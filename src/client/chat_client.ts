@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ClientFrame, HistoryFrame, RoomInfo } from "../protocol/frames.ts";
+import type { ClientFrame, FileRef, HistoryFrame, RoomInfo } from "../protocol/frames.ts";
 import { PROTO } from "../protocol/frames.ts";
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import { VERSION } from "../version.ts";
@@ -13,7 +13,10 @@ import { backoffDelay } from "./backoff.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { ConnectionClosedError, ServerError } from "./errors.ts";
 import type { ChatEvent, ReconnectedEvent, ServerEvent } from "./events.ts";
+import { downloadFile, statFile, uploadFile } from "./file_transfer.ts";
+import type { Downloaded, DownloadOptions, UploadOptions } from "./file_transfer.ts";
 import { EventQueue } from "./_event_queue.ts";
+import { HttpTransport } from "./_http.ts";
 import { Link } from "./_link.ts";
 import type { Endpoint } from "./_dial.ts";
 import type { ReplyFrame } from "./_link.ts";
@@ -56,6 +59,11 @@ export interface ChatClientOptions {
    * @default false
    */
   insecure?: boolean;
+  /**
+   * The server's web port, for file transfer (HTTPS with `tls`, trusted the same way as the
+   * chat connection). @default 8080
+   */
+  httpPort?: number;
 }
 
 /** What `hello` returns. */
@@ -96,6 +104,9 @@ export interface LoggedIn {
 
 /** Where a client stands: online, re-establishing its session, or finished for good. */
 export type ClientState = "connected" | "reconnecting" | "closed";
+
+/** How many file descriptions from messages the client remembers (for their SHA-256). */
+const KNOWN_FILES = 1000;
 
 /** How long {@linkcode ChatClient.quit} waits for the server's ack. */
 const QUIT_TIMEOUT_MS = 5000;
@@ -150,6 +161,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   #rooms: string[] = [];
   #quitting = false;
   readonly #endpoint: Endpoint;
+  readonly #http: HttpTransport;
+  /** Files seen in messages (and uploaded), oldest first, at most {@linkcode KNOWN_FILES}. */
+  readonly #files = new Map<string, FileRef>();
   #readyWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   readonly #onAbort = () => void this.close("aborted");
 
@@ -160,6 +174,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     this.#endpoint = { hostname, port, tls: options.tls === true };
     if (options.caCerts !== undefined) this.#endpoint.caCerts = options.caCerts;
     if (options.insecure === true) this.#endpoint.insecure = true;
+    this.#http = new HttpTransport({ ...this.#endpoint, port: options.httpPort ?? 8080 });
     this.#events = new EventQueue(options.maxEvents ?? DEFAULTS.maxEvents);
     this.#closed.promise.catch(() => {});
   }
@@ -243,6 +258,11 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   /** Whether TLS is used without verifying the server's certificate (`insecure`). */
   get insecure(): boolean {
     return this.#endpoint.insecure === true;
+  }
+
+  /** The server's web port as a URL (`http://HOST:PORT`, `https://` with TLS): files go there. */
+  get httpBase(): string {
+    return this.#http.base;
   }
 
   /** The server's `welcome` on the current connection. */
@@ -374,8 +394,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       : { type: "history", with: target };
     if (options.before !== undefined) frame.before = options.before;
     if (options.limit !== undefined) frame.limit = options.limit;
-    const { ref: _, ...page } = await this.request(frame);
-    return { ...page, type: "history" } as unknown as HistoryFrame;
+    const { ref: _, ...reply } = await this.request(frame);
+    const page = { ...reply, type: "history" } as unknown as HistoryFrame;
+    if (Array.isArray(page.messages)) {
+      for (const m of page.messages) if (m.file !== undefined) this.#remember(m.file);
+    }
+    return page;
   }
 
   /**
@@ -411,6 +435,110 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   async logout(): Promise<void> {
     await this.request({ type: "logout" });
     await this.close("quit");
+  }
+
+  /**
+   * Uploads a file to the server's web port with this session's token (logged-in accounts
+   * only), streaming it (from disk for a path: never read whole). Attach the result to a
+   * message with {@linkcode ChatClient.sendFile}.
+   *
+   * @param source a file path (needs read permission), or the bytes as a stream
+   * @param options `name` (default: the path's last segment), `type` (default: from the
+   * extension), `size` (for progress with a stream), `onProgress`, `signal`
+   * @returns the stored file: `{ id, name, size, type, sha256 }`
+   * @throws {FileTransferError} `login_required` (a guest: log in first), `auth_failed`,
+   * `too_large`, `quota_exceeded`, `rate_limited` (with `retryAfter`), …
+   * @throws {TlsVerificationError} when the web port's certificate does not verify
+   *
+   * @example
+   * ```ts ignore
+   * const file = await client.upload("report.pdf", { onProgress: (p) => console.log(p.bytes) });
+   * await client.sendFile("#ops", file, "the report");
+   * ```
+   */
+  async upload(
+    source: string | ReadableStream<Uint8Array>,
+    options: UploadOptions = {},
+  ): Promise<FileRef> {
+    const file = await uploadFile(this.#http, this.#token, source, {
+      ...options,
+      signal: this.#transferSignal(options.signal),
+    });
+    this.#remember(file);
+    return file;
+  }
+
+  /**
+   * Sends a message carrying an uploaded file (a `send` with `file`); recipients may then
+   * download it.
+   *
+   * @param to `#room` or a user name
+   * @param file what {@linkcode ChatClient.upload} returned, or its id
+   * @param text words to go with it (may be empty)
+   * @throws {ServerError} `no_such_file` (not your upload), `no_such_room`, `not_in_room`, …
+   */
+  async sendFile(to: string, file: FileRef | string, text = ""): Promise<SentMessage> {
+    const id = typeof file === "string" ? file : file.id;
+    const frame: ClientFrame = to.startsWith("#")
+      ? { type: "send", room: to, text, file: id }
+      : { type: "send", to, text, file: id };
+    const ack = await this.request(frame);
+    return { id: Number(ack.id), ts: Number(ack.ts) };
+  }
+
+  /**
+   * Downloads a file to `dest` with this session's token, resuming an interrupted download
+   * from `DEST.part` (with `Range`) and checking the SHA-256: against `options.sha256`, else the
+   * one in the message that carried the file (the client remembers the last 1000 it saw),
+   * else the server's `ETag`. See {@linkcode downloadFile} for what happens to `.part`.
+   *
+   * @param id the file's id (`message.file.id`)
+   * @param dest the path to write (needs write permission for it and `DEST.part`); a file
+   * there is replaced
+   * @param options `sha256`, `resume` (default true), `onProgress`, `signal`
+   * @throws {FileTransferError} `login_required` (a guest), `not_found` (no such file, or not
+   * yours to see), `hash_mismatch` (deleted), `incomplete` (kept to resume), …
+   *
+   * @example
+   * ```ts ignore
+   * for await (const event of client) {
+   *   if (event.type === "message" && event.file) {
+   *     await client.download(event.file.id, event.file.name);
+   *   }
+   * }
+   * ```
+   */
+  async download(id: string, dest: string, options: DownloadOptions = {}): Promise<Downloaded> {
+    const known = this.#files.get(id)?.sha256;
+    const settings = { ...options, signal: this.#transferSignal(options.signal) };
+    if (options.sha256 === undefined && known !== undefined) settings.sha256 = known;
+    return await downloadFile(this.#http, this.#token, id, dest, settings);
+  }
+
+  /** The description of file `id` from a message this client saw (or its own upload), if any. */
+  fileRef(id: string): FileRef | undefined {
+    return this.#files.get(id);
+  }
+
+  /**
+   * Describes file `id`: from a message this client saw, else by asking the server
+   * (`HEAD /files/ID`: name, size, type and SHA-256), which it then remembers.
+   *
+   * @throws {FileTransferError} `login_required` (a guest), `not_found`, …
+   */
+  async fileInfo(id: string, options: { signal?: AbortSignal } = {}): Promise<FileRef> {
+    const known = this.#files.get(id);
+    if (known !== undefined) return known;
+    const file = await statFile(this.#http, this.#token, id, this.#transferSignal(options.signal));
+    this.#remember(file);
+    return file;
+  }
+
+  /** Aborts when `signal` does or when the client closes: transfers end with the client. */
+  #transferSignal(signal: AbortSignal | undefined): AbortSignal {
+    return signal === undefined
+      ? this.#abort.signal
+      : AbortSignal.any([signal, this.#abort.signal]);
   }
 
   /** Pings the server; resolves with the round trip time in milliseconds. */
@@ -472,8 +600,21 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       timeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       pingIntervalMs: o.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
       signal: this.#abort.signal,
-      onEvent: (event: ServerEvent) => this.#events.push(event),
+      onEvent: (event: ServerEvent) => {
+        if (event.type === "message" && event.file !== undefined) this.#remember(event.file);
+        if (event.type === "history") {
+          for (const m of event.messages) if (m.file !== undefined) this.#remember(m.file);
+        }
+        this.#events.push(event);
+      },
     });
+  }
+
+  /** Keeps a file's description (for its SHA-256), forgetting the oldest beyond the limit. */
+  #remember(file: FileRef): void {
+    this.#files.delete(file.id);
+    this.#files.set(file.id, file);
+    if (this.#files.size > KNOWN_FILES) this.#files.delete(this.#files.keys().next().value!);
   }
 
   /** Keeps the name and the rooms in step with successful requests. */
@@ -533,6 +674,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     this.#setState("closed");
     this.#options.signal?.removeEventListener("abort", this.#onAbort);
     this.#abort.abort();
+    this.#http.close();
     this.#link?.close(reason);
     this.#events.end();
     this.#closed.resolve(reason);

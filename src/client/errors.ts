@@ -107,3 +107,47 @@ export class TlsVerificationError extends Error {
     this.problem = problem;
   }
 }
+
+/**
+ * A file upload or download failed. For a refusal by the server, `status` is the HTTP status and
+ * `code` the `error` of its JSON answer (`login_required`, `auth_failed`, `too_large`,
+ * `quota_exceeded`, `rate_limited`, `not_found`, …) and the message is its `message`. The client
+ * itself reports `login_required` (no session token: log in first), `unreachable` (the web
+ * port cannot be reached: wrong `httpPort`, server down), `hash_mismatch` (the downloaded bytes
+ * do not have the expected SHA-256), `incomplete` (the body ended early) and `bad_response` (an
+ * answer that is not what the protocol says), without a `status`.
+ *
+ * @example
+ * ```ts
+ * import { FileTransferError } from "./errors.ts";
+ * const err = new FileTransferError("too_large", "File too large: the limit is 1048576 bytes", {
+ *   status: 413,
+ * });
+ * console.assert(err.code === "too_large" && err.status === 413);
+ * ```
+ */
+export class FileTransferError extends Error {
+  /** The server's error code, or the client's own (see the class description). */
+  readonly code: string;
+  /** The HTTP status of the server's refusal; undefined for the client's own checks. */
+  readonly status: number | undefined;
+  /** Seconds to wait before retrying, when the server said (`Retry-After`). */
+  readonly retryAfter: number | undefined;
+
+  /**
+   * @param code the error code
+   * @param message what went wrong, in one sentence
+   * @param options the HTTP status, `Retry-After` seconds, and the underlying cause
+   */
+  constructor(
+    code: string,
+    message: string,
+    options: { status?: number; retryAfter?: number; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "FileTransferError";
+    this.code = code;
+    this.status = options.status;
+    this.retryAfter = options.retryAfter;
+  }
+}

@@ -1,6 +1,7 @@
 /**
- * The parley client library: {@linkcode ChatClient} and what it yields and throws, and
- * {@linkcode TokenStore} for keeping session tokens. Used by the terminal client, the tests,
+ * The parley client library: {@linkcode ChatClient} and what it yields and throws (file
+ * transfer included: `upload`, `sendFile`, `download`), and {@linkcode TokenStore} for keeping
+ * session tokens. Used by the terminal client, the tests,
  * and later the benchmark driver, the web and IRC parts.
  *
  * @example
@@ -32,12 +33,21 @@ export { backoffDelay } from "./backoff.ts";
 export type { BackoffOptions } from "./backoff.ts";
 export {
   ConnectionClosedError,
+  FileTransferError,
   ProtocolError,
   ServerError,
   SessionRefusedError,
   TlsVerificationError,
 } from "./errors.ts";
 export type { TlsProblem } from "./errors.ts";
+export { downloadFile, guessType, statFile, uploadFile } from "./file_transfer.ts";
+export type {
+  Downloaded,
+  DownloadOptions,
+  FileRef,
+  TransferProgress,
+  UploadOptions,
+} from "./file_transfer.ts";
 export { TokenStore } from "./token_store.ts";
 export type {
   ChatEvent,

@@ -28,6 +28,11 @@ export interface TerminalIO {
   print(line: Line): void;
   /** Sets the prompt (interactive only). */
   setPrompt(prompt: string): void;
+  /**
+   * Shows `text` on a status line kept just above the prompt (e.g. a progress bar), replacing
+   * the previous one; undefined removes it. Interactive only: otherwise nothing is shown.
+   */
+  status(text: string | undefined): void;
   /** Stops reading input and restores the terminal. Idempotent. */
   close(): void;
 }
@@ -91,6 +96,8 @@ class PromptConsole implements TerminalIO {
   #echo = true;
   /** Whether readline's output could be intercepted (a secret can be read without echo). */
   readonly #canMute: boolean;
+  /** The status line shown above the prompt, if any (one row: the caller keeps it short). */
+  #status: string | undefined;
 
   constructor(options: ConsoleOptions) {
     this.#rl = readline.createInterface({
@@ -121,6 +128,7 @@ class PromptConsole implements TerminalIO {
       const secret = /^\/(login|register|passwd)\s/i.test(line);
       if (secret) this.#forget(line);
       if (secret || isMessage(line)) this.#eraseEcho(line);
+      else if (this.#status !== undefined) this.#keepStatusBelow(line);
       this.#queue.push(line);
       if (!this.#closed) this.#rl.prompt();
     });
@@ -165,12 +173,31 @@ class PromptConsole implements TerminalIO {
       process.stdout.write(line.text + "\n" + this.#secret.prompt);
       return;
     }
+    this.#clearBelow();
+    process.stdout.write(
+      line.text + "\n" + (this.#status === undefined ? "" : this.#status + "\n"),
+    );
+    this.#rl.prompt(true);
+  }
+
+  status(text: string | undefined): void {
+    if (this.#closed || this.#secret !== undefined) {
+      this.#status = undefined;
+      return;
+    }
+    if (text === this.#status) return;
+    this.#clearBelow();
+    this.#status = text;
+    if (text !== undefined) process.stdout.write(text + "\n");
+    this.#rl.prompt(true);
+  }
+
+  /** Moves to the start of the status line (or the prompt) and clears from there down. */
+  #clearBelow(): void {
     const { rows } = this.#rl.getCursorPos();
-    readline.moveCursor(process.stdout, 0, -rows);
+    readline.moveCursor(process.stdout, 0, -rows - (this.#status === undefined ? 0 : 1));
     readline.cursorTo(process.stdout, 0);
     readline.clearScreenDown(process.stdout);
-    process.stdout.write(line.text + "\n");
-    this.#rl.prompt(true);
   }
 
   setPrompt(prompt: string): void {
@@ -185,6 +212,8 @@ class PromptConsole implements TerminalIO {
 
   close(): void {
     if (this.#closed) return;
+    if (this.#status !== undefined) this.#clearBelow();
+    this.#status = undefined;
     this.#closed = true;
     readline.cursorTo(process.stdout, 0);
     readline.clearLine(process.stdout, 0);
@@ -210,12 +239,24 @@ class PromptConsole implements TerminalIO {
 
   /** Moves up over the rows the just-entered line took and clears them. */
   #eraseEcho(line: string): void {
-    const columns = process.stdout.columns || 80;
-    const width = [...this.#rl.getPrompt()].length + [...line].length;
-    const rows = Math.max(1, Math.ceil(width / columns));
-    readline.moveCursor(process.stdout, 0, -rows);
+    readline.moveCursor(process.stdout, 0, -this.#echoRows(line));
     readline.cursorTo(process.stdout, 0);
     readline.clearScreenDown(process.stdout);
+  }
+
+  /** The just-entered line stays on screen, above the status line (which it had pushed up). */
+  #keepStatusBelow(line: string): void {
+    readline.moveCursor(process.stdout, 0, -this.#echoRows(line) - 1);
+    readline.cursorTo(process.stdout, 0);
+    readline.clearScreenDown(process.stdout);
+    process.stdout.write(`${this.#rl.getPrompt()}${line}\n${this.#status}\n`);
+  }
+
+  /** How many rows the prompt and the just-entered `line` took. */
+  #echoRows(line: string): number {
+    const columns = process.stdout.columns || 80;
+    const width = [...this.#rl.getPrompt()].length + [...line].length;
+    return Math.max(1, Math.ceil(width / columns));
   }
 }
 
@@ -274,6 +315,8 @@ class PlainConsole implements TerminalIO {
   }
 
   setPrompt(): void {}
+
+  status(): void {}
 
   close(): void {
     this.#reader?.cancel().catch(() => {});

@@ -101,7 +101,8 @@ export class Formatter {
 
   /**
    * A chat message line: `HH:MM:SS [#room] <from> text`, `[dm] <from> text` for a direct
-   * message to you, `[dm to bob] <from> text` for one you sent; `* from text` for actions.
+   * message to you, `[dm to bob] <from> text` for one you sent; `* from text` for actions. A
+   * file attached shows as `[file NAME, SIZE: /get ID]`.
    */
   message(
     m: Omit<MessageFrame, "type" | "id">,
@@ -118,7 +119,9 @@ export class Formatter {
     const late = m.offline ? " (sent while you were away)" : "";
     const body = m.file === undefined
       ? m.text
-      : `${m.text === "" ? "" : `${m.text} `}[file ${m.file.name}, ${formatSize(m.file.size)}]`;
+      : `${m.text === "" ? "" : `${m.text} `}[file ${m.file.name}, ${
+        formatSize(m.file.size)
+      }: /get ${m.file.id}]`;
     const text = options.dim
       ? p.paint("dim", `${where} ${sender} ${body}`)
       : `${p.paint(m.room !== undefined ? "cyan" : "magenta", where)} ${p.paint("bold", sender)} ${

@@ -16,6 +16,9 @@ import { ConnectionClosedError, ServerError } from "../errors.ts";
 import type { TokenStore } from "../token_store.ts";
 import type { Formatter } from "./format.ts";
 import type { TerminalIO } from "./console.ts";
+import { FILE_HELP, parseFileCommand } from "./file_commands.ts";
+import type { FileCommand } from "./file_commands.ts";
+import { isReadableFile, runFileCommand } from "./transfers.ts";
 
 /** What the terminal session needs besides the client and the I/O. */
 export interface TerminalOptions {
@@ -35,6 +38,14 @@ export interface TerminalOptions {
   /** A notice shown after the first line when `name` is given (e.g. why tokens are not kept). */
   note?: string;
 }
+
+/** The server's `/help`, with the client's file commands before its `/help` line. */
+const HELP: readonly string[] = (() => {
+  const at = TEXT_HELP.findIndex((line) => line.startsWith("  /help"));
+  return at < 0
+    ? [...TEXT_HELP, ...FILE_HELP]
+    : [...TEXT_HELP.slice(0, at), ...FILE_HELP, ...TEXT_HELP.slice(at)];
+})();
 
 /** Requests whose reply the server follows with `history` (and offline DM) frames. */
 const REPLAYING = new Set<ClientFrame["type"]>(["join", "login", "register"]);
@@ -174,6 +185,26 @@ export async function runTerminal(
     }
   };
 
+  /**
+   * File transfers. At a terminal they run in the background, one after another, so the chat
+   * goes on meanwhile (and quitting interrupts them); piped, each finishes before the next line
+   * is read, like every other line.
+   */
+  let transfers: Promise<void> = Promise.resolve();
+  const transfer = async (command: FileCommand): Promise<void> => {
+    if (client.state === "closed") return; // quit while it waited its turn
+    try {
+      await runFileCommand({ client, io, format: fmt, show }, command);
+    } catch (error) {
+      if (error instanceof ConnectionClosedError) {
+        undelivered++;
+        show([fmt.error(`Not sent: ${error.message}`)]);
+      } else {
+        show([fmt.error(error instanceof Error ? error.message : String(error))]);
+      }
+    }
+  };
+
   /** Takes `name` at start (see the function's description); false when that failed fatally. */
   const takeName = async (name: string): Promise<boolean> => {
     let password: string | undefined;
@@ -268,6 +299,15 @@ export async function runTerminal(
       if (client.state === "closed") break;
       let command;
       try {
+        const file = parseFileCommand(line, current, isReadableFile);
+        if (file !== undefined) {
+          if (io.interactive) {
+            transfers = transfers.then(() => transfer(file));
+          } else {
+            await transfer(file);
+          }
+          continue;
+        }
         command = parseTextLine(line, current);
       } catch (error) {
         if (!(error instanceof ChatError)) throw error;
@@ -276,7 +316,7 @@ export async function runTerminal(
       }
       if (command === undefined) continue;
       if (command.type === "help") {
-        show(TEXT_HELP.map((text) => fmt.info(text)));
+        show(HELP.map((text) => fmt.info(text)));
         continue;
       }
       if (command.type === "quit") return command.reason;
@@ -295,6 +335,7 @@ export async function runTerminal(
   );
   const reason = await client.closed;
   await printing;
+  await transfers;
   await Promise.all(writes);
   if (reason === "quit") {
     if (io.interactive && !loggedOut && !failed) show([fmt.info(`Goodbye, ${client.name}`)]);
