@@ -4,8 +4,10 @@
  * @module
  */
 
-/** Everything the server can be told. */
-export interface ServerConfig {
+import type { AccountsOptions } from "../auth/accounts.ts";
+
+/** Everything the server can be told (the account settings among it). */
+export interface ServerConfig extends Omit<AccountsOptions, "exemptLoopback" | "params"> {
   /** Interface to listen on. */
   host: string;
   /** TCP chat port; 0 picks a free one. */
@@ -38,20 +40,6 @@ export interface ServerConfig {
   presenceLimit: number;
   /** Only hello, register, login, help, ping and quit work before logging in. */
   requireLogin: boolean;
-  /** Whether clients may register accounts. */
-  registration: boolean;
-  /** Failed logins allowed at once, per IP and per account. */
-  loginBurst: number;
-  /** Then one more failed login every this many ms. */
-  loginIntervalMs: number;
-  /** Registrations allowed at once per IP (loopback exempt unless limitLoopback). */
-  registerBurst: number;
-  /** Then one more registration every this many ms. */
-  registerIntervalMs: number;
-  /** How long an unused session token stays valid, in ms. */
-  sessionTtlMs: number;
-  /** Password hashes computed at once. */
-  hashConcurrency: number;
   /** PEM certificate chain file for TLS; with `tlsKey`, opens the TLS listener. */
   tlsCert: string | undefined;
   /** PEM private key file for TLS. */

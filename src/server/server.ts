@@ -72,16 +72,7 @@ export class ChatServer implements AsyncDisposable {
     this.config = config;
     this.store = store;
     this.hub = new Hub({ firstId: store.lastMessageId() + 1, presenceLimit: config.presenceLimit });
-    const accounts = new Accounts(store, {
-      registration: config.registration,
-      loginBurst: config.loginBurst,
-      loginIntervalMs: config.loginIntervalMs,
-      registerBurst: config.registerBurst,
-      registerIntervalMs: config.registerIntervalMs,
-      sessionTtlMs: config.sessionTtlMs,
-      hashConcurrency: config.hashConcurrency,
-      exemptLoopback: !config.limitLoopback,
-    });
+    const accounts = new Accounts(store, { ...config, exemptLoopback: !config.limitLoopback });
     this.#connRate = new KeyedThrottle(config.connRate, config.connWindowMs / config.connRate);
     if (config.data !== ":memory:") {
       this.#files = new FileService(store, accounts, {
