@@ -1,13 +1,20 @@
 /**
- * Test fixtures: the real server spawned as a subprocess, and a raw TCP client that talks
- * to it the way `nc` would. Both are async-disposable so nothing leaks when a test fails.
+ * Test fixtures: the real server spawned as a subprocess, a raw TCP client that talks to it the
+ * way `nc` would, the real terminal client as a subprocess, certificates made by `main.ts cert`,
+ * temporary folders and a system Chromium. All are async-disposable so nothing leaks when a
+ * test fails.
  *
  * @module
  */
 
+import assert from "node:assert/strict";
+import type { Browser } from "playwright-core";
+import { ChatError } from "../src/protocol/errors.ts";
+import type { ErrorCode } from "../src/protocol/errors.ts";
 import { LineSplitter } from "../src/protocol/line_splitter.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** The path of `main.ts`, for tests that spawn it themselves. */
+export const MAIN: string = new URL("../main.ts", import.meta.url).pathname;
 const encoder = new TextEncoder();
 
 /** A running `main.ts server` subprocess. */
@@ -16,6 +23,8 @@ export interface ServerProcess extends AsyncDisposable {
   port: number;
   /** The bound HTTP(S) port (0 with --no-http). */
   httpPort: number;
+  /** The bound TLS chat port (0 without --tls-cert). */
+  tlsPort: number;
   /** The child process. */
   child: Deno.ChildProcess;
   /** Every stdout line so far (the listening lines first). */
@@ -68,6 +77,7 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
     (args.includes("--no-http") ? 0 : 1);
   let port = 0;
   let httpPort = 0;
+  let tlsPort = 0;
   let listening = 0;
   while (listening < expected) {
     const { value, done } = await reader.read();
@@ -80,6 +90,8 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
     if (m) port = Number(m[1]);
     const h = /^listening on https?:\/\/[^ ]+:(\d+)$/.exec(value);
     if (h) httpPort = Number(h[1]);
+    const t = /^listening on tls:\/\/[^ ]+:(\d+)$/.exec(value);
+    if (t) tlsPort = Number(t[1]);
   }
   const drained = (async () => {
     for (;;) {
@@ -100,9 +112,10 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
     }
     return status;
   };
-  return {
+  const server: ServerProcess = {
     port,
     httpPort,
+    tlsPort,
     child,
     stdout,
     stderr: async () => (await stop(), await stderrText),
@@ -112,6 +125,108 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
       if (data !== undefined) await Deno.remove(data, { recursive: true });
     },
   };
+  if (args.includes("--tls-cert") && tlsPort === 0) {
+    await server[Symbol.asyncDispose]();
+    throw new Error(`No TLS listener in:\n${stdout.join("\n")}`);
+  }
+  return server;
+}
+
+/**
+ * The server arguments for a TLS listener on `tlsPort` with the `cert.pem` and `key.pem` in
+ * `dir` (as {@linkcode makeCert} writes them).
+ *
+ * @param dir The folder holding `cert.pem` and `key.pem`.
+ * @param tlsPort The TLS port; 0 (the default) lets the system pick one.
+ * @returns `--tls-cert DIR/cert.pem --tls-key DIR/key.pem --tls-port PORT`, for
+ * {@linkcode startServer}.
+ */
+export function tlsServerArgs(dir: string, tlsPort = 0): string[] {
+  return [
+    "--tls-cert",
+    `${dir}/cert.pem`,
+    "--tls-key",
+    `${dir}/key.pem`,
+    "--tls-port",
+    String(tlsPort),
+  ];
+}
+
+/** A temporary folder, removed (with everything in it) when disposed. */
+export interface TempDir extends AsyncDisposable {
+  /** The folder's path. */
+  path: string;
+}
+
+/**
+ * Makes a temporary folder, removed when the fixture is disposed.
+ *
+ * @param prefix The start of the folder's name.
+ * @returns The folder, to hold with `await using`.
+ */
+export async function tempDir(prefix: string): Promise<TempDir> {
+  const path = await Deno.makeTempDir({ prefix });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+/** What {@linkcode makeCert} made. */
+export interface Cert {
+  /** The path of the certificate, `DIR/cert.pem` (the key is `DIR/key.pem`). */
+  path: string;
+  /** The certificate, PEM text. */
+  pem: string;
+  /** What `main.ts cert` printed (the fingerprint among it). */
+  stdout: string;
+}
+
+/**
+ * Runs `main.ts cert --out DIR --host …` and asserts that it succeeds.
+ *
+ * @param dir The folder that gets `cert.pem` and `key.pem`.
+ * @param hosts The host names the certificate is for.
+ * @returns The certificate's path and text, and what the command printed.
+ */
+export async function makeCert(dir: string, ...hosts: string[]): Promise<Cert> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      MAIN,
+      "cert",
+      "--out",
+      dir,
+      ...hosts.flatMap((h) => ["--host", h]),
+    ],
+    stdin: "null",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  const path = `${dir}/cert.pem`;
+  return { path, pem: await Deno.readTextFile(path), stdout: new TextDecoder().decode(stdout) };
+}
+
+/**
+ * A TCP port on 127.0.0.1 that nothing listens on (bound briefly, then released).
+ *
+ * @returns The port.
+ */
+export function freePort(): number {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return (listener.addr as Deno.NetAddr).port;
+}
+
+/**
+ * Asserts that `fn` throws a {@linkcode ChatError} with `code`.
+ *
+ * @param fn What should throw.
+ * @param code The error code it should carry.
+ */
+export function throwsChatError(fn: () => unknown, code: ErrorCode): void {
+  assert.throws(fn, (error: unknown) => {
+    assert.ok(error instanceof ChatError, `expected a ChatError, got ${error}`);
+    assert.equal(error.code, code);
+    return true;
+  });
 }
 
 /** Splits a text stream into lines. */
@@ -276,4 +391,219 @@ export class RawClient implements AsyncDisposable {
     }
     await this.#reading;
   }
+}
+
+/**
+ * Sends `frame` with a fresh `ref` and returns the server's reply to it (JSON mode).
+ *
+ * @param c A client in JSON mode.
+ * @param frame The request, without `ref`.
+ * @returns The first frame carrying the request's `ref` (an `ack`, a reply or an `error`).
+ */
+export async function request(
+  c: RawClient,
+  frame: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const ref = crypto.randomUUID();
+  c.send({ ...frame, ref });
+  return await c.frame((f) => f.ref === ref);
+}
+
+/**
+ * The terminal client's permissions as the `client` task grants them, the write access scoped
+ * to the token folder `CONFIG/parley`.
+ *
+ * @param config The folder the client uses as `XDG_CONFIG_HOME`.
+ * @returns Deno permission flags.
+ */
+export function clientPermissions(config: string): string[] {
+  return [
+    "--allow-net",
+    "--allow-read",
+    `--allow-write=${config}/parley`,
+    "--allow-env=NO_COLOR,HOME,XDG_CONFIG_HOME,APPDATA",
+  ];
+}
+
+/** Options for {@linkcode ClientProcess}. */
+export interface ClientProcessOptions {
+  /**
+   * The client's Deno permission flags.
+   *
+   * @default {["--allow-net", "--allow-env"]}
+   */
+  permissions?: string[];
+  /**
+   * Variables added to the environment the client inherits.
+   *
+   * @default {{}}
+   */
+  env?: Record<string, string>;
+  /**
+   * The client's working folder.
+   *
+   * @default {Deno.cwd()}
+   */
+  cwd?: string;
+}
+
+/** What a {@linkcode ClientProcess} left once it exited. */
+export interface ClientResult {
+  /** The exit code. */
+  code: number;
+  /** Every stdout line. */
+  stdout: string[];
+  /** Everything written to stderr. */
+  stderr: string;
+}
+
+/**
+ * A running `main.ts client …args` with piped stdin, stdout and stderr; the stdout lines are
+ * collected as they come. Killed when disposed.
+ */
+export class ClientProcess implements AsyncDisposable {
+  /** The child process. */
+  readonly child: Deno.ChildProcess;
+  /** Every stdout line so far. */
+  readonly lines: string[] = [];
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #stdout: Promise<void>;
+  readonly #stderr: Promise<string>;
+  #cursor = 0;
+  #wake: (() => void) | undefined;
+  #ended = false;
+
+  /**
+   * Spawns the client.
+   *
+   * @param args The arguments after `client` (HOST PORT and options).
+   * @param options Permissions, environment and working folder.
+   */
+  constructor(args: string[], options: ClientProcessOptions = {}) {
+    const child = this.child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...(options.permissions ?? ["--allow-net", "--allow-env"]),
+        MAIN,
+        "client",
+        ...args,
+      ],
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: options.env ?? {},
+    }).spawn();
+    this.#stdin = child.stdin.getWriter();
+    this.#stderr = new Response(child.stderr).text();
+    this.#stdout = (async () => {
+      let rest = "";
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        const parts = (rest + chunk).split("\n");
+        rest = parts.pop()!;
+        this.lines.push(...parts);
+        this.#wake?.();
+      }
+      if (rest !== "") this.lines.push(rest);
+      this.#ended = true;
+      this.#wake?.();
+    })();
+  }
+
+  /**
+   * Types `lines` (a newline is added to each).
+   *
+   * @param lines The lines to type.
+   */
+  async type(...lines: string[]): Promise<void> {
+    await this.#stdin.write(encoder.encode(lines.map((l) => l + "\n").join("")));
+  }
+
+  /** Closes stdin (end of input). */
+  async endInput(): Promise<void> {
+    await this.#stdin.close().catch(() => {});
+  }
+
+  /**
+   * Waits for the next stdout line (after the last one matched) that matches `match`.
+   *
+   * @param match What the line must match.
+   * @param ms How long to wait before throwing.
+   * @returns The line.
+   */
+  async line(match: RegExp, ms = 10_000): Promise<string> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      for (let i = this.#cursor; i < this.lines.length; i++) {
+        if (match.test(this.lines[i]!)) {
+          this.#cursor = i + 1;
+          return this.lines[i]!;
+        }
+      }
+      const left = deadline - Date.now();
+      const why = this.#ended ? "Output ended" : left <= 0 ? "Timed out" : undefined;
+      if (why !== undefined) {
+        const stderr = this.#ended ? await this.#stderr : "";
+        throw new Error(`${why} without ${match}:\n${this.lines.join("\n")}\n${stderr}`);
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Ends the input and waits for the exit.
+   *
+   * @returns The exit code, every stdout line and stderr.
+   */
+  async finish(): Promise<ClientResult> {
+    await this.endInput();
+    const { code } = await this.child.status;
+    await this.#stdout;
+    return { code, stdout: this.lines, stderr: await this.#stderr };
+  }
+
+  /** Kills the client (if it still runs) and waits for its output to end. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // exited already
+    }
+    await this.endInput();
+    await this.child.status;
+    await this.#stdout;
+    await this.#stderr;
+  }
+}
+
+/**
+ * Launches the system's headless Chromium through playwright-core (loaded on first use, so
+ * tests without a browser never load it): Debian's `/usr/bin/chromium`, or the system browser
+ * that PARLEY_CHROMIUM names (never a downloaded one).
+ *
+ * @returns The browser, closed (with every page) when disposed.
+ */
+export async function launchChromium(): Promise<{ browser: Browser } & AsyncDisposable> {
+  // playwright-core's WSL probe stats /proc/sys/fs/binfmt_misc/WSLInterop at import time, which
+  // Deno only allows with --allow-all; this variable (the probe's own test switch) skips it.
+  Deno.env.set("__IS_WSL_TEST__", "1");
+  const { chromium } = await import("playwright-core");
+  const browser = await chromium.launch({
+    executablePath: Deno.env.get("PARLEY_CHROMIUM") ?? "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+  return { browser, [Symbol.asyncDispose]: () => browser.close() };
 }

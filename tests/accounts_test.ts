@@ -1,15 +1,9 @@
 // End to end: accounts, tokens, history, offline delivery and durability, against the real
 // server on real SQLite files in temporary data folders.
 import assert from "node:assert/strict";
-import { RawClient, startServer } from "./_helpers.ts";
+import { MAIN, RawClient, request, startServer } from "./_helpers.ts";
 
 type Frame = Record<string, unknown>;
-
-async function request(c: RawClient, frame: Frame): Promise<Frame> {
-  const ref = crypto.randomUUID();
-  c.send({ ...frame, ref });
-  return await c.frame((f) => f.ref === ref);
-}
 
 async function account(port: number, name: string, pw: string, verb = "register") {
   const c = await RawClient.json(port);
@@ -323,13 +317,12 @@ Deno.test("--require-login: only hello, register, login, help, ping and quit bef
 
 Deno.test("--no-registration refuses registration; 'parley user' accounts still log in", async () => {
   await withData(async (data) => {
-    const main = new URL("../main.ts", import.meta.url).pathname;
     const add = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
         "--allow-read",
         "--allow-write",
-        main,
+        MAIN,
         "user",
         "add",
         "frank",

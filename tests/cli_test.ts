@@ -1,7 +1,6 @@
 // The command line: usage, help and mistakes.
 import assert from "node:assert/strict";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { MAIN } from "./_helpers.ts";
 
 async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {

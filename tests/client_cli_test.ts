@@ -1,10 +1,19 @@
 // End to end: the real terminal client (`main.ts client`) as a subprocess with piped stdin and
 // stdout, against the real server as a subprocess.
 import assert from "node:assert/strict";
-import { RawClient, startServer } from "./_helpers.ts";
+import {
+  clientPermissions,
+  ClientProcess,
+  freePort,
+  MAIN,
+  makeCert,
+  RawClient,
+  startServer,
+  tempDir,
+  tlsServerArgs,
+} from "./_helpers.ts";
 import type { ServerProcess } from "./_helpers.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TIME = /^\d\d:\d\d:\d\d /;
 
 /**
@@ -15,110 +24,19 @@ const CONFIG = await Deno.makeTempDir({ prefix: "parley-client-config-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(CONFIG, { recursive: true }));
 
 /**
- * The client's permissions, as the `client` task grants them (the write access scoped to the
- * token folder).
+ * The terminal client with the `client` task's permissions, its tokens in `XDG_CONFIG_HOME`
+ * (CONFIG unless `env` names another).
  */
-function permissions(config: string): string[] {
-  return [
-    "--allow-net",
-    "--allow-read",
-    `--allow-write=${config}/parley`,
-    "--allow-env=NO_COLOR,HOME,XDG_CONFIG_HOME,APPDATA",
-  ];
-}
-
-/** A running `main.ts client` with piped stdin, stdout and stderr. */
-class ClientProcess implements AsyncDisposable {
-  readonly child: Deno.ChildProcess;
-  /** Every stdout line so far. */
-  readonly lines: string[] = [];
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #stdout: Promise<void>;
-  readonly #stderr: Promise<string>;
-  #cursor = 0;
-  #wake: (() => void) | undefined;
-  #ended = false;
-
-  constructor(args: string[], env: Record<string, string> = {}) {
-    const config = env.XDG_CONFIG_HOME ?? CONFIG;
-    const child = this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...permissions(config), MAIN, "client", ...args],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { XDG_CONFIG_HOME: config, ...env },
-    }).spawn();
-    this.#stdin = this.child.stdin.getWriter();
-    this.#stderr = new Response(this.child.stderr).text();
-    this.#stdout = (async () => {
-      let rest = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        const parts = (rest + chunk).split("\n");
-        rest = parts.pop()!;
-        this.lines.push(...parts);
-        this.#wake?.();
-      }
-      if (rest !== "") this.lines.push(rest);
-      this.#ended = true;
-      this.#wake?.();
-    })();
-  }
-
-  /** Types `text` (a newline is added to each line). */
-  async type(...lines: string[]): Promise<void> {
-    await this.#stdin.write(new TextEncoder().encode(lines.map((l) => l + "\n").join("")));
-  }
-
-  /** Closes stdin (end of input). */
-  async endInput(): Promise<void> {
-    await this.#stdin.close().catch(() => {});
-  }
-
-  /** The next stdout line (after the last one matched) that matches; throws after `ms`. */
-  async line(match: RegExp, ms = 8000): Promise<string> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      for (let i = this.#cursor; i < this.lines.length; i++) {
-        if (match.test(this.lines[i]!)) {
-          this.#cursor = i + 1;
-          return this.lines[i]!;
-        }
-      }
-      if (this.#ended) throw new Error(`Output ended without ${match}:\n${this.lines.join("\n")}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`Timed out waiting for ${match}:\n${this.lines.join("\n")}`);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-    }
-  }
-
-  /** Waits for the exit; returns the code, all stdout lines and stderr. */
-  async finish(): Promise<{ code: number; stdout: string[]; stderr: string }> {
-    await this.endInput();
-    const { code } = await this.child.status;
-    await this.#stdout;
-    return { code, stdout: this.lines, stderr: await this.#stderr };
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // exited already
-    }
-    await this.endInput();
-    await this.child.status;
-    await this.#stdout;
-    await this.#stderr;
-  }
+function clientProcess(args: string[], env: Record<string, string> = {}): ClientProcess {
+  const config = env.XDG_CONFIG_HOME ?? CONFIG;
+  return new ClientProcess(args, {
+    permissions: clientPermissions(config),
+    env: { XDG_CONFIG_HOME: config, ...env },
+  });
 }
 
 function client(port: number, ...args: string[]): ClientProcess {
-  return new ClientProcess(["127.0.0.1", String(port), ...args]);
+  return clientProcess(["127.0.0.1", String(port), ...args]);
 }
 
 /** Runs a client with all of `input` piped in; returns once it exits. */
@@ -131,12 +49,6 @@ async function finishPiped(proc: ClientProcess, input: string) {
   await using c = proc;
   await c.type(...input.split("\n").slice(0, -1));
   return await c.finish();
-}
-
-/** A temporary folder, removed on dispose. */
-async function tempDir(prefix: string): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix });
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
 
 Deno.test("client piped: every line is sent in order and it exits 0 once all are acknowledged", async () => {
@@ -251,7 +163,7 @@ Deno.test("client: --room makes a room current; --help; argument order PORT HOST
   await using watcher = await RawClient.json(server.port, "watcher");
   watcher.send({ type: "join", room: "#ops", ref: "j" });
   await watcher.frame((f) => f.ref === "j");
-  await using proc = new ClientProcess([String(server.port), "127.0.0.1", "--room", "ops"]);
+  await using proc = clientProcess([String(server.port), "127.0.0.1", "--room", "ops"]);
   await proc.type("to ops", "/part", "to general", "/part", "nowhere");
   const { code, stdout, stderr } = await proc.finish();
   assert.equal(code, 0, stderr);
@@ -294,10 +206,7 @@ Deno.test("client: --room makes a room current; --help; argument order PORT HOST
 });
 
 Deno.test("client: an unreachable server or a refused session exits 1 with one line", async () => {
-  const port = (() => {
-    using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    return (l.addr as Deno.NetAddr).port;
-  })();
+  const port = freePort();
   const down = await runPiped(port, "hello\n");
   assert.equal(down.code, 1);
   assert.deepEqual(down.stdout, []);
@@ -419,7 +328,7 @@ Deno.test("client --name --password-stdin logs in and saves the token; later sta
   await register(server.port, "erin");
   const start = (input: string, ...args: string[]) =>
     finishPiped(
-      new ClientProcess(["127.0.0.1", String(server.port), "--name", "erin", ...args], env),
+      clientProcess(["127.0.0.1", String(server.port), "--name", "erin", ...args], env),
       input,
     );
 
@@ -542,7 +451,7 @@ Deno.test("client logs in again after a restart; a session the server no longer 
   const port = server.port;
   try {
     await register(port, "hal");
-    await using proc = new ClientProcess(
+    await using proc = clientProcess(
       ["127.0.0.1", String(port), "--name", "hal", "--password-stdin"],
       { XDG_CONFIG_HOME: config.path },
     );
@@ -590,7 +499,7 @@ Deno.test({
     const command = [
       Deno.execPath(),
       "run",
-      ...permissions(config.path),
+      ...clientPermissions(config.path),
       MAIN,
       "client",
       "127.0.0.1",
@@ -641,46 +550,12 @@ Deno.test({
 
 // TLS: certificates made by `main.ts cert`, the real server with a TLS listener.
 
-/** Runs `main.ts cert --out DIR --host …`. */
-async function makeCert(dir: string, ...hosts: string[]): Promise<string> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      MAIN,
-      "cert",
-      "--out",
-      dir,
-      ...hosts.flatMap((h) => ["--host", h]),
-    ],
-    stdin: "null",
-  }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  return `${dir}/cert.pem`;
-}
-
-/** The real server with a TLS listener; returns it and its TLS port. */
-async function tlsServer(dir: string) {
-  const server = await startServer([
-    "--tls-cert",
-    `${dir}/cert.pem`,
-    "--tls-key",
-    `${dir}/key.pem`,
-    "--tls-port",
-    "0",
-  ]);
-  const line = server.stdout.find((l) => l.startsWith("listening on tls://"));
-  assert.ok(line, server.stdout.join("\n"));
-  return { server, tlsPort: String(Number(line.split(":").at(-1))) };
-}
-
 Deno.test("client --tls --ca: verified TLS, chatting with a plain-TCP client", async () => {
   await using dir = await tempDir("parley-client-tls-");
-  const ca = await makeCert(dir.path, "localhost");
-  const { server, tlsPort } = await tlsServer(dir.path);
-  await using _server = server;
-  await using proc = new ClientProcess([
+  const ca = (await makeCert(dir.path, "localhost")).path;
+  await using server = await startServer(tlsServerArgs(dir.path));
+  const tlsPort = String(server.tlsPort);
+  await using proc = clientProcess([
     "localhost",
     tlsPort,
     "--tls",
@@ -706,10 +581,10 @@ Deno.test("client --tls --ca: verified TLS, chatting with a plain-TCP client", a
 
 Deno.test("client --tls: an unverifiable certificate exits 1 with one line naming the problem", async () => {
   await using dir = await tempDir("parley-client-tls-");
-  const ca = await makeCert(dir.path, "otherhost");
-  const { server, tlsPort } = await tlsServer(dir.path);
-  await using _server = server;
-  const unknown = await finishPiped(new ClientProcess(["localhost", tlsPort, "--tls"]), "hi\n");
+  const ca = (await makeCert(dir.path, "otherhost")).path;
+  await using server = await startServer(tlsServerArgs(dir.path));
+  const tlsPort = String(server.tlsPort);
+  const unknown = await finishPiped(clientProcess(["localhost", tlsPort, "--tls"]), "hi\n");
   assert.equal(unknown.code, 1);
   assert.deepEqual(unknown.stdout, []);
   assert.equal(
@@ -718,7 +593,7 @@ Deno.test("client --tls: an unverifiable certificate exits 1 with one line namin
       "signed by a trusted certificate authority; for a private CA or a self-signed " +
       "certificate use --ca FILE\n",
   );
-  const host = await finishPiped(new ClientProcess(["localhost", tlsPort, "--ca", ca]), "hi\n");
+  const host = await finishPiped(clientProcess(["localhost", tlsPort, "--ca", ca]), "hi\n");
   assert.equal(host.code, 1);
   assert.equal(
     host.stderr,
@@ -727,13 +602,13 @@ Deno.test("client --tls: an unverifiable certificate exits 1 with one line namin
   );
   // --ca must name a readable PEM certificate: a command-line mistake.
   const missing = await finishPiped(
-    new ClientProcess(["localhost", tlsPort, "--ca", `${dir.path}/nope.pem`]),
+    clientProcess(["localhost", tlsPort, "--ca", `${dir.path}/nope.pem`]),
     "",
   );
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /^parley client: cannot read --ca .*nope\.pem: .+\n$/);
   const notPem = await finishPiped(
-    new ClientProcess(["localhost", tlsPort, "--ca", `${dir.path}/key.pem`]),
+    clientProcess(["localhost", tlsPort, "--ca", `${dir.path}/key.pem`]),
     "",
   );
   assert.equal(notPem.code, 2);
@@ -743,11 +618,11 @@ Deno.test("client --tls: an unverifiable certificate exits 1 with one line namin
 Deno.test("client --insecure connects without verifying and warns loudly", async () => {
   await using dir = await tempDir("parley-client-tls-");
   await makeCert(dir.path, "otherhost");
-  const { server, tlsPort } = await tlsServer(dir.path);
-  await using _server = server;
+  await using server = await startServer(tlsServerArgs(dir.path));
+  const tlsPort = String(server.tlsPort);
   await using watcher = await RawClient.json(server.port, "watcher");
   const { code, stdout, stderr } = await finishPiped(
-    new ClientProcess(["localhost", tlsPort, "--insecure"]),
+    clientProcess(["localhost", tlsPort, "--insecure"]),
     "unverified hello\n",
   );
   assert.equal(code, 0, stderr);

@@ -8,17 +8,10 @@ import type { ChatClientOptions, ChatEvent } from "../src/client/mod.ts";
 import type { MessageFrame } from "../src/protocol/frames.ts";
 import { selfSigned } from "../src/cli/cert_cmd.ts";
 import { freeName, parseFileCommand, safeFileName } from "../src/client/terminal/file_commands.ts";
-import { startServer } from "./_helpers.ts";
+import { ClientProcess, startServer, tempDir, tlsServerArgs } from "./_helpers.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const MiB = 1024 * 1024;
 const PASSWORD = "correct horse";
-
-/** A temporary folder, removed on dispose. */
-async function tempDir(prefix: string): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix });
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
-}
 
 /** Writes `size` pseudo-random bytes to `path` in 64 KiB chunks; returns their SHA-256. */
 async function writeFile(path: string, size: number, seed = 1): Promise<string> {
@@ -144,16 +137,8 @@ Deno.test("ChatClient files over TLS: verified with caCerts, and insecure (node:
   const { cert, key } = await selfSigned(["localhost"], 30);
   await Deno.writeTextFile(`${dir.path}/cert.pem`, cert);
   await Deno.writeTextFile(`${dir.path}/key.pem`, key);
-  await using server = await startServer([
-    "--tls-cert",
-    `${dir.path}/cert.pem`,
-    "--tls-key",
-    `${dir.path}/key.pem`,
-    "--tls-port",
-    "0",
-  ]);
-  const line = server.stdout.find((l) => l.startsWith("listening on tls://"))!;
-  const tlsPort = Number(line.split(":").at(-1));
+  await using server = await startServer(tlsServerArgs(dir.path));
+  const tlsPort = server.tlsPort;
   const verified = { tls: true, caCerts: [cert], httpPort: server.httpPort, reconnect: false };
   await using alice = await account(tlsPort, "alice", verified, "#vault");
   await using bob = await account(tlsPort, "bob", verified, "#vault");
@@ -274,91 +259,13 @@ Deno.test("ChatClient.upload() refusals carry the server's code, status and Retr
   );
 });
 
-/** A running `main.ts client` with piped stdin; stdout lines collected. */
-class ClientProcess implements AsyncDisposable {
-  readonly child: Deno.ChildProcess;
-  readonly lines: string[] = [];
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #stdout: Promise<void>;
-  readonly stderr: Promise<string>;
-  #cursor = 0;
-  #wake: (() => void) | undefined;
-  #ended = false;
-
-  constructor(args: string[], permissions: string[], cwd: string) {
-    const child = this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...permissions, MAIN, "client", ...args],
-      cwd,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { XDG_CONFIG_HOME: cwd, NO_COLOR: "1" },
-    }).spawn();
-    this.#stdin = child.stdin.getWriter();
-    this.stderr = new Response(child.stderr).text();
-    this.#stdout = (async () => {
-      let rest = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        const parts = (rest + chunk).split("\n");
-        rest = parts.pop()!;
-        this.lines.push(...parts);
-        this.#wake?.();
-      }
-      if (rest !== "") this.lines.push(rest);
-      this.#ended = true;
-      this.#wake?.();
-    })();
-  }
-
-  async type(...lines: string[]): Promise<void> {
-    await this.#stdin.write(new TextEncoder().encode(lines.map((l) => l + "\n").join("")));
-  }
-
-  /** The next stdout line matching `match`; throws after `ms`. */
-  async line(match: RegExp, ms = 10_000): Promise<string> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      for (let i = this.#cursor; i < this.lines.length; i++) {
-        if (match.test(this.lines[i]!)) {
-          this.#cursor = i + 1;
-          return this.lines[i]!;
-        }
-      }
-      const why = this.#ended ? "Output ended" : Date.now() > deadline ? "Timed out" : undefined;
-      if (why !== undefined) {
-        throw new Error(`${why} without ${match}:\n${this.lines.join("\n")}\n${await this.err()}`);
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        timer = setTimeout(resolve, 200);
-      });
-      clearTimeout(timer);
-    }
-  }
-
-  async err(): Promise<string> {
-    return this.#ended ? await this.stderr : "";
-  }
-
-  async finish(): Promise<{ code: number; stdout: string[]; stderr: string }> {
-    await this.#stdin.close().catch(() => {});
-    const { code } = await this.child.status;
-    await this.#stdout;
-    return { code, stdout: this.lines, stderr: await this.stderr };
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // exited already
-    }
-    await this.#stdin.close().catch(() => {});
-    await this.child.status;
-    await this.#stdout;
-    await this.stderr;
-  }
+/** The terminal client with `permissions`, run in `cwd` (also its config folder). */
+function clientIn(args: string[], permissions: string[], cwd: string): ClientProcess {
+  return new ClientProcess(args, {
+    permissions,
+    cwd,
+    env: { XDG_CONFIG_HOME: cwd, NO_COLOR: "1" },
+  });
 }
 
 Deno.test("client /send and /get: a file goes through the terminal client, hash checked", async () => {
@@ -385,10 +292,10 @@ Deno.test("client /send and /get: a file goes through the terminal client, hash 
   const broad = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
   // Bob may write only to downloads/, and runs in elsewhere/.
   const scoped = ["--allow-net", "--allow-read", `--allow-write=${downloads}`, "--allow-env"];
-  await using bob = new ClientProcess([...common, "--name", "bob"], scoped, elsewhere);
+  await using bob = clientIn([...common, "--name", "bob"], scoped, elsewhere);
   await bob.type(PASSWORD, "/join #files");
   await bob.line(/\* You joined #files/);
-  await using alice = new ClientProcess([...common, "--name", "alice"], broad, dir.path);
+  await using alice = clientIn([...common, "--name", "alice"], broad, dir.path);
   await alice.type(PASSWORD, "/join #files", `/send #files ${source}`);
   const shown = await bob.line(/\[#files\] <alice> /);
   const m = /\[#files\] <alice> \[file My Report\.bin, 3\.0 MiB: \/get ([A-Za-z0-9_-]{22})\]$/

@@ -11,7 +11,7 @@ import {
 } from "../src/client/mod.ts";
 import type { ChatClientOptions, ChatEvent } from "../src/client/mod.ts";
 import { selfSigned } from "../src/cli/cert_cmd.ts";
-import { RawClient, startServer } from "./_helpers.ts";
+import { freePort, RawClient, startServer, tempDir, tlsServerArgs } from "./_helpers.ts";
 
 const FAST: ChatClientOptions = { backoff: { baseMs: 20, capMs: 200 } };
 
@@ -378,12 +378,6 @@ async function readLine(conn: Deno.Conn): Promise<string> {
   }
 }
 
-/** A port nothing listens on (bound, then released). */
-function freePort(): number {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  return (listener.addr as Deno.NetAddr).port;
-}
-
 /** A TCP proxy that can drop every connection and hold new ones until released. */
 class Proxy implements AsyncDisposable {
   readonly port: number;
@@ -515,48 +509,44 @@ Deno.test("ChatClient answers the server's pings, so a quiet client stays connec
 });
 
 Deno.test("ChatClient accounts: register, history, and a token login after a restart", async () => {
-  const data = await Deno.makeTempDir({ prefix: "parley-client-test-" });
-  try {
-    await using first = await startServer(["--data", data]);
-    const port = first.port;
-    await using client = await ChatClient.connect("127.0.0.1", port, FAST);
-    const login = await client.register("carol", "a long enough password 42");
-    assert.equal(login.name, "carol");
-    assert.equal(typeof login.token, "string");
-    assert.equal(client.token, login.token);
-    assert.equal(client.name, "carol");
-    await client.join("#ops");
-    await client.send("#ops", "first");
-    await client.send("#ops", "second");
-    const page = await client.history("#ops");
-    assert.equal(page.type, "history");
-    assert.equal(page.room, "#ops");
-    assert.deepEqual(page.messages.map((m) => [m.from, m.text]), [
-      ["carol", "first"],
-      ["carol", "second"],
-    ]);
-    await assert.rejects(
-      () => client.history("#nowhere"),
-      (e: unknown) => e instanceof ServerError,
-    );
-    await first.stop();
-    assert.equal((await next(client, "disconnected")).reconnecting, true);
-    await using _second = await startServer(["--data", data, "--port", String(port)]);
-    const seen: ChatEvent[] = [];
-    const back = await next(client, "reconnected", () => true, 8000, seen);
-    assert.equal(back.name, "carol");
-    assert.equal(back.lostName, undefined);
-    assert.deepEqual([...back.rooms].sort(), ["#general", "#ops"]);
-    // While restoring, the server replayed recent messages of the rooms joined.
-    const replay = seen.find((e) => e.type === "history" && e.room === "#ops");
-    assert.ok(replay?.type === "history", JSON.stringify(seen));
-    assert.deepEqual(replay.messages.map((m) => m.text), ["first", "second"]);
-    await client.logout();
-    assert.equal(client.state, "closed");
-    assert.equal(await client.closed, "quit");
-  } finally {
-    await Deno.remove(data, { recursive: true });
-  }
+  await using data = await tempDir("parley-client-test-");
+  await using first = await startServer(["--data", data.path]);
+  const port = first.port;
+  await using client = await ChatClient.connect("127.0.0.1", port, FAST);
+  const login = await client.register("carol", "a long enough password 42");
+  assert.equal(login.name, "carol");
+  assert.equal(typeof login.token, "string");
+  assert.equal(client.token, login.token);
+  assert.equal(client.name, "carol");
+  await client.join("#ops");
+  await client.send("#ops", "first");
+  await client.send("#ops", "second");
+  const page = await client.history("#ops");
+  assert.equal(page.type, "history");
+  assert.equal(page.room, "#ops");
+  assert.deepEqual(page.messages.map((m) => [m.from, m.text]), [
+    ["carol", "first"],
+    ["carol", "second"],
+  ]);
+  await assert.rejects(
+    () => client.history("#nowhere"),
+    (e: unknown) => e instanceof ServerError,
+  );
+  await first.stop();
+  assert.equal((await next(client, "disconnected")).reconnecting, true);
+  await using _second = await startServer(["--data", data.path, "--port", String(port)]);
+  const seen: ChatEvent[] = [];
+  const back = await next(client, "reconnected", () => true, 8000, seen);
+  assert.equal(back.name, "carol");
+  assert.equal(back.lostName, undefined);
+  assert.deepEqual([...back.rooms].sort(), ["#general", "#ops"]);
+  // While restoring, the server replayed recent messages of the rooms joined.
+  const replay = seen.find((e) => e.type === "history" && e.room === "#ops");
+  assert.ok(replay?.type === "history", JSON.stringify(seen));
+  assert.deepEqual(replay.messages.map((m) => m.text), ["first", "second"]);
+  await client.logout();
+  assert.equal(client.state, "closed");
+  assert.equal(await client.closed, "quit");
 });
 
 Deno.test("ChatClient re-login on reconnect: a token the new server refuses is reported and dropped", async () => {
@@ -578,33 +568,17 @@ Deno.test("ChatClient re-login on reconnect: a token the new server refuses is r
 
 /** A folder with cert.pem and key.pem for `hosts`, valid for `days` (negative: expired). */
 async function certFolder(hosts: string[], days = 30) {
-  const path = await Deno.makeTempDir({ prefix: "parley-client-tls-" });
+  const dir = await tempDir("parley-client-tls-");
   const { cert, key } = await selfSigned(hosts, days);
-  await Deno.writeTextFile(`${path}/cert.pem`, cert);
-  await Deno.writeTextFile(`${path}/key.pem`, key);
-  return { path, cert, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
-}
-
-/** The real server with a TLS listener on `tlsPort` (0: any); returns it and the TLS port. */
-async function tlsServer(dir: string, tlsPort = 0) {
-  const server = await startServer([
-    "--tls-cert",
-    `${dir}/cert.pem`,
-    "--tls-key",
-    `${dir}/key.pem`,
-    "--tls-port",
-    String(tlsPort),
-  ]);
-  const line = server.stdout.find((l) => l.startsWith("listening on tls://"));
-  assert.ok(line, server.stdout.join("\n"));
-  return { server, tlsPort: Number(line.split(":").at(-1)) };
+  await Deno.writeTextFile(`${dir.path}/cert.pem`, cert);
+  await Deno.writeTextFile(`${dir.path}/key.pem`, key);
+  return Object.assign(dir, { cert });
 }
 
 Deno.test("ChatClient over TLS: verified with caCerts, chats with a plain-TCP client", async () => {
   await using dir = await certFolder(["localhost"]);
-  const { server, tlsPort } = await tlsServer(dir.path);
-  await using _server = server;
-  await using client = await ChatClient.connect("localhost", tlsPort, {
+  await using server = await startServer(tlsServerArgs(dir.path));
+  await using client = await ChatClient.connect("localhost", server.tlsPort, {
     ...FAST,
     tls: true,
     caCerts: [dir.cert],
@@ -622,8 +596,8 @@ Deno.test("ChatClient over TLS: verified with caCerts, chats with a plain-TCP cl
 
 Deno.test("ChatClient over TLS refuses an unknown CA, a wrong host name, an expired certificate", async () => {
   await using dir = await certFolder(["otherhost"]);
-  const { server, tlsPort } = await tlsServer(dir.path);
-  await using _server = server;
+  await using server = await startServer(tlsServerArgs(dir.path));
+  const { tlsPort } = server;
   const refused = async (options: ChatClientOptions, problem: string, message: RegExp) => {
     await assert.rejects(
       () => ChatClient.connect("localhost", tlsPort, { ...options, tls: true }),
@@ -643,8 +617,7 @@ Deno.test("ChatClient over TLS refuses an unknown CA, a wrong host name, an expi
   );
 
   await using old = await certFolder(["localhost"], -1);
-  const expired = await tlsServer(old.path);
-  await using _expired = expired.server;
+  await using expired = await startServer(tlsServerArgs(old.path));
   await assert.rejects(
     () => ChatClient.connect("localhost", expired.tlsPort, { tls: true, caCerts: [old.cert] }),
     (error: unknown) => error instanceof TlsVerificationError && error.problem === "expired",
@@ -665,8 +638,7 @@ Deno.test("ChatClient over TLS refuses an unknown CA, a wrong host name, an expi
 
 Deno.test("ChatClient insecure (node:tls underneath) chats and reconnects after a restart", async () => {
   await using dir = await certFolder(["localhost"]);
-  const first = await tlsServer(dir.path);
-  await using _first = first.server;
+  await using first = await startServer(tlsServerArgs(dir.path));
   await using client = await ChatClient.connect("127.0.0.1", first.tlsPort, {
     ...FAST,
     tls: true,
@@ -676,14 +648,13 @@ Deno.test("ChatClient insecure (node:tls underneath) chats and reconnects after 
   await client.join("#ops");
   // Killed, not stopped: the connection just drops (and a TLS server's graceful stop waits for
   // its clients to leave first).
-  await first.server.stop("SIGKILL");
+  await first.stop("SIGKILL");
   assert.equal((await next(client, "disconnected")).reconnecting, true);
-  const second = await tlsServer(dir.path, first.tlsPort);
-  await using _second = second.server;
+  await using second = await startServer(tlsServerArgs(dir.path, first.tlsPort));
   const back = await next(client, "reconnected");
   assert.equal(back.name, "brave");
   assert.deepEqual(back.rooms, ["#general", "#ops"]);
-  await using plain = await RawClient.json(second.server.port, "plain");
+  await using plain = await RawClient.json(second.port, "plain");
   // A long message crosses many TLS records: the adapter reassembles them.
   const long = "x".repeat(4000);
   plain.send({ type: "send", to: "brave", text: long, ref: "s" });

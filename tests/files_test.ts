@@ -1,17 +1,11 @@
 // End to end: file transfer through the real server's HTTP side.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { RawClient, startServer } from "./_helpers.ts";
+import { makeCert, RawClient, request, startServer, tempDir, tlsServerArgs } from "./_helpers.ts";
 import type { ServerProcess } from "./_helpers.ts";
 
 type Frame = Record<string, unknown>;
 const MiB = 1024 * 1024;
-
-async function request(c: RawClient, frame: Frame): Promise<Frame> {
-  const ref = crypto.randomUUID();
-  c.send({ ...frame, ref });
-  return await c.frame((f) => f.ref === ref);
-}
 
 /** Registers `name` over JSON mode; returns the connection and its token. */
 async function user(port: number, name: string, ...rooms: string[]) {
@@ -131,52 +125,26 @@ Deno.test("files: a multi-megabyte file goes to a room intact; recipients see it
 });
 
 Deno.test("files: upload and download over TLS", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "parley-files-tls-" });
-  try {
-    const main = new URL("../main.ts", import.meta.url).pathname;
-    const made = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-write",
-        main,
-        "cert",
-        "--out",
-        dir,
-        "--host",
-        "localhost",
-      ],
-      stdout: "null",
-    }).output();
-    assert.equal(made.code, 0);
-    await using server = await startServer([
-      "--tls-cert",
-      `${dir}/cert.pem`,
-      "--tls-key",
-      `${dir}/key.pem`,
-      "--tls-port",
-      "0",
-    ]);
-    assert.ok(server.stdout.some((l) => l.startsWith("listening on https://")));
-    using client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(`${dir}/cert.pem`)] });
-    const alice = await user(server.port, "alice", "#tls");
-    const bob = await user(server.port, "bob", "#tls");
-    await using _a = alice.c;
-    await using _b = bob.c;
-    const url = `https://localhost:${server.httpPort}`;
-    const data = bytes(3 * MiB, 7);
-    const up = await upload(url, alice.token, data.stream(), "secret.bin", { client });
-    assert.equal(up.status, 201);
-    const file = await up.json();
-    await request(alice.c, { type: "send", room: "#tls", text: "over tls", file: file.id });
-    const down = await fetch(`${url}/files/${file.id}`, {
-      headers: { authorization: `Bearer ${bob.token}` },
-      client,
-    });
-    assert.equal(await sha256Of(down), data.sha256);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using dir = await tempDir("parley-files-tls-");
+  const { pem } = await makeCert(dir.path, "localhost");
+  await using server = await startServer(tlsServerArgs(dir.path));
+  assert.ok(server.stdout.some((l) => l.startsWith("listening on https://")));
+  using client = Deno.createHttpClient({ caCerts: [pem] });
+  const alice = await user(server.port, "alice", "#tls");
+  const bob = await user(server.port, "bob", "#tls");
+  await using _a = alice.c;
+  await using _b = bob.c;
+  const url = `https://localhost:${server.httpPort}`;
+  const data = bytes(3 * MiB, 7);
+  const up = await upload(url, alice.token, data.stream(), "secret.bin", { client });
+  assert.equal(up.status, 201);
+  const file = await up.json();
+  await request(alice.c, { type: "send", room: "#tls", text: "over tls", file: file.id });
+  const down = await fetch(`${url}/files/${file.id}`, {
+    headers: { authorization: `Bearer ${bob.token}` },
+    client,
+  });
+  assert.equal(await sha256Of(down), data.sha256);
 });
 
 Deno.test("files: an interrupted download resumes with Range", async () => {
@@ -220,26 +188,22 @@ Deno.test("files: an interrupted download resumes with Range", async () => {
 });
 
 Deno.test("files: one byte over the size limit is refused and leaves nothing behind", async () => {
-  const data = await Deno.makeTempDir({ prefix: "parley-files-limit-" });
-  try {
-    await using server = await startServer(["--data", data, "--max-file-size", String(MiB)]);
-    const alice = await user(server.port, "alice");
-    await using _a = alice.c;
-    const exact = await upload(base(server), alice.token, bytes(MiB).stream());
-    assert.equal(exact.status, 201);
-    await exact.body?.cancel();
-    // Streamed (no Content-Length): cut off as it arrives.
-    const streamed = await upload(base(server), alice.token, bytes(MiB + 1, 2).stream());
-    assert.equal(streamed.status, 413);
-    assert.equal((await streamed.json()).error, "too_large");
-    // Declared: refused before the body is read.
-    const declared = await upload(base(server), alice.token, new Uint8Array(MiB + 1));
-    assert.equal(declared.status, 413);
-    assert.match((await declared.json()).message, /File too large: the limit is 1048576 bytes/);
-    assert.deepEqual(await leftovers(data), { tmp: 0, blobs: 1 });
-  } finally {
-    await Deno.remove(data, { recursive: true });
-  }
+  await using data = await tempDir("parley-files-limit-");
+  await using server = await startServer(["--data", data.path, "--max-file-size", String(MiB)]);
+  const alice = await user(server.port, "alice");
+  await using _a = alice.c;
+  const exact = await upload(base(server), alice.token, bytes(MiB).stream());
+  assert.equal(exact.status, 201);
+  await exact.body?.cancel();
+  // Streamed (no Content-Length): cut off as it arrives.
+  const streamed = await upload(base(server), alice.token, bytes(MiB + 1, 2).stream());
+  assert.equal(streamed.status, 413);
+  assert.equal((await streamed.json()).error, "too_large");
+  // Declared: refused before the body is read.
+  const declared = await upload(base(server), alice.token, new Uint8Array(MiB + 1));
+  assert.equal(declared.status, 413);
+  assert.match((await declared.json()).message, /File too large: the limit is 1048576 bytes/);
+  assert.deepEqual(await leftovers(data.path), { tmp: 0, blobs: 1 });
 });
 
 Deno.test("files: the per-account quota and the upload rate are enforced", async () => {

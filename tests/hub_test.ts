@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { ChatError } from "../src/protocol/errors.ts";
-import type { ErrorCode } from "../src/protocol/errors.ts";
 import type { ServerFrame } from "../src/protocol/frames.ts";
 import type { Outgoing } from "../src/protocol/outgoing.ts";
 import { Hub, type Member } from "../src/hub/hub.ts";
+import { throwsChatError } from "./_helpers.ts";
 
 interface FakeMember extends Member {
   /** The frames delivered, in order. */
@@ -39,14 +38,6 @@ function clear(...members: FakeMember[]): void {
     member.events.length = 0;
     member.outs.length = 0;
   }
-}
-
-function throwsChatError(fn: () => unknown, code: ErrorCode): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof ChatError, `expected a ChatError, got ${error}`);
-    assert.equal(error.code, code);
-    return true;
-  });
 }
 
 /** Runs `fn` with Math.random returning `values` in turn (the last one repeats). */

@@ -1,16 +1,7 @@
 import assert from "node:assert/strict";
-import { ChatError } from "../src/protocol/errors.ts";
-import type { ErrorCode } from "../src/protocol/errors.ts";
 import type { ServerFrame } from "../src/protocol/frames.ts";
 import { formatTextEvent, parseTextLine, sanitize } from "../src/protocol/text_mode.ts";
-
-function throwsChatError(fn: () => unknown, code: ErrorCode): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof ChatError, `expected a ChatError, got ${error}`);
-    assert.equal(error.code, code);
-    return true;
-  });
-}
+import { throwsChatError } from "./_helpers.ts";
 
 Deno.test("parseTextLine() turns /nick into a nick frame", () => {
   assert.deepEqual(parseTextLine("/nick alice", undefined), { type: "nick", name: "alice" });

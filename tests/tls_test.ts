@@ -1,51 +1,10 @@
 // End to end: TLS with certificates made by `main.ts cert`, against the real server.
 import assert from "node:assert/strict";
-import { RawClient, startServer } from "./_helpers.ts";
+import { makeCert, RawClient, startServer, tempDir, tlsServerArgs } from "./_helpers.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-async function makeCert(dir: string, ...hosts: string[]): Promise<{ cert: string; out: string }> {
-  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      MAIN,
-      "cert",
-      "--out",
-      dir,
-      ...hosts.flatMap((h) => ["--host", h]),
-    ],
-    stdin: "null",
-  }).output();
-  assert.equal(code, 0);
-  return {
-    cert: await Deno.readTextFile(`${dir}/cert.pem`),
-    out: new TextDecoder().decode(stdout),
-  };
-}
-
-async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix: "parley-tls-" });
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
-}
-
-function tlsPort(server: { stdout: string[] }): number {
-  const line = server.stdout.find((l) => l.startsWith("listening on tls://"));
-  assert.ok(line, `no TLS listener in ${server.stdout}`);
-  return Number(line.split(":").at(-1));
-}
-
+/** The real server with a TLS listener on any port, given the cert.pem and key.pem in `dir`. */
 async function tlsServer(dir: string, ...extra: string[]) {
-  return await startServer([
-    "--tls-cert",
-    `${dir}/cert.pem`,
-    "--tls-key",
-    `${dir}/key.pem`,
-    "--tls-port",
-    "0",
-    ...extra,
-  ]);
+  return await startServer([...tlsServerArgs(dir), ...extra]);
 }
 
 async function readLine(conn: Deno.Conn): Promise<string> {
@@ -60,8 +19,8 @@ async function readLine(conn: Deno.Conn): Promise<string> {
 }
 
 Deno.test("cert writes a certificate and a 0600 key and prints the SHA-256 fingerprint", async () => {
-  await using dir = await tempDir();
-  const { cert, out } = await makeCert(dir.path, "localhost", "127.0.0.1");
+  await using dir = await tempDir("parley-tls-");
+  const { pem: cert, stdout: out } = await makeCert(dir.path, "localhost", "127.0.0.1");
   assert.equal((await Deno.stat(`${dir.path}/key.pem`)).mode! & 0o777, 0o600);
   assert.match(await Deno.readTextFile(`${dir.path}/key.pem`), /^-----BEGIN PRIVATE KEY-----/);
   const der = Uint8Array.from(
@@ -74,8 +33,8 @@ Deno.test("cert writes a certificate and a 0600 key and prints the SHA-256 finge
 });
 
 Deno.test("TLS: a client trusting the certificate chats with a plain-TCP client", async () => {
-  await using dir = await tempDir();
-  const { cert } = await makeCert(dir.path, "localhost");
+  await using dir = await tempDir("parley-tls-");
+  const { pem: cert } = await makeCert(dir.path, "localhost");
   await using server = await tlsServer(dir.path);
   assert.match(
     server.stdout.join("\n"),
@@ -83,7 +42,7 @@ Deno.test("TLS: a client trusting the certificate chats with a plain-TCP client"
   );
   const conn = await Deno.connectTls({
     hostname: "localhost",
-    port: tlsPort(server),
+    port: server.tlsPort,
     caCerts: [cert],
   });
   try {
@@ -97,10 +56,10 @@ Deno.test("TLS: a client trusting the certificate chats with a plain-TCP client"
 });
 
 Deno.test("TLS: an unknown CA and a wrong host name are refused by the client", async () => {
-  await using dir = await tempDir();
-  const { cert } = await makeCert(dir.path, "otherhost");
+  await using dir = await tempDir("parley-tls-");
+  const { pem: cert } = await makeCert(dir.path, "otherhost");
   await using server = await tlsServer(dir.path);
-  const port = tlsPort(server);
+  const port = server.tlsPort;
   await assert.rejects(async () => {
     const c = await Deno.connectTls({ hostname: "localhost", port });
     try {
@@ -120,10 +79,10 @@ Deno.test("TLS: an unknown CA and a wrong host name are refused by the client", 
 });
 
 Deno.test("TLS: 1,000 garbage handshakes cost only their connections", async () => {
-  await using dir = await tempDir();
-  const { cert } = await makeCert(dir.path, "localhost");
+  await using dir = await tempDir("parley-tls-");
+  const { pem: cert } = await makeCert(dir.path, "localhost");
   await using server = await tlsServer(dir.path, "--handshake-timeout", "2");
-  const port = tlsPort(server);
+  const port = server.tlsPort;
   const garbage = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4));
   for (let batch = 0; batch < 10; batch++) {
     await Promise.all(Array.from({ length: 100 }, async (_, i) => {
@@ -146,10 +105,10 @@ Deno.test("TLS: 1,000 garbage handshakes cost only their connections", async () 
 });
 
 Deno.test("TLS: a connection that never starts its handshake is closed at the deadline", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("parley-tls-");
   await makeCert(dir.path, "localhost");
   await using server = await tlsServer(dir.path, "--handshake-timeout", "1");
-  const c = await Deno.connect({ hostname: "127.0.0.1", port: tlsPort(server) });
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: server.tlsPort });
   try {
     const start = Date.now();
     const n = await c.read(new Uint8Array(16)).catch(() => null);
@@ -161,19 +120,19 @@ Deno.test("TLS: a connection that never starts its handshake is closed at the de
 });
 
 Deno.test("TLS: --no-plain listens on TLS only; SIGHUP reloads the certificate", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("parley-tls-");
   const first = await makeCert(dir.path, "localhost");
   await using server = await tlsServer(dir.path, "--no-plain");
   assert.equal(server.stdout.filter((l) => l.startsWith("listening on tcp://")).length, 0);
-  const port = tlsPort(server);
+  const port = server.tlsPort;
   const second = await makeCert(dir.path, "localhost");
-  assert.notEqual(first.cert, second.cert);
+  assert.notEqual(first.pem, second.pem);
   server.child.kill("SIGHUP");
   let ok = false;
   for (let i = 0; i < 50 && !ok; i++) {
     await new Promise((r) => setTimeout(r, 100));
     try {
-      const c = await Deno.connectTls({ hostname: "localhost", port, caCerts: [second.cert] });
+      const c = await Deno.connectTls({ hostname: "localhost", port, caCerts: [second.pem] });
       await c.handshake();
       c.close();
       ok = true;
@@ -183,7 +142,7 @@ Deno.test("TLS: --no-plain listens on TLS only; SIGHUP reloads the certificate",
   }
   assert.ok(ok, "the new certificate is served after SIGHUP");
   await assert.rejects(async () => {
-    const c = await Deno.connectTls({ hostname: "localhost", port, caCerts: [first.cert] });
+    const c = await Deno.connectTls({ hostname: "localhost", port, caCerts: [first.pem] });
     try {
       await c.handshake();
     } finally {
@@ -193,12 +152,12 @@ Deno.test("TLS: --no-plain listens on TLS only; SIGHUP reloads the certificate",
 });
 
 Deno.test("TLS: SIGTERM tells TLS clients and exits promptly while they are connected", async () => {
-  await using dir = await tempDir();
-  const { cert } = await makeCert(dir.path, "localhost");
+  await using dir = await tempDir("parley-tls-");
+  const { pem: cert } = await makeCert(dir.path, "localhost");
   await using server = await tlsServer(dir.path);
   const conn = await Deno.connectTls({
     hostname: "localhost",
-    port: tlsPort(server),
+    port: server.tlsPort,
     caCerts: [cert],
   });
   try {

@@ -2,23 +2,19 @@
 // installed by .ci/run; never a downloaded browser) driven by playwright-core. Screenshots of
 // the main screens are written to docs/screenshots/ as the tests go.
 import assert from "node:assert/strict";
-import { RawClient, startServer } from "./_helpers.ts";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import {
+  ClientProcess,
+  freePort,
+  launchChromium,
+  RawClient,
+  startServer,
+  tempDir,
+} from "./_helpers.ts";
 import type { ServerProcess } from "./_helpers.ts";
 
-// playwright-core's WSL probe stats /proc/sys/fs/binfmt_misc/WSLInterop at import time, which
-// Deno only allows with --allow-all; this variable (the probe's own test switch) skips it.
-Deno.env.set("__IS_WSL_TEST__", "1");
-const { chromium } = await import("playwright-core");
-
-type Browser = Awaited<ReturnType<typeof chromium.launch>>;
-type Context = Awaited<ReturnType<Browser["newContext"]>>;
-type Page = Awaited<ReturnType<Context["newPage"]>>;
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const SHOTS = new URL("../docs/screenshots/", import.meta.url);
 const PASSWORD = "correct horse battery";
-/** Debian's Chromium; PARLEY_CHROMIUM names another system browser (never a downloaded one). */
-const CHROMIUM = Deno.env.get("PARLEY_CHROMIUM") ?? "/usr/bin/chromium";
 
 // ---- fixtures ----
 
@@ -41,27 +37,10 @@ async function webServer(args: string[] = []): Promise<WebServer> {
   };
 }
 
-/** Headless Chromium from the system; closed (with every page) when disposed. */
-async function launch(): Promise<{ browser: Browser } & AsyncDisposable> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
-  return { browser, [Symbol.asyncDispose]: () => browser.close() };
-}
-
 /** A page in a fresh context (its own storage: one user), with the problems it logged. */
 interface UserPage {
   page: Page;
-  context: Context;
+  context: BrowserContext;
   /** Console errors, page errors, and requests to any other origin. */
   problems: string[];
 }
@@ -182,84 +161,11 @@ function conversation(page: Page, key: string) {
   return page.locator(`[data-testid=conversation][data-key="${key}"]`);
 }
 
-// ---- a terminal client ----
-
-/** `main.ts client` as a subprocess with piped stdin and stdout. */
-class TerminalClient implements AsyncDisposable {
-  readonly child: Deno.ChildProcess;
-  readonly lines: string[] = [];
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #reading: Promise<void>;
-  readonly #stderr: Promise<string>;
-
-  constructor(port: number, ...args: string[]) {
-    const child = this.child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net",
-        "--allow-env",
-        MAIN,
-        "client",
-        "127.0.0.1",
-        String(port),
-        ...args,
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#stdin = this.child.stdin.getWriter();
-    this.#stderr = new Response(this.child.stderr).text();
-    this.#reading = (async () => {
-      let rest = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        const parts = (rest + chunk).split("\n");
-        rest = parts.pop()!;
-        this.lines.push(...parts);
-      }
-    })();
-  }
-
-  async type(line: string): Promise<void> {
-    await this.#stdin.write(new TextEncoder().encode(line + "\n"));
-  }
-
-  async line(match: RegExp, ms = 10_000): Promise<string> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = this.lines.find((l) => match.test(l));
-      if (found !== undefined) return found;
-      if (Date.now() > deadline) {
-        throw new Error(`No line matching ${match}:\n${this.lines.join("\n")}`);
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // exited already
-    }
-    await this.#stdin.close().catch(() => {});
-    await this.child.status;
-    await this.#reading;
-    await this.#stderr;
-  }
-}
-
-/** A free TCP port on 127.0.0.1 (bound briefly, then released). */
-function freePort(): number {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  return (listener.addr as Deno.NetAddr).port;
-}
-
 // ---- the tests ----
 
 Deno.test("web: two browser users register, join a room and see each other's messages", async () => {
   await using web = await webServer();
-  await using pw = await launch();
+  await using pw = await launchChromium();
   const alice = await openPage(pw.browser, web.url);
   await alice.page.getByLabel("Name").waitFor();
   await shot(alice.page, "login.png");
@@ -322,8 +228,8 @@ Deno.test("web: two browser users register, join a room and see each other's mes
 
 Deno.test("web: a terminal client and a browser user converse both ways", async () => {
   await using web = await webServer();
-  await using pw = await launch();
-  await using term = new TerminalClient(web.server.port, "--name", "termie");
+  await using pw = await launchChromium();
+  await using term = new ClientProcess(["127.0.0.1", String(web.server.port), "--name", "termie"]);
   await term.line(/\* You are now termie$/);
   const web1 = await openPage(pw.browser, web.url);
   await web1.page.getByLabel("Name").fill("webby");
@@ -360,7 +266,7 @@ Deno.test("web: a terminal client and a browser user converse both ways", async 
 
 Deno.test("web: a server that requires an account refuses guests; an unreachable one is reported", async () => {
   await using web = await webServer(["--require-login"]);
-  await using pw = await launch();
+  await using pw = await launchChromium();
   const user = await openPage(pw.browser, web.url);
   await user.page.getByTestId("guest").click();
   await user.page.getByText("This server requires an account").waitFor();
@@ -389,7 +295,7 @@ Deno.test("web: a server that requires an account refuses guests; an unreachable
 
 Deno.test("web: a file sent to a room shows as an attachment and downloads intact", async () => {
   await using web = await webServer();
-  await using pw = await launch();
+  await using pw = await launchChromium();
   const alice = await openPage(pw.browser, web.url);
   await register(alice.page, "alice");
   await using carol = await RawClient.json(web.server.port);
@@ -420,7 +326,7 @@ Deno.test("web: a file sent to a room shows as an attachment and downloads intac
 
 Deno.test("web: history appears after a reload, and older pages load on scroll-up", async () => {
   await using web = await webServer(["--history-on-join", "20", "--flood-rate", "0"]);
-  await using pw = await launch();
+  await using pw = await launchChromium();
   await using filler = await RawClient.json(web.server.port, "filler");
   for (let i = 1; i <= 70; i++) {
     filler.send({ type: "send", room: "#general", text: `old ${i}`, ref: `s${i}` });
@@ -465,7 +371,7 @@ Deno.test("web: history appears after a reload, and older pages load on scroll-u
 
 Deno.test("web: a direct message arrives with an unread badge (and notifies when hidden)", async () => {
   await using web = await webServer();
-  await using pw = await launch();
+  await using pw = await launchChromium();
   const alice = await openPage(pw.browser, web.url);
   // Notifications and page visibility, observable: the browser's own need a desktop.
   await alice.context.addInitScript(`
@@ -574,11 +480,10 @@ Deno.test("web: a direct message arrives with an unread badge (and notifies when
 });
 
 Deno.test("web: a server restart shows the reconnect status and recovers", async () => {
-  const data = await Deno.makeTempDir({ prefix: "parley-web-" });
-  await using _data = { [Symbol.asyncDispose]: () => Deno.remove(data, { recursive: true }) };
+  await using data = await tempDir("parley-web-");
   const [port, httpPort] = [freePort(), freePort()];
-  const args = ["--data", data, "--port", String(port), "--http-port", String(httpPort)];
-  await using pw = await launch();
+  const args = ["--data", data.path, "--port", String(port), "--http-port", String(httpPort)];
+  await using pw = await launchChromium();
   let alice: UserPage;
   let gus: UserPage;
   {

@@ -3,23 +3,14 @@
 // JSON client on the TCP port. Writes docs/screenshots/file-message.png.
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { RawClient, startServer } from "./_helpers.ts";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium, RawClient, startServer } from "./_helpers.ts";
 import { progressText } from "../src/web/app/format.ts";
 import { mergeMessages } from "../src/web/app/model.ts";
 import type { ChatMessage } from "../src/web/app/model.ts";
 
-// playwright-core's WSL probe stats /proc/sys/fs/binfmt_misc/WSLInterop at import time, which
-// Deno only allows with --allow-all; this variable (the probe's own test switch) skips it.
-Deno.env.set("__IS_WSL_TEST__", "1");
-const { chromium } = await import("playwright-core");
-
-type Browser = Awaited<ReturnType<typeof chromium.launch>>;
-type Page = Awaited<ReturnType<Browser["newPage"]>>;
-
 const SHOTS = new URL("../docs/screenshots/", import.meta.url);
 const PASSWORD = "correct horse battery";
-/** Debian's Chromium; PARLEY_CHROMIUM names another system browser (never a downloaded one). */
-const CHROMIUM = Deno.env.get("PARLEY_CHROMIUM") ?? "/usr/bin/chromium";
 /** The server's `--max-file-size` in these tests. */
 const MAX_FILE = 150_000;
 
@@ -105,22 +96,6 @@ async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
 }
 
 // ---- browser helpers (the minimum of tests/web_e2e_test.ts's) ----
-
-async function launch(): Promise<{ browser: Browser } & AsyncDisposable> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
-  return { browser, [Symbol.asyncDispose]: () => browser.close() };
-}
 
 /** A page in a fresh context (one user), with the console errors and page errors it logged. */
 async function openPage(
@@ -220,7 +195,7 @@ Deno.test("web files: pure parts (progress text, a pending file message matched 
 Deno.test("web files: attach, progress, thumbnails, download, drop, paste, errors, guests", async () => {
   await using server = await startServer(["--max-file-size", String(MAX_FILE)]);
   const url = `http://127.0.0.1:${server.httpPort}`;
-  await using pw = await launch();
+  await using pw = await launchChromium();
   const image = await logo();
   assert.ok(image.length < MAX_FILE, `the test image (${image.length} B) is under the limit`);
 
