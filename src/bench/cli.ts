@@ -80,6 +80,7 @@ Driver and server:
 Output:
   --json FILE            write the JSON report
   --md FILE              write the Markdown report
+  --render FILE          print the Markdown of a saved JSON report (nothing is run)
   --quiet                no progress lines on stderr
   -h, --help             show this help
 
@@ -144,6 +145,7 @@ export async function benchMain(args: string[]): Promise<number> {
         profile: { type: "string" },
         json: { type: "string" },
         md: { type: "string" },
+        render: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -156,6 +158,13 @@ export async function benchMain(args: string[]): Promise<number> {
   }
   if (values.help) {
     console.log(USAGE);
+    return 0;
+  }
+  if (values.render !== undefined) {
+    // Re-render a saved JSON report with this version's tables and goal checks.
+    const saved = JSON.parse(await Deno.readTextFile(values.render)) as BenchReport;
+    saved.goals = checkGoals(saved);
+    console.log(toMarkdown(saved));
     return 0;
   }
   let report: BenchReport;

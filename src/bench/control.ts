@@ -118,7 +118,7 @@ export interface StatsReply {
   bytesIn: number;
   /** When any connection last received bytes, epoch µs. */
   lastByteAt: number;
-  /** For the ids asked: `[id, fresh deliveries (all steps), ended]`. */
+  /** For the ids asked that this worker holds: `[id, fresh deliveries (all steps), ended]`. */
   detail: [number, number, boolean][];
 }
 

@@ -15,6 +15,7 @@ import type {
   SweepResult,
 } from "./scenarios.ts";
 import { readProc } from "./proc.ts";
+import { isDriverBound, serverLoad } from "./rig.ts";
 import type { StepResult } from "./rig.ts";
 import type { ServerKind } from "./servers.ts";
 
@@ -103,9 +104,19 @@ const num = (n: number) => Math.round(n).toLocaleString("en-US");
 const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 const mib = (b: number) => (b / 1048576).toFixed(1);
 
-/** A sweep's capacity, marked `≥ … (driver)` when the driver set it. */
+/** Why a step failed, with `(driver saturated)` when the driver, not the server, was full. */
+function reasonOf(s: StepResult): string {
+  const base = s.reason.replace(" (driver saturated)", "");
+  return s.driverLoad >= 0.85 && serverLoad(s) < 0.85 && base !== ""
+    ? `${base} (driver saturated)`
+    : base;
+}
+
+/** A sweep's capacity, marked `≥ N/s (driver limit)` when the driver set it. */
 function capacity(r: SweepResult): string {
-  return r.driverBound ? `≥ ${num(r.capacity)} (driver limit)` : num(r.capacity);
+  return isDriverBound(r.steps, r.best)
+    ? `≥ ${num(r.capacity)}/s (driver limit)`
+    : `${num(r.capacity)}/s`;
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -146,14 +157,14 @@ export function checkGoals(report: BenchReport): Goal[] {
     const results = report.fanout[size] ?? {};
     const r = ratioTo(results, ["ngircd", "mosquitto"]);
     const parley = results.parley;
-    let measured = parley ? `parley ${capacity(parley)}/s (no peer ran)` : "not run";
+    let measured = parley ? `parley ${capacity(parley)} (no peer ran)` : "not run";
     let pass: boolean | undefined;
     if (r !== undefined && parley !== undefined) {
-      measured = `parley ${capacity(parley)}/s, ${r.best} ${capacity(results[r.best]!)}/s: ×${
+      measured = `parley ${capacity(parley)}, ${r.best} ${capacity(results[r.best]!)}: ×${
         r.ratio.toFixed(2)
       }`;
       pass = r.ratio >= 1.5;
-      if (!pass && parley.driverBound) {
+      if (!pass && isDriverBound(parley.steps, parley.best)) {
         // parley reached what the driver can offer: a higher ratio cannot be shown here.
         measured += " (parley reached the driver's limit: not decidable on this machine)";
         pass = undefined;
@@ -173,7 +184,7 @@ export function checkGoals(report: BenchReport): Goal[] {
     if (step !== undefined) {
       measured = `p99 ${ms(step.latency.p99)} ms, loss ${step.loss}`;
       pass = step.latency.p99 <= 10 && step.loss === 0;
-      if (!pass && step.driverLoad >= 0.85) {
+      if (!pass && step.driverLoad >= 0.85 && serverLoad(step) < 0.85) {
         measured += ` (driver at ${Math.round(step.driverLoad * 100)} %: not decidable here)`;
         pass = undefined;
       }
@@ -243,7 +254,7 @@ function sweepSummary(title: string, results: Partial<Record<ServerKind, SweepRe
       b ? ms(b.latency.max) : "",
       b ? b.cpuPerMillion.toFixed(1) : "",
       b ? mib(b.serverRss) : "",
-      r.steps.find((s) => !s.pass && s.retriedAs !== "pass")?.reason ?? "",
+      ((s) => s ? reasonOf(s) : "")(r.steps.find((s) => !s.pass && s.retriedAs !== "pass")),
     ]);
   }
   return `### ${title}\n\n${
@@ -277,12 +288,12 @@ function sweepSteps(results: Partial<Record<ServerKind, SweepResult>>): string {
         ms(s.latency.p99),
         ms(s.latency.p999),
         ms(s.latency.max),
-        s.serverCpu.toFixed(2),
+        `${s.serverCpu.toFixed(2)} (${Math.round(serverLoad(s) * 100)} %)`,
         s.cpuPerMillion.toFixed(1),
         mib(s.serverRss),
         `${Math.round(s.driverLoad * 100)} %`,
         s.steal.toFixed(2),
-        (s.pass ? "pass" : s.reason) + (s.retriedAs ? ` (again: ${s.retriedAs})` : ""),
+        (s.pass ? "pass" : reasonOf(s)) + (s.retriedAs ? ` (again: ${s.retriedAs})` : ""),
       ]);
     }
   }
@@ -298,7 +309,7 @@ function sweepSteps(results: Partial<Record<ServerKind, SweepResult>>): string {
       "p99",
       "p99.9",
       "max",
-      "server CPU s",
+      "server CPU s (of one CPU)",
       "CPU s/M",
       "RSS MiB",
       "driver CPU",

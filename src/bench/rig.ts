@@ -358,7 +358,9 @@ export class Rig implements AsyncDisposable {
     else if (sent < 0.97 * sendRate * seconds - this.pool.size) {
       reason = "driver could not offer the rate";
     } else if (dead > 0) reason = `${dead} connections closed`;
-    if (reason !== "" && driverLoad >= 0.85) reason += " (driver saturated)";
+    if (reason !== "" && driverLoad >= 0.85 && serverCpu / wall < 0.85) {
+      reason += " (driver saturated)";
+    }
     return {
       offered: Math.round(sendRate * recipients),
       sendRate: Math.round(sent / seconds),
@@ -394,6 +396,27 @@ export class Rig implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/** A step's server CPU use as a share of one CPU (the server is pinned to one). */
+export function serverLoad(step: StepResult): number {
+  return step.wall > 0 ? step.serverCpu / step.wall : 0;
+}
+
+/**
+ * Whether the driver, not the server, set a sweep's capacity: at the lowest failing rate above
+ * the best passing step, the driver used 85 % or more of its CPUs while the server used less.
+ *
+ * @param steps the sweep's steps
+ * @param best its best passing step
+ */
+export function isDriverBound(steps: StepResult[], best: StepResult | undefined): boolean {
+  const above = steps.filter((s) => !s.pass && s.offered > (best?.offered ?? 0));
+  if (above.length === 0) return false;
+  const lowest = Math.min(...above.map((s) => s.offered));
+  return above.filter((s) => s.offered === lowest).every((s) =>
+    s.driverLoad >= 0.85 && serverLoad(s) < 0.85
+  );
 }
 
 /** The login of client `id` for a protocol where guests need a nick. */

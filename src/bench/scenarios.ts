@@ -9,7 +9,7 @@
 import type { LoginSpec, SendTarget } from "./conn.ts";
 import type { ChurnReply, ClientSpec, JoinReply } from "./control.ts";
 import { Histogram } from "./histogram.ts";
-import { latencyOf, nickLogin, Rig } from "./rig.ts";
+import { isDriverBound, latencyOf, nickLogin, Rig } from "./rig.ts";
 import type { Latency, StepResult, StepSender } from "./rig.ts";
 import { IRC_OPER, IRC_SERVER_NAME, launch } from "./servers.ts";
 import type { LaunchOptions, ServerKind, ServerUnderTest } from "./servers.ts";
@@ -107,10 +107,7 @@ export interface SweepResult {
   capacity: number;
   /** The passing step with the highest offered rate. */
   best: StepResult | undefined;
-  /**
-   * Whether the driver, not the server, set the capacity: at the lowest failing rate above it,
-   * the driver used 85 % or more of its CPUs (the server may do more).
-   */
+  /** Whether the driver, not the server, set the capacity ({@linkcode isDriverBound}). */
   driverBound: boolean;
 }
 
@@ -201,11 +198,7 @@ async function sweep(
   }
   let best: StepResult | undefined;
   for (const s of steps) if (s.pass && (best === undefined || s.offered > best.offered)) best = s;
-  // Driver-bound: the failures just above the capacity had the driver at its limit.
-  const above = steps.filter((s) => !s.pass && s.offered > (best?.offered ?? 0));
-  const lowest = Math.min(...above.map((s) => s.offered));
-  const driverBound = above.length > 0 &&
-    above.filter((s) => s.offered === lowest).some((s) => s.driverLoad >= 0.85);
+  const driverBound = isDriverBound(steps, best);
   return { steps, capacity: best?.deliveredPerSec ?? 0, best, driverBound };
 }
 

@@ -242,9 +242,10 @@ export class Worker {
       dead,
       bytesIn: this.#shared.bytesIn,
       lastByteAt,
-      detail: detail.map((id) => {
+      // Only the clients this worker holds: the coordinator merges the workers' answers.
+      detail: detail.flatMap((id): [number, number, boolean][] => {
         const conn = this.#conns.get(id);
-        return [id, conn?.tracker.received ?? 0, conn?.ended ?? true];
+        return conn === undefined ? [] : [[id, conn.tracker.received, conn.ended]];
       }),
     };
   }
