@@ -5,6 +5,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import type { NewMessage, Store } from "./store.ts";
 
 interface Waiting {
@@ -32,7 +33,7 @@ export class CommitQueue {
   readonly #store: Store;
   readonly #maxBatch: number;
   #waiting: Waiting[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #scheduled = false;
 
   /**
    * @param store where to write
@@ -48,14 +49,18 @@ export class CommitQueue {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#waiting.push({ message, resolve, reject });
     if (this.#waiting.length >= this.#maxBatch) this.flush();
-    else this.#timer ??= setTimeout(() => this.flush(), 0);
+    else if (!this.#scheduled) {
+      // setImmediate runs after this turn's I/O callbacks (so everything that arrived together
+      // shares the commit) without setTimeout's millisecond-scale floor.
+      this.#scheduled = true;
+      setImmediate(() => this.flush());
+    }
     return promise;
   }
 
   /** Commits everything queued now. */
   flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#scheduled = false;
     const batch = this.#waiting;
     if (batch.length === 0) return;
     this.#waiting = [];
