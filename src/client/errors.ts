@@ -4,6 +4,7 @@
  * @module
  */
 
+import { ChatError } from "../protocol/errors.ts";
 import type { ErrorCode } from "../protocol/errors.ts";
 
 /**
@@ -17,22 +18,15 @@ import type { ErrorCode } from "../protocol/errors.ts";
  * console.assert(err.code === "name_taken");
  * ```
  */
-export class ServerError extends Error {
-  /** The stable error code from docs/protocol.md. */
-  readonly code: ErrorCode;
-  /** Seconds to wait before retrying, when the server said (`rate_limited`). */
-  readonly retryAfter: number | undefined;
-
+export class ServerError extends ChatError {
   /**
    * @param code the server's error code
    * @param message the server's message
    * @param retryAfter seconds to wait, when given
    */
   constructor(code: ErrorCode, message: string, retryAfter?: number) {
-    super(message);
+    super(code, message, retryAfter);
     this.name = "ServerError";
-    this.code = code;
-    this.retryAfter = retryAfter;
   }
 }
 

@@ -9,6 +9,7 @@
  */
 
 import type { ClientFrame, ServerFrame } from "../../protocol/frames.ts";
+import { ChatError } from "../../protocol/errors.ts";
 import type { ErrorCode } from "../../protocol/errors.ts";
 import { reconnectDelay } from "./model.ts";
 
@@ -20,17 +21,10 @@ export interface Reply {
 }
 
 /** The server answered a request with an `error` frame. */
-export class RequestError extends Error {
-  /** The protocol's error code. */
-  readonly code: ErrorCode;
-  /** Seconds after which a retry may succeed (`rate_limited`, `busy`). */
-  readonly retryAfter: number | undefined;
-
+export class RequestError extends ChatError {
   constructor(code: ErrorCode, message: string, retryAfter?: number) {
-    super(message);
+    super(code, message, retryAfter);
     this.name = "RequestError";
-    this.code = code;
-    this.retryAfter = retryAfter;
   }
 }
 
