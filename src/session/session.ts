@@ -555,17 +555,7 @@ export class Session implements Member {
       throw new ChatError("bad_frame", "Frame 'send' needs 'room' or 'to'");
     }
     if (file !== undefined) frame.file = file;
-    const record = {
-      id: frame.id,
-      from: frame.from,
-      text: frame.text,
-      ts: frame.ts,
-      ...(frame.room !== undefined ? { room: frame.room } : { to: frame.to! }),
-      ...(frame.action ? { action: true } : {}),
-      ...(offline ? { pendingFor: [offline.id] } : {}),
-      ...(file ? { file } : {}),
-    };
-    return commits.append(record).then(() => {
+    return commits.append(offline ? { ...frame, pendingFor: [offline.id] } : frame).then(() => {
       hub.publish(this, frame);
       const reply: Reply = { ack: { id: frame.id, ts: frame.ts } };
       if (frame.to !== undefined) {

@@ -22,20 +22,11 @@ export interface UserRecord {
   disabled: boolean;
 }
 
-/** A message to store: a room message (`room`) or a direct one (`to`). */
-export interface NewMessage {
-  id: number;
-  room?: string;
-  to?: string;
-  from: string;
-  text: string;
-  ts: number;
-  action?: boolean;
-  /** Accounts to hold this direct message for until they next log in. */
-  pendingFor?: number[];
-  /** An attached file. */
-  file?: FileRef;
-}
+/**
+ * A message to store: the message as recipients see it (a room message with `room`, a direct one
+ * with `to`), and the accounts to hold a direct message for until they next log in.
+ */
+export type NewMessage = Omit<MessageFrame, "type" | "offline"> & { pendingFor?: number[] };
 
 /** A stored file's record. */
 export interface FileRecord extends FileRef {
