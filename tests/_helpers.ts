@@ -55,6 +55,7 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
       "--allow-read",
       "--allow-write",
       "--allow-env",
+      "--allow-sys=setPriority",
       MAIN,
       "server",
       "--host",

@@ -9,8 +9,15 @@ import { ChatError } from "../protocol/errors.ts";
 import { checkName, nameKey } from "../protocol/names.ts";
 import type { Store, UserRecord } from "../store/store.ts";
 import { KeyedThrottle, Semaphore } from "./limiter.ts";
-import { DEFAULT_PARAMS, hashPassword, passwordProblem, verifyPassword } from "./password.ts";
-import type { Argon2Params } from "./password.ts";
+import { LowPriorityHasher } from "./hasher.ts";
+import {
+  DEFAULT_PARAMS,
+  deriveHere,
+  hashPassword,
+  passwordProblem,
+  verifyPassword,
+} from "./password.ts";
+import type { Argon2Params, Derive } from "./password.ts";
 import { hashToken, newToken } from "./tokens.ts";
 
 /** Settings for {@linkcode Accounts}. */
@@ -33,6 +40,8 @@ export interface AccountsOptions {
   exemptLoopback: boolean;
   /** Argon2id parameters for new hashes. */
   params?: Argon2Params;
+  /** Hash in a worker at nice 19 ({@linkcode LowPriorityHasher}) unless false. */
+  lowPriorityHashing?: boolean;
 }
 
 /** A successful login: the account and its session token (the token is shown only once). */
@@ -65,6 +74,8 @@ export class Accounts {
   readonly #store: Store;
   readonly #options: AccountsOptions;
   readonly #hashing: Semaphore;
+  readonly #hasher: LowPriorityHasher | undefined;
+  readonly #derive: Derive;
   readonly #ipFailures: KeyedThrottle;
   readonly #accountFailures: KeyedThrottle;
   readonly #registrations: KeyedThrottle;
@@ -78,14 +89,28 @@ export class Accounts {
     this.#store = store;
     this.#options = options;
     this.#hashing = new Semaphore(options.hashConcurrency, 64);
+    this.#hasher = options.lowPriorityHashing === false ? undefined : new LowPriorityHasher();
+    this.#derive = this.#hasher?.derive ?? deriveHere;
     this.#ipFailures = new KeyedThrottle(options.loginBurst, options.loginIntervalMs);
     this.#accountFailures = new KeyedThrottle(options.loginBurst, options.loginIntervalMs);
     this.#registrations = new KeyedThrottle(options.registerBurst, options.registerIntervalMs);
   }
 
+  /** Whether password hashing runs at nice 19 (needs `--allow-sys=setPriority`). */
+  async lowPriorityHashing(): Promise<boolean> {
+    return await this.#hasher?.niced() ?? false;
+  }
+
+  /** Stops the hashing worker; call when the accounts are no longer used. */
+  close(): void {
+    this.#hasher?.close();
+  }
+
   /** Hashes a password with the configured parameters, within the concurrency cap. */
   hash(password: string): Promise<string> {
-    return this.#hashing.run(() => hashPassword(password, this.#options.params ?? DEFAULT_PARAMS));
+    return this.#hashing.run(() =>
+      hashPassword(password, this.#options.params ?? DEFAULT_PARAMS, this.#derive)
+    );
   }
 
   /**
@@ -144,7 +169,12 @@ export class Accounts {
     const user = this.#store.getUser(name);
     const known = user !== undefined && this.#knownIps.get(user.id)?.has(ip);
     const result = await this.#hashing.run(() =>
-      verifyPassword(user?.passwordHash, password, this.#options.params ?? DEFAULT_PARAMS)
+      verifyPassword(
+        user?.passwordHash,
+        password,
+        this.#options.params ?? DEFAULT_PARAMS,
+        this.#derive,
+      )
     );
     if (!result.ok || user === undefined || user.disabled) {
       this.#ipFailures.hit(ip);
@@ -196,7 +226,12 @@ export class Accounts {
     if (problem !== undefined) throw new ChatError("weak_password", problem);
     const current = this.#store.getUserById(user.id);
     const result = await this.#hashing.run(() =>
-      verifyPassword(current?.passwordHash, oldPassword)
+      verifyPassword(
+        current?.passwordHash,
+        oldPassword,
+        this.#options.params ?? DEFAULT_PARAMS,
+        this.#derive,
+      )
     );
     if (!result.ok || current === undefined) {
       this.#ipFailures.hit(ip);

@@ -30,7 +30,16 @@ export const PASSWORD_MIN = 8;
 /** The longest password accepted, in UTF-8 bytes (bounds hashing work). */
 export const PASSWORD_MAX_BYTES = 1024;
 
-async function derive(password: string, salt: Uint8Array, params: Argon2Params) {
+/** Derives `bytes` bytes of Argon2id from a password and a salt. */
+export type Derive = (
+  password: string,
+  salt: Uint8Array,
+  params: Argon2Params,
+  bytes: number,
+) => Promise<Uint8Array>;
+
+/** Derives on this thread's WebCrypto (which runs it on a blocking thread at normal priority). */
+export const deriveHere: Derive = async (password, salt, params, bytes) => {
   const key = await crypto.subtle.importKey(
     "raw-secret",
     encoder.encode(password),
@@ -41,10 +50,10 @@ async function derive(password: string, salt: Uint8Array, params: Argon2Params) 
   const bits = await crypto.subtle.deriveBits(
     { name: "Argon2id", nonce: salt, ...params } as unknown as AlgorithmIdentifier,
     key,
-    HASH_BYTES * 8,
+    bytes * 8,
   );
   return new Uint8Array(bits);
-}
+};
 
 function b64(bytes: Uint8Array): string {
   return btoa(String.fromCharCode(...bytes)).replace(/=+$/, "");
@@ -87,9 +96,10 @@ function parsePhc(phc: string): Phc | undefined {
 export async function hashPassword(
   password: string,
   params: Argon2Params = DEFAULT_PARAMS,
+  derive: Derive = deriveHere,
 ): Promise<string> {
   const salt = crypto.getRandomValues(new Uint8Array(SALT_BYTES));
-  const hash = await derive(password, salt, params);
+  const hash = await derive(password, salt, params, HASH_BYTES);
   const { memory: m, passes: t, parallelism: p } = params;
   return `$argon2id$v=19$m=${m},t=${t},p=${p}$${b64(salt)}$${b64(hash)}`;
 }
@@ -107,10 +117,13 @@ export async function verifyPassword(
   phc: string | undefined,
   password: string,
   params: Argon2Params = DEFAULT_PARAMS,
+  derive: Derive = deriveHere,
 ): Promise<{ ok: boolean; rehash: boolean }> {
-  const parsed = parsePhc(phc ?? await (dummy ??= hashPassword(crypto.randomUUID())));
+  const parsed = parsePhc(
+    phc ?? await (dummy ??= hashPassword(crypto.randomUUID(), DEFAULT_PARAMS, derive)),
+  );
   if (parsed === undefined) return { ok: false, rehash: false };
-  const actual = await derive(password, parsed.salt, parsed.params);
+  const actual = await derive(password, parsed.salt, parsed.params, HASH_BYTES);
   const ok = phc !== undefined && actual.length === parsed.hash.length &&
     timingSafeEqual(actual, parsed.hash);
   const p = parsed.params;

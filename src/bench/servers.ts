@@ -162,6 +162,7 @@ async function launchParley(options: LaunchOptions): Promise<ServerUnderTest> {
     "--allow-read",
     "--allow-write",
     "--allow-env",
+    "--allow-sys=setPriority",
     ...(options.denoFlags ?? []),
     MAIN,
     "server",

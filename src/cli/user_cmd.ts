@@ -65,6 +65,7 @@ export async function userMain(args: string[]): Promise<number> {
   const accounts = new Accounts(store, {
     ...DEFAULT_CONFIG,
     exemptLoopback: true,
+    lowPriorityHashing: false,
   });
   const readPassword = () => password(values["password-stdin"] ?? false);
   const find = (n: string): UserRecord => {

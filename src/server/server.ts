@@ -126,8 +126,14 @@ export class ChatServer implements AsyncDisposable {
         );
       sweepFiles();
       server.#fileSweep = setInterval(sweepFiles, 3600_000);
+      void server.#ctx.accounts.lowPriorityHashing().then((niced) => {
+        if (!niced) {
+          log.warn("Password hashing runs at normal priority: allow --allow-sys=setPriority");
+        }
+      });
     } catch (error) {
       server.#closeListeners();
+      server.#ctx.accounts.close();
       store[Symbol.dispose]();
       throw error;
     }
@@ -281,6 +287,7 @@ export class ChatServer implements AsyncDisposable {
     await Promise.all([...this.#sessions].map((s) => s.shutdown(reason, grace)));
     await Promise.all(this.#tasks);
     await this.#http?.finished;
+    this.#ctx.accounts.close();
     this.#ctx.commits.flush();
     this.store[Symbol.dispose]();
     log.info("Shut down");
