@@ -16,7 +16,7 @@
  * @module
  */
 
-import type { Argon2Params, Derive } from "./password.ts";
+import type { Derive } from "./password.ts";
 
 /** The niceness hashing runs at: the lowest priority an unprivileged process can set. */
 export const HASH_NICENESS = 19;
@@ -96,19 +96,7 @@ export class LowPriorityHasher {
     const id = this.#nextId++;
     const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>();
     this.#pending.set(id, { resolve, reject });
-    const message: {
-      id: number;
-      password: Uint8Array;
-      salt: Uint8Array;
-      params: Argon2Params;
-      bytes: number;
-    } = {
-      id,
-      password: encoder.encode(password),
-      salt,
-      params: { ...params },
-      bytes,
-    };
+    const message = { id, password: encoder.encode(password), salt, params: { ...params }, bytes };
     this.#worker.postMessage(message);
     return promise;
   };
