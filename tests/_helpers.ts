@@ -12,6 +12,7 @@ import type { Browser } from "playwright-core";
 import { ChatError } from "../src/protocol/errors.ts";
 import type { ErrorCode } from "../src/protocol/errors.ts";
 import { LineSplitter } from "../src/protocol/line_splitter.ts";
+import { SERVER_PERMISSIONS } from "../src/server/config.ts";
 
 /** The path of `main.ts`, for tests that spawn it themselves. */
 export const MAIN: string = new URL("../main.ts", import.meta.url).pathname;
@@ -51,11 +52,7 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-sys=setPriority",
+      ...SERVER_PERMISSIONS,
       MAIN,
       "server",
       "--host",

@@ -9,6 +9,7 @@
  */
 
 import type { ProtocolName } from "./control.ts";
+import { SERVER_PERMISSIONS } from "../server/config.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -158,11 +159,7 @@ async function launchParley(options: LaunchOptions): Promise<ServerUnderTest> {
   const data = await Deno.makeTempDir({ prefix: "parley-bench-" });
   const [cmd, args] = pinned(options.cpus, Deno.execPath(), [
     "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "--allow-sys=setPriority",
+    ...SERVER_PERMISSIONS,
     ...(options.denoFlags ?? []),
     MAIN,
     "server",

@@ -80,6 +80,18 @@ export interface ServerConfig extends Omit<AccountsOptions, "exemptLoopback" | "
   uploadIntervalMs: number;
 }
 
+/**
+ * The `deno run` permissions for running `main.ts server` as a child process (tests, the
+ * benchmark) with its data folder and certificates anywhere; the `server` task narrows them.
+ */
+export const SERVER_PERMISSIONS: readonly string[] = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-sys=setPriority",
+];
+
 /** The defaults: safe for a public server. */
 export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   host: "0.0.0.0",
