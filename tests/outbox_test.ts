@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Outbox } from "../src/session/outbox.ts";
+import { FlushScheduler, Outbox } from "../src/session/outbox.ts";
 
 /** Lets every queued microtask (and the outbox's flush) run. */
 function settle(): Promise<void> {
@@ -7,7 +7,7 @@ function settle(): Promise<void> {
 }
 
 /** An outbox whose writes stay in flight until the test resolves or rejects them. */
-function manualOutbox(maxBytes = 1024) {
+function manualOutbox(maxBytes = 1024, scheduler?: FlushScheduler) {
   const writes: number[][] = [];
   const pending: PromiseWithResolvers<void>[] = [];
   const overflows: number[] = [];
@@ -22,6 +22,7 @@ function manualOutbox(maxBytes = 1024) {
     },
     onOverflow: () => overflows.push(1),
     onError: (error) => errors.push(error),
+    scheduler,
   });
   return { box, writes, pending, overflows, errors };
 }
@@ -204,4 +205,76 @@ Deno.test("Outbox.drained() resolves when the outbox overflows during a write", 
   await drained;
   assert.equal(done, true);
   pending[0]!.resolve();
+});
+
+Deno.test("FlushScheduler writes outboxes in passes; what queues during a pass goes in the next", async () => {
+  const scheduler = new FlushScheduler({ minStallMs: 5000, maxStallMs: 5000 });
+  const a = manualOutbox(1024, scheduler);
+  const b = manualOutbox(1024, scheduler);
+  a.box.push(Uint8Array.of(1));
+  b.box.push(Uint8Array.of(2));
+  a.box.push(Uint8Array.of(3));
+  assert.deepEqual([a.writes, b.writes], [[], []], "push must not write synchronously");
+  await settle();
+  assert.deepEqual([a.writes, b.writes], [[[1, 3]], [[2]]]);
+
+  // a's write completes, b's does not: the pass is still running, so a's next bytes wait.
+  a.pending[0]!.resolve();
+  a.box.push(Uint8Array.of(4));
+  b.box.push(Uint8Array.of(5));
+  a.box.push(Uint8Array.of(6));
+  await settle();
+  assert.deepEqual(a.writes, [[1, 3]], "a waits for the pass that b's write holds");
+
+  b.pending[0]!.resolve();
+  await settle();
+  assert.deepEqual([a.writes, b.writes], [[[1, 3], [4, 6]], [[2], [5]]]);
+  a.pending[1]!.resolve();
+  b.pending[1]!.resolve();
+  await Promise.all([a.box.drained(), b.box.drained()]);
+  assert.equal(a.box.size + b.box.size, 0);
+});
+
+Deno.test("FlushScheduler goes on without a stuck write, which then flushes on its own", async () => {
+  const scheduler = new FlushScheduler({ minStallMs: 30, maxStallMs: 30 });
+  const stuck = manualOutbox(1024, scheduler);
+  const healthy = manualOutbox(1024, scheduler);
+  stuck.box.push(Uint8Array.of(9));
+  healthy.box.push(Uint8Array.of(1));
+  await settle();
+  healthy.pending[0]!.resolve();
+  healthy.box.push(Uint8Array.of(2));
+  await settle();
+  assert.deepEqual(healthy.writes, [[1]], "the pass still waits for the stuck write");
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.deepEqual(healthy.writes, [[1], [2]], "the next pass started after the stall time");
+
+  // The stuck outbox now writes as soon as its write completes, although a pass is running.
+  stuck.box.push(Uint8Array.of(8));
+  stuck.pending[0]!.resolve();
+  await settle();
+  assert.deepEqual(stuck.writes, [[9], [8]]);
+  assert.equal(healthy.pending.length, 2, "the healthy outbox's pass is still in flight");
+  stuck.pending[1]!.resolve();
+  healthy.pending[1]!.resolve();
+  await Promise.all([stuck.box.drained(), healthy.box.drained()]);
+});
+
+Deno.test("FlushScheduler: an outbox holding flushBytes writes without waiting for a pass", async () => {
+  const scheduler = new FlushScheduler({ flushBytes: 4, minStallMs: 5000, maxStallMs: 5000 });
+  const big = manualOutbox(1024, scheduler);
+  const holder = manualOutbox(1024, scheduler);
+  big.box.push(Uint8Array.of(1));
+  holder.box.push(Uint8Array.of(2));
+  await settle();
+  big.pending[0]!.resolve();
+  big.box.push(Uint8Array.of(3));
+  await settle();
+  assert.deepEqual(big.writes, [[1]], "a small queue waits for the pass");
+  big.box.push(Uint8Array.of(4, 5, 6));
+  await settle();
+  assert.deepEqual(big.writes, [[1], [3, 4, 5, 6]], "four bytes go at once");
+  big.pending[1]!.resolve();
+  holder.pending[0]!.resolve();
+  await Promise.all([big.box.drained(), holder.box.drained()]);
 });

@@ -13,6 +13,7 @@ import { Hub } from "../hub/hub.ts";
 import { encodeLine } from "../protocol/outgoing.ts";
 import { Session } from "../session/session.ts";
 import type { SessionContext } from "../session/session.ts";
+import { FlushScheduler } from "../session/outbox.ts";
 import { CommitQueue } from "../store/commit_queue.ts";
 import { SqliteStore } from "../store/sqlite_store.ts";
 import type { Store } from "../store/store.ts";
@@ -88,6 +89,7 @@ export class ChatServer implements AsyncDisposable {
       hub: this.hub,
       store,
       commits: new CommitQueue(store),
+      flusher: new FlushScheduler(),
       accounts,
       files: this.#files,
       config,

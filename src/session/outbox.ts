@@ -1,9 +1,13 @@
 /**
  * The per-connection send queue: bounded in bytes, never blocking whoever enqueues, written by
- * one writer that coalesces everything queued into one write.
+ * one writer that coalesces everything queued into one write; and the {@linkcode FlushScheduler}
+ * that lets a server's outboxes write in shared passes, so that a connection receives one write
+ * per pass instead of one per message when the server is busy.
  *
  * @module
  */
+
+import { setImmediate } from "node:timers";
 
 /** Options for {@linkcode Outbox}. */
 export interface OutboxOptions {
@@ -15,13 +19,27 @@ export interface OutboxOptions {
   onOverflow(): void;
   /** Called once when a write fails. */
   onError(error: unknown): void;
+  /**
+   * The server's pass scheduler. Without one, the outbox writes as soon as the microtask queue
+   * has run (and, while a write is in flight, gathers pushes for the next one).
+   */
+  scheduler?: FlushScheduler | undefined;
 }
+
+/** When the outbox writes next: not due, at the end of the microtask queue, or in a pass. */
+const IDLE = 0;
+const SOON = 1;
+const PASS = 2;
 
 /**
  * A byte-bounded queue with a single writer. {@linkcode Outbox.push} only appends and
- * schedules a flush on the microtask queue, so a broadcast loop never waits for a socket; the
- * writer concatenates whatever has queued (one event or a thousand) into one write, keeps order,
- * and while that write is in flight, new pushes gather for the next one.
+ * schedules a flush, so a broadcast loop never waits for a socket; the writer concatenates
+ * whatever has queued (one event or a thousand) into one write, keeps order, and while that
+ * write is in flight, new pushes gather for the next one.
+ *
+ * With a {@linkcode FlushScheduler}, a flush waits for the scheduler's next pass, unless the
+ * queue holds `flushBytes` or more, or the outbox's last write outlived its pass (a connection
+ * that reads slowly then flushes on its own until it has caught up, so it never holds the others).
  *
  * @example
  * ```ts
@@ -45,10 +63,15 @@ export class Outbox {
   #queued = 0;
   #inFlight = 0;
   #writing = false;
+  #due = IDLE;
+  /** The pass the write in flight belongs to, until it completes or the pass gives up on it. */
+  #pass: FlushPass | undefined;
+  /** Set when a write outlived its pass; cleared once everything queued is written. */
+  #straggling = false;
   #failed = false;
-  #waiters: (() => void)[] = [];
+  #waiters: (() => void)[] | undefined;
 
-  /** @param options limits and the write function */
+  /** @param options limits, the write function and the scheduler */
   constructor(options: OutboxOptions) {
     this.#options = options;
   }
@@ -79,47 +102,217 @@ export class Outbox {
     }
     this.#queue.push(data);
     this.#queued += data.length;
-    if (!this.#writing) {
-      this.#writing = true;
-      queueMicrotask(() => void this.#drain());
-    }
+    this.#schedule();
     return true;
   }
 
   /** Resolves once everything queued so far is written (or the outbox failed). */
   drained(): Promise<void> {
-    if (!this.#writing || this.#failed) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    if (this.#failed || (!this.#writing && this.#queued === 0)) return Promise.resolve();
+    return new Promise((resolve) => (this.#waiters ??= []).push(resolve));
   }
 
-  async #drain(): Promise<void> {
-    try {
-      while (this.#queue.length > 0 && !this.#failed) {
-        const parts = this.#queue;
-        this.#queue = [];
-        this.#inFlight = this.#queued;
-        this.#queued = 0;
-        await this.#options.write(parts.length === 1 ? parts[0]! : concat(parts, this.#inFlight));
-        this.#inFlight = 0;
-      }
-    } catch (error) {
-      this.#inFlight = 0;
-      if (!this.#failed) {
-        this.#failed = true;
-        this.#queue = [];
-        this.#queued = 0;
-        this.#options.onError(error);
-      }
-    } finally {
-      this.#writing = false;
-      this.#wake();
+  /**
+   * Called by the scheduler's pass: writes what is queued, if this outbox is waiting for a pass.
+   * Returns whether a write started (the pass then waits for it).
+   */
+  joinPass(pass: FlushPass): boolean {
+    if (this.#due !== PASS) return false;
+    this.#due = IDLE;
+    return this.#write(pass);
+  }
+
+  /** Called by the scheduler when `pass` stops waiting for this outbox's write. */
+  leavePass(pass: FlushPass): void {
+    if (this.#pass !== pass) return;
+    this.#pass = undefined;
+    this.#straggling = true;
+  }
+
+  #schedule(): void {
+    if (this.#writing || this.#due === SOON || this.#queued === 0) return;
+    const scheduler = this.#options.scheduler;
+    if (scheduler === undefined || this.#straggling || this.#queued >= scheduler.flushBytes) {
+      this.#due = SOON;
+      queueMicrotask(() => this.#flushSoon());
+    } else if (this.#due === IDLE) {
+      this.#due = PASS;
+      scheduler.add(this);
     }
+  }
+
+  #flushSoon(): void {
+    if (this.#due !== SOON) return;
+    this.#due = IDLE;
+    this.#write(undefined);
+  }
+
+  #write(pass: FlushPass | undefined): boolean {
+    if (this.#failed || this.#writing || this.#queued === 0) return false;
+    const parts = this.#queue;
+    this.#queue = [];
+    this.#inFlight = this.#queued;
+    this.#queued = 0;
+    this.#writing = true;
+    this.#pass = pass;
+    const data = parts.length === 1 ? parts[0]! : concat(parts, this.#inFlight);
+    let written: Promise<void>;
+    try {
+      written = this.#options.write(data);
+    } catch (error) {
+      written = Promise.reject(error);
+    }
+    written.then(() => this.#written(), (error) => this.#broken(error));
+    return true;
+  }
+
+  #written(): void {
+    this.#writing = false;
+    this.#inFlight = 0;
+    this.#leaveOwnPass();
+    if (this.#queued > 0 && !this.#failed) {
+      this.#schedule();
+      return;
+    }
+    this.#straggling = false;
+    this.#wake();
+  }
+
+  #broken(error: unknown): void {
+    this.#writing = false;
+    this.#inFlight = 0;
+    this.#leaveOwnPass();
+    if (!this.#failed) {
+      this.#failed = true;
+      this.#queue = [];
+      this.#queued = 0;
+      this.#options.onError(error);
+    }
+    this.#wake();
+  }
+
+  #leaveOwnPass(): void {
+    const pass = this.#pass;
+    if (pass === undefined) return;
+    this.#pass = undefined;
+    pass.scheduler.done(pass);
   }
 
   #wake(): void {
     const waiters = this.#waiters;
-    this.#waiters = [];
+    if (waiters === undefined) return;
+    this.#waiters = undefined;
     for (const resolve of waiters) resolve();
+  }
+}
+
+/** One pass of a {@linkcode FlushScheduler}: the writes it started and waits for. */
+export interface FlushPass {
+  readonly scheduler: FlushScheduler;
+  /** `performance.now()` when the pass started. */
+  readonly start: number;
+  /** The outboxes whose writes it started. */
+  readonly boxes: Outbox[];
+  /** Writes not yet completed. */
+  outstanding: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Options for {@linkcode FlushScheduler}. */
+export interface FlushSchedulerOptions {
+  /** An outbox holding this many bytes writes at once instead of waiting for a pass. */
+  flushBytes?: number;
+  /** The shortest time a pass waits for its slowest write before going on without it. */
+  minStallMs?: number;
+  /** The longest time a pass waits for its slowest write before going on without it. */
+  maxStallMs?: number;
+}
+
+/**
+ * Writes a server's outboxes in passes. A pass writes every outbox that has something queued
+ * (one write each, whatever queued since its last write); the next pass starts once all of the
+ * last pass's writes have completed, so when the server is busy, what arrives during a pass is
+ * coalesced into the next one and each connection costs one system call per pass, not one per
+ * message. When the server is idle a pass starts right after the current turn of the event loop.
+ *
+ * A write that waits on a full socket (a peer that stopped reading) would hold every pass, so a
+ * pass waits at most four times as long as passes usually take (within `minStallMs` and
+ * `maxStallMs`) and then goes on; the outboxes it left behind flush on their own until they have
+ * written everything queued.
+ */
+export class FlushScheduler {
+  /** An outbox holding this many bytes writes at once instead of waiting for a pass. */
+  readonly flushBytes: number;
+  readonly #minStallMs: number;
+  readonly #maxStallMs: number;
+  #pending: Outbox[] = [];
+  #pass: FlushPass | undefined;
+  #armed = false;
+  /** A moving average of how long passes take until their last write completes, in ms. */
+  #typicalMs = 0;
+  readonly #run = () => this.#startPass();
+
+  /** @param options thresholds (defaults: 16 KiB, 5 ms, 25 ms) */
+  constructor(options: FlushSchedulerOptions = {}) {
+    this.flushBytes = options.flushBytes ?? 16 * 1024;
+    this.#minStallMs = options.minStallMs ?? 5;
+    this.#maxStallMs = options.maxStallMs ?? 25;
+  }
+
+  /** Puts `box` in the next pass (the outbox calls this once per flush it needs). */
+  add(box: Outbox): void {
+    this.#pending.push(box);
+    this.#arm();
+  }
+
+  /** Called by an outbox when a write of `pass` completes (or fails). */
+  done(pass: FlushPass): void {
+    if (--pass.outstanding > 0 || this.#pass !== pass) return;
+    clearTimeout(pass.timer);
+    this.#typicalMs = 0.8 * this.#typicalMs + 0.2 * (performance.now() - pass.start);
+    this.#pass = undefined;
+    this.#arm(true);
+  }
+
+  #arm(afterPass = false): void {
+    if (this.#armed || this.#pass !== undefined || this.#pending.length === 0) return;
+    this.#armed = true;
+    // Idle, a pass starts once the current task's microtasks have run, as soon as a lone
+    // outbox would write. After a pass, the next one waits for the rest of this turn's I/O
+    // callbacks, so that everything that arrived during the pass goes out together.
+    if (afterPass) setImmediate(this.#run);
+    else queueMicrotask(this.#run);
+  }
+
+  #startPass(): void {
+    this.#armed = false;
+    const waiting = this.#pending;
+    this.#pending = [];
+    const pass: FlushPass = {
+      scheduler: this,
+      start: performance.now(),
+      boxes: [],
+      outstanding: 0,
+      timer: undefined,
+    };
+    for (const box of waiting) {
+      if (box.joinPass(pass)) pass.boxes.push(box);
+    }
+    pass.outstanding += pass.boxes.length;
+    if (pass.outstanding === 0) {
+      this.#arm();
+      return;
+    }
+    this.#pass = pass;
+    const stallMs = Math.min(this.#maxStallMs, Math.max(this.#minStallMs, 4 * this.#typicalMs));
+    pass.timer = setTimeout(() => this.#stalled(pass), stallMs);
+  }
+
+  #stalled(pass: FlushPass): void {
+    if (this.#pass !== pass) return;
+    for (const box of pass.boxes) box.leavePass(pass);
+    this.#pass = undefined;
+    this.#arm(true);
   }
 }
 

@@ -31,7 +31,7 @@ import type { FileService } from "../files/files.ts";
 import type { CommitQueue } from "../store/commit_queue.ts";
 import type { HistoryTarget, Store, UserRecord } from "../store/store.ts";
 import type { Connection } from "../transport/connection.ts";
-import { Outbox } from "./outbox.ts";
+import { type FlushScheduler, Outbox } from "./outbox.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 const log = getLogger(["parley", "session"]);
@@ -41,6 +41,8 @@ export interface SessionContext {
   hub: Hub;
   store: Store;
   commits: CommitQueue;
+  /** Writes every session's outbox in shared passes. */
+  flusher: FlushScheduler;
   accounts: Accounts;
   /** File transfer, when the server has a data folder. */
   files: FileService | undefined;
@@ -147,6 +149,7 @@ export class Session implements Member {
         this.close();
       },
       onError: () => this.close(),
+      scheduler: ctx.flusher,
     });
   }
 
