@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FlushScheduler, Outbox } from "../src/session/outbox.ts";
+import { FlushScheduler, type FlushSchedulerOptions, Outbox } from "../src/session/outbox.ts";
 
 /** Lets every queued microtask (and the outbox's flush) run. */
 function settle(): Promise<void> {
@@ -235,14 +235,20 @@ Deno.test("FlushScheduler writes outboxes in passes; what queues during a pass g
   assert.equal(a.box.size + b.box.size, 0);
 });
 
-Deno.test("FlushScheduler goes on without a stuck write, which then flushes on its own", async () => {
-  const scheduler = new FlushScheduler({ minStallMs: 30, maxStallMs: 30 });
-  const stuck = manualOutbox(1024, scheduler);
-  const healthy = manualOutbox(1024, scheduler);
-  stuck.box.push(Uint8Array.of(9));
-  healthy.box.push(Uint8Array.of(1));
+/** Two outboxes of one scheduler after a first pass in which only `free`'s write completed. */
+async function heldPass(options: FlushSchedulerOptions) {
+  const scheduler = new FlushScheduler(options);
+  const free = manualOutbox(1024, scheduler);
+  const held = manualOutbox(1024, scheduler);
+  free.box.push(Uint8Array.of(1));
+  held.box.push(Uint8Array.of(9));
   await settle();
-  healthy.pending[0]!.resolve();
+  free.pending[0]!.resolve();
+  return { free, held };
+}
+
+Deno.test("FlushScheduler goes on without a stuck write, which then flushes on its own", async () => {
+  const { free: healthy, held: stuck } = await heldPass({ minStallMs: 30, maxStallMs: 30 });
   healthy.box.push(Uint8Array.of(2));
   await settle();
   assert.deepEqual(healthy.writes, [[1]], "the pass still waits for the stuck write");
@@ -261,13 +267,11 @@ Deno.test("FlushScheduler goes on without a stuck write, which then flushes on i
 });
 
 Deno.test("FlushScheduler: an outbox holding flushBytes writes without waiting for a pass", async () => {
-  const scheduler = new FlushScheduler({ flushBytes: 4, minStallMs: 5000, maxStallMs: 5000 });
-  const big = manualOutbox(1024, scheduler);
-  const holder = manualOutbox(1024, scheduler);
-  big.box.push(Uint8Array.of(1));
-  holder.box.push(Uint8Array.of(2));
-  await settle();
-  big.pending[0]!.resolve();
+  const { free: big, held: holder } = await heldPass({
+    flushBytes: 4,
+    minStallMs: 5000,
+    maxStallMs: 5000,
+  });
   big.box.push(Uint8Array.of(3));
   await settle();
   assert.deepEqual(big.writes, [[1]], "a small queue waits for the pass");
