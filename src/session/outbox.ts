@@ -93,9 +93,7 @@ export class Outbox {
   push(data: Uint8Array): boolean {
     if (this.#failed) return false;
     if (this.size + data.length > this.#options.maxBytes) {
-      this.#failed = true;
-      this.#queue = [];
-      this.#queued = 0;
+      this.#fail();
       this.#options.onOverflow();
       this.#wake();
       return false;
@@ -167,9 +165,7 @@ export class Outbox {
   }
 
   #written(): void {
-    this.#writing = false;
-    this.#inFlight = 0;
-    this.#leaveOwnPass();
+    this.#writeEnded();
     if (this.#queued > 0 && !this.#failed) {
       this.#schedule();
       return;
@@ -179,23 +175,29 @@ export class Outbox {
   }
 
   #broken(error: unknown): void {
-    this.#writing = false;
-    this.#inFlight = 0;
-    this.#leaveOwnPass();
+    this.#writeEnded();
     if (!this.#failed) {
-      this.#failed = true;
-      this.#queue = [];
-      this.#queued = 0;
+      this.#fail();
       this.#options.onError(error);
     }
     this.#wake();
   }
 
-  #leaveOwnPass(): void {
+  /** Marks the write in flight as ended and tells its pass, if it still belongs to one. */
+  #writeEnded(): void {
+    this.#writing = false;
+    this.#inFlight = 0;
     const pass = this.#pass;
     if (pass === undefined) return;
     this.#pass = undefined;
     pass.scheduler.done(pass);
+  }
+
+  /** Accepts nothing more and drops what is queued. */
+  #fail(): void {
+    this.#failed = true;
+    this.#queue = [];
+    this.#queued = 0;
   }
 
   #wake(): void {
@@ -233,7 +235,7 @@ export interface FlushSchedulerOptions {
  * (one write each, whatever queued since its last write); the next pass starts once all of the
  * last pass's writes have completed, so when the server is busy, what arrives during a pass is
  * coalesced into the next one and each connection costs one system call per pass, not one per
- * message. When the server is idle a pass starts right after the current turn of the event loop.
+ * message. When no pass is running, one starts as soon as the current task's microtasks have run.
  *
  * A write that waits on a full socket (a peer that stopped reading) would hold every pass, so a
  * pass waits at most four times as long as passes usually take (within `minStallMs` and
@@ -298,11 +300,8 @@ export class FlushScheduler {
     for (const box of waiting) {
       if (box.joinPass(pass)) pass.boxes.push(box);
     }
-    pass.outstanding += pass.boxes.length;
-    if (pass.outstanding === 0) {
-      this.#arm();
-      return;
-    }
+    pass.outstanding = pass.boxes.length;
+    if (pass.outstanding === 0) return;
     this.#pass = pass;
     const stallMs = Math.min(this.#maxStallMs, Math.max(this.#minStallMs, 4 * this.#typicalMs));
     pass.timer = setTimeout(() => this.#stalled(pass), stallMs);
