@@ -52,6 +52,19 @@ function withRandom(values: number[], fn: () => void): void {
   }
 }
 
+/** Alice and Bob share #general, #a and #b; Carol has left #general and shares nothing. */
+function sharedRooms() {
+  const hub = new Hub();
+  const [alice, bob, carol] = online(hub, 3) as [FakeMember, FakeMember, FakeMember];
+  for (const room of ["#a", "#b"]) {
+    hub.join(alice, room);
+    hub.join(bob, room);
+  }
+  hub.part(carol, "#general");
+  clear(alice, bob, carol);
+  return { hub, alice, bob, carol };
+}
+
 Deno.test("Hub.connect() gives a guest-NNNN name and puts the member in #general", () => {
   const hub = new Hub();
   const alice = fake();
@@ -256,14 +269,7 @@ Deno.test("Hub.join() of a room the member is already in tells no one", () => {
 });
 
 Deno.test("Hub.disconnect() delivers quit once to a member sharing several rooms", () => {
-  const hub = new Hub();
-  const [alice, bob, carol] = online(hub, 3) as [FakeMember, FakeMember, FakeMember];
-  for (const room of ["#a", "#b"]) {
-    hub.join(alice, room);
-    hub.join(bob, room);
-  }
-  hub.part(carol, "#general");
-  clear(alice, bob, carol);
+  const { hub, alice, bob, carol } = sharedRooms();
   const name = alice.name;
   hub.disconnect(alice);
   assert.deepEqual(bob.events, [{ type: "presence", name, event: "quit" }]);
@@ -278,14 +284,7 @@ Deno.test("Hub.disconnect() delivers quit once to a member sharing several rooms
 });
 
 Deno.test("Hub.rename() delivers renamed once to a member sharing several rooms", () => {
-  const hub = new Hub();
-  const [alice, bob, carol] = online(hub, 3) as [FakeMember, FakeMember, FakeMember];
-  for (const room of ["#a", "#b"]) {
-    hub.join(alice, room);
-    hub.join(bob, room);
-  }
-  hub.part(carol, "#general");
-  clear(alice, bob, carol);
+  const { hub, alice, bob, carol } = sharedRooms();
   const old = alice.name;
   hub.rename(alice, "alice2");
   assert.deepEqual(bob.events, [
