@@ -9,6 +9,7 @@ function settle(): Promise<void> {
 /** An outbox whose writes stay in flight until the test resolves or rejects them. */
 function manualOutbox(maxBytes = 1024, scheduler?: FlushScheduler) {
   const writes: number[][] = [];
+  const buffers: Uint8Array[] = [];
   const pending: PromiseWithResolvers<void>[] = [];
   const overflows: number[] = [];
   const errors: unknown[] = [];
@@ -16,6 +17,7 @@ function manualOutbox(maxBytes = 1024, scheduler?: FlushScheduler) {
     maxBytes,
     write(data) {
       writes.push(Array.from(data));
+      buffers.push(data);
       const deferred = Promise.withResolvers<void>();
       pending.push(deferred);
       return deferred.promise;
@@ -24,7 +26,7 @@ function manualOutbox(maxBytes = 1024, scheduler?: FlushScheduler) {
     onError: (error) => errors.push(error),
     scheduler,
   });
-  return { box, writes, pending, overflows, errors };
+  return { box, writes, buffers, pending, overflows, errors };
 }
 
 /** An outbox whose writes complete at once. */
@@ -281,4 +283,52 @@ Deno.test("FlushScheduler: an outbox holding flushBytes writes without waiting f
   big.pending[1]!.resolve();
   holder.pending[0]!.resolve();
   await Promise.all([big.box.drained(), holder.box.drained()]);
+});
+
+Deno.test("FlushScheduler: a pass of many writes waits longer for its slowest before going on", async () => {
+  // 10 ms plus 4 ms per write: a pass of 40 writes waits up to 170 ms, one of a single write 14.
+  const options = { minStallMs: 10, stallPerWriteMs: 4, maxStallMs: 10_000 };
+  const scheduler = new FlushScheduler(options);
+  const boxes = Array.from({ length: 40 }, () => manualOutbox(1024, scheduler));
+  for (const { box } of boxes) box.push(Uint8Array.of(1));
+  await settle();
+  const [free] = boxes;
+  free!.pending[0]!.resolve();
+  free!.box.push(Uint8Array.of(2));
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.deepEqual(free!.writes, [[1]], "39 writes in flight still hold the pass after 60 ms");
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  assert.deepEqual(free!.writes, [[1], [2]], "the pass gave up on them after 170 ms");
+  for (const { pending } of boxes) for (const write of pending) write.resolve();
+});
+
+Deno.test("FlushScheduler: a pass waits no longer than maxStallMs", async () => {
+  const scheduler = new FlushScheduler({ minStallMs: 10, stallPerWriteMs: 4, maxStallMs: 20 });
+  const boxes = Array.from({ length: 40 }, () => manualOutbox(1024, scheduler));
+  for (const { box } of boxes) box.push(Uint8Array.of(1));
+  await settle();
+  const [free] = boxes;
+  free!.pending[0]!.resolve();
+  free!.box.push(Uint8Array.of(2));
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  assert.deepEqual(free!.writes, [[1], [2]]);
+  for (const { pending } of boxes) for (const write of pending) write.resolve();
+});
+
+Deno.test("FlushScheduler: outboxes of one pass that queued the same buffers share one write buffer", async () => {
+  const scheduler = new FlushScheduler();
+  const [a, b, c] = [1, 2, 3].map(() => manualOutbox(1024, scheduler));
+  const first = Uint8Array.of(1, 2);
+  const second = Uint8Array.of(3);
+  for (const { box } of [a!, b!]) {
+    box.push(first);
+    box.push(second);
+  }
+  c!.box.push(first);
+  c!.box.push(Uint8Array.of(3));
+  await settle();
+  assert.deepEqual([a!.writes, b!.writes, c!.writes], [[[1, 2, 3]], [[1, 2, 3]], [[1, 2, 3]]]);
+  assert.equal(a!.buffers[0], b!.buffers[0], "the same parts are concatenated once");
+  assert.notEqual(c!.buffers[0], a!.buffers[0], "other parts (equal bytes) are not shared");
+  for (const { pending } of [a!, b!, c!]) pending[0]!.resolve();
 });
