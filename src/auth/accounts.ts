@@ -190,10 +190,10 @@ export class Accounts {
    *
    * @throws {ChatError} `auth_failed`, `rate_limited`
    */
-  async resume(token: string, ip: string): Promise<LoggedIn> {
+  resume(token: string, ip: string): LoggedIn {
     const wait = this.#ipFailures.retryAfter(ip);
     if (wait > 0) throw rateLimited(wait);
-    const tokenHash = await hashToken(token);
+    const tokenHash = hashToken(token);
     const now = Date.now();
     const user = this.#store.useSession(tokenHash, now, now + this.#options.sessionTtlMs);
     if (user === undefined || user.disabled) {
@@ -250,8 +250,8 @@ export class Accounts {
     if (accountWait > 0) throw rateLimited(accountWait);
   }
 
-  async #startSession(user: UserRecord, ip: string): Promise<LoggedIn> {
-    const { token, hash } = await newToken();
+  #startSession(user: UserRecord, ip: string): LoggedIn {
+    const { token, hash } = newToken();
     const now = Date.now();
     this.#store.createSession(user.id, hash, now, now + this.#options.sessionTtlMs);
     this.#remember(user.id, ip);

@@ -263,7 +263,7 @@ export class FileService {
       );
     }
     try {
-      return (await this.#accounts.resume(m[1]!, ip)).user;
+      return this.#accounts.resume(m[1]!, ip).user;
     } catch (error) {
       if (error instanceof ChatError && error.code === "rate_limited") {
         return await deny(429, "rate_limited", error.message, {

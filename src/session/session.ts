@@ -461,11 +461,11 @@ export class Session implements Member {
     }
   }
 
-  #login(command: Extract<ClientFrame, { type: "login" }>): Promise<Reply> {
+  #login(command: Extract<ClientFrame, { type: "login" }>): Reply | Promise<Reply> {
     const { accounts } = this.#ctx;
     const ip = this.#conn.remoteIp;
     if (command.token !== undefined) {
-      return accounts.resume(command.token, ip).then((login) => this.#loggedIn(login, "Logged in"));
+      return this.#loggedIn(accounts.resume(command.token, ip), "Logged in");
     }
     if (command.name === undefined || command.password === undefined) {
       throw new ChatError("bad_frame", "Frame 'login' needs 'name' and 'password', or 'token'");
