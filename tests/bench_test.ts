@@ -216,3 +216,47 @@ Deno.test("bench drives a parley room and counts every delivery once", async () 
   const json = JSON.parse(JSON.stringify(report));
   assert.deepEqual(json.fanout["5"].parley.steps[0].delivered, 800);
 });
+
+Deno.test("bench: an interrupt stops its servers and removes their temporary folders", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "parley-bench-test-" });
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../main.ts", import.meta.url).pathname,
+        "bench",
+        "--servers",
+        "parley",
+        "--scenarios",
+        "idle",
+        "--idle",
+        "20",
+        "--no-pin",
+        "--quiet",
+      ],
+      env: { TMPDIR: tmp },
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    // Wait for the server's data folder, then for the server to be up (its database exists).
+    let folder: string | undefined;
+    for (let i = 0; i < 300 && folder === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      for await (const entry of Deno.readDir(tmp)) {
+        if (entry.name.startsWith("parley-bench-")) folder = `${tmp}/${entry.name}`;
+      }
+    }
+    assert(folder !== undefined, "the bench created a server folder");
+    for (let i = 0; i < 300; i++) {
+      if ([...Deno.readDirSync(folder)].length > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    child.kill("SIGINT");
+    const status = await child.status;
+    assert.equal(status.code, 130);
+    assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -20,7 +20,14 @@ import {
 } from "./scenarios.ts";
 import type { BenchSettings } from "./scenarios.ts";
 import { LIVE_WORKERS } from "./pool.ts";
-import { external, installedPeers, launch, LIVE_SERVERS, SERVER_KINDS } from "./servers.ts";
+import {
+  external,
+  installedPeers,
+  launch,
+  LIVE_DIRS,
+  LIVE_SERVERS,
+  SERVER_KINDS,
+} from "./servers.ts";
 import type { ServerKind } from "./servers.ts";
 
 /** Every scenario, in the order they run. */
@@ -169,12 +176,19 @@ export async function benchMain(args: string[]): Promise<number> {
   }
   let report: BenchReport;
   const interrupted = () => {
-    // Leave no server or worker behind.
+    // Leave no server, worker or temporary folder behind.
     for (const child of [...LIVE_SERVERS, ...LIVE_WORKERS]) {
       try {
         child.kill("SIGKILL");
       } catch {
         // exited
+      }
+    }
+    for (const dir of LIVE_DIRS) {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // gone already
       }
     }
     Deno.exit(130);

@@ -156,7 +156,7 @@ export const PARLEY_BENCH_ARGS: readonly string[] = [
 ];
 
 async function launchParley(options: LaunchOptions): Promise<ServerUnderTest> {
-  const data = await Deno.makeTempDir({ prefix: "parley-bench-" });
+  const data = await tempDir("parley-bench-");
   const [cmd, args] = pinned(options.cpus, Deno.execPath(), [
     "run",
     ...SERVER_PERMISSIONS,
@@ -187,7 +187,10 @@ async function launchParley(options: LaunchOptions): Promise<ServerUnderTest> {
   let buffered = "";
   while (port === 0) {
     const { value, done } = await lines.read();
-    if (done) throw new Error(`Cannot start parley: ${await stderr}`);
+    if (done) {
+      await removeDir(data);
+      throw new Error(`Cannot start parley: ${await stderr}`);
+    }
     buffered += value;
     const m = /listening on tcp:\/\/[^ ]+:(\d+)/.exec(buffered);
     if (m) port = Number(m[1]);
@@ -229,6 +232,20 @@ async function gitDescribe(): Promise<string> {
 /** Processes of servers started and not yet stopped (killed on SIGINT by the CLI). */
 export const LIVE_SERVERS: Set<Deno.ChildProcess> = new Set();
 
+/** Temporary folders of servers not yet removed (removed on SIGINT by the CLI). */
+export const LIVE_DIRS: Set<string> = new Set();
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
+  LIVE_DIRS.add(dir);
+  return dir;
+}
+
+async function removeDir(dir: string): Promise<void> {
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  LIVE_DIRS.delete(dir);
+}
+
 function wrap(
   kind: ServerKind,
   port: number,
@@ -257,7 +274,7 @@ function wrap(
       await child.status;
       clearTimeout(timer);
       await after().catch(() => {});
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await removeDir(dir);
     })();
   return {
     kind,
@@ -342,7 +359,7 @@ async function launchPeer(
   options: LaunchOptions,
 ): Promise<ServerUnderTest> {
   const binary = await which(BINARIES[kind]);
-  const dir = await Deno.makeTempDir({ prefix: `parley-bench-${kind}-` });
+  const dir = await tempDir(`parley-bench-${kind}-`);
   const port = freePort();
   const conf = `${dir}/${kind}.conf`;
   let args: string[];
@@ -384,7 +401,7 @@ async function launchPeer(
     await child.status;
     await copied;
     const text = await Deno.readTextFile(`${dir}/stderr.log`).catch(() => "");
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await removeDir(dir);
     throw new Error(`${(error as Error).message}: ${text.slice(-2000)}`, { cause: error });
   }
   return wrap(kind, port, child, dir, () => copied, version);
