@@ -156,6 +156,50 @@ Deno.test("DMs to an offline account wait for its next login, delivered once", a
   assert.deepEqual((dms.messages as Frame[]).map((m) => m.text), ["are you there?", "call me"]);
 });
 
+Deno.test("DMs sent while the recipient logs in or out are delivered exactly once", async () => {
+  await using server = await startServer();
+  const { c: first, token } = await account(server.port, "alice", "correct horse");
+  first.send({ type: "quit" });
+  await first.closed();
+  await first[Symbol.asyncDispose]();
+  await using bob = await RawClient.json(server.port, "bob");
+  const received: string[] = [];
+  const note = (f: Frame) => {
+    if (f.type === "message" && f.from === "bob") received.push(String(f.text));
+  };
+  /** Reads up to the reply to `frame`, noting every DM from bob on the way. */
+  const ask = (c: RawClient, frame: Frame) => {
+    const ref = crypto.randomUUID();
+    c.send({ ...frame, ref });
+    return c.frame((f) => (note(f), f.ref === ref));
+  };
+  const collect = (c: RawClient) => c.pending().forEach((line) => note(JSON.parse(line)));
+  const rounds = 25;
+  for (let round = 0; round < rounds; round++) {
+    // Alice logs in by token (answered within the same turn of the server's event loop) while
+    // bob's DM to the offline alice waits for its commit; then she leaves while the next one
+    // waits.
+    const alice = await RawClient.json(server.port);
+    bob.send({ type: "send", to: "alice", text: `in ${round}` });
+    const login = ask(alice, { type: "login", token });
+    await bob.frame((f) => f.type === "ack");
+    assert.equal((await login).type, "ack");
+    await ask(alice, { type: "ping" }); // everything pushed to her before is read now
+    bob.send({ type: "send", to: "alice", text: `out ${round}` });
+    alice.send({ type: "quit" });
+    await bob.frame((f) => f.type === "ack");
+    await alice.closed();
+    collect(alice);
+    await alice[Symbol.asyncDispose]();
+  }
+  const last = await RawClient.json(server.port);
+  await using _last = last;
+  await ask(last, { type: "login", token });
+  await ask(last, { type: "ping" });
+  const expected = Array.from({ length: rounds }, (_, i) => [`in ${i}`, `out ${i}`]).flat();
+  assert.deepEqual(received.toSorted(), expected.toSorted());
+});
+
 Deno.test("several sessions of one account each get what the others send", async () => {
   await using server = await startServer();
   const { c: laptop, token } = await account(server.port, "alice", "correct horse");

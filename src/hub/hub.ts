@@ -276,10 +276,10 @@ export class Hub {
 
   /**
    * Delivers a message built by {@linkcode Hub.roomMessage} or {@linkcode Hub.directMessage}:
-   * to every session in the room, or to the recipient's sessions, and to the sender's other
-   * sessions; never back to the sending session itself.
+   * to every session in the room, or to the recipient's sessions (unless `toRecipient` is
+   * false), and to the sender's other sessions; never back to the sending session itself.
    */
-  publish(sender: Member, frame: MessageFrame): void {
+  publish(sender: Member, frame: MessageFrame, toRecipient = true): void {
     const out = new Outgoing(frame);
     if (frame.room !== undefined) {
       const room = this.#room(frame.room, false);
@@ -287,7 +287,7 @@ export class Hub {
       return;
     }
     const target = this.#users.get(nameKey(frame.to!));
-    if (target !== undefined) this.#deliver(target, out, sender);
+    if (target !== undefined && toRecipient) this.#deliver(target, out, sender);
     const from = this.#bySession.get(sender);
     if (from !== undefined && from !== target) this.#deliver(from, out, sender);
   }

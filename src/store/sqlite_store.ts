@@ -258,7 +258,7 @@ export class SqliteStore implements Store {
       `INSERT INTO messages (id, room_id, dm_key, from_name, to_name, text, action, ts, file_id,
          file_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    const pending = this.#stmt("INSERT INTO pending_dms (user_id, message_id) VALUES (?, ?)");
+    const pending = this.#stmt(INSERT_PENDING);
     this.#tx(() => {
       for (const m of messages) {
         const values: SQLInputValue[] = [
@@ -299,6 +299,15 @@ export class SqliteStore implements Store {
       this.#stmt("DELETE FROM pending_dms WHERE user_id = ?").run(userId);
       return rows.map(toMessage);
     });
+  }
+
+  takePendingMessage(userId: number, messageId: number): boolean {
+    const stmt = this.#stmt("DELETE FROM pending_dms WHERE user_id = ? AND message_id = ?");
+    return Number(stmt.run(userId, messageId).changes) > 0;
+  }
+
+  addPending(userId: number, messageId: number): void {
+    this.#stmt(INSERT_PENDING).run(userId, messageId);
   }
 
   createFile(file: FileRecord): void {
@@ -383,6 +392,8 @@ const HISTORY_ROOM = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.tex
   WHERE m.room_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`;
 const HISTORY_DM = `SELECT id, NULL AS room, from_name, to_name, text, action, ts, file_json
   FROM messages WHERE dm_key = ? AND id < ? ORDER BY id DESC LIMIT ?`;
+const INSERT_PENDING = "INSERT INTO pending_dms (user_id, message_id) VALUES (?, ?)";
+
 const PENDING = `SELECT m.id, NULL AS room, m.from_name, m.to_name, m.text, m.action, m.ts,
     m.file_json
   FROM pending_dms p JOIN messages m ON m.id = p.message_id

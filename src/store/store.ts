@@ -87,6 +87,10 @@ export interface Store extends Disposable {
   history(target: HistoryTarget, before: number | undefined, limit: number): MessageFrame[];
   /** Direct messages waiting for an account, oldest first, and forgets them. */
   takePending(userId: number): MessageFrame[];
+  /** Forgets one direct message waiting for an account; whether it was still waiting. */
+  takePendingMessage(userId: number, messageId: number): boolean;
+  /** Marks a stored direct message as waiting for an account's next login. */
+  addPending(userId: number, messageId: number): void;
 
   /** Records an uploaded file. */
   createFile(file: FileRecord): void;
