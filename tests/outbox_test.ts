@@ -285,34 +285,43 @@ Deno.test("FlushScheduler: an outbox holding flushBytes writes without waiting f
   await Promise.all([big.box.drained(), holder.box.drained()]);
 });
 
-Deno.test("FlushScheduler: a pass of many writes waits longer for its slowest before going on", async () => {
-  // 10 ms plus 4 ms per write: a pass of 40 writes waits up to 170 ms, one of a single write 14.
-  const options = { minStallMs: 10, stallPerWriteMs: 4, maxStallMs: 10_000 };
+/**
+ * A pass of 40 writes of which only the first completed; that outbox then queued more, which
+ * waits for the pass.
+ */
+async function passOf40(options: FlushSchedulerOptions) {
   const scheduler = new FlushScheduler(options);
   const boxes = Array.from({ length: 40 }, () => manualOutbox(1024, scheduler));
   for (const { box } of boxes) box.push(Uint8Array.of(1));
   await settle();
-  const [free] = boxes;
-  free!.pending[0]!.resolve();
-  free!.box.push(Uint8Array.of(2));
+  const free = boxes[0]!;
+  free.pending[0]!.resolve();
+  free.box.push(Uint8Array.of(2));
+  const release = () => {
+    for (const { pending } of boxes) for (const write of pending) write.resolve();
+  };
+  return { free, release };
+}
+
+Deno.test("FlushScheduler: a pass of many writes waits longer for its slowest before going on", async () => {
+  // 10 ms plus 4 ms per write: a pass of 40 writes waits up to 170 ms, one of a single write 14.
+  const { free, release } = await passOf40({
+    minStallMs: 10,
+    stallPerWriteMs: 4,
+    maxStallMs: 10_000,
+  });
   await new Promise((resolve) => setTimeout(resolve, 60));
-  assert.deepEqual(free!.writes, [[1]], "39 writes in flight still hold the pass after 60 ms");
+  assert.deepEqual(free.writes, [[1]], "39 writes in flight still hold the pass after 60 ms");
   await new Promise((resolve) => setTimeout(resolve, 250));
-  assert.deepEqual(free!.writes, [[1], [2]], "the pass gave up on them after 170 ms");
-  for (const { pending } of boxes) for (const write of pending) write.resolve();
+  assert.deepEqual(free.writes, [[1], [2]], "the pass gave up on them after 170 ms");
+  release();
 });
 
 Deno.test("FlushScheduler: a pass waits no longer than maxStallMs", async () => {
-  const scheduler = new FlushScheduler({ minStallMs: 10, stallPerWriteMs: 4, maxStallMs: 20 });
-  const boxes = Array.from({ length: 40 }, () => manualOutbox(1024, scheduler));
-  for (const { box } of boxes) box.push(Uint8Array.of(1));
-  await settle();
-  const [free] = boxes;
-  free!.pending[0]!.resolve();
-  free!.box.push(Uint8Array.of(2));
+  const { free, release } = await passOf40({ minStallMs: 10, stallPerWriteMs: 4, maxStallMs: 20 });
   await new Promise((resolve) => setTimeout(resolve, 120));
-  assert.deepEqual(free!.writes, [[1], [2]]);
-  for (const { pending } of boxes) for (const write of pending) write.resolve();
+  assert.deepEqual(free.writes, [[1], [2]]);
+  release();
 });
 
 Deno.test("FlushScheduler: outboxes of one pass that queued the same buffers share one write buffer", async () => {
