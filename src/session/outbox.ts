@@ -329,17 +329,16 @@ export class FlushScheduler {
  * result instead of copying again.
  */
 function joined(parts: Uint8Array[], total: number, pass: FlushPass | undefined): Uint8Array {
-  const last = pass?.lastParts;
-  if (last !== undefined && last.length === parts.length) {
+  if (pass === undefined) return concat(parts, total);
+  const last = pass.lastParts;
+  if (last !== undefined && pass.lastJoined !== undefined && last.length === parts.length) {
     let same = true;
     for (let i = 0; i < parts.length && same; i++) same = last[i] === parts[i];
-    if (same) return pass!.lastJoined!;
+    if (same) return pass.lastJoined;
   }
   const data = concat(parts, total);
-  if (pass !== undefined) {
-    pass.lastParts = parts;
-    pass.lastJoined = data;
-  }
+  pass.lastParts = parts;
+  pass.lastJoined = data;
   return data;
 }
 

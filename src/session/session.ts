@@ -559,11 +559,7 @@ export class Session implements Member {
     }
     if (file !== undefined) frame.file = file;
     return commits.append(offline ? { ...frame, pendingFor: [offline.id] } : frame).then(() => {
-      hub.publish(
-        this,
-        frame,
-        frame.to === undefined || this.#deliverLive(frame.to, frame, offline),
-      );
+      hub.publish(this, frame, this.#toRecipient(frame, offline));
       const reply: Reply = { ack: { id: frame.id, ts: frame.ts } };
       if (frame.to !== undefined) {
         reply.text = [`[dm to ${frame.to}] <${this.name}> ${sanitize(text)}`];
@@ -573,13 +569,15 @@ export class Session implements Member {
   }
 
   /**
-   * Whether a direct message to `to`, now stored, goes to its recipient live. The recipient may
-   * have logged in or out while it was being stored; the waiting (pending) row decides, so that
-   * it is delivered exactly once: stored as waiting, it goes live only if the recipient is online
-   * now and its login did not take it already; stored for an online recipient who has left since,
-   * it waits for the next login.
+   * Whether a message, now stored, goes to its recipient live (a room message always does). A
+   * direct message's recipient may have logged in or out while it was being stored; the waiting
+   * (pending) row decides, so that it is delivered exactly once: stored as waiting, it goes live
+   * only if the recipient is online now and its login did not take it already; stored for an
+   * online recipient who has left since, it waits for the next login.
    */
-  #deliverLive(to: string, frame: MessageFrame, offline: UserRecord | undefined): boolean {
+  #toRecipient(frame: MessageFrame, offline: UserRecord | undefined): boolean {
+    const to = frame.to;
+    if (to === undefined) return true;
     const { hub, store } = this.#ctx;
     const online = hub.isOnline(to);
     if (offline !== undefined) return online && store.takePendingMessage(offline.id, frame.id);

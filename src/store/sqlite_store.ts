@@ -393,7 +393,6 @@ const HISTORY_ROOM = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.tex
 const HISTORY_DM = `SELECT id, NULL AS room, from_name, to_name, text, action, ts, file_json
   FROM messages WHERE dm_key = ? AND id < ? ORDER BY id DESC LIMIT ?`;
 const INSERT_PENDING = "INSERT INTO pending_dms (user_id, message_id) VALUES (?, ?)";
-
 const PENDING = `SELECT m.id, NULL AS room, m.from_name, m.to_name, m.text, m.action, m.ts,
     m.file_json
   FROM pending_dms p JOIN messages m ON m.id = p.message_id
