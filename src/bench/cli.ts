@@ -20,14 +20,7 @@ import {
 } from "./scenarios.ts";
 import type { BenchSettings } from "./scenarios.ts";
 import { LIVE_WORKERS } from "./pool.ts";
-import {
-  external,
-  installedPeers,
-  launch,
-  LIVE_DIRS,
-  LIVE_SERVERS,
-  SERVER_KINDS,
-} from "./servers.ts";
+import { abandonServers, external, installedPeers, launch, SERVER_KINDS } from "./servers.ts";
 import type { ServerKind } from "./servers.ts";
 
 /** Every scenario, in the order they run. */
@@ -175,22 +168,16 @@ export async function benchMain(args: string[]): Promise<number> {
     return 0;
   }
   let report: BenchReport;
-  const interrupted = () => {
+  const interrupted = async () => {
     // Leave no server, worker or temporary folder behind.
-    for (const child of [...LIVE_SERVERS, ...LIVE_WORKERS]) {
+    for (const child of LIVE_WORKERS) {
       try {
         child.kill("SIGKILL");
       } catch {
         // exited
       }
     }
-    for (const dir of LIVE_DIRS) {
-      try {
-        Deno.removeSync(dir, { recursive: true });
-      } catch {
-        // gone already
-      }
-    }
+    await abandonServers();
     Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", interrupted);

@@ -174,13 +174,15 @@ async function launchParley(options: LaunchOptions): Promise<ServerUnderTest> {
     ...(options.requireLogin ? ["--require-login"] : []),
     ...(options.parleyArgs ?? []),
   ]);
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
+  const child = tracked(
+    new Deno.Command(cmd, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn(),
+  );
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const stderr = new Response(child.stderr).text();
   let port = 0;
@@ -229,14 +231,53 @@ async function gitDescribe(): Promise<string> {
   }
 }
 
-/** Processes of servers started and not yet stopped (killed on SIGINT by the CLI). */
-export const LIVE_SERVERS: Set<Deno.ChildProcess> = new Set();
+/** Processes of servers started and not yet exited. */
+const LIVE_SERVERS: Set<Deno.ChildProcess> = new Set();
+/** Temporary folders of servers not yet removed. */
+const LIVE_DIRS: Set<string> = new Set();
+/** Set by {@linkcode abandonServers}: nothing may start any more. */
+let abandoned = false;
 
-/** Temporary folders of servers not yet removed (removed on SIGINT by the CLI). */
-export const LIVE_DIRS: Set<string> = new Set();
+/**
+ * On an interrupt: kills every server started (and any that starts from now on), waits for them
+ * to exit, then removes their temporary folders (a server still starting could otherwise create
+ * a file in its folder while it is removed).
+ */
+export async function abandonServers(): Promise<void> {
+  abandoned = true;
+  for (const child of LIVE_SERVERS) kill(child);
+  await Promise.all([...LIVE_SERVERS].map((child) => child.status));
+  for (const dir of LIVE_DIRS) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch {
+      // gone already
+    }
+  }
+}
+
+function kill(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // exited
+  }
+}
+
+/** Adds a server process to {@linkcode LIVE_SERVERS} from its start until it exits. */
+function tracked(child: Deno.ChildProcess): Deno.ChildProcess {
+  LIVE_SERVERS.add(child);
+  child.status.then(() => LIVE_SERVERS.delete(child));
+  if (abandoned) kill(child);
+  return child;
+}
 
 async function tempDir(prefix: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix });
+  if (abandoned) {
+    await Deno.remove(dir);
+    throw new Error("Interrupted");
+  }
   LIVE_DIRS.add(dir);
   return dir;
 }
@@ -255,8 +296,6 @@ function wrap(
   version: string,
 ): ServerUnderTest {
   let stopping: Promise<void> | undefined;
-  LIVE_SERVERS.add(child);
-  child.status.then(() => LIVE_SERVERS.delete(child));
   const stop = () =>
     stopping ??= (async () => {
       try {
@@ -264,13 +303,7 @@ function wrap(
       } catch {
         // exited already
       }
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // exited
-        }
-      }, 10_000);
+      const timer = setTimeout(() => kill(child), 10_000);
       await child.status;
       clearTimeout(timer);
       await after().catch(() => {});
@@ -383,21 +416,19 @@ async function launchPeer(
   }
   const [cmd, full] = pinned(options.cpus, binary, args);
   const log = await Deno.open(`${dir}/stderr.log`, { write: true, create: true });
-  const child = new Deno.Command(cmd, {
-    args: full,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const child = tracked(
+    new Deno.Command(cmd, {
+      args: full,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn(),
+  );
   const copied = child.stderr.pipeTo(log.writable).catch(() => {});
   try {
     await waitForPort(port, child, kind);
   } catch (error) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // exited
-    }
+    kill(child);
     await child.status;
     await copied;
     const text = await Deno.readTextFile(`${dir}/stderr.log`).catch(() => "");
