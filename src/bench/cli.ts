@@ -168,17 +168,21 @@ export async function benchMain(args: string[]): Promise<number> {
     return 0;
   }
   let report: BenchReport;
-  const interrupted = async () => {
-    // Leave no server, worker or temporary folder behind.
-    for (const child of LIVE_WORKERS) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // exited
+  // Leave no server, worker or temporary folder behind. The run goes on (and fails) while the
+  // servers exit, so it waits for this at its end: the exit code is the interrupt's.
+  let interruption: Promise<never> | undefined;
+  const interrupted = () => {
+    interruption ??= (async () => {
+      for (const child of LIVE_WORKERS) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // exited
+        }
       }
-    }
-    await abandonServers();
-    Deno.exit(130);
+      await abandonServers();
+      Deno.exit(130);
+    })();
   };
   Deno.addSignalListener("SIGINT", interrupted);
   Deno.addSignalListener("SIGTERM", interrupted);
@@ -191,6 +195,7 @@ export async function benchMain(args: string[]): Promise<number> {
     }
     throw error;
   } finally {
+    await interruption;
     Deno.removeSignalListener("SIGINT", interrupted);
     Deno.removeSignalListener("SIGTERM", interrupted);
   }
