@@ -263,8 +263,9 @@ export class RawClient implements AsyncDisposable {
   /** Connects and consumes the banner, then sends `first` and (JSON mode) waits for its reply. */
   static async json(port: number, name?: string): Promise<RawClient> {
     const c = await RawClient.connect(port);
-    await c.line(); // banner
+    // Speaking first: the server greets a silent client only after a short wait.
     c.send({ type: "hello", proto: 1, ref: "hello" });
+    await c.line(); // banner
     await c.frame((f) => f.type === "welcome");
     if (name !== undefined) {
       c.send({ type: "nick", name, ref: "nick" });

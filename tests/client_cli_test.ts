@@ -224,13 +224,15 @@ Deno.test("client: an unreachable server or a refused session exits 1 with one l
   assert.ok(!holder.ended);
 });
 
-Deno.test("client: control characters from others never reach the output", async () => {
+Deno.test("client: control characters and bidi overrides from others never reach the output", async () => {
   await using server = await startServer();
   await using proc = client(server.port, "--name", "reader");
   await proc.line(/You are now reader$/);
   await using evil = await RawClient.json(server.port, "evil");
   evil.send({ type: "send", room: "#general", text: "a\x1b[2Jb\rc\u009bd\u0007", ref: "s" });
-  assert.match(await proc.line(/<evil>/), / <evil> a \[2Jb c d $/);
+  assert.equal((await evil.frame((f) => f.ref === "s")).code, "bad_frame", "the server refuses it");
+  evil.send({ type: "send", room: "#general", text: "a\tb \u202etxt.exe", ref: "t" });
+  assert.match(await proc.line(/<evil>/), / <evil> a b \ufffdtxt\.exe$/);
 });
 
 Deno.test("client: reconnects after the server restarts, keeping its name and rooms", async () => {

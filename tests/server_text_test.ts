@@ -132,7 +132,16 @@ Deno.test("text mode: control characters never reach another terminal", async ()
   await using alice = await RawClient.text(server.port, "alice");
   await using bob = await RawClient.text(server.port, "bob");
   alice.send("\x1b[2Jcleared?\x07");
-  assert.equal(await bob.line(), "[#general] <alice>  [2Jcleared? ");
+  assert.equal(
+    await alice.line((l) => l.startsWith("!")),
+    "! Cannot send: it contains the control character U+001B",
+  );
+  alice.send("tab\there, bidi \u202eexe.txt");
+  assert.equal(
+    await bob.line((l) => l.startsWith("[")),
+    "[#general] <alice> tab here, bidi \ufffdexe.txt",
+    "the escape never arrived; a tab shows as a space and a bidi override is neutralised",
+  );
 });
 
 Deno.test("text mode: coming online replays #general's recent history as dimmed lines", async () => {

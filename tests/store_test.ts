@@ -107,7 +107,7 @@ Deno.test("SqliteStore history and pending reads use indexes, never a scan of me
   }
 });
 
-Deno.test("SqliteStore.takePending() returns a user's waiting DMs once", async () => {
+Deno.test("SqliteStore.pendingFor() keeps a user's waiting DMs until removePending()", async () => {
   await using db = await tempDb();
   using store = SqliteStore.open(db.path);
   const alice = store.createUser("alice", "h", 0)!;
@@ -115,8 +115,12 @@ Deno.test("SqliteStore.takePending() returns a user's waiting DMs once", async (
     { id: 1, from: "bob", to: "alice", text: "one", ts: 1, pendingFor: [alice.id] },
     { id: 2, from: "bob", to: "alice", text: "two", ts: 2, pendingFor: [alice.id] },
   ]);
-  assert.deepEqual(store.takePending(alice.id).map((m) => m.text), ["one", "two"]);
-  assert.deepEqual(store.takePending(alice.id), []);
+  assert.deepEqual(store.pendingFor(alice.id).map((m) => m.text), ["one", "two"]);
+  assert.deepEqual(store.pendingFor(alice.id).map((m) => m.text), ["one", "two"]);
+  store.removePending(alice.id, [1]);
+  assert.deepEqual(store.pendingFor(alice.id).map((m) => m.text), ["two"]);
+  store.removePending(alice.id, [2]);
+  assert.deepEqual(store.pendingFor(alice.id), []);
 });
 
 Deno.test("CommitQueue commits one tick's appends in one transaction, then settles them", async () => {

@@ -40,6 +40,11 @@ export interface LinkOptions {
   signal: AbortSignal;
   /** Receives every event (non-reply frame), in order. */
   onEvent: (event: ServerEvent) => void;
+  /**
+   * A request sent as soon as the connection is up, before the banner arrives (a server greets
+   * a client that speaks first without waiting for it); its reply is {@linkcode Link.greeted}.
+   */
+  hello?: ClientFrame;
 }
 
 interface Pending {
@@ -73,6 +78,8 @@ export class Link {
   shutdown: ShutdownEvent | undefined;
   /** Whether the server acknowledged a `quit` or `logout`: the end is wanted. */
   farewell = false;
+  /** The reply to the `hello` option's request, when there was one. */
+  greeted: Promise<ReplyFrame> | undefined;
 
   private constructor(conn: ByteStream, options: LinkOptions) {
     this.#conn = conn;
@@ -96,6 +103,10 @@ export class Link {
     const { hostname, port } = endpoint;
     const conn = await dial(endpoint, options.timeoutMs, options.signal);
     const link = new Link(conn, options);
+    if (options.hello !== undefined) {
+      link.greeted = link.request(options.hello);
+      link.greeted.catch(() => {}); // a refusal is reported by the banner below
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const banner = await Promise.race([

@@ -209,7 +209,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     let link: Link | undefined;
     try {
       link = await client.#open();
-      const welcome = await link.request(client.#helloFrame());
+      const welcome = await link.greeted!;
       client.#track({ type: "hello" }, welcome);
       // Online at once in #general, unless the server wants a login first (no name yet).
       client.#rooms = client.#name === "" ? [] : [DEFAULT_ROOM];
@@ -596,6 +596,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   #open(): Promise<Link> {
     const o = this.#options;
     return Link.open(this.#endpoint, {
+      hello: this.#helloFrame(),
       maxLine: o.maxLine ?? DEFAULTS.maxLine,
       timeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       pingIntervalMs: o.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
@@ -750,7 +751,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const chosen = this.#chosenName;
     const token = this.#token;
     const general = nameKey(DEFAULT_ROOM);
-    const hello = link.request(this.#helloFrame());
+    const hello = link.greeted ?? link.request(this.#helloFrame());
     const identity = token !== undefined
       ? link.request({ type: "login", token })
       : chosen !== undefined

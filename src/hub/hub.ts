@@ -103,6 +103,11 @@ export class Hub {
     return this.#users.has(nameKey(name));
   }
 
+  /** The sessions of the user of that name (several when an account is on several devices). */
+  sessionsOf(name: string): Member[] {
+    return [...this.#users.get(nameKey(name))?.sessions ?? []];
+  }
+
   /** The account a session is logged in as, if any. */
   accountOf(member: Member): number | undefined {
     return this.#bySession.get(member)?.accountId;

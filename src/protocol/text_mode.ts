@@ -7,6 +7,7 @@
 
 import { ChatError } from "./errors.ts";
 import type { ClientFrame, HistoryFrame, MessageFrame, ServerFrame } from "./frames.ts";
+import { neutralizeBidi } from "./unicode.ts";
 
 /** A text-mode line turned into work: a client frame, or a request for help. */
 export type TextCommand = ClientFrame | { type: "help" };
@@ -144,9 +145,20 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
 // deno-lint-ignore no-control-regex
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
 
-/** Replaces control characters (newlines, escapes) with spaces so one event stays one line. */
+/**
+ * Makes text safe for a terminal: control characters (newlines, escapes) become spaces, so one
+ * event stays one line and nothing received can drive the terminal, and bidi controls become
+ * U+FFFD, so text reads in the order it was written.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sanitize } from "./text_mode.ts";
+ * assert.equal(sanitize("a\x1b[2Jb\u202ec"), "a [2Jb\ufffdc");
+ * ```
+ */
 export function sanitize(text: string): string {
-  return text.replace(CONTROLS, " ");
+  return neutralizeBidi(text.replace(CONTROLS, " "));
 }
 
 /**

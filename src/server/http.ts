@@ -8,21 +8,25 @@
 import type { FileService } from "../files/files.ts";
 import { WebSocketConnection } from "../transport/websocket.ts";
 import type { Connection } from "../transport/connection.ts";
+import type { Admission, Refusal } from "./limits.ts";
+import { isLoopback } from "./net.ts";
 import type { Asset } from "../web/asset.ts";
 import { ASSETS } from "../web/assets.gen.ts";
 
 /** What the HTTP handler needs from the chat server. */
 export interface HttpContext {
-  /** Extra origins (`https://chat.example`) allowed to open `/ws`, beyond the page's own. */
+  /** Origins (`https://chat.example`) allowed to open `/ws`, beyond loopback and IP pages. */
   allowOrigins: readonly string[];
+  /** Told of each WebSocket refused for its Origin (to hint at `--allow-origin`). */
+  originRefused(origin: string): void;
   /** The largest WebSocket frame accepted, in bytes. */
   maxLine: number;
-  /** Returns why a new connection from `ip` is refused, or undefined (and counts it). */
-  admit(ip: string): string | undefined;
-  /** Serves an admitted connection until it ends. */
-  serve(conn: Connection): void;
-  /** The body of `/healthz`. */
-  health(): Record<string, unknown>;
+  /** Admits (and counts) a new connection from `ip`, or says why not. */
+  admit(ip: string): Admission | Refusal;
+  /** Serves an admitted connection until it ends, then releases its admission. */
+  serve(conn: Connection, admission: Admission): void;
+  /** The body of `/healthz`: the numbers when `detailed` (for administrators), else the status. */
+  health(detailed: boolean): Record<string, unknown>;
   /** File transfer, when the server has a data folder. */
   files: FileService | undefined;
 }
@@ -53,16 +57,52 @@ function respond(body: BodyInit | null, status: number, headers: Record<string, 
   return new Response(body, { status, headers: { ...SECURITY_HEADERS, ...headers } });
 }
 
-/** Whether a WebSocket request's Origin may drive a session: its own host, or listed. */
+const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
+
+/** Whether a URL host name cannot be rebound by DNS: a loopback name or an IP literal. */
+function pinnedHost(hostname: string): boolean {
+  const h = hostname.toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || IPV4.test(h) || h.startsWith("[");
+}
+
+/**
+ * Whether a WebSocket request's Origin may drive a session: an origin listed with
+ * `--allow-origin`, or the page's own origin when the page was loaded from a loopback name or an
+ * IP address. The `Host` header alone proves nothing: after DNS rebinding, a hostile page's
+ * origin and the Host its requests carry both name the attacker's domain, now pointing here.
+ * A server reached by a domain name lists that name's origin.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { originAllowed } from "./http.ts";
+ * const ws = (origin: string, host: string) =>
+ *   new Request("http://x/ws", { headers: { origin, host } });
+ * assert.equal(originAllowed(ws("http://127.0.0.1:8080", "127.0.0.1:8080"), []), true);
+ * assert.equal(originAllowed(ws("http://evil.example:8080", "evil.example:8080"), []), false);
+ * assert.equal(
+ *   originAllowed(ws("https://chat.example", "chat.example"), ["https://chat.example"]),
+ *   true,
+ * );
+ * ```
+ */
 export function originAllowed(req: Request, allowed: readonly string[]): boolean {
   const origin = req.headers.get("origin");
   if (origin === null) return true; // not a browser: nothing to protect against
   if (allowed.includes(origin)) return true;
+  let url: URL;
   try {
-    return new URL(origin).host === req.headers.get("host");
+    url = new URL(origin);
   } catch {
     return false;
   }
+  return url.host === req.headers.get("host") && pinnedHost(url.hostname);
+}
+
+/** Whether a request came from this machine directly (not through a proxy on it). */
+export function fromLocalAdmin(req: Request, ip: string): boolean {
+  return isLoopback(ip) && !req.headers.has("x-forwarded-for") &&
+    !req.headers.has("forwarded") && !req.headers.has("x-real-ip");
 }
 
 /**
@@ -86,7 +126,8 @@ export function httpHandler(
       return respond("Method not allowed\n", 405, { allow: "GET, HEAD" });
     }
     if (url.pathname === "/healthz") {
-      return respond(JSON.stringify(ctx.health()), 200, {
+      const detailed = fromLocalAdmin(req, info.remoteAddr.hostname);
+      return respond(JSON.stringify(ctx.health(detailed)), 200, {
         "content-type": "application/json",
         "cache-control": "no-store",
       });
@@ -126,11 +167,12 @@ function upgrade(ctx: HttpContext, req: Request, remote: Deno.NetAddr): Response
     return respond("Expected a WebSocket upgrade\n", 426, { upgrade: "websocket" });
   }
   if (!originAllowed(req, ctx.allowOrigins)) {
+    ctx.originRefused(req.headers.get("origin") ?? "");
     return respond("Origin not allowed\n", 403, { "content-type": "text/plain" });
   }
-  const refusal = ctx.admit(remote.hostname);
-  if (refusal !== undefined) {
-    return respond(`${refusal}\n`, 429, { "content-type": "text/plain" });
+  const admission = ctx.admit(remote.hostname);
+  if ("reason" in admission) {
+    return respond(`${admission.reason}\n`, 429, { "content-type": "text/plain" });
   }
   const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout: 60 });
   ctx.serve(
@@ -140,6 +182,7 @@ function upgrade(ctx: HttpContext, req: Request, remote: Deno.NetAddr): Response
       maxLine: ctx.maxLine,
       maxInbound: 4 * ctx.maxLine + 64 * 1024,
     }),
+    admission,
   );
   for (const [k, v] of Object.entries(SECURITY_HEADERS)) response.headers.set(k, v);
   return response;

@@ -6,14 +6,15 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Socket } from "node:net";
 import tls from "node:tls";
 import { Accounts } from "../auth/accounts.ts";
-import { KeyedThrottle } from "../auth/limiter.ts";
 import { Hub } from "../hub/hub.ts";
 import { encodeLine } from "../protocol/outgoing.ts";
 import { Session } from "../session/session.ts";
 import type { SessionContext } from "../session/session.ts";
 import { FlushScheduler } from "../session/outbox.ts";
+import { ReplayClaims } from "../session/replay.ts";
 import { CommitQueue } from "../store/commit_queue.ts";
 import { SqliteStore } from "../store/sqlite_store.ts";
 import type { Store } from "../store/store.ts";
@@ -25,6 +26,12 @@ import type { Connection } from "../transport/connection.ts";
 import { VERSION } from "../version.ts";
 import { DEFAULT_CONFIG } from "./config.ts";
 import type { ServerConfig } from "./config.ts";
+import { acceptLoop } from "./accept.ts";
+import { ConnectionLimits } from "./limits.ts";
+import type { Admission, Refusal } from "./limits.ts";
+import { isLoopback } from "./net.ts";
+
+export { isLoopback };
 
 const log = getLogger(["parley", "server"]);
 
@@ -61,12 +68,13 @@ export class ChatServer implements AsyncDisposable {
   readonly #startedAt = Date.now();
   readonly #files: FileService | undefined;
   #fileSweep: ReturnType<typeof setInterval> | undefined;
-  readonly #connRate: KeyedThrottle;
+  readonly #limits: ConnectionLimits;
   #sweep: ReturnType<typeof setInterval> | undefined;
   readonly #tasks = new Set<Promise<void>>();
   readonly #sessions = new Set<Session>();
-  readonly #perIp = new Map<string, number>();
   readonly #accepting: Promise<void>[] = [];
+  /** Origins refused so far (logged once each). */
+  readonly #origins = new Set<string>();
   #stopping: Promise<void> | undefined;
 
   private constructor(config: ServerConfig, store: Store) {
@@ -74,7 +82,7 @@ export class ChatServer implements AsyncDisposable {
     this.store = store;
     this.hub = new Hub({ firstId: store.lastMessageId() + 1, presenceLimit: config.presenceLimit });
     const accounts = new Accounts(store, { ...config, exemptLoopback: !config.limitLoopback });
-    this.#connRate = new KeyedThrottle(config.connRate, config.connWindowMs / config.connRate);
+    this.#limits = new ConnectionLimits(config);
     if (config.data !== ":memory:") {
       this.#files = new FileService(store, accounts, {
         dir: `${config.data}/files`,
@@ -94,6 +102,8 @@ export class ChatServer implements AsyncDisposable {
       files: this.#files,
       config,
       version: VERSION,
+      web: undefined,
+      claims: new ReplayClaims(),
     };
   }
 
@@ -115,11 +125,19 @@ export class ChatServer implements AsyncDisposable {
     const server = new ChatServer(full, store);
     try {
       if (full.plain) {
-        server.#listener = Deno.listen({ hostname: full.host, port: full.port });
-        server.#accepting.push(server.#acceptLoop(server.#listener));
+        const listener = Deno.listen({ hostname: full.host, port: full.port });
+        server.#listener = listener;
+        const { hostname, port } = listener.addr;
+        server.#accepting.push(acceptLoop(listener, (conn) => server.#acceptedTcp(conn), {
+          name: `tcp://${hostname}:${port}`,
+          stopping: () => server.#stopping !== undefined,
+        }));
       }
       if (full.tlsCert !== undefined) await server.#listenTls();
-      if (full.http) server.#listenHttp();
+      if (full.http) {
+        server.#listenHttp();
+        server.#ctx.web = { port: server.#http!.addr.port, secure: full.tlsCert !== undefined };
+      }
       const tick = Math.min(full.firstLineTimeoutMs, full.pingAfterMs, full.loginTimeoutMs) / 4;
       server.#sweep = setInterval(() => server.#checkTimers(), Math.max(100, Math.min(5000, tick)));
       const sweepFiles = () =>
@@ -162,17 +180,36 @@ export class ChatServer implements AsyncDisposable {
       httpHandler({
         allowOrigins: config.allowOrigins,
         maxLine: config.maxLine,
-        admit: (ip) => this.#admit(ip),
-        serve: (conn) => this.#track(this.#serve(conn, true)),
-        health: () => ({
-          status: this.#stopping === undefined ? "ok" : "stopping",
-          version: VERSION,
-          uptime: Math.round((Date.now() - this.#startedAt) / 1000),
-          connections: this.connections,
-          ...memory(),
-        }),
+        admit: (ip) => this.#limits.admit(ip),
+        serve: (conn, admission) => this.#track(this.#serve(conn, admission)),
+        health: (detailed) => {
+          const status = this.#stopping === undefined ? "ok" : "stopping";
+          if (!detailed) return { status };
+          return {
+            status,
+            version: VERSION,
+            uptime: Math.round((Date.now() - this.#startedAt) / 1000),
+            connections: this.connections,
+            ...memory(),
+          };
+        },
+        originRefused: (origin) => this.#originRefused(origin),
         files: this.#files,
       }),
+    );
+  }
+
+  /**
+   * Logs a WebSocket refused for its Origin, once per origin: a page served under a domain name
+   * the operator did not list is most often the operator's own site.
+   */
+  #originRefused(origin: string): void {
+    if (this.#origins.has(origin) || this.#origins.size >= 100) return;
+    this.#origins.add(origin);
+    log.info(
+      "Refused a WebSocket from origin {origin}; if that is this server's address, " +
+        "start it with --allow-origin {origin}",
+      { origin: origin.slice(0, 200) },
     );
   }
 
@@ -190,9 +227,27 @@ export class ChatServer implements AsyncDisposable {
       ...this.#secureContext(),
       handshakeTimeout: this.config.handshakeTimeoutMs,
     });
+    // A connection counts against the caps from its first byte, its handshake included: one
+    // over them is dropped before any handshake work is done.
+    const admitted = new Map<string, Admission>();
+    server.on("connection", (socket: Socket) => {
+      const remote = `${peerIp(socket.remoteAddress)}:${socket.remotePort}`;
+      const admission = this.#limits.admit(peerIp(socket.remoteAddress));
+      if ("reason" in admission) {
+        this.#refused(remote, admission);
+        socket.destroy();
+        return;
+      }
+      admitted.set(remote, admission);
+      socket.once("close", () => {
+        admitted.delete(remote);
+        admission.release();
+      });
+    });
     server.on("secureConnection", (socket) => {
       const conn = new NodeSocketConnection(socket, { kind: "tls", maxLine: this.config.maxLine });
-      this.#track(this.#serve(conn));
+      const admission = admitted.get(conn.remote) ?? this.#limits.admit(conn.remoteIp);
+      this.#track(this.#serve(conn, admission));
     });
     server.on("tlsClientError", (error, socket) => {
       log.debug("TLS handshake with {remote} failed: {error}", {
@@ -295,21 +350,28 @@ export class ChatServer implements AsyncDisposable {
     log.info("Shut down");
   }
 
-  async #acceptLoop(listener: Deno.Listener): Promise<void> {
-    while (this.#stopping === undefined) {
+  /** A plain TCP connection was accepted: count it and serve it. */
+  #acceptedTcp(conn: Deno.TcpConn): void {
+    let connection: StreamConnection;
+    try {
+      connection = new StreamConnection(conn, { kind: "tcp", maxLine: this.config.maxLine });
+    } catch {
+      // Reset between accept and here (no peer address any more).
       try {
-        for await (const conn of listener) {
-          const maxLine = this.config.maxLine;
-          this.#track(this.#serve(new StreamConnection(conn, { kind: "tcp", maxLine })));
-        }
-        return;
-      } catch (error) {
-        if (this.#stopping !== undefined) return;
-        // Out of file descriptors and the like: back off a little, keep serving.
-        log.error("Accept failed: {error}", { error });
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        conn.close();
+      } catch {
+        // closed already
       }
+      return;
     }
+    this.#track(this.#serve(connection, this.#limits.admit(connection.remoteIp)));
+  }
+
+  /** Logs a refused connection: a full server is the operator's business, the rest debug. */
+  #refused(remote: string, refusal: Refusal): void {
+    if (refusal.kind === "full") {
+      log.warn("Refused {remote}: {reason}", { remote, reason: refusal.reason });
+    } else log.debug("Refused {remote}: {reason}", { remote, reason: refusal.reason });
   }
 
   #track(task: Promise<void>): void {
@@ -317,21 +379,21 @@ export class ChatServer implements AsyncDisposable {
     task.finally(() => this.#tasks.delete(task));
   }
 
-  /** Serves one connection; `admitted` when the caller already checked the limits. */
-  async #serve(conn: Connection, admitted = false): Promise<void> {
-    const refusal = admitted ? undefined : this.#admit(conn.remoteIp);
-    if (refusal !== undefined) {
-      log.warn("Refused {remote}: {reason}", { remote: conn.remote, reason: refusal });
+  /**
+   * Serves one connection under its place in the caps (or tells it why it has none), and
+   * releases the place when it ends, whatever happens.
+   */
+  async #serve(conn: Connection, admission: Admission | Refusal): Promise<void> {
+    if ("reason" in admission) {
+      this.#refused(conn.remote, admission);
       try {
-        await conn.write(encodeLine(`! ${refusal}`));
+        await conn.write(encodeLine(`! ${admission.reason}`));
       } catch {
         // the peer is gone already
       }
       conn.close();
       return;
     }
-    const ip = conn.remoteIp;
-    this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     const session = new Session(conn, this.#ctx);
     this.#sessions.add(session);
     try {
@@ -344,28 +406,15 @@ export class ChatServer implements AsyncDisposable {
       log.error("Connection {remote} failed: {error}", { remote: conn.remote, error });
     } finally {
       this.#sessions.delete(session);
-      const left = (this.#perIp.get(ip) ?? 1) - 1;
-      if (left === 0) this.#perIp.delete(ip);
-      else this.#perIp.set(ip, left);
       session.close();
+      admission.release();
     }
   }
+}
 
-  /** Returns why a new connection from `ip` is refused, or undefined to admit (and count) it. */
-  #admit(ip: string): string | undefined {
-    if (this.#sessions.size >= this.config.maxConns) {
-      return "Too many connections: the server is full, try again later";
-    }
-    const exempt = isLoopback(ip) && !this.config.limitLoopback;
-    if (exempt) return undefined;
-    if ((this.#perIp.get(ip) ?? 0) >= this.config.maxConnsPerIp) {
-      return "Too many connections from your address";
-    }
-    const wait = this.#connRate.retryAfter(ip);
-    if (wait > 0) return `Too many new connections from your address: try again in ${wait} s`;
-    this.#connRate.hit(ip);
-    return undefined;
-  }
+/** A node socket's peer address as parley writes it (IPv4 without the `::ffff:` prefix). */
+function peerIp(address: string | undefined): string {
+  return (address ?? "unknown").replace(/^::ffff:/, "");
 }
 
 /** The process's memory: resident set and V8 heap in use, in bytes. */
@@ -379,9 +428,4 @@ function openStore(config: ServerConfig): Store {
   if (config.data === ":memory:") return SqliteStore.open(":memory:", { sync: config.sync });
   Deno.mkdirSync(config.data, { recursive: true, mode: 0o700 });
   return SqliteStore.open(`${config.data}/parley.db`, { sync: config.sync });
-}
-
-/** Whether `ip` is a loopback address. */
-export function isLoopback(ip: string): boolean {
-  return ip === "::1" || ip.startsWith("127.") || ip.startsWith("::ffff:127.");
 }

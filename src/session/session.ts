@@ -20,18 +20,21 @@ import type {
   ServerFrame,
 } from "../protocol/frames.ts";
 import { parseClientFrame, ParseError, PROTO } from "../protocol/frames.ts";
-import type { LineEvent } from "../protocol/line_splitter.ts";
 import { checkName, DEFAULT_ROOM } from "../protocol/names.ts";
 import { encodeLine, Outgoing } from "../protocol/outgoing.ts";
 import type { Mode } from "../protocol/outgoing.ts";
 import { historyLines, parseTextLine, sanitize, TEXT_HELP } from "../protocol/text_mode.ts";
 import type { TextCommand } from "../protocol/text_mode.ts";
+import { httpAnswer, ircAnswer, sniffFirstLine } from "../protocol/sniff.ts";
+import type { ForeignProtocol, WebPort } from "../protocol/sniff.ts";
+import { isBlank, textProblem } from "../protocol/unicode.ts";
 import type { ServerConfig } from "../server/config.ts";
 import type { FileService } from "../files/files.ts";
 import type { CommitQueue } from "../store/commit_queue.ts";
 import type { HistoryTarget, Store, UserRecord } from "../store/store.ts";
-import type { Connection } from "../transport/connection.ts";
+import type { Connection, InboundEvent } from "../transport/connection.ts";
 import { type FlushScheduler, Outbox } from "./outbox.ts";
+import { type ReplayClaims, type ReplayItem, replayPages } from "./replay.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
 const log = getLogger(["parley", "session"]);
@@ -49,6 +52,10 @@ export interface SessionContext {
   config: Readonly<ServerConfig>;
   /** The server's version, sent in `welcome`. */
   version: string;
+  /** Where the web client is served (set once its listener is up), for HTTP on the chat port. */
+  web: WebPort | undefined;
+  /** The waiting direct messages being replayed right now. */
+  claims: ReplayClaims;
 }
 
 /** The plain-text line every connection receives first. */
@@ -62,6 +69,16 @@ const PING = new Outgoing({ type: "ping" });
 const MAX_PIPELINE = 64;
 /** The most messages one history page holds. */
 const MAX_HISTORY_PAGE = 200;
+/**
+ * How long a plain connection may take to speak first before it gets the banner. A browser, a
+ * TLS client or an IRC client speaks at once: waiting this long lets the session answer it in its
+ * own protocol, with no chat banner in front; a person at `nc` does not notice 100 ms.
+ */
+export const SNIFF_MS = 100;
+/** How many lines a turned-away connection may send while it is answered (an HTTP head). */
+const FOREIGN_LINES = 100;
+/** How long a turned-away connection is read (and ignored) before it is closed. */
+const FOREIGN_LINGER_MS = 1000;
 
 const encoder = new TextEncoder();
 
@@ -72,7 +89,8 @@ interface Reply {
   ack?: Record<string, unknown>;
   frame?: ServerFrame;
   text?: string[];
-  then?: ServerFrame[];
+  /** Built by the server after the reply (history, waiting DMs): written page by page. */
+  replay?: ReplayItem[];
   close?: boolean;
 }
 
@@ -169,22 +187,26 @@ export class Session implements Member {
    * rejects: whatever goes wrong ends this session only.
    */
   async run(): Promise<void> {
+    const events = this.#conn.messages()[Symbol.asyncIterator]();
     try {
-      if (!this.#conn.framed) this.#outbox.push(encodeLine(BANNER));
-      for await (const event of this.#conn.messages()) {
-        if (this.#closed) break;
-        this.#lastInput = performance.now();
-        this.#pinged = false;
-        const wait = this.#bucket.take();
-        if (wait > 0) {
-          this.#slowDown(wait);
-          await this.#sleep(wait);
-        } else {
-          this.#throttled = false;
-        }
-        if (this.#closed) break;
-        const handled = this.#handle(event);
-        if (!(handled instanceof Promise ? await handled : handled)) break;
+      let next = events.next();
+      const sniffing = !this.#conn.framed;
+      if (sniffing) {
+        // A client that speaks at once may be a browser, a TLS or an IRC client: look at what
+        // it says before greeting it in a protocol it does not speak.
+        const early = await within(next, SNIFF_MS);
+        const foreign = early === undefined || early.done
+          ? undefined
+          : foreignProtocol(early.value);
+        if (foreign === undefined) this.#outbox.push(encodeLine(BANNER));
+      }
+      for (;;) {
+        const result = await next;
+        if (result.done || this.#closed) break;
+        const foreign = sniffing && !this.#started ? foreignProtocol(result.value) : undefined;
+        if (foreign !== undefined) return await this.#turnAway(foreign, result.value, events);
+        if (!(await this.#consume(result.value))) break;
+        next = events.next();
       }
       await this.#tail;
     } catch (error) {
@@ -193,7 +215,61 @@ export class Session implements Member {
       this.#goOffline();
       await this.#flush(1000);
       this.close();
+      void events.return?.();
     }
+  }
+
+  /** Handles one inbound event under flood control; false when the session should end. */
+  async #consume(event: InboundEvent): Promise<boolean> {
+    this.#lastInput = performance.now();
+    this.#pinged = false;
+    const wait = this.#bucket.take();
+    if (wait > 0) {
+      this.#slowDown(wait);
+      await this.#sleep(wait);
+    } else {
+      this.#throttled = false;
+    }
+    if (this.#closed) return false;
+    const handled = this.#handle(event);
+    return handled instanceof Promise ? await handled : handled;
+  }
+
+  /**
+   * Answers a client that opened with another protocol in that protocol, and closes: nothing it
+   * sent reaches a room, and none of it (an IRC `PASS` among it) is logged.
+   */
+  async #turnAway(
+    foreign: ForeignProtocol | "tls",
+    first: InboundEvent,
+    events: AsyncIterator<InboundEvent>,
+  ): Promise<void> {
+    this.#started = true;
+    log.debug("Turned away {remote}: it spoke {protocol} on the chat port", {
+      remote: this.#conn.remote,
+      protocol: foreign,
+    });
+    if (foreign === "tls") return; // nothing to say that a TLS client could read
+    const lines: string[] = [];
+    const deadline = performance.now() + FOREIGN_LINGER_MS;
+    if (foreign === "http") {
+      // Read the request head, so the answer can name the host the browser used.
+      let host: string | undefined;
+      for (let i = 0; i < FOREIGN_LINES; i++) {
+        const result = await within(events.next(), deadline - performance.now());
+        if (result === undefined || result.done || !("line" in result.value)) break;
+        const line = result.value.line;
+        if (line === "") break;
+        const m = /^host:\s*(.*)$/i.exec(line);
+        if (m !== null) host = m[1];
+      }
+      const requestLine = "line" in first ? first.line : "";
+      lines.push(httpAnswer(requestLine, host, this.#ctx.web));
+    } else {
+      lines.push(ircAnswer());
+    }
+    this.#outbox.push(new TextEncoder().encode(lines.join("")));
+    await this.#flush(FOREIGN_LINGER_MS);
   }
 
   /**
@@ -278,15 +354,20 @@ export class Session implements Member {
    * Handles one inbound message. Returns (or resolves to) false when the session should end;
    * a promise means the loop must wait before reading on.
    */
-  #handle(event: LineEvent): boolean | Promise<boolean> {
+  #handle(event: InboundEvent): boolean | Promise<boolean> {
     if ("error" in event) {
+      if (event.error === "tls_hello") return false;
       const message = event.error === "line_too_long"
         ? "Line too long: it was discarded"
         : "Invalid UTF-8: the line was discarded";
       return this.#respond(undefined, new ChatError(event.error, message));
     }
     const line = event.line;
-    if (!this.#started) this.#start(line);
+    if (!this.#started) {
+      const replay = this.#start(line);
+      // Through the reply queue, so the commands after it wait for the replay to be written.
+      if (replay.length > 0) this.#respond(undefined, Promise.resolve({ silent: true, replay }));
+    }
     let command: TextCommand | undefined;
     let ref: string | undefined;
     try {
@@ -321,7 +402,8 @@ export class Session implements Member {
     }
   }
 
-  #start(firstLine: string): void {
+  /** Starts the session at its first line; returns the history to replay for #general. */
+  #start(firstLine: string): ReplayItem[] {
     this.#started = true;
     this.#mode ??= firstLine.startsWith("{") ? "json" : "text";
     if (!this.#ctx.config.requireLogin) {
@@ -336,7 +418,7 @@ export class Session implements Member {
         "* This server requires an account: /login NAME PASSWORD or /register NAME PASSWORD",
       ));
     }
-    this.#sendHistoryOnJoin(this.#online ? [DEFAULT_ROOM] : []);
+    return this.#historyOnJoin(this.#online ? [DEFAULT_ROOM] : []);
   }
 
   #guard(type: Command): void {
@@ -395,7 +477,7 @@ export class Session implements Member {
         return {
           ack: { room, members },
           text: [`You joined ${room}; members (${members.length}): ${members.join(", ")}`],
-          then: joined ? this.#historyOnJoin([room]) : [],
+          replay: joined ? this.#historyOnJoin([room]) : [],
         };
       }
       case "part": {
@@ -450,15 +532,44 @@ export class Session implements Member {
             this.#conn.remoteIp,
             this.#tokenHash,
           )
-          .then(() => ({
-            ack: {},
-            text: ["Password changed; your other sessions must log in again"],
-          }));
+          .then(() => {
+            const others = this.#endOtherSessions(
+              "Your password was changed in another session: log in again",
+            );
+            log.info("{name} changed the password; {others} other sessions ended", {
+              name: this.name,
+              others,
+            });
+            return { ack: {}, text: ["Password changed; your other sessions must log in again"] };
+          });
       case "quit":
         return { ack: {}, text: [`Goodbye, ${this.name}`], close: true };
       case "help":
         return { ack: {}, text: [...TEXT_HELP] };
     }
+  }
+
+  /** Ends every other live session of this account (its tokens are revoked already). */
+  #endOtherSessions(why: string): number {
+    let ended = 0;
+    for (const member of this.#ctx.hub.sessionsOf(this.name)) {
+      if (member === this || !(member instanceof Session)) continue;
+      member.revoke(why);
+      ended++;
+    }
+    return ended;
+  }
+
+  /**
+   * Ends this session because its login is no longer valid: tells the client why (`auth_failed`),
+   * takes it offline, flushes and closes.
+   */
+  revoke(why: string): void {
+    if (this.#closed) return;
+    this.#answer(undefined, new ChatError("auth_failed", why));
+    this.#end();
+    this.#goOffline();
+    void this.#flush(1000).then(() => this.close());
   }
 
   #login(command: Extract<ClientFrame, { type: "login" }>): Reply | Promise<Reply> {
@@ -496,7 +607,10 @@ export class Session implements Member {
     this.#tokenHash = login.tokenHash;
     this.#comeOnline(joined);
     for (const room of hub.roomsOf(this)) store.addMembership(user.id, room);
-    const pending = store.takePending(user.id).map((m) => ({ ...m, offline: true }));
+    // Claimed now, so that a commit completing before the replay starts does not deliver them
+    // live as well; forgotten only once written to this connection (see #replay).
+    const pending = store.pendingFor(user.id).map((m) => ({ ...m, offline: true }));
+    this.#ctx.claims.claim(user.id, pending.map((m) => m.id));
     const counts = new Map<string, number>();
     for (const m of pending) counts.set(m.from, (counts.get(m.from) ?? 0) + 1);
     const unread = [...counts].map(([from, count]) => ({ from, count }));
@@ -507,7 +621,7 @@ export class Session implements Member {
     return {
       ack: { name: user.name, token: login.token, rooms: hub.roomsOf(this), unread },
       text: [`${verb} as ${user.name}; ${summary}`],
-      then: [...this.#historyOnJoin(joined), ...pending],
+      replay: [...this.#historyOnJoin(joined), ...pending],
     };
   }
 
@@ -528,14 +642,18 @@ export class Session implements Member {
 
   #send(command: Extract<ClientFrame, { type: "send" }>): Promise<Reply> {
     const { hub, store, commits, config } = this.#ctx;
-    const { text } = command;
+    let { text } = command;
+    // What is stored is what is delivered: text no store or client could keep whole is refused.
+    const problem = textProblem(text);
+    if (problem !== undefined) throw new ChatError("bad_frame", `Cannot send: ${problem}`);
     let file: FileRef | undefined;
     if (command.file !== undefined) {
       const files = this.#ctx.files;
       if (files === undefined) throw new ChatError("no_such_file", "This server keeps no files");
       const { id, name, size, type, sha256 } = files.attachable(this.#user, command.file);
       file = { id, name, size, type, sha256 };
-    } else if (text.trim() === "") {
+      if (isBlank(text)) text = "";
+    } else if (isBlank(text)) {
       throw new ChatError("bad_frame", "Cannot send an empty message");
     }
     if (utf8Length(text, config.maxText) > config.maxText) {
@@ -580,7 +698,11 @@ export class Session implements Member {
     if (to === undefined) return true;
     const { hub, store } = this.#ctx;
     const online = hub.isOnline(to);
-    if (offline !== undefined) return online && store.takePendingMessage(offline.id, frame.id);
+    if (offline !== undefined) {
+      // A login replaying it delivers it; else whoever deletes the waiting row delivers it.
+      if (!online || this.#ctx.claims.has(offline.id, frame.id)) return false;
+      return store.takePendingMessage(offline.id, frame.id);
+    }
     if (!online) {
       const account = store.getUser(to);
       if (account !== undefined && !account.disabled) store.addPending(account.id, frame.id);
@@ -643,10 +765,6 @@ export class Session implements Member {
     }).filter((f) => f.messages.length > 0);
   }
 
-  #sendHistoryOnJoin(rooms: readonly string[]): void {
-    for (const frame of this.#historyOnJoin(rooms)) this.deliver(new Outgoing(frame));
-  }
-
   /**
    * Answers a request, keeping replies in request order: a reply that is ready while earlier
    * ones still wait (for a commit, a hash) queues behind them.
@@ -668,8 +786,11 @@ export class Session implements Member {
     return done;
   }
 
-  /** Writes a reply in the connection's mode; returns false when the session should end. */
-  #answer(ref: string | undefined, reply: Reply | ChatError): boolean {
+  /**
+   * Writes a reply in the connection's mode; returns (or resolves to, after a replay) false when
+   * the session should end.
+   */
+  #answer(ref: string | undefined, reply: Reply | ChatError): boolean | Promise<boolean> {
     if (reply instanceof ChatError) {
       const frame: ServerFrame = { type: "error", code: reply.code, message: reply.message };
       if (reply.retryAfter !== undefined) frame.retryAfter = reply.retryAfter;
@@ -677,8 +798,9 @@ export class Session implements Member {
       this.deliver(new Outgoing(frame));
       return true;
     }
-    if (reply.silent) return true;
-    if (this.#mode === "json") {
+    if (reply.silent) {
+      // nothing to answer
+    } else if (this.#mode === "json") {
       const frame: ServerFrame = reply.frame ?? { type: "ack", ...reply.ack };
       this.#outbox.push(encodeLine(JSON.stringify(ref === undefined ? frame : { ...frame, ref })));
     } else {
@@ -688,8 +810,58 @@ export class Session implements Member {
         );
       }
     }
-    for (const frame of reply.then ?? []) this.deliver(new Outgoing(frame));
-    return !reply.close;
+    if (reply.replay === undefined || reply.replay.length === 0) return !reply.close;
+    return this.#replay(reply.replay).then(() => !reply.close && !this.#closed);
+  }
+
+  /**
+   * Writes a server-built reply page by page, each page once the send queue has room for it,
+   * so that no replay, however large, can exceed the queue and cut its own client off. A page
+   * that carries waiting direct messages is waited for until written; only then are they
+   * forgotten, so a connection lost mid-replay loses none (the login that read them claimed them
+   * in {@linkcode ReplayClaims}; the claim ends here). A client that reads nothing for the idle
+   * timeout is closed.
+   */
+  async #replay(items: readonly ReplayItem[]): Promise<void> {
+    const { claims, config, store } = this.#ctx;
+    const userId = this.#user?.id;
+    const waiting = userId === undefined
+      ? []
+      : items.flatMap((i) => i.type === "message" && i.offline ? [i.id] : []);
+    const pageBytes = Math.max(1024, Math.floor(config.maxSendq / 4));
+    try {
+      for (const page of replayPages(items, this.#mode ?? "text", pageBytes)) {
+        if (this.#outbox.size > 0 && this.#outbox.size + page.bytes.length > pageBytes) {
+          if (!(await this.#drain())) return;
+        }
+        if (this.#closed || !this.#outbox.push(page.bytes)) return;
+        if (page.waiting.length > 0 && userId !== undefined) {
+          if (!(await this.#drain())) return;
+          store.removePending(userId, page.waiting);
+        }
+      }
+    } finally {
+      if (userId !== undefined) claims.release(userId, waiting);
+    }
+  }
+
+  /** Waits until everything queued is written; false if the connection failed or is stuck. */
+  async #drain(): Promise<boolean> {
+    const limit = this.#ctx.config.idleTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stuck = await Promise.race([
+      this.#outbox.drained().then(() => false),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), limit)),
+    ]);
+    clearTimeout(timer);
+    if (stuck) {
+      log.debug("Closing {remote}: it read nothing of a replay for {seconds} s", {
+        remote: this.#conn.remote,
+        seconds: limit / 1000,
+      });
+      this.close();
+    }
+    return !stuck && !this.#outbox.failed && !this.#closed;
   }
 
   #asChatError(error: unknown, type: string | undefined): ChatError {
@@ -717,6 +889,27 @@ export class Session implements Member {
     ]);
     clearTimeout(timer);
   }
+}
+
+/** `promise`'s result if it settles within `ms`, else undefined (the promise still runs). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<undefined>((resolve) =>
+        timer = setTimeout(() => resolve(undefined), Math.max(0, ms))
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Which other protocol a connection's first event opens, if any. */
+function foreignProtocol(event: InboundEvent): ForeignProtocol | "tls" | undefined {
+  if ("error" in event) return event.error === "tls_hello" ? "tls" : undefined;
+  return sniffFirstLine(event.line);
 }
 
 /** The UTF-8 length of `text`, computed exactly only when it could exceed `limit`. */

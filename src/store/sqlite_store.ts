@@ -293,11 +293,15 @@ export class SqliteStore implements Store {
     return rows.reverse().map(toMessage);
   }
 
-  takePending(userId: number): MessageFrame[] {
-    return this.#tx(() => {
-      const rows = this.#stmt(PENDING).all(userId) as unknown as MessageRow[];
-      this.#stmt("DELETE FROM pending_dms WHERE user_id = ?").run(userId);
-      return rows.map(toMessage);
+  pendingFor(userId: number): MessageFrame[] {
+    return (this.#stmt(PENDING).all(userId) as unknown as MessageRow[]).map(toMessage);
+  }
+
+  removePending(userId: number, messageIds: readonly number[]): void {
+    if (messageIds.length === 0) return;
+    const stmt = this.#stmt("DELETE FROM pending_dms WHERE user_id = ? AND message_id = ?");
+    this.#tx(() => {
+      for (const id of messageIds) stmt.run(userId, id);
     });
   }
 

@@ -85,8 +85,10 @@ export interface Store extends Disposable {
   appendMessages(messages: readonly NewMessage[]): void;
   /** Up to `limit` messages before id `before` (all when undefined), oldest first. */
   history(target: HistoryTarget, before: number | undefined, limit: number): MessageFrame[];
-  /** Direct messages waiting for an account, oldest first, and forgets them. */
-  takePending(userId: number): MessageFrame[];
+  /** Direct messages waiting for an account, oldest first (they stay until removed). */
+  pendingFor(userId: number): MessageFrame[];
+  /** Forgets direct messages waiting for an account (once they were delivered). */
+  removePending(userId: number, messageIds: readonly number[]): void;
   /** Forgets one direct message waiting for an account; whether it was still waiting. */
   takePendingMessage(userId: number, messageId: number): boolean;
   /** Marks a stored direct message as waiting for an account's next login. */

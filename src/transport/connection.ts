@@ -7,6 +7,12 @@
 
 import type { LineEvent } from "../protocol/line_splitter.ts";
 
+/**
+ * What a connection yields: a line (or why one was dropped), or, as the very first event, word
+ * that the peer opened with a TLS handshake on a plain port.
+ */
+export type InboundEvent = LineEvent | { readonly error: "tls_hello" };
+
 /** Which transport carries a connection. */
 export type TransportKind = "tcp" | "tls" | "ws";
 
@@ -27,7 +33,7 @@ export interface Connection {
    * Inbound messages, in order: one per line (TCP, TLS) or text frame (WebSocket), or the
    * reason one was dropped. Ends when the peer closes; never throws.
    */
-  messages(): AsyncIterable<LineEvent>;
+  messages(): AsyncIterable<InboundEvent>;
   /** Writes all of `data`, in order; rejects when the connection is gone. */
   write(data: Uint8Array): Promise<void>;
   /** Closes the connection; idempotent. */

@@ -5,11 +5,12 @@
  */
 
 import { LineSplitter } from "../protocol/line_splitter.ts";
-import type { LineEvent } from "../protocol/line_splitter.ts";
-import type { Connection, TransportKind } from "./connection.ts";
+import type { Connection, InboundEvent, TransportKind } from "./connection.ts";
 
 const MIN_READ = 512;
 const MAX_READ = 64 * 1024;
+/** The first byte of a TLS record carrying a handshake (a ClientHello, on a plain port). */
+const TLS_HANDSHAKE = 0x16;
 
 /**
  * Wraps a stream connection. The read buffer starts small (idle connections stay cheap) and
@@ -47,9 +48,14 @@ export class StreamConnection implements Connection {
     }
   }
 
-  async *messages(): AsyncGenerator<LineEvent> {
+  /**
+   * Yields lines; if the peer's very first byte starts a TLS handshake, yields `tls_hello`
+   * instead and stops reading (no line of it could be chat).
+   */
+  async *messages(): AsyncGenerator<InboundEvent> {
     const splitter = new LineSplitter(this.#maxLine);
     let buf = new Uint8Array(MIN_READ);
+    let first = true;
     while (!this.#closed) {
       let n: number | null;
       try {
@@ -58,6 +64,13 @@ export class StreamConnection implements Connection {
         return; // reset, closed under us: the peer is gone either way
       }
       if (n === null) return;
+      if (first && n > 0) {
+        first = false;
+        if (buf[0] === TLS_HANDSHAKE) {
+          yield { error: "tls_hello" };
+          return;
+        }
+      }
       yield* splitter.push(buf.subarray(0, n));
       if (n === buf.length && buf.length < MAX_READ) buf = new Uint8Array(buf.length * 2);
       else if (n < buf.length / 8 && buf.length > MIN_READ) buf = new Uint8Array(buf.length / 2);

@@ -77,13 +77,14 @@ export const parleyProtocol: Protocol = {
   },
 
   async login(conn: BenchConn, spec: LoginSpec, timeoutMs: number): Promise<LoggedIn> {
-    await conn.expect(timeoutMs); // the banner
+    // Speak first, as parley's own clients do: the server greets a silent client only after a
+    // short wait (it listens for HTTP, TLS or IRC first). Replies queue until expected.
     let frame: string;
     switch (spec.kind) {
       case "guest": {
-        const welcome = JSON.parse(
-          await conn.request('{"type":"hello","proto":1,"client":"parley-bench"}\n', timeoutMs),
-        );
+        conn.writeString('{"type":"hello","proto":1,"client":"parley-bench"}\n');
+        await conn.expect(timeoutMs); // the banner
+        const welcome = JSON.parse(await conn.expect(timeoutMs));
         if (spec.nick === undefined) return { name: welcome.name };
         await conn.request(`{"type":"nick","name":${q(spec.nick)}}\n`, timeoutMs);
         return { name: spec.nick };
@@ -98,7 +99,9 @@ export const parleyProtocol: Protocol = {
         frame = `{"type":"register","name":${q(spec.name)},"password":${q(spec.password)}}\n`;
         break;
     }
-    const ack = JSON.parse(await conn.request(frame, timeoutMs));
+    conn.writeString(frame);
+    await conn.expect(timeoutMs); // the banner
+    const ack = JSON.parse(await conn.expect(timeoutMs));
     if (typeof ack.name !== "string") throw new RequestError(`Unexpected login reply ${ack}`);
     return { name: ack.name, token: ack.token };
   },

@@ -1,0 +1,105 @@
+/**
+ * Which characters a message may hold, and how text is made safe to show: the rules shared by
+ * the server (what it stores), text mode (what it sends to terminals), the terminal client and
+ * file names.
+ *
+ * @module
+ */
+
+// deno-lint-ignore-file no-control-regex
+
+/**
+ * Control characters a message may not contain: C0 controls other than tab and newline, DEL,
+ * and C1 controls. They have no meaning in chat, terminals execute some of them, and a NUL
+ * would be cut off by some stores and clients.
+ */
+const FORBIDDEN_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
+/** Explicit bidirectional formatting characters: embeddings, overrides and isolates. */
+const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Characters that render as nothing: zero-width space, joiners, word joiner, BOM, Mongolian
+ * vowel separator, the left-to-right/right-to-left and Arabic marks, and the fillers that
+ * impersonate blank text (Hangul fillers, braille blank).
+ */
+const INVISIBLE = /[\u200b-\u200f\u2060-\u2064\ufeff\u180e\u061c\u115f\u1160\u3164\uffa0\u2800]/g;
+
+/**
+ * Why `text` cannot be a message, or `undefined` when it can: it must be well-formed UTF-16
+ * (no lone surrogates, which no UTF-8 store can keep) and hold no control character but tab
+ * and newline.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { textProblem } from "./unicode.ts";
+ * assert.equal(textProblem("hello\nworld"), undefined);
+ * assert.match(textProblem("nul\u0000byte")!, /control character U\+0000/);
+ * assert.match(textProblem("\ud800")!, /surrogate/);
+ * ```
+ */
+export function textProblem(text: string): string | undefined {
+  const control = FORBIDDEN_CONTROLS.exec(text);
+  if (control !== null) {
+    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return `it contains the control character U+${code}`;
+  }
+  if (!text.isWellFormed()) return "it contains a lone surrogate (invalid UTF-16)";
+  return undefined;
+}
+
+/**
+ * Whether `text` shows nothing: only white space, invisible characters and bidi controls.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isBlank } from "./unicode.ts";
+ * assert.equal(isBlank(" \t\n\u200b\u3164"), true);
+ * assert.equal(isBlank(" a "), false);
+ * ```
+ */
+export function isBlank(text: string): boolean {
+  return text.replace(INVISIBLE, "").replace(BIDI, "").trim() === "";
+}
+
+/** Whether `text` holds a bidi control or an invisible character. */
+export function hasHiddenCharacters(text: string): boolean {
+  BIDI.lastIndex = 0;
+  INVISIBLE.lastIndex = 0;
+  const found = BIDI.test(text) || INVISIBLE.test(text);
+  BIDI.lastIndex = 0;
+  INVISIBLE.lastIndex = 0;
+  return found;
+}
+
+/**
+ * Replaces every bidi control with U+FFFD, so text shown to a terminal reads in the order it
+ * was written (an override cannot make `exe.txt` look like `txt.exe`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { neutralizeBidi } from "./unicode.ts";
+ * assert.equal(neutralizeBidi("report\u202eexe.pdf"), "report\ufffdexe.pdf");
+ * ```
+ */
+export function neutralizeBidi(text: string): string {
+  return text.replace(BIDI, "\ufffd");
+}
+
+/**
+ * Replaces bidi controls and invisible characters with `_`: for names that must read as they
+ * are (file names).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { revealHidden } from "./unicode.ts";
+ * assert.equal(revealHidden("a\u200bb\u202ec"), "a_b_c");
+ * ```
+ */
+export function revealHidden(text: string): string {
+  return text.replace(BIDI, "_").replace(INVISIBLE, "_");
+}
