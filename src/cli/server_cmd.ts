@@ -27,7 +27,14 @@ Listening:
 Web (the browser client, WebSocket at /ws, /healthz; HTTPS when TLS is configured):
   --http-port PORT         HTTP port (default ${d.httpPort})
   --no-http                no HTTP listener
-  --allow-origin ORIGIN    another origin allowed to open /ws (repeatable; default: the page's own)
+  --allow-origin ORIGIN    an origin allowed to open /ws, e.g. https://chat.example (repeatable;
+                           pages from loopback names and IP addresses need none)
+  --header-timeout SECS    an HTTP request's headers must arrive within SECS (default ${
+  d.headerTimeoutMs / 1000
+})
+  --keepalive-timeout SECS close an HTTP connection idle between requests for SECS (default ${
+  d.keepAliveTimeoutMs / 1000
+})
 
 Files (over HTTP: POST /files, GET /files/ID; stored under the data folder):
   --max-file-size BYTES    the largest file accepted (default ${d.maxFileSize})
@@ -124,6 +131,8 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       "http-port": { type: "string" },
       "no-http": { type: "boolean" },
       "allow-origin": { type: "string", multiple: true },
+      "header-timeout": { type: "string" },
+      "keepalive-timeout": { type: "string" },
       "max-file-size": { type: "string" },
       "file-quota": { type: "string" },
       "file-retention": { type: "string" },
@@ -186,6 +195,8 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     http: !(values["no-http"] ?? !d.http),
     httpPort: intFlag(values["http-port"], "http-port", d.httpPort, 0, 65535),
     allowOrigins: values["allow-origin"] ?? d.allowOrigins,
+    headerTimeoutMs: seconds(values, "header-timeout", d.headerTimeoutMs),
+    keepAliveTimeoutMs: seconds(values, "keepalive-timeout", d.keepAliveTimeoutMs),
     maxFileSize: intFlag(values["max-file-size"], "max-file-size", d.maxFileSize, 1),
     fileQuota: intFlag(values["file-quota"], "file-quota", d.fileQuota, 1),
     fileRetentionMs: 86_400_000 * intFlag(values["file-retention"], "file-retention", 0, 0, 36500),

@@ -66,8 +66,12 @@ export interface ServerConfig extends Omit<AccountsOptions, "exemptLoopback" | "
   http: boolean;
   /** HTTP port (HTTPS when TLS is configured); 0 picks a free one. */
   httpPort: number;
-  /** Origins besides the page's own allowed to open `/ws`. */
+  /** Origins allowed to open `/ws` besides pages served from loopback names and IP addresses. */
   allowOrigins: readonly string[];
+  /** An HTTP request's head (request line and headers) must arrive within this many ms. */
+  headerTimeoutMs: number;
+  /** An HTTP connection kept alive between requests is closed after this many idle ms. */
+  keepAliveTimeoutMs: number;
   /** The largest file accepted, in bytes. */
   maxFileSize: number;
   /** The most bytes of files one account may own. */
@@ -132,6 +136,8 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   http: true,
   httpPort: 8080,
   allowOrigins: [],
+  headerTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
   maxFileSize: 100 * 1024 * 1024,
   fileQuota: 1024 * 1024 * 1024,
   fileRetentionMs: 0,

@@ -159,7 +159,8 @@ export class Session implements Member {
       maxBytes: config.maxSendq,
       write: (data) => conn.write(data),
       onOverflow: () => {
-        log.warn("Closing {remote} ({name}): send queue exceeded {max} bytes", {
+        // The client's doing (it reads too slowly): debug, like every client fault.
+        log.debug("Closing {remote} ({name}): send queue exceeded {max} bytes", {
           remote: conn.remote,
           name: this.name,
           max: config.maxSendq,
@@ -310,7 +311,7 @@ export class Session implements Member {
 
   #timeOut(why: string): void {
     if (this.#closed) return;
-    log.info("Closing {remote}: {why}", { remote: this.#conn.remote, why });
+    log.debug("Closing {remote}: {why}", { remote: this.#conn.remote, why });
     this.#answer(undefined, new ChatError("timeout", `Closing the connection: ${why}`));
     this.#end();
     void this.#flush(1000).then(() => this.close());
