@@ -188,7 +188,14 @@ Deno.test("ws: other sites' origins cannot open /ws unless allowed", async () =>
 });
 
 Deno.test("ws: a browser that stops reading is cut off by the send queue; others keep receiving", async () => {
-  await using server = await startServer(["--flood-rate", "0", "--max-sendq", "262144"]);
+  await using server = await startServer([
+    "--flood-rate",
+    "0",
+    "--max-sendq",
+    "262144",
+    "--log-level",
+    "debug",
+  ]);
   // A WebSocket client that completes the upgrade and then never reads again.
   const raw = await Deno.connect({ hostname: "127.0.0.1", port: server.httpPort });
   await raw.write(new TextEncoder().encode(

@@ -48,7 +48,7 @@ Deno.test("limits: invalid UTF-8 gets an error, never a crash", async () => {
 
 Deno.test("limits: a client that stops reading is cut off; the others get everything", async () => {
   // The default send queue (1 MiB) holds a full pipeline of maximum-size messages.
-  await using server = await startServer(["--flood-rate", "0"]);
+  await using server = await startServer(["--flood-rate", "0", "--log-level", "debug"]);
   // The slow consumer: it joins, then never reads again.
   const slow = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
   await slow.write(encoder.encode("/nick slowpoke\n"));
