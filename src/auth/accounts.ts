@@ -66,9 +66,11 @@ function isLoopback(ip: string): boolean {
  * The account service over a {@linkcode Store}.
  *
  * Failed logins are throttled per IP and per account (a token bucket each: `loginBurst`
- * failures, then one per `loginIntervalMs`), answered `rate_limited` with a retry time. The
- * per-account throttle does not apply from an address the owner has logged in from before, so
- * an attacker hammering one account cannot keep its owner out.
+ * failures, then one per `loginIntervalMs`), answered `rate_limited` with a retry time. Every
+ * password attempt is charged before its hash is checked, and refunded when it succeeds, so
+ * attempts made at the same time get no more hash checks than the same attempts one after
+ * another. The per-account throttle does not apply from an address the owner has logged in
+ * from before, so an attacker hammering one account cannot keep its owner out.
  */
 export class Accounts {
   readonly #store: Store;
@@ -164,23 +166,12 @@ export class Accounts {
    * @throws {ChatError} `auth_failed` (whether or not the name exists), `rate_limited`
    */
   async login(name: string, password: string, ip: string): Promise<LoggedIn> {
-    const account = nameKey(name);
-    this.#checkThrottle(ip, account);
     const user = this.#store.getUser(name);
-    const known = user !== undefined && this.#knownIps.get(user.id)?.has(ip);
-    const result = await this.#hashing.run(() =>
-      verifyPassword(
-        user?.passwordHash,
-        password,
-        this.#options.params ?? DEFAULT_PARAMS,
-        this.#derive,
-      )
-    );
-    if (!result.ok || user === undefined || user.disabled) {
-      this.#ipFailures.hit(ip);
-      if (!known) this.#accountFailures.hit(account);
-      throw authFailed();
-    }
+    const known = user !== undefined && this.#knownIps.get(user.id)?.has(ip) === true;
+    const refund = this.#charge(ip, known ? undefined : nameKey(name));
+    const result = await this.#check(user?.passwordHash, password, refund);
+    if (!result.ok || user === undefined || user.disabled) throw authFailed();
+    refund();
     if (result.rehash) this.#store.setPasswordHash(user.id, await this.hash(password));
     return this.#startSession(user, ip);
   }
@@ -221,33 +212,59 @@ export class Accounts {
     ip: string,
     keep?: Uint8Array,
   ): Promise<void> {
-    this.#checkThrottle(ip, nameKey(user.name));
     const problem = passwordProblem(newPassword);
     if (problem !== undefined) throw new ChatError("weak_password", problem);
+    const known = this.#knownIps.get(user.id)?.has(ip) === true;
+    const refund = this.#charge(ip, known ? undefined : nameKey(user.name));
     const current = this.#store.getUserById(user.id);
-    const result = await this.#hashing.run(() =>
-      verifyPassword(
-        current?.passwordHash,
-        oldPassword,
-        this.#options.params ?? DEFAULT_PARAMS,
-        this.#derive,
-      )
-    );
+    const result = await this.#check(current?.passwordHash, oldPassword, refund);
     if (!result.ok || current === undefined) {
-      this.#ipFailures.hit(ip);
       throw new ChatError("auth_failed", "Cannot change password: the old password is wrong");
     }
+    refund();
     this.#store.setPasswordHash(user.id, await this.hash(newPassword));
     this.#store.deleteSessionsOf(user.id, keep);
   }
 
-  #checkThrottle(ip: string, account: string): void {
+  /**
+   * Charges a password attempt before its hash is checked: a token of `ip`'s bucket and, unless
+   * `account` is undefined (an address the owner has used), one of the account's. Checked and
+   * taken in one synchronous step, so concurrent attempts cannot all pass the check first.
+   *
+   * @returns the refund, for an attempt that succeeds or never reaches a hash check
+   * @throws {ChatError} `rate_limited` when either bucket is empty (nothing is charged)
+   */
+  #charge(ip: string, account: string | undefined): () => void {
     const ipWait = this.#ipFailures.retryAfter(ip);
     if (ipWait > 0) throw rateLimited(ipWait);
-    const user = this.#store.getUser(account);
-    if (user !== undefined && this.#knownIps.get(user.id)?.has(ip)) return;
-    const accountWait = this.#accountFailures.retryAfter(account);
-    if (accountWait > 0) throw rateLimited(accountWait);
+    if (account !== undefined) {
+      const accountWait = this.#accountFailures.take(account);
+      if (accountWait > 0) throw rateLimited(accountWait);
+    }
+    this.#ipFailures.hit(ip);
+    let refunded = false;
+    return () => {
+      if (refunded) return;
+      refunded = true;
+      this.#ipFailures.refund(ip);
+      if (account !== undefined) this.#accountFailures.refund(account);
+    };
+  }
+
+  /** Checks a password against a stored hash (or the dummy); refunds when no check was made. */
+  async #check(
+    stored: string | undefined,
+    password: string,
+    refund: () => void,
+  ): Promise<{ ok: boolean; rehash: boolean }> {
+    try {
+      return await this.#hashing.run(() =>
+        verifyPassword(stored, password, this.#options.params ?? DEFAULT_PARAMS, this.#derive)
+      );
+    } catch (error) {
+      refund(); // `busy` or a failure of the hasher: the password was not checked
+      throw error;
+    }
   }
 
   #startSession(user: UserRecord, ip: string): LoggedIn {

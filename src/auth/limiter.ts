@@ -89,6 +89,26 @@ export class KeyedThrottle {
     this.#buckets.set(key, b);
   }
 
+  /**
+   * Uses one token of `key` if it has one: the check and the charge in one step, so attempts
+   * made at the same time cannot all pass the check before any of them is charged.
+   *
+   * @returns 0 when a token was taken, else the seconds until one is available (nothing taken)
+   */
+  take(key: string, now: number = Date.now()): number {
+    const wait = this.retryAfter(key, now);
+    if (wait === 0) this.hit(key, now);
+    return wait;
+  }
+
+  /** Gives back a token taken by {@linkcode KeyedThrottle.take} (never above the burst). */
+  refund(key: string, now: number = Date.now()): void {
+    const b = this.#refill(key, now);
+    b.tokens = Math.min(this.#burst, b.tokens + 1);
+    if (b.tokens >= this.#burst) this.#buckets.delete(key);
+    else this.#buckets.set(key, b);
+  }
+
   /** Forgets `key` (e.g. after a successful login). */
   reset(key: string): void {
     this.#buckets.delete(key);
