@@ -14,6 +14,7 @@ import { KeyedThrottle } from "../auth/limiter.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { nameKey } from "../protocol/names.ts";
 import { sanitize } from "../protocol/text_mode.ts";
+import { revealHidden } from "../protocol/unicode.ts";
 import type { FileRecord, Store, UserRecord } from "../store/store.ts";
 
 const log = getLogger(["parley", "files"]);
@@ -53,11 +54,87 @@ function problem(status: number, code: string, message: string, headers?: Record
 /** The one answer for a file that does not exist and one the caller may not see. */
 const notFound = () => problem(404, "not_found", "No such file");
 
-/** A file name made safe: the last path segment, no control characters, at most 255 bytes. */
+/** The longest file name kept, in UTF-8 bytes. */
+const MAX_NAME_BYTES = 255;
+
+/**
+ * A file name made safe: the last path segment; no control characters; bidi controls and
+ * invisible characters shown as `_` (so `invoice\u202efdp.exe` cannot pass for a PDF);
+ * well-formed UTF-16; at most 255 bytes of UTF-8, cut between characters.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cleanName } from "./files.ts";
+ * assert.equal(cleanName("C:\\Users\\me\\invoice\u202efdp.exe"), "invoice_fdp.exe");
+ * assert.equal(cleanName("../../etc/passwd"), "passwd");
+ * ```
+ */
 export function cleanName(raw: string | null): string {
-  let name = sanitize((raw ?? "").split(/[\\/]/).at(-1)!).trim();
-  while (new TextEncoder().encode(name).length > 255) name = name.slice(0, -1);
+  const last = (raw ?? "").split(/[\\/]/).at(-1)!.toWellFormed();
+  let name = sanitize(revealHidden(last)).trim();
+  let bytes = 0;
+  let end = 0;
+  for (const ch of name) {
+    const cp = ch.codePointAt(0)!;
+    bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    if (bytes > MAX_NAME_BYTES) break;
+    end += ch.length;
+  }
+  name = name.slice(0, end).trim();
   return name === "" || name === "." || name === ".." ? "file" : name;
+}
+
+/** `X-File-Name`, percent-decoded; undefined when its percent-encoding is not valid UTF-8. */
+function headerName(header: string): string | undefined {
+  try {
+    return decodeURIComponent(header);
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 8187 encoding for `filename*`: percent-encodes all but the attr-chars. */
+function encodeRfc8187(text: string): string {
+  return encodeURIComponent(text.toWellFormed()).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+/** A request body that failed to arrive: the client went away, or sent a broken body. */
+class BodyError extends Error {
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = "BodyError";
+  }
+}
+
+/** Whether `error` is the disk being full (or the owner over a disk quota). */
+function isDiskFull(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "ENOSPC" || code === "EDQUOT" ||
+    (error instanceof Error && /\(os error (28|122)\)/.test(error.message));
+}
+
+/** Gives up on a request body without waiting for it or caring how it ended. */
+async function discard(req: Request): Promise<void> {
+  if (req.body === null || req.body.locked) return;
+  await req.body.cancel().catch(() => {});
+}
+
+/**
+ * Bytes an account has stored or is uploading. Concurrent uploads of one account check and
+ * add to the same record, so together they can never keep more than the quota; it exists
+ * while the account has uploads in flight (then the store's figure is read afresh).
+ */
+interface Usage {
+  /** Bytes of stored files (from the store when the first upload began, plus those since). */
+  owned: number;
+  /** Bytes reserved by the uploads in flight. */
+  reserved: number;
+  /** Uploads in flight. */
+  active: number;
 }
 
 /** The HTTP side of file transfer. */
@@ -66,6 +143,7 @@ export class FileService {
   readonly #accounts: Accounts;
   readonly #options: FileOptions;
   readonly #uploads: KeyedThrottle;
+  readonly #usage = new Map<number, Usage>();
 
   /**
    * @param store file records and the messages that reference them
@@ -86,50 +164,101 @@ export class FileService {
     return `${this.#options.dir}/blobs/${sha256.slice(0, 2)}/${sha256}`;
   }
 
-  /** Handles `POST /files` or `PUT /files`; `ip` is the client's address. */
+  /**
+   * Handles `POST /files` or `PUT /files`; `ip` is the client's address. Never throws: what the
+   * client did wrong is a 4xx (logged at debug), a full disk a 507 and anything else a 500
+   * (logged as errors).
+   */
   async upload(req: Request, ip: string): Promise<Response> {
+    try {
+      return await this.#upload(req, ip);
+    } catch (error) {
+      await discard(req);
+      return this.#serverFault("Upload", error);
+    }
+  }
+
+  async #upload(req: Request, ip: string): Promise<Response> {
     const user = await this.#authenticate(req, ip);
     if (user instanceof Response) return user;
-    const wait = this.#uploads.retryAfter(String(user.id));
+    const wait = this.#uploads.take(String(user.id));
     if (wait > 0) {
-      await req.body?.cancel();
+      log.debug("Upload by {user} refused: rate limited", { user: user.name });
+      await discard(req);
       return problem(429, "rate_limited", `Too many uploads: try again in ${wait} s`, {
         "retry-after": String(wait),
       });
     }
-    this.#uploads.hit(String(user.id));
     const url = new URL(req.url);
     const header = req.headers.get("x-file-name");
-    const name = cleanName(url.searchParams.get("name") ?? (header && decodeURIComponent(header)));
+    const fromHeader = header === null ? undefined : headerName(header);
+    if (header !== null && fromHeader === undefined && !url.searchParams.has("name")) {
+      log.debug("Upload by {user} refused: X-File-Name is not valid percent-encoded UTF-8", {
+        user: user.name,
+      });
+      await discard(req);
+      return problem(400, "bad_request", "X-File-Name must be percent-encoded UTF-8");
+    }
+    const name = cleanName(url.searchParams.get("name") ?? fromHeader ?? null);
     const rawType = (req.headers.get("content-type") ?? "").split(";")[0]!.trim();
     const type = TYPE_RE.test(rawType) ? rawType.toLowerCase() : "application/octet-stream";
     const { maxFileSize, quota } = this.#options;
-    const room = quota - this.#store.bytesOwnedBy(user.id);
-    const limit = Math.min(maxFileSize, room);
-    const tooBig = (size: number) =>
-      size > maxFileSize
-        ? problem(413, "too_large", `File too large: the limit is ${maxFileSize} bytes`)
-        : problem(413, "quota_exceeded", `Over your quota of ${quota} bytes`);
-    const declared = Number(req.headers.get("content-length") ?? NaN);
-    if (declared > limit) {
-      await req.body?.cancel();
+    const tooBig = (size: number) => {
+      log.debug("Upload by {user} refused: {size} bytes is over the size limit", {
+        user: user.name,
+        size,
+      });
+      return problem(413, "too_large", `File too large: the limit is ${maxFileSize} bytes`);
+    };
+    const overQuota = () => {
+      log.debug("Upload by {user} refused: over the quota", { user: user.name });
+      return problem(413, "quota_exceeded", `Over your quota of ${quota} bytes`);
+    };
+    const length = Number(req.headers.get("content-length") ?? 0);
+    const declared = Number.isSafeInteger(length) && length > 0 ? length : 0;
+    if (declared > maxFileSize) {
+      await discard(req);
       return tooBig(declared);
     }
     if (req.body === null) return problem(400, "bad_request", "Send the file as the request body");
 
+    // The space is reserved before it is used: a declared length at once, a streamed body as
+    // it arrives, so the uploads of one account can never keep more than its quota together.
+    const reader = req.body.getReader();
+    const usage = this.#usageOf(user.id);
+    let reserved = 0;
+    const reserve = (total: number): boolean => {
+      if (total <= reserved) return true;
+      if (usage.owned + usage.reserved + (total - reserved) > quota) return false;
+      usage.reserved += total - reserved;
+      reserved = total;
+      return true;
+    };
     const tmp = `${this.#options.dir}/tmp/${crypto.randomUUID()}`;
-    const hash = createHash("sha256");
-    let size = 0;
     let kept = false;
+    let ended = false;
     try {
+      if (!reserve(declared)) return overQuota();
+      const hash = createHash("sha256");
+      let size = 0;
       const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
       try {
-        for await (const chunk of req.body) {
-          size += chunk.length;
-          if (size > limit) {
-            await req.body.cancel().catch(() => {});
-            return tooBig(size);
+        for (;;) {
+          let next: ReadableStreamReadResult<Uint8Array>;
+          try {
+            next = await reader.read();
+          } catch (error) {
+            ended = true; // an errored stream has nothing to cancel
+            throw new BodyError(error);
           }
+          if (next.done) {
+            ended = true;
+            break;
+          }
+          const chunk = next.value;
+          size += chunk.length;
+          if (size > maxFileSize) return tooBig(size);
+          if (!reserve(size)) return overQuota();
           hash.update(chunk);
           for (let at = 0; at < chunk.length;) at += await file.write(chunk.subarray(at));
         }
@@ -151,19 +280,56 @@ export class FileService {
         created: Date.now(),
       };
       this.#store.createFile(record);
+      usage.owned += size; // in the same step as the store, so no byte is counted twice or lost
       log.info("{user} uploaded a file of {size} bytes", { user: user.name, size });
       const { ownerId: _o, created: _c, ...ref } = record;
       return json(201, ref, { location: `/files/${record.id}` });
     } catch (error) {
-      log.warn("Upload by {user} failed: {error}", { user: user.name, error: String(error) });
+      if (!(error instanceof BodyError)) throw error;
+      log.debug("Upload by {user} did not complete: {error}", {
+        user: user.name,
+        error: error.message,
+      });
       return problem(400, "upload_failed", "The upload did not complete");
     } finally {
+      usage.reserved -= reserved;
+      if (--usage.active === 0) this.#usage.delete(user.id);
+      if (!ended) await reader.cancel().catch(() => {});
       if (!kept) await Deno.remove(tmp).catch(() => {});
     }
   }
 
-  /** Handles `GET` and `HEAD /files/:id`, with single-range requests. */
+  /** The usage record of an account, counting one more upload in flight. */
+  #usageOf(userId: number): Usage {
+    let usage = this.#usage.get(userId);
+    if (usage === undefined) {
+      usage = { owned: this.#store.bytesOwnedBy(userId), reserved: 0, active: 0 };
+      this.#usage.set(userId, usage);
+    }
+    usage.active++;
+    return usage;
+  }
+
+  /** The answer to a failure that is the server's, not the client's: logged as an error. */
+  #serverFault(what: string, error: unknown): Response {
+    if (isDiskFull(error)) {
+      log.error("{what} failed: the disk is full: {error}", { what, error: String(error) });
+      return problem(507, "insufficient_storage", "The server is out of storage space");
+    }
+    log.error("{what} failed: {error}", { what, error: String(error) });
+    return problem(500, "internal_error", "Internal error");
+  }
+
+  /** Handles `GET` and `HEAD /files/:id`, with single-range requests. Never throws. */
   async download(req: Request, ip: string, id: string): Promise<Response> {
+    try {
+      return await this.#download(req, ip, id);
+    } catch (error) {
+      return this.#serverFault("Download", error);
+    }
+  }
+
+  async #download(req: Request, ip: string, id: string): Promise<Response> {
     const user = await this.#authenticate(req, ip);
     if (user instanceof Response) return user;
     const file = ID_RE.test(id) ? this.#store.getFile(id) : undefined;
@@ -174,11 +340,13 @@ export class FileService {
     } catch {
       return notFound();
     }
+    // Names stored before cleanName revealed hidden characters are revealed here too.
+    const name = revealHidden(file.name.toWellFormed());
     const headers: Record<string, string> = {
       "content-type": file.type,
       "content-disposition":
-        `attachment; filename="${file.name.replace(/[^\x20-\x7e]|["\\]/g, "_")}"; ` +
-        `filename*=UTF-8''${encodeURIComponent(file.name)}`,
+        `attachment; filename="${name.replace(/[^\x20-\x7e]|["\\]/g, "_")}"; ` +
+        `filename*=UTF-8''${encodeRfc8187(name)}`,
       "accept-ranges": "bytes",
       etag: `"${file.sha256}"`,
       "cache-control": "private, no-cache",
@@ -201,7 +369,12 @@ export class FileService {
       handle.close();
       return new Response(null, { status, headers });
     }
-    await handle.seek(start, Deno.SeekMode.Start);
+    try {
+      await handle.seek(start, Deno.SeekMode.Start);
+    } catch (error) {
+      handle.close();
+      throw error;
+    }
     return new Response(handle.readable.pipeThrough(take(length)), { status, headers });
   }
 
@@ -265,7 +438,8 @@ export class FileService {
     try {
       return this.#accounts.resume(m[1]!, ip).user;
     } catch (error) {
-      if (error instanceof ChatError && error.code === "rate_limited") {
+      if (!(error instanceof ChatError)) throw error; // the store's failure, not the client's
+      if (error.code === "rate_limited") {
         return await deny(429, "rate_limited", error.message, {
           "retry-after": String(error.retryAfter ?? 1),
         });
