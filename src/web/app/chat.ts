@@ -44,7 +44,7 @@ import {
   uploadFile,
 } from "./browser.ts";
 import type { UploadTask } from "./browser.ts";
-import { hasThumbnail } from "./format.ts";
+import { hasThumbnail, revealText, saveName } from "./format.ts";
 import { KEYS, load, partners, save, setPartner } from "./storage.ts";
 import { Store } from "./store.ts";
 
@@ -422,7 +422,7 @@ export class Chat {
     const where = dm ? "direct message" : name;
     const said = frame.file === undefined
       ? frame.text
-      : `${frame.text}${frame.text === "" ? "" : " "}(file ${frame.file.name})`;
+      : `${frame.text}${frame.text === "" ? "" : " "}(file ${revealText(frame.file.name)})`;
     if (key === s.active) {
       this.store.update(() => ({
         announcement: `${frame.from}: ${said}`,
@@ -566,9 +566,9 @@ export class Chat {
   async download(file: FileRef): Promise<void> {
     if (this.#token() === undefined) return this.#toast("Log in to an account to download files");
     try {
-      saveBlob(await this.fileBlob(file), file.name);
+      saveBlob(await this.fileBlob(file), saveName(file.name));
     } catch (error) {
-      this.#toast(`Cannot download ${file.name}: ${errorText(error)}`);
+      this.#toast(`Cannot download ${revealText(file.name)}: ${errorText(error)}`);
     }
   }
 
@@ -631,7 +631,9 @@ export class Chat {
       return "Join a room or open a conversation first";
     }
     const empty = files.find((f) => f.size === 0);
-    if (empty !== undefined) return `${empty.name || "That file"} is empty: nothing to send`;
+    if (empty !== undefined) {
+      return `${revealText(empty.name) || "That file"} is empty: nothing to send`;
+    }
     if (utf8Length(text) > MAX_TEXT) {
       return `Too long: ${utf8Length(text)} bytes, the most is ${MAX_TEXT}`;
     }
@@ -650,7 +652,7 @@ export class Chat {
       this.store.update((s) => ({ uploads: [...s.uploads, upload] }));
       this.#startUpload(upload.key);
     });
-    const names = files.map((f) => f.name).join(", ");
+    const names = files.map((f) => revealText(f.name)).join(", ");
     this.store.update(() => ({ announcement: `Uploading ${names}` }));
     return undefined;
   }
@@ -698,10 +700,10 @@ export class Chat {
         if (hasThumbnail(ref)) this.#keepBlob(ref.id, ref.size, Promise.resolve(entry.file));
         const conv = this.store.state.conversations[upload.convKey];
         if (conv === undefined) {
-          return this.#toast(`${ref.name} was not sent: that conversation is closed`);
+          return this.#toast(`${revealText(ref.name)} was not sent: that conversation is closed`);
         }
         const problem = this.#send(conv, upload.text, upload.action, ref);
-        if (problem !== undefined) this.#toast(`${ref.name} was not sent: ${problem}`);
+        if (problem !== undefined) this.#toast(`${revealText(ref.name)} was not sent: ${problem}`);
       },
       (error) => {
         if (this.#uploads.get(key) !== entry) return;
@@ -710,7 +712,7 @@ export class Chat {
         const why = errorText(error);
         this.#patchUpload(key, (u) => ({ ...u, status: "failed", error: why }));
         this.store.update(() => ({
-          announcement: `Cannot upload ${upload.name}: ${why}`,
+          announcement: `Cannot upload ${revealText(upload.name)}: ${why}`,
         }));
       },
     );

@@ -12,10 +12,11 @@
 import type { RefObject } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { GUEST_FILES } from "./chat.ts";
-import { progressText } from "./format.ts";
+import { progressText, revealText } from "./format.ts";
 import { useChat } from "./hooks.ts";
 import { ClipIcon } from "./icons.tsx";
 import { parseComposer } from "./model.ts";
+import { FileName } from "./reveal.tsx";
 import type { Conversation, Upload } from "./model.ts";
 
 /** Where CSS cannot size the box to its text (`field-sizing`), grow it by script. */
@@ -220,7 +221,7 @@ function UploadRow({ upload: u }: { upload: Upload }) {
   return (
     <li class={`upload ${u.status}`} data-testid="upload" data-status={u.status}>
       <ClipIcon />
-      <span class="file-name">{u.name}</span>
+      <FileName name={u.name} />
       {u.status === "uploading"
         ? (
           <>
@@ -230,7 +231,7 @@ function UploadRow({ upload: u }: { upload: Upload }) {
             <button
               type="button"
               class="small"
-              aria-label={`Cancel uploading ${u.name}`}
+              aria-label={`Cancel uploading ${revealText(u.name)}`}
               data-testid="upload-cancel"
               onClick={() => chat.cancelUpload(u.key)}
             >
@@ -240,7 +241,7 @@ function UploadRow({ upload: u }: { upload: Upload }) {
               class="upload-bar"
               max={Math.max(u.size, 1)}
               value={u.loaded}
-              aria-label={`Uploading ${u.name}`}
+              aria-label={`Uploading ${revealText(u.name)}`}
               aria-describedby={progressId}
             />
           </>
@@ -251,7 +252,7 @@ function UploadRow({ upload: u }: { upload: Upload }) {
               <button
                 type="button"
                 class="small"
-                aria-label={`Try uploading ${u.name} again`}
+                aria-label={`Try uploading ${revealText(u.name)} again`}
                 onClick={() => chat.retryUpload(u.key)}
               >
                 Retry
@@ -259,14 +260,14 @@ function UploadRow({ upload: u }: { upload: Upload }) {
               <button
                 type="button"
                 class="small"
-                aria-label={`Dismiss ${u.name}`}
+                aria-label={`Dismiss ${revealText(u.name)}`}
                 onClick={() => chat.cancelUpload(u.key)}
               >
                 Dismiss
               </button>
             </span>
             <p class="upload-error" role="alert" data-testid="upload-error">
-              {`Cannot upload ${u.name}: ${u.error ?? "it failed"}`}
+              Cannot upload <FileName name={u.name} inline />: {u.error ?? "it failed"}
             </p>
           </>
         )}

@@ -5,6 +5,7 @@
  */
 
 import { nameKey } from "../../protocol/names.ts";
+import { revealHidden } from "../../protocol/unicode.ts";
 
 /** `HH:MM` in local time. */
 export function clock(ts: number): string {
@@ -76,6 +77,74 @@ export function segments(text: string): Segment[] {
   }
   if (at < text.length) out.push({ kind: "text", text: text.slice(at) });
   return out;
+}
+
+/** A piece of a name or a link's text: ordinary text, or one hidden character. */
+export type Shown = { kind: "text"; text: string } | {
+  kind: "hidden";
+  /** The character itself. */
+  text: string;
+  /** Its code point, `U+202E`. */
+  code: string;
+};
+
+/**
+ * Whether `ch` (one code point) is a bidi control or an invisible character: one that
+ * {@linkcode revealHidden} (the server's rule for file names) would replace.
+ */
+function isHidden(ch: string): boolean {
+  return revealHidden(ch) !== ch;
+}
+
+function codeOf(ch: string): string {
+  return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/**
+ * Splits text into ordinary runs and single hidden characters (bidi controls, zero-width and
+ * other invisible characters), so a view can show each hidden one as what it is instead of
+ * letting it reorder or hide the text around it.
+ *
+ * @example
+ * ```ts
+ * import { revealParts } from "./format.ts";
+ * const parts = revealParts("invoice\u202efdp.exe");
+ * console.assert(parts.length === 3 && parts[1]!.kind === "hidden");
+ * ```
+ */
+export function revealParts(text: string): Shown[] {
+  const out: Shown[] = [];
+  let run = "";
+  for (const ch of text) {
+    if (!isHidden(ch)) {
+      run += ch;
+      continue;
+    }
+    if (run !== "") out.push({ kind: "text", text: run });
+    run = "";
+    out.push({ kind: "hidden", text: ch, code: codeOf(ch) });
+  }
+  if (run !== "") out.push({ kind: "text", text: run });
+  return out;
+}
+
+/**
+ * Text with each hidden character written out as `⟨U+202E⟩`: for the places that take a plain
+ * string (labels, announcements, notifications).
+ *
+ * @example
+ * ```ts
+ * import { revealText } from "./format.ts";
+ * console.assert(revealText("invoice\u202efdp.exe") === "invoice⟨U+202E⟩fdp.exe");
+ * ```
+ */
+export function revealText(text: string): string {
+  return revealParts(text).map((p) => p.kind === "text" ? p.text : `⟨${p.code}⟩`).join("");
+}
+
+/** The name a download is saved under: hidden characters as `_`, as the server names files. */
+export function saveName(name: string): string {
+  return revealHidden(name.toWellFormed());
 }
 
 /** A byte count for people: `512 B`, `2.0 KiB`, `1.5 MiB`, `3.2 GiB`. */

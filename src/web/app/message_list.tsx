@@ -21,9 +21,11 @@ import {
   fileSize,
   hasThumbnail,
   initial,
+  revealText,
   segments,
 } from "./format.ts";
 import { ClipIcon } from "./icons.tsx";
+import { FileName, Revealed } from "./reveal.tsx";
 import { useChat } from "./hooks.ts";
 import type { ChatMessage, Conversation, Item } from "./model.ts";
 
@@ -261,7 +263,9 @@ class MessageRow extends Component<RowProps> {
           {(msg.text !== "" || msg.action) && (
             <p class="msg-text">
               {msg.action && <span class="msg-from">{`* ${msg.from} `}</span>}
-              <Text text={msg.text} />
+              <bdi class="msg-content">
+                <Text text={msg.text} />
+              </bdi>
               {msg.action && <>{" "}{time}</>}
             </p>
           )}
@@ -283,12 +287,12 @@ function FileChip({ file }: { file: FileRef }) {
       {hasThumbnail(file) && <Thumbnail file={file} />}
       <div class="file-chip" data-testid="file">
         <ClipIcon />
-        <span class="file-name">{file.name}</span>
+        <FileName name={file.name} />
         <span class="muted">{size}</span>
         <button
           type="button"
           class="small"
-          aria-label={`Download ${file.name} (${size})`}
+          aria-label={`Download ${revealText(file.name)} (${size})`}
           onClick={() => chat.download(file)}
         >
           Download
@@ -348,7 +352,7 @@ function Thumbnail({ file }: { file: FileRef }) {
             <img
               class="thumb"
               src={url}
-              alt={file.name}
+              alt={revealText(file.name)}
               data-testid="thumbnail"
               onError={() => setFailed(true)}
             />
@@ -374,7 +378,11 @@ function Failed({ convKey, msg }: { convKey: string; msg: ChatMessage }) {
   );
 }
 
-/** Message text as text nodes; http(s) links become links that open in a new tab. */
+/**
+ * Message text as text nodes; http(s) links become links that open in a new tab. A link's
+ * text is isolated left to right with its hidden characters shown, so what it says is where
+ * it goes: neither its own bidi controls nor the text before it can reorder it.
+ */
 function Text({ text }: { text: string }) {
   return (
     <>
@@ -385,8 +393,11 @@ function Text({ text }: { text: string }) {
             href={s.href}
             target="_blank"
             rel="noopener noreferrer nofollow"
+            dir="ltr"
+            class="msg-link"
+            data-testid="link"
           >
-            {s.text}
+            <Revealed text={s.text} />
           </a>
         )
       )}
