@@ -361,6 +361,7 @@ Deno.test("parseFileCommand() reads /send and /get; safeFileName() and freeName(
   assert.equal(safeFileName(".bashrc"), "bashrc");
   assert.equal(safeFileName(".."), "download");
   assert.equal(safeFileName("a\nb\x1b[31m<c>:d|e?f*.txt"), "a_b_[31m_c__d_e_f_.txt");
+  assert.equal(safeFileName("invoice\u202efdp.exe"), "invoice_fdp.exe", "no bidi override on disk");
   assert.equal(safeFileName("trailing. . "), "trailing");
   const long = safeFileName("é".repeat(300) + ".tar.gz");
   assert.ok(new TextEncoder().encode(long).length <= 200);

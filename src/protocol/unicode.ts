@@ -19,11 +19,13 @@ const FORBIDDEN_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
 
 /**
- * Characters that render as nothing: zero-width space, joiners, word joiner, BOM, Mongolian
- * vowel separator, the left-to-right/right-to-left and Arabic marks, and the fillers that
- * impersonate blank text (Hangul fillers, braille blank).
+ * Characters that render as nothing: soft hyphen, combining grapheme joiner, zero-width space,
+ * joiners, word joiner and the invisible operators, the deprecated format controls, BOM,
+ * Mongolian vowel separator, the left-to-right/right-to-left and Arabic marks, and the fillers
+ * that impersonate blank text (Hangul fillers, braille blank).
  */
-const INVISIBLE = /[\u200b-\u200f\u2060-\u2064\ufeff\u180e\u061c\u115f\u1160\u3164\uffa0\u2800]/g;
+const INVISIBLE =
+  /[\u00ad\u034f\u200b-\u200f\u2060-\u2064\u206a-\u206f\ufeff\u180e\u061c\u115f\u1160\u3164\uffa0\u2800]/g;
 
 /**
  * Why `text` cannot be a message, or `undefined` when it can: it must be well-formed UTF-16

@@ -9,6 +9,7 @@
 
 import { ChatError } from "../../protocol/errors.ts";
 import { isValidName } from "../../protocol/names.ts";
+import { revealHidden } from "../../protocol/unicode.ts";
 
 /** A file command: upload PATH and send it to `to`, or download file `id` (to `path`). */
 export type FileCommand =
@@ -102,10 +103,11 @@ const encoder = new TextEncoder();
  * console.assert(safeFileName("../../etc/passwd") === "passwd");
  * console.assert(safeFileName("..") === "download");
  * console.assert(safeFileName("a\x1b[2Jb?.txt") === "a_[2Jb_.txt");
+ * console.assert(safeFileName("invoice\u202efdp.exe") === "invoice_fdp.exe");
  * ```
  */
 export function safeFileName(name: string): string {
-  let clean = (name.split(/[\\/]/).at(-1) ?? "")
+  let clean = revealHidden(name.split(/[\\/]/).at(-1) ?? "")
     // deno-lint-ignore no-control-regex
     .replace(/[\u0000-\u001f\u007f-\u009f<>:"|?*]/g, "_")
     .replace(/^[\s.]+/, "")
