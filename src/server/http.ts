@@ -6,9 +6,8 @@
  */
 
 import type { FileService } from "../files/files.ts";
-import { WebSocketConnection } from "../transport/websocket.ts";
 import type { Connection } from "../transport/connection.ts";
-import type { Admission, Refusal } from "./limits.ts";
+import type { HttpRequestInfo } from "./http_server.ts";
 import { isLoopback } from "./net.ts";
 import type { Asset } from "../web/asset.ts";
 import { ASSETS } from "../web/assets.gen.ts";
@@ -21,10 +20,8 @@ export interface HttpContext {
   originRefused(origin: string): void;
   /** The largest WebSocket frame accepted, in bytes. */
   maxLine: number;
-  /** Admits (and counts) a new connection from `ip`, or says why not. */
-  admit(ip: string): Admission | Refusal;
-  /** Serves an admitted connection until it ends, then releases its admission. */
-  serve(conn: Connection, admission: Admission): void;
+  /** Serves a WebSocket session until it ends (its HTTP connection holds its place in the caps). */
+  serve(conn: Connection): void;
   /** The body of `/healthz`: the numbers when `detailed` (for administrators), else the status. */
   health(detailed: boolean): Record<string, unknown>;
   /** File transfer, when the server has a data folder. */
@@ -115,10 +112,10 @@ export function fromLocalAdmin(req: Request, ip: string): boolean {
  */
 export function httpHandler(
   ctx: HttpContext,
-): (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response> {
+): (req: Request, info: HttpRequestInfo) => Response | Promise<Response> {
   return (req, info) => {
     const url = new URL(req.url);
-    if (url.pathname === "/ws") return upgrade(ctx, req, info.remoteAddr);
+    if (url.pathname === "/ws") return upgrade(ctx, req, info);
     if (url.pathname === "/files" || url.pathname.startsWith("/files/")) {
       return files(ctx, req, url, info.remoteAddr.hostname);
     }
@@ -162,7 +159,7 @@ async function files(ctx: HttpContext, req: Request, url: URL, ip: string): Prom
   return res;
 }
 
-function upgrade(ctx: HttpContext, req: Request, remote: Deno.NetAddr): Response {
+function upgrade(ctx: HttpContext, req: Request, info: HttpRequestInfo): Response {
   if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     return respond("Expected a WebSocket upgrade\n", 426, { upgrade: "websocket" });
   }
@@ -170,20 +167,17 @@ function upgrade(ctx: HttpContext, req: Request, remote: Deno.NetAddr): Response
     ctx.originRefused(req.headers.get("origin") ?? "");
     return respond("Origin not allowed\n", 403, { "content-type": "text/plain" });
   }
-  const admission = ctx.admit(remote.hostname);
-  if ("reason" in admission) {
-    return respond(`${admission.reason}\n`, 429, { "content-type": "text/plain" });
-  }
-  const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout: 60 });
-  ctx.serve(
-    new WebSocketConnection(socket, {
-      remoteIp: remote.hostname,
-      remotePort: remote.port,
-      maxLine: ctx.maxLine,
+  let upgraded: ReturnType<HttpRequestInfo["upgradeWebSocket"]>;
+  try {
+    upgraded = info.upgradeWebSocket({
+      maxMessage: ctx.maxLine,
       maxInbound: 4 * ctx.maxLine + 64 * 1024,
-    }),
-    admission,
-  );
-  for (const [k, v] of Object.entries(SECURITY_HEADERS)) response.headers.set(k, v);
-  return response;
+    });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return respond(`${message}\n`, 400, { "content-type": "text/plain" });
+  }
+  ctx.serve(upgraded.connection);
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) upgraded.response.headers.set(k, v);
+  return upgraded.response;
 }

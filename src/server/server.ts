@@ -21,6 +21,10 @@ import type { Store } from "../store/store.ts";
 import { FileService } from "../files/files.ts";
 import { NodeSocketConnection } from "../transport/node_socket.ts";
 import { httpHandler } from "./http.ts";
+import { serveHttp } from "./http_server.ts";
+import { simpleResponse } from "./http_response.ts";
+import { type ByteConn, ByteReader, closeQuietly, lingerClose } from "../transport/byte_conn.ts";
+import { NodeByteConn } from "../transport/node_byte_conn.ts";
 import { StreamConnection } from "../transport/tcp.ts";
 import type { Connection } from "../transport/connection.ts";
 import { VERSION } from "../version.ts";
@@ -64,7 +68,12 @@ export class ChatServer implements AsyncDisposable {
   readonly #ctx: SessionContext;
   #listener: Deno.Listener | undefined;
   #tls: tls.Server | undefined;
-  #http: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #webListener: Deno.Listener | undefined;
+  #webTls: tls.Server | undefined;
+  /** Open HTTP connections (closed at the end of shutdown's grace period). */
+  readonly #webConns = new Set<ByteConn>();
+  readonly #webTasks = new Set<Promise<void>>();
+  readonly #webStop = new AbortController();
   readonly #startedAt = Date.now();
   readonly #files: FileService | undefined;
   #fileSweep: ReturnType<typeof setInterval> | undefined;
@@ -135,8 +144,8 @@ export class ChatServer implements AsyncDisposable {
       }
       if (full.tlsCert !== undefined) await server.#listenTls();
       if (full.http) {
-        server.#listenHttp();
-        server.#ctx.web = { port: server.#http!.addr.port, secure: full.tlsCert !== undefined };
+        await server.#listenHttp();
+        server.#ctx.web = { port: server.#webAddress()!.port, secure: full.tlsCert !== undefined };
       }
       const tick = Math.min(full.firstLineTimeoutMs, full.pingAfterMs, full.loginTimeoutMs) / 4;
       server.#sweep = setInterval(() => server.#checkTimers(), Math.max(100, Math.min(5000, tick)));
@@ -160,43 +169,86 @@ export class ChatServer implements AsyncDisposable {
     return server;
   }
 
-  #listenHttp(): void {
+  /**
+   * The web port: the embedded client, `/ws`, files and `/healthz`, served by parley's own
+   * HTTP/1.1 server so that every connection counts against the caps from its accept, and has a
+   * header deadline and an idle keep-alive deadline. HTTPS runs on `node:tls`, like the chat
+   * TLS port (a handshake deadline that really closes the socket, certificates reloaded in
+   * place).
+   */
+  async #listenHttp(): Promise<void> {
     const { config } = this;
-    const tlsFiles = config.tlsCert === undefined ? {} : {
-      cert: Deno.readTextFileSync(config.tlsCert),
-      key: Deno.readTextFileSync(config.tlsKey!),
-    };
-    this.#http = Deno.serve(
-      {
-        hostname: config.host,
-        port: config.httpPort,
-        ...tlsFiles,
-        onListen: () => {},
-        onError: (error) => {
-          log.error("HTTP request failed: {error}", { error });
-          return new Response("Internal error\n", { status: 500 });
-        },
+    const secure = config.tlsCert !== undefined;
+    const handler = httpHandler({
+      allowOrigins: config.allowOrigins,
+      maxLine: config.maxLine,
+      serve: (conn) => this.#track(this.#serve(conn, HELD_BY_HTTP)),
+      health: (detailed) => {
+        const status = this.#stopping === undefined ? "ok" : "stopping";
+        if (!detailed) return { status };
+        return {
+          status,
+          version: VERSION,
+          uptime: Math.round((Date.now() - this.#startedAt) / 1000),
+          connections: this.connections,
+          ...memory(),
+        };
       },
-      httpHandler({
-        allowOrigins: config.allowOrigins,
-        maxLine: config.maxLine,
-        admit: (ip) => this.#limits.admit(ip),
-        serve: (conn, admission) => this.#track(this.#serve(conn, admission)),
-        health: (detailed) => {
-          const status = this.#stopping === undefined ? "ok" : "stopping";
-          if (!detailed) return { status };
-          return {
-            status,
-            version: VERSION,
-            uptime: Math.round((Date.now() - this.#startedAt) / 1000),
-            connections: this.connections,
-            ...memory(),
-          };
-        },
-        originRefused: (origin) => this.#originRefused(origin),
-        files: this.#files,
-      }),
-    );
+      originRefused: (origin) => this.#originRefused(origin),
+      files: this.#files,
+    });
+    const serve = (conn: ByteConn, remoteAddr: Deno.NetAddr, admission: Admission) => {
+      this.#webConns.add(conn);
+      const remote = `${remoteAddr.hostname}:${remoteAddr.port}`;
+      this.#trackWeb(
+        serveHttp(conn, {
+          remoteAddr,
+          secure,
+          handler,
+          headerTimeoutMs: config.headerTimeoutMs,
+          keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+          signal: this.#webStop.signal,
+          onClientError: (reason) => log.debug("HTTP {remote}: {reason}", { remote, reason }),
+          onServerError: (error) =>
+            log.error("HTTP request from {remote} failed: {error}", { remote, error }),
+        }).finally(() => {
+          this.#webConns.delete(conn);
+          admission.release();
+        }),
+      );
+    };
+    if (secure) {
+      this.#webTls = await this.#listenTlsOn(config.httpPort, (socket, admission) => {
+        const conn = new NodeByteConn(socket);
+        serve(conn, conn.remoteAddr, admission);
+      }, { allowHalfOpen: true, ALPNProtocols: ["http/1.1"] });
+      return;
+    }
+    const listener = Deno.listen({ hostname: config.host, port: config.httpPort });
+    this.#webListener = listener;
+    this.#accepting.push(acceptLoop(listener, (conn) => {
+      const remoteAddr = conn.remoteAddr as Deno.NetAddr;
+      const admission = this.#limits.admit(remoteAddr.hostname);
+      if ("reason" in admission) {
+        this.#refused(`${remoteAddr.hostname}:${remoteAddr.port}`, admission);
+        this.#trackWeb(refuseHttp(conn, admission));
+        return;
+      }
+      try {
+        conn.setNoDelay(true);
+      } catch {
+        // gone already: serving it will notice
+      }
+      serve(conn, remoteAddr, admission);
+    }, {
+      name: `http://${listener.addr.hostname}:${listener.addr.port}`,
+      stopping: () => this.#stopping !== undefined,
+    }));
+  }
+
+  #trackWeb(task: Promise<void>): void {
+    this.#webTasks.add(task);
+    task.finally(() => this.#webTasks.delete(task));
   }
 
   /**
@@ -222,13 +274,32 @@ export class ChatServer implements AsyncDisposable {
     };
   }
 
+  /** The chat TLS port: the same sessions as plain TCP, over `node:tls`. */
   async #listenTls(): Promise<void> {
+    this.#tls = await this.#listenTlsOn(this.config.tlsPort, (socket, admission) => {
+      const conn = new NodeSocketConnection(socket, { kind: "tls", maxLine: this.config.maxLine });
+      this.#track(this.#serve(conn, admission));
+    });
+    // No accept loop to await: close() stops accepting at once (node's "close" event waits for
+    // every connection to end, so shutdown must not wait for it).
+  }
+
+  /**
+   * A `node:tls` listener on `port` whose connections count against the caps from their first
+   * byte, the handshake included (one over them is dropped before any handshake work), must
+   * finish their handshake within `--handshake-timeout`, and are handed to `onSecure` with their
+   * place under the caps, released when the socket closes.
+   */
+  async #listenTlsOn(
+    port: number,
+    onSecure: (socket: tls.TLSSocket, admission: Admission) => void,
+    options: tls.TlsOptions = {},
+  ): Promise<tls.Server> {
     const server = tls.createServer({
+      ...options,
       ...this.#secureContext(),
       handshakeTimeout: this.config.handshakeTimeoutMs,
     });
-    // A connection counts against the caps from its first byte, its handshake included: one
-    // over them is dropped before any handshake work is done.
     const admitted = new Map<string, Admission>();
     server.on("connection", (socket: Socket) => {
       const remote = `${peerIp(socket.remoteAddress)}:${socket.remotePort}`;
@@ -245,9 +316,10 @@ export class ChatServer implements AsyncDisposable {
       });
     });
     server.on("secureConnection", (socket) => {
-      const conn = new NodeSocketConnection(socket, { kind: "tls", maxLine: this.config.maxLine });
-      const admission = admitted.get(conn.remote) ?? this.#limits.admit(conn.remoteIp);
-      this.#track(this.#serve(conn, admission));
+      const remote = `${peerIp(socket.remoteAddress)}:${socket.remotePort}`;
+      const admission = admitted.get(remote);
+      if (admission === undefined) socket.destroy(); // closed while its handshake completed
+      else onSecure(socket, admission);
     });
     server.on("tlsClientError", (error, socket) => {
       log.debug("TLS handshake with {remote} failed: {error}", {
@@ -259,14 +331,12 @@ export class ChatServer implements AsyncDisposable {
     server.on("error", (error) => log.error("TLS listener failed: {error}", { error }));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.config.tlsPort, this.config.host, () => {
+      server.listen(port, this.config.host, () => {
         server.off("error", reject);
         resolve();
       });
     });
-    this.#tls = server;
-    // No accept loop to await: close() stops accepting at once (node's "close" event waits for
-    // every connection to end, so shutdown must not wait for it).
+    return server;
   }
 
   /**
@@ -276,9 +346,11 @@ export class ChatServer implements AsyncDisposable {
    * @returns whether the new certificate is in use
    */
   reloadTls(): boolean {
-    if (this.#tls === undefined) return false;
+    if (this.#tls === undefined && this.#webTls === undefined) return false;
     try {
-      this.#tls.setSecureContext(this.#secureContext());
+      const context = this.#secureContext();
+      this.#tls?.setSecureContext(context);
+      this.#webTls?.setSecureContext(context);
     } catch (error) {
       log.error("Cannot reload the TLS certificate, keeping the old one: {error}", { error });
       return false;
@@ -288,13 +360,15 @@ export class ChatServer implements AsyncDisposable {
   }
 
   #closeListeners(): void {
-    try {
-      this.#listener?.close();
-    } catch {
-      // already closed
+    for (const listener of [this.#listener, this.#webListener]) {
+      try {
+        listener?.close();
+      } catch {
+        // already closed
+      }
     }
     this.#tls?.close();
-    void this.#http?.shutdown();
+    this.#webTls?.close();
   }
 
   #checkTimers(): void {
@@ -313,14 +387,25 @@ export class ChatServer implements AsyncDisposable {
     if (tlsAddr !== undefined && tlsAddr !== null && typeof tlsAddr === "object") {
       out.push({ scheme: "tls", hostname: tlsAddr.address, port: tlsAddr.port });
     }
-    if (this.#http !== undefined) {
+    const web = this.#webAddress();
+    if (web !== undefined) {
       const scheme = this.config.tlsCert === undefined ? "http" : "https";
-      out.push({ scheme, hostname: this.#http.addr.hostname, port: this.#http.addr.port });
+      out.push({ scheme, ...web });
     }
     return out;
   }
 
-  /** How many connections are open. */
+  #webAddress(): { hostname: string; port: number } | undefined {
+    if (this.#webListener !== undefined) {
+      const { hostname, port } = this.#webListener.addr as Deno.NetAddr;
+      return { hostname, port };
+    }
+    const addr = this.#webTls?.address();
+    if (addr === undefined || addr === null || typeof addr !== "object") return undefined;
+    return { hostname: addr.address, port: addr.port };
+  }
+
+  /** How many chat sessions (TCP, TLS, WebSocket) are open. */
   get connections(): number {
     return this.#tasks.size;
   }
@@ -339,11 +424,20 @@ export class ChatServer implements AsyncDisposable {
     clearInterval(this.#sweep);
     clearInterval(this.#fileSweep);
     this.#closeListeners();
+    this.#webStop.abort(); // idle HTTP connections close at once, busy ones after their request
     await Promise.all(this.#accepting);
     const grace = this.config.shutdownGraceMs;
     await Promise.all([...this.#sessions].map((s) => s.shutdown(reason, grace)));
     await Promise.all(this.#tasks);
-    await this.#http?.finished;
+    // Downloads and uploads still running get what is left of the grace period.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(this.#webTasks),
+      new Promise((resolve) => timer = setTimeout(resolve, grace)),
+    ]);
+    clearTimeout(timer);
+    for (const conn of this.#webConns) closeQuietly(conn);
+    await Promise.all(this.#webTasks);
     this.#ctx.accounts.close();
     this.#ctx.commits.flush();
     this.store[Symbol.dispose]();
@@ -410,6 +504,20 @@ export class ChatServer implements AsyncDisposable {
       admission.release();
     }
   }
+}
+
+/** The place under the caps of a WebSocket session: its HTTP connection holds (and releases) it. */
+const HELD_BY_HTTP: Admission = { release() {} };
+
+/** Answers an HTTP connection over the caps (503 when the server is full, else 429), closes. */
+async function refuseHttp(conn: Deno.Conn, refusal: Refusal): Promise<void> {
+  try {
+    const response = simpleResponse(refusal.kind === "full" ? 503 : 429, refusal.reason);
+    for (let at = 0; at < response.length;) at += await conn.write(response.subarray(at));
+  } catch {
+    // gone already
+  }
+  await lingerClose(conn, new ByteReader(conn));
 }
 
 /** A node socket's peer address as parley writes it (IPv4 without the `::ffff:` prefix). */
