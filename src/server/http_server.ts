@@ -300,7 +300,11 @@ class HttpConnection {
       if (continuing === "expected") {
         continuing = "skipped"; // the client may never send the body
         keepAlive = false;
-      } else if ((body.remaining ?? 0) > DRAIN_BYTES) keepAlive = false;
+      } else if (body.remaining === undefined || body.remaining > DRAIN_BYTES) {
+        // Too much (or an unknown amount: chunked) left to read after the response: say the
+        // connection closes, so the client does not send its next request into a closing socket.
+        keepAlive = false;
+      }
     }
     let reuse = await writeResponse(this.writer, response, {
       head: req.method === "HEAD",

@@ -22,8 +22,7 @@ import { FileService } from "../files/files.ts";
 import { NodeSocketConnection } from "../transport/node_socket.ts";
 import { httpHandler } from "./http.ts";
 import { serveHttp } from "./http_server.ts";
-import { simpleResponse } from "./http_response.ts";
-import { type ByteConn, ByteReader, closeQuietly, lingerClose } from "../transport/byte_conn.ts";
+import { type ByteConn, closeQuietly } from "../transport/byte_conn.ts";
 import { NodeByteConn } from "../transport/node_byte_conn.ts";
 import { StreamConnection } from "../transport/tcp.ts";
 import type { Connection } from "../transport/connection.ts";
@@ -74,6 +73,8 @@ export class ChatServer implements AsyncDisposable {
   readonly #webConns = new Set<ByteConn>();
   readonly #webTasks = new Set<Promise<void>>();
   readonly #webStop = new AbortController();
+  /** HTTP connections over the caps being answered (see #refuseHttp). */
+  #refusing = 0;
   readonly #startedAt = Date.now();
   readonly #files: FileService | undefined;
   #fileSweep: ReturnType<typeof setInterval> | undefined;
@@ -231,7 +232,7 @@ export class ChatServer implements AsyncDisposable {
       const admission = this.#limits.admit(remoteAddr.hostname);
       if ("reason" in admission) {
         this.#refused(`${remoteAddr.hostname}:${remoteAddr.port}`, admission);
-        this.#trackWeb(refuseHttp(conn, admission));
+        this.#refuseHttp(conn, remoteAddr, admission);
         return;
       }
       try {
@@ -244,6 +245,34 @@ export class ChatServer implements AsyncDisposable {
       name: `http://${listener.addr.hostname}:${listener.addr.port}`,
       stopping: () => this.#stopping !== undefined,
     }));
+  }
+
+  /**
+   * Answers an HTTP connection over the caps, once its request arrived (a response sent before
+   * it confuses clients): 429, or 503 when the server is full, then closes. Refusals get a short
+   * head deadline and are capped in number, so refused connections cannot pile up instead.
+   */
+  #refuseHttp(conn: Deno.Conn, remoteAddr: Deno.NetAddr, refusal: Refusal): void {
+    if (this.#refusing >= MAX_REFUSING) {
+      closeQuietly(conn);
+      return;
+    }
+    this.#refusing++;
+    const status = refusal.kind === "full" ? 503 : 429;
+    const answer = () =>
+      new Response(`${refusal.reason}\n`, {
+        status,
+        headers: { "content-type": "text/plain; charset=utf-8", connection: "close" },
+      });
+    this.#trackWeb(
+      serveHttp(conn, {
+        remoteAddr,
+        secure: false,
+        handler: answer,
+        headerTimeoutMs: REFUSAL_HEAD_MS,
+        keepAliveTimeoutMs: REFUSAL_HEAD_MS,
+      }).finally(() => this.#refusing--),
+    );
   }
 
   #trackWeb(task: Promise<void>): void {
@@ -509,16 +538,10 @@ export class ChatServer implements AsyncDisposable {
 /** The place under the caps of a WebSocket session: its HTTP connection holds (and releases) it. */
 const HELD_BY_HTTP: Admission = { release() {} };
 
-/** Answers an HTTP connection over the caps (503 when the server is full, else 429), closes. */
-async function refuseHttp(conn: Deno.Conn, refusal: Refusal): Promise<void> {
-  try {
-    const response = simpleResponse(refusal.kind === "full" ? 503 : 429, refusal.reason);
-    for (let at = 0; at < response.length;) at += await conn.write(response.subarray(at));
-  } catch {
-    // gone already
-  }
-  await lingerClose(conn, new ByteReader(conn));
-}
+/** Refused HTTP connections answered at once; past this many, one is closed unanswered. */
+const MAX_REFUSING = 64;
+/** How long a refused HTTP connection has to send its request head. */
+const REFUSAL_HEAD_MS = 2_000;
 
 /** A node socket's peer address as parley writes it (IPv4 without the `::ffff:` prefix). */
 function peerIp(address: string | undefined): string {
