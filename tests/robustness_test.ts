@@ -570,6 +570,59 @@ Deno.test(
 // ---- D. descriptors run out ----
 
 Deno.test(
+  "robustness: the TLS port keeps accepting after the server ran out of file descriptors",
+  LOOSE,
+  async () => {
+    // A node:tls server stops accepting for good after EMFILE; parley's TLS listener is its own
+    // accept loop with node:tls over each connection, so it must recover like the others.
+    await using dir = await tempDir("parley-attack-tls-fds-");
+    await makeCert(dir.path, "localhost");
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const tlsPort = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    await using server = await spawnServer(["prlimit", "--nofile=96:96"], [
+      ...tlsServerArgs(dir.path, tlsPort),
+      "--handshake-timeout",
+      "60",
+    ]);
+    // Raw connections that never start their handshake: each holds a descriptor, until the
+    // server has none left and the rest wait in the backlog.
+    const held: Deno.Conn[] = [];
+    for (let i = 0; i < 150; i++) {
+      try {
+        held.push(await Deno.connect({ hostname: "127.0.0.1", port: tlsPort }));
+      } catch {
+        break;
+      }
+    }
+    await delay(1500);
+    for (const c of held) c.close();
+    const start = Date.now();
+    let recovered = -1;
+    let lastError = "";
+    while (Date.now() - start < 8000 && recovered < 0) {
+      try {
+        const pair = await tlsOpen(tlsPort, 2000);
+        try {
+          assert.ok(await firstData(pair.tls, 2000), "the banner over TLS");
+          recovered = Date.now() - start;
+        } finally {
+          pair.tls.destroy();
+          pair.raw.destroy();
+        }
+      } catch (error) {
+        lastError = String(error);
+        await delay(250);
+      }
+    }
+    const death = await died(server);
+    console.log(`TLS port after EMFILE: ${held.length} held, recovered in ${recovered} ms`);
+    assert.equal(death, undefined);
+    assert.ok(recovered >= 0, `the TLS port never accepted again: ${lastError}`);
+  },
+);
+
+Deno.test(
   "robustness: running out of file descriptors neither kills nor wedges the server, and the accept failure is logged rarely",
   LOOSE,
   async () => {

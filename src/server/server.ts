@@ -6,7 +6,6 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Socket } from "node:net";
 import tls from "node:tls";
 import { Accounts } from "../auth/accounts.ts";
 import { Hub } from "../hub/hub.ts";
@@ -24,6 +23,7 @@ import { httpHandler } from "./http.ts";
 import { serveHttp } from "./http_server.ts";
 import { type ByteConn, closeQuietly } from "../transport/byte_conn.ts";
 import { NodeByteConn } from "../transport/node_byte_conn.ts";
+import { connDuplex } from "../transport/conn_duplex.ts";
 import { StreamConnection } from "../transport/tcp.ts";
 import type { Connection } from "../transport/connection.ts";
 import { VERSION } from "../version.ts";
@@ -66,9 +66,13 @@ export class ChatServer implements AsyncDisposable {
   readonly store: Store;
   readonly #ctx: SessionContext;
   #listener: Deno.Listener | undefined;
-  #tls: tls.Server | undefined;
+  #tls: Deno.Listener | undefined;
   #webListener: Deno.Listener | undefined;
-  #webTls: tls.Server | undefined;
+  #webTls: Deno.Listener | undefined;
+  /** Certificate and key for both TLS ports; replaced by {@linkcode ChatServer.reloadTls}. */
+  #tlsContext: tls.SecureContext | undefined;
+  /** Accepted TLS connections still in their handshake. */
+  readonly #handshaking = new Set<Deno.Conn>();
   /** Open HTTP connections (closed at the end of shutdown's grace period). */
   readonly #webConns = new Set<ByteConn>();
   readonly #webTasks = new Set<Promise<void>>();
@@ -143,7 +147,7 @@ export class ChatServer implements AsyncDisposable {
           stopping: () => server.#stopping !== undefined,
         }));
       }
-      if (full.tlsCert !== undefined) await server.#listenTls();
+      if (full.tlsCert !== undefined) server.#listenTls();
       if (full.http) {
         await server.#listenHttp();
         server.#ctx.web = { port: server.#webAddress()!.port, secure: full.tlsCert !== undefined };
@@ -219,10 +223,9 @@ export class ChatServer implements AsyncDisposable {
       );
     };
     if (secure) {
-      this.#webTls = await this.#listenTlsOn(config.httpPort, (socket, admission) => {
-        const conn = new NodeByteConn(socket);
-        serve(conn, conn.remoteAddr, admission);
-      }, { allowHalfOpen: true, ALPNProtocols: ["http/1.1"] });
+      this.#webTls = this.#listenTlsOn("https", config.httpPort, (socket, remote, admission) => {
+        serve(new NodeByteConn(socket, remote), remote, admission);
+      }, ["http/1.1"]);
       return;
     }
     const listener = Deno.listen({ hostname: config.host, port: config.httpPort });
@@ -303,69 +306,107 @@ export class ChatServer implements AsyncDisposable {
     };
   }
 
-  /** The chat TLS port: the same sessions as plain TCP, over `node:tls`. */
-  async #listenTls(): Promise<void> {
-    this.#tls = await this.#listenTlsOn(this.config.tlsPort, (socket, admission) => {
-      const conn = new NodeSocketConnection(socket, { kind: "tls", maxLine: this.config.maxLine });
+  /** The chat TLS port: the same sessions as plain TCP, over TLS. */
+  #listenTls(): void {
+    this.#tls = this.#listenTlsOn("tls", this.config.tlsPort, (socket, remote, admission) => {
+      const conn = new NodeSocketConnection(socket, {
+        kind: "tls",
+        maxLine: this.config.maxLine,
+        remote,
+      });
       this.#track(this.#serve(conn, admission));
     });
-    // No accept loop to await: close() stops accepting at once (node's "close" event waits for
-    // every connection to end, so shutdown must not wait for it).
   }
 
   /**
-   * A `node:tls` listener on `port` whose connections count against the caps from their first
-   * byte, the handshake included (one over them is dropped before any handshake work), must
-   * finish their handshake within `--handshake-timeout`, and are handed to `onSecure` with their
-   * place under the caps, released when the socket closes.
+   * A TLS listener on `port`: parley's own accept loop (so it survives running out of
+   * descriptors), `node:tls` over each accepted connection. A connection counts against the
+   * caps from its accept, its handshake included (one over them is closed before any handshake
+   * work), must finish its handshake within `--handshake-timeout`, and is handed to `onSecure`
+   * with its place under the caps, released when the socket closes.
    */
-  async #listenTlsOn(
+  #listenTlsOn(
+    scheme: "tls" | "https",
     port: number,
-    onSecure: (socket: tls.TLSSocket, admission: Admission) => void,
-    options: tls.TlsOptions = {},
-  ): Promise<tls.Server> {
-    const server = tls.createServer({
-      ...options,
-      ...this.#secureContext(),
-      handshakeTimeout: this.config.handshakeTimeoutMs,
-    });
-    const admitted = new Map<string, Admission>();
-    server.on("connection", (socket: Socket) => {
-      const remote = `${peerIp(socket.remoteAddress)}:${socket.remotePort}`;
-      const admission = this.#limits.admit(peerIp(socket.remoteAddress));
+    onSecure: (socket: tls.TLSSocket, remote: Deno.NetAddr, admission: Admission) => void,
+    alpn?: string[],
+  ): Deno.Listener {
+    this.#tlsContext ??= tls.createSecureContext(this.#secureContext());
+    const listener = Deno.listen({ hostname: this.config.host, port });
+    const { hostname, port: bound } = listener.addr;
+    this.#accepting.push(acceptLoop(listener, (conn) => {
+      const remote = conn.remoteAddr as Deno.NetAddr;
+      const admission = this.#limits.admit(remote.hostname);
       if ("reason" in admission) {
-        this.#refused(remote, admission);
-        socket.destroy();
+        this.#refused(`${remote.hostname}:${remote.port}`, admission);
+        closeQuietly(conn);
         return;
       }
-      admitted.set(remote, admission);
-      socket.once("close", () => {
-        admitted.delete(remote);
-        admission.release();
-      });
+      this.#handshake(conn, remote, admission, onSecure, alpn);
+    }, {
+      name: `${scheme}://${hostname}:${bound}`,
+      stopping: () => this.#stopping !== undefined,
+    }));
+    return listener;
+  }
+
+  /** Runs a TLS handshake over `conn` within the deadline; closes it on any failure. */
+  #handshake(
+    conn: Deno.TcpConn,
+    remote: Deno.NetAddr,
+    admission: Admission,
+    onSecure: (socket: tls.TLSSocket, remote: Deno.NetAddr, admission: Admission) => void,
+    alpn: string[] | undefined,
+  ): void {
+    try {
+      conn.setNoDelay(true);
+      conn.setKeepAlive(true);
+    } catch {
+      // gone already: the handshake will notice
+    }
+    const stream = connDuplex(conn);
+    const socket = new tls.TLSSocket(stream, {
+      isServer: true,
+      secureContext: this.#tlsContext!,
+      ...(alpn === undefined ? {} : { ALPNProtocols: alpn }),
     });
-    server.on("secureConnection", (socket) => {
-      const remote = `${peerIp(socket.remoteAddress)}:${socket.remotePort}`;
-      const admission = admitted.get(remote);
-      if (admission === undefined) socket.destroy(); // closed while its handshake completed
-      else onSecure(socket, admission);
+    this.#handshaking.add(conn);
+    let secure = false;
+    let ended = false;
+    const end = (why: string | undefined) => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      this.#handshaking.delete(conn);
+      if (why !== undefined && !secure) {
+        log.debug("TLS handshake with {remote} failed: {why}", {
+          remote: `${remote.hostname}:${remote.port}`,
+          why,
+        });
+      }
+      if (why !== undefined) {
+        socket.destroy();
+        closeQuietly(conn);
+      }
+      admission.release();
+    };
+    const timer = setTimeout(() => end("no handshake in time"), this.config.handshakeTimeoutMs);
+    socket.once("secure", () => {
+      secure = true;
+      clearTimeout(timer);
+      this.#handshaking.delete(conn);
+      onSecure(socket, remote, admission);
     });
-    server.on("tlsClientError", (error, socket) => {
-      log.debug("TLS handshake with {remote} failed: {error}", {
-        remote: socket.remoteAddress,
-        error: error.message,
-      });
-      socket.destroy();
+    socket.on("error", (error: Error) => end(error.message));
+    // A peer that leaves mid-handshake ends the stream under the TLS socket, not always the
+    // TLS socket itself; once the socket closes, for whatever reason, so does the connection.
+    stream.once("end", () => {
+      if (!secure) end("the peer left during the handshake");
     });
-    server.on("error", (error) => log.error("TLS listener failed: {error}", { error }));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, this.config.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
+    socket.once("close", () => {
+      closeQuietly(conn);
+      end(secure ? undefined : "closed");
     });
-    return server;
   }
 
   /**
@@ -375,11 +416,9 @@ export class ChatServer implements AsyncDisposable {
    * @returns whether the new certificate is in use
    */
   reloadTls(): boolean {
-    if (this.#tls === undefined && this.#webTls === undefined) return false;
+    if (this.#tlsContext === undefined) return false;
     try {
-      const context = this.#secureContext();
-      this.#tls?.setSecureContext(context);
-      this.#webTls?.setSecureContext(context);
+      this.#tlsContext = tls.createSecureContext(this.#secureContext());
     } catch (error) {
       log.error("Cannot reload the TLS certificate, keeping the old one: {error}", { error });
       return false;
@@ -389,15 +428,14 @@ export class ChatServer implements AsyncDisposable {
   }
 
   #closeListeners(): void {
-    for (const listener of [this.#listener, this.#webListener]) {
+    for (const listener of [this.#listener, this.#webListener, this.#tls, this.#webTls]) {
       try {
         listener?.close();
       } catch {
         // already closed
       }
     }
-    this.#tls?.close();
-    this.#webTls?.close();
+    for (const conn of this.#handshaking) closeQuietly(conn);
   }
 
   #checkTimers(): void {
@@ -412,9 +450,9 @@ export class ChatServer implements AsyncDisposable {
       const addr = this.#listener.addr as Deno.NetAddr;
       out.push({ scheme: "tcp", hostname: addr.hostname, port: addr.port });
     }
-    const tlsAddr = this.#tls?.address();
-    if (tlsAddr !== undefined && tlsAddr !== null && typeof tlsAddr === "object") {
-      out.push({ scheme: "tls", hostname: tlsAddr.address, port: tlsAddr.port });
+    if (this.#tls !== undefined) {
+      const { hostname, port } = this.#tls.addr as Deno.NetAddr;
+      out.push({ scheme: "tls", hostname, port });
     }
     const web = this.#webAddress();
     if (web !== undefined) {
@@ -425,13 +463,10 @@ export class ChatServer implements AsyncDisposable {
   }
 
   #webAddress(): { hostname: string; port: number } | undefined {
-    if (this.#webListener !== undefined) {
-      const { hostname, port } = this.#webListener.addr as Deno.NetAddr;
-      return { hostname, port };
-    }
-    const addr = this.#webTls?.address();
-    if (addr === undefined || addr === null || typeof addr !== "object") return undefined;
-    return { hostname: addr.address, port: addr.port };
+    const listener = this.#webListener ?? this.#webTls;
+    if (listener === undefined) return undefined;
+    const { hostname, port } = listener.addr as Deno.NetAddr;
+    return { hostname, port };
   }
 
   /** How many chat sessions (TCP, TLS, WebSocket) are open. */
@@ -542,11 +577,6 @@ const HELD_BY_HTTP: Admission = { release() {} };
 const MAX_REFUSING = 64;
 /** How long a refused HTTP connection has to send its request head. */
 const REFUSAL_HEAD_MS = 2_000;
-
-/** A node socket's peer address as parley writes it (IPv4 without the `::ffff:` prefix). */
-function peerIp(address: string | undefined): string {
-  return (address ?? "unknown").replace(/^::ffff:/, "");
-}
 
 /** The process's memory: resident set and V8 heap in use, in bytes. */
 function memory(): { rss: number; heap: number } {

@@ -233,10 +233,15 @@ export function closeQuietly(conn: ByteConn): void {
   }
 }
 
-/** How long, and how many bytes, a closing connection reads (and discards) before closing. */
-export const LINGER_MS = 1000;
+/**
+ * How long, and how many bytes, a closing connection reads (and discards) before closing: long
+ * enough that a client whose upload was refused early (413, 429) finishes sending its body and
+ * reads the answer, instead of being reset with the body half sent. Discarding costs little;
+ * the time bounds it.
+ */
+export const LINGER_MS = 2000;
 /** See {@linkcode LINGER_MS}. */
-export const LINGER_BYTES = 1024 * 1024;
+export const LINGER_BYTES = 128 * 1024 * 1024;
 
 /**
  * Ends a connection politely: waits (briefly) for queued writes, sends FIN, then reads and

@@ -30,15 +30,18 @@ export class NodeByteConn implements ByteConn {
   #wake: (() => void) | undefined;
   readonly #writes = new Set<(error: Error) => void>();
 
-  /** @param socket the connected socket */
-  constructor(socket: Socket) {
+  /**
+   * @param socket the connected socket
+   * @param remote the peer, when the socket does not know it (TLS over a wrapped stream)
+   */
+  constructor(socket: Socket, remote?: Deno.NetAddr) {
     this.#socket = socket;
-    this.remoteAddr = {
+    this.remoteAddr = remote ?? {
       transport: "tcp",
       hostname: (socket.remoteAddress ?? "unknown").replace(/^::ffff:/, ""),
       port: socket.remotePort ?? 0,
     };
-    socket.setNoDelay(true);
+    if (remote === undefined) socket.setNoDelay(true);
     socket.on("data", (chunk: Uint8Array) => {
       this.#chunks.push(chunk);
       this.#queued += chunk.length;

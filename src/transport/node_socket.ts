@@ -23,16 +23,23 @@ export class NodeSocketConnection implements Connection {
 
   /**
    * @param socket the connected socket (for TLS, after the handshake)
-   * @param options `kind` of transport and `maxLine`, the longest line accepted in bytes
+   * @param options `kind` of transport, `maxLine`, the longest line accepted in bytes, and the
+   * peer's address when the socket does not know it (TLS over a wrapped stream)
    */
-  constructor(socket: Socket, options: { kind: TransportKind; maxLine: number }) {
+  constructor(
+    socket: Socket,
+    options: { kind: TransportKind; maxLine: number; remote?: Deno.NetAddr },
+  ) {
     this.#socket = socket;
     this.kind = options.kind;
     this.#maxLine = options.maxLine;
-    this.remoteIp = (socket.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
-    this.remote = `${this.remoteIp}:${socket.remotePort}`;
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true);
+    const ip = options.remote?.hostname ?? socket.remoteAddress ?? "unknown";
+    this.remoteIp = ip.replace(/^::ffff:/, "");
+    this.remote = `${this.remoteIp}:${options.remote?.port ?? socket.remotePort}`;
+    if (options.remote === undefined) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true);
+    }
     socket.on("error", () => {}); // surfaced through reads and writes
   }
 

@@ -1,0 +1,50 @@
+/**
+ * A `Deno.Conn` as a node `Duplex`, so that `node:tls` can run server-side TLS over a
+ * connection parley accepted itself: `Deno.listenTls` keeps a socket closed during its
+ * handshake open until the peer acts, and a `node:tls` server stops accepting for good once the
+ * process runs out of descriptors, while parley's own accept loop recovers from that.
+ *
+ * @module
+ */
+
+import { Duplex } from "node:stream";
+
+const READ_SIZE = 16 * 1024;
+
+/**
+ * Wraps `conn`. Reads happen only when the stream wants data (backpressure); writes resolve
+ * once the socket took all the bytes; ending the stream half-closes the socket; destroying it
+ * closes the socket.
+ *
+ * @param conn the accepted connection
+ * @returns the stream, to hand to `new tls.TLSSocket(stream, { isServer: true, … })`
+ */
+export function connDuplex(conn: Deno.Conn): Duplex {
+  return new Duplex({
+    read() {
+      const buf = new Uint8Array(READ_SIZE);
+      conn.read(buf).then(
+        (n) => this.push(n === null ? null : buf.subarray(0, n)),
+        (error) => this.destroy(error),
+      );
+    },
+    write(chunk: Uint8Array, _encoding, done) {
+      writeAll(conn, chunk).then(() => done(), (error) => done(error));
+    },
+    final(done) {
+      conn.closeWrite().then(() => done(), () => done());
+    },
+    destroy(error, done) {
+      try {
+        conn.close();
+      } catch {
+        // closed already
+      }
+      done(error);
+    },
+  });
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let at = 0; at < data.length;) at += await conn.write(data.subarray(at));
+}
