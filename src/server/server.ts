@@ -149,7 +149,7 @@ export class ChatServer implements AsyncDisposable {
       }
       if (full.tlsCert !== undefined) server.#listenTls();
       if (full.http) {
-        await server.#listenHttp();
+        server.#listenHttp();
         server.#ctx.web = { port: server.#webAddress()!.port, secure: full.tlsCert !== undefined };
       }
       const tick = Math.min(full.firstLineTimeoutMs, full.pingAfterMs, full.loginTimeoutMs) / 4;
@@ -181,7 +181,7 @@ export class ChatServer implements AsyncDisposable {
    * TLS port (a handshake deadline that really closes the socket, certificates reloaded in
    * place).
    */
-  async #listenHttp(): Promise<void> {
+  #listenHttp(): void {
     const { config } = this;
     const secure = config.tlsCert !== undefined;
     const handler = httpHandler({
