@@ -14,6 +14,13 @@ Deno.test("json mode: hello gets a welcome with the guest name", async () => {
   assert.equal(welcome.proto, 1);
   assert.match(String(welcome.version), /^\d+\.\d+\.\d+/);
   assert.match(String(welcome.name), /^guest-\d{4,}$/);
+  assert.deepEqual(welcome.limits, {
+    maxLine: 16384,
+    maxText: 4096,
+    maxFileSize: 100 * 1024 * 1024,
+    floodBurst: 30,
+    floodRate: 10,
+  }, "the defaults, announced");
   c.send({ type: "hello", proto: 2, ref: "v2" });
   const err = await c.frame();
   assert.deepEqual([err.type, err.ref, err.code], ["error", "v2", "bad_frame"]);

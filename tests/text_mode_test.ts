@@ -183,6 +183,7 @@ Deno.test("formatTextEvent() returns undefined for ack, pong and welcome", () =>
       version: "0.1.0",
       proto: 1,
       name: "guest-1234",
+      limits: { maxLine: 16384, maxText: 4096, maxFileSize: 0, floodBurst: 30, floodRate: 10 },
     }),
     undefined,
   );

@@ -5,7 +5,13 @@
  * @module
  */
 
-import type { ClientFrame, FileRef, HistoryFrame, RoomInfo } from "../protocol/frames.ts";
+import type {
+  ClientFrame,
+  FileRef,
+  HistoryFrame,
+  RoomInfo,
+  ServerLimits,
+} from "../protocol/frames.ts";
 import { PROTO } from "../protocol/frames.ts";
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import { VERSION } from "../version.ts";
@@ -76,6 +82,8 @@ export interface Welcome {
   proto: number;
   /** The name this connection has. */
   name: string;
+  /** The server's limits, when it announces them (parley 0.1 servers before them do not). */
+  limits: ServerLimits | undefined;
 }
 
 /** A room in its canonical case and its members, sorted. */
@@ -823,6 +831,20 @@ function toWelcome(reply: ReplyFrame): Welcome {
     version: String(reply.version),
     proto: Number(reply.proto),
     name: String(reply.name),
+    limits: toLimits(reply.limits),
+  };
+}
+
+function toLimits(value: unknown): ServerLimits | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const n = (key: keyof ServerLimits) => Number.isFinite(v[key]) ? Number(v[key]) : 0;
+  return {
+    maxLine: n("maxLine"),
+    maxText: n("maxText"),
+    maxFileSize: n("maxFileSize"),
+    floodBurst: n("floodBurst"),
+    floodRate: n("floodRate"),
   };
 }
 

@@ -50,6 +50,20 @@ export interface RoomInfo {
   members: number;
 }
 
+/** The limits a server announces in `welcome`, so that clients check input before sending it. */
+export interface ServerLimits {
+  /** The longest line (frame) the server reads, in bytes. */
+  maxLine: number;
+  /** The longest message text, in UTF-8 bytes. */
+  maxText: number;
+  /** The largest file accepted, in bytes; 0 when the server keeps no files. */
+  maxFileSize: number;
+  /** Flood control: lines that may be sent at once… */
+  floodBurst: number;
+  /** …then this many per second (0: no flood control). */
+  floodRate: number;
+}
+
 /** A file attached to a message: download it from `GET /files/{id}` on the web port. */
 export interface FileRef {
   id: string;
@@ -105,7 +119,15 @@ export interface PresenceFrame {
 
 /** A frame the server sends. */
 export type ServerFrame =
-  | { type: "welcome"; ref?: string; server: string; version: string; proto: number; name: string }
+  | {
+    type: "welcome";
+    ref?: string;
+    server: string;
+    version: string;
+    proto: number;
+    name: string;
+    limits: ServerLimits;
+  }
   | { type: "ack"; ref?: string; [field: string]: unknown }
   | { type: "error"; ref?: string; code: ErrorCode; message: string; retryAfter?: number }
   | { type: "pong"; ref?: string }

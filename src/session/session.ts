@@ -18,6 +18,7 @@ import type {
   HistoryFrame,
   MessageFrame,
   ServerFrame,
+  ServerLimits,
 } from "../protocol/frames.ts";
 import { parseClientFrame, ParseError, PROTO } from "../protocol/frames.ts";
 import { checkName, DEFAULT_ROOM } from "../protocol/names.ts";
@@ -454,6 +455,7 @@ export class Session implements Member {
             version: this.#ctx.version,
             proto: PROTO,
             name: this.name,
+            limits: this.#limits(),
           },
           text: [this.#online ? `You are ${this.name}` : "Log in or register to start"],
         };
@@ -548,6 +550,18 @@ export class Session implements Member {
       case "help":
         return { ack: {}, text: [...TEXT_HELP] };
     }
+  }
+
+  /** The limits `welcome` announces. */
+  #limits(): ServerLimits {
+    const { config, files } = this.#ctx;
+    return {
+      maxLine: config.maxLine,
+      maxText: config.maxText,
+      maxFileSize: files === undefined ? 0 : config.maxFileSize,
+      floodBurst: config.floodBurst,
+      floodRate: config.floodRate,
+    };
   }
 
   /** Ends every other live session of this account (its tokens are revoked already). */
