@@ -93,6 +93,18 @@ Deno.test("http: the page and its assets are served with strict headers and vali
     assert.equal(res.headers.get("cache-control"), "public, max-age=31536000, immutable");
     assert.match(res.headers.get("content-type")!, /^(text\/javascript|text\/css|image\/svg\+xml)/);
   }
+  // Compressed for clients that accept it, the same bytes once decoded, its own validator.
+  const script = scripts.find((s) => s.endsWith(".js"))!;
+  const plain = await fetch(`${base}${script}`, { headers: { "accept-encoding": "identity" } });
+  const plainBytes = new Uint8Array(await plain.arrayBuffer());
+  assert.equal(plain.headers.get("content-encoding"), null);
+  for (const encoding of ["br", "gzip"]) {
+    const res = await fetch(`${base}${script}`, { headers: { "accept-encoding": encoding } });
+    assert.equal(res.headers.get("content-encoding"), encoding);
+    assert.equal(res.headers.get("vary"), "accept-encoding");
+    assert.notEqual(res.headers.get("etag"), plain.headers.get("etag"));
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), plainBytes, `${encoding} decodes`);
+  }
   const missing = await fetch(`${base}/nope`);
   await missing.body?.cancel();
   assert.equal(missing.status, 404);

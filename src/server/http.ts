@@ -5,6 +5,7 @@
  * @module
  */
 
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import type { FileService } from "../files/files.ts";
 import type { Connection } from "../transport/connection.ts";
 import type { HttpRequestInfo } from "./http_server.ts";
@@ -42,10 +43,36 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 interface Served {
   asset: Asset;
   body: Uint8Array<ArrayBuffer>;
+  /** The body compressed, when that saves something worth a header. */
+  br: Uint8Array<ArrayBuffer> | undefined;
+  gzip: Uint8Array<ArrayBuffer> | undefined;
 }
 
+/** Compressed bodies are kept only when they save at least this much. */
+const MIN_SAVING = 256;
+
 function decode(asset: Asset): Served {
-  return { asset, body: Uint8Array.from(atob(asset.body), (c) => c.charCodeAt(0)) };
+  const body = Uint8Array.from(atob(asset.body), (c) => c.charCodeAt(0));
+  const worth = (packed: Uint8Array) =>
+    packed.length + MIN_SAVING <= body.length ? new Uint8Array(packed) : undefined;
+  // Once, at start-up (the assets are embedded): tens of KiB, a few milliseconds.
+  return {
+    asset,
+    body,
+    br: worth(brotliCompressSync(body)),
+    gzip: worth(gzipSync(body, { level: 9 })),
+  };
+}
+
+/** The encoding to send `served` in, from the request's `Accept-Encoding`. */
+function encodingFor(req: Request, served: Served): "br" | "gzip" | undefined {
+  const accepted = (req.headers.get("accept-encoding") ?? "").toLowerCase().split(",")
+    .map((part) => part.trim().split(";"))
+    .filter(([, q]) => q === undefined || !/^\s*q=0(?:\.0*)?\s*$/.test(q))
+    .map(([name]) => name);
+  if (served.br !== undefined && accepted.includes("br")) return "br";
+  if (served.gzip !== undefined && accepted.includes("gzip")) return "gzip";
+  return undefined;
 }
 
 const STATIC = new Map(ASSETS.map((a) => [a.path, decode(a)]));
@@ -131,13 +158,20 @@ export function httpHandler(
     }
     const served = STATIC.get(url.pathname);
     if (served === undefined) return respond("Not found\n", 404, { "content-type": "text/plain" });
-    const { asset, body } = served;
-    const headers = {
+    const { asset } = served;
+    const encoding = encodingFor(req, served);
+    // Each encoding is its own representation, with its own validator.
+    const etag = encoding === undefined ? asset.etag : asset.etag.replace(/"$/, `-${encoding}"`);
+    const headers: Record<string, string> = {
       "content-type": asset.type,
-      etag: asset.etag,
+      etag,
       "cache-control": asset.immutable ? "public, max-age=31536000, immutable" : "no-cache",
+      vary: "accept-encoding",
     };
-    if (req.headers.get("if-none-match") === asset.etag) return respond(null, 304, headers);
+    if (req.headers.get("if-none-match") === etag) return respond(null, 304, headers);
+    if (encoding !== undefined) headers["content-encoding"] = encoding;
+    const body = encoding === undefined ? served.body : served[encoding]!;
+    headers["content-length"] = String(body.length);
     return respond(req.method === "HEAD" ? null : body, 200, headers);
   };
 }
