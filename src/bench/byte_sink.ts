@@ -12,11 +12,13 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ByteSink } from "./byte_sink.ts";
  * const sink = new ByteSink(4);
  * sink.str("hello ");
  * sink.byte(0x21);
- * console.assert(new TextDecoder().decode(sink.take()) === "hello !" && sink.length === 0);
+ * assert.equal(new TextDecoder().decode(sink.take()), "hello !");
+ * assert.equal(sink.length, 0);
  * ```
  */
 export class ByteSink {

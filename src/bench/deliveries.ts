@@ -37,12 +37,15 @@ export interface DeliveryStats {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DeliveryCounter, SequenceTracker } from "./deliveries.ts";
  * const counter = new DeliveryCounter();
  * const rx = new SequenceTracker();
  * for (const seq of [0, 2, 1, 1]) rx.receive({ t: 0, sender: 7, seq, step: 0 }, 10, counter);
  * const s = counter.stats();
- * console.assert(s.delivered === 3 && s.reordered === 1 && s.duplicates === 1);
+ * assert.equal(s.delivered, 3);
+ * assert.equal(s.reordered, 1);
+ * assert.equal(s.duplicates, 1);
  * ```
  */
 export class DeliveryCounter {

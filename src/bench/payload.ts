@@ -35,8 +35,9 @@ export function nowMicros(): number {
  * @returns the text
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stampText } from "./payload.ts";
- * console.assert(stampText(5, 1, 2, 3, "xx") === "t=5 s=1:2 k=3 xx");
+ * assert.equal(stampText(5, 1, 2, 3, "xx"), "t=5 s=1:2 k=3 xx");
  * ```
  */
 export function stampText(t: number, sender: number, seq: number, step: number, pad: string) {
@@ -71,10 +72,12 @@ export interface Stamp {
  * @returns whether the bytes held a stamp
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseStamp } from "./payload.ts";
  * const buf = new TextEncoder().encode('{"text":"t=5 s=1:2 k=3 xx"}');
  * const out = { t: 0, sender: 0, seq: 0, step: 0 };
- * console.assert(parseStamp(buf, 0, buf.length, out) && out.seq === 2 && out.step === 3);
+ * assert.ok(parseStamp(buf, 0, buf.length, out));
+ * assert.deepEqual(out, { t: 5, sender: 1, seq: 2, step: 3 });
  * ```
  */
 export function parseStamp(buf: Uint8Array, start: number, end: number, out: Stamp): boolean {

@@ -24,11 +24,12 @@ export interface BackoffOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { backoffDelay } from "./backoff.ts";
  * const max = () => 0.999999;
- * console.assert(backoffDelay(0, { random: max }) <= 250);
- * console.assert(backoffDelay(3, { random: max }) <= 2000);
- * console.assert(backoffDelay(30, { random: max }) <= 10_000);
+ * assert.ok(backoffDelay(0, { random: max }) <= 250);
+ * assert.ok(backoffDelay(3, { random: max }) <= 2000);
+ * assert.ok(backoffDelay(30, { random: max }) <= 10_000);
  * ```
  */
 export function backoffDelay(attempt: number, options: BackoffOptions = {}): number {

@@ -13,9 +13,10 @@ import type { ErrorCode } from "../protocol/errors.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ServerError } from "./errors.ts";
  * const err = new ServerError("name_taken", "Cannot rename: the name alice is taken");
- * console.assert(err.code === "name_taken");
+ * assert.equal(err.code, "name_taken");
  * ```
  */
 export class ServerError extends ChatError {
@@ -81,9 +82,10 @@ export type TlsProblem = "unknown_issuer" | "wrong_host" | "expired" | "not_yet_
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TlsVerificationError } from "./errors.ts";
  * const err = new TlsVerificationError("expired", "the server's certificate has expired");
- * console.assert(err.problem === "expired");
+ * assert.equal(err.problem, "expired");
  * ```
  */
 export class TlsVerificationError extends Error {
@@ -113,11 +115,13 @@ export class TlsVerificationError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FileTransferError } from "./errors.ts";
  * const err = new FileTransferError("too_large", "File too large: the limit is 1048576 bytes", {
  *   status: 413,
  * });
- * console.assert(err.code === "too_large" && err.status === 413);
+ * assert.equal(err.code, "too_large");
+ * assert.equal(err.status, 413);
  * ```
  */
 export class FileTransferError extends Error {

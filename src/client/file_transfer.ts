@@ -89,9 +89,10 @@ const TYPES: Record<string, string> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { guessType } from "./file_transfer.ts";
- * console.assert(guessType("Report.PDF") === "application/pdf");
- * console.assert(guessType("notes") === "application/octet-stream");
+ * assert.equal(guessType("Report.PDF"), "application/pdf");
+ * assert.equal(guessType("notes"), "application/octet-stream");
  * ```
  */
 export function guessType(name: string): string {

@@ -23,13 +23,14 @@ const FILE_NAME = "tokens.json";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TokenStore } from "./token_store.ts";
  * const dir = await Deno.makeTempDir();
  * const store = new TokenStore(`${dir}/parley`);
  * await store.set("127.0.0.1:5000", "Alice", "t0k3n");
- * console.assert(await store.get("127.0.0.1:5000", "alice") === "t0k3n");
+ * assert.equal(await store.get("127.0.0.1:5000", "alice"), "t0k3n");
  * await store.delete("127.0.0.1:5000", "alice");
- * console.assert(await store.get("127.0.0.1:5000", "alice") === undefined);
+ * assert.equal(await store.get("127.0.0.1:5000", "alice"), undefined);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

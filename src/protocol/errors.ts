@@ -42,9 +42,10 @@ export type ErrorCode = typeof ERROR_CODES[number];
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ChatError } from "./errors.ts";
  * const err = new ChatError("no_such_room", "Cannot send: #nowhere does not exist");
- * console.assert(err.code === "no_such_room");
+ * assert.equal(err.code, "no_such_room");
  * ```
  */
 export class ChatError extends Error {

@@ -182,9 +182,10 @@ export function isClientFrameType(type: string): type is ClientFrameType {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseClientFrame } from "./frames.ts";
  * const frame = parseClientFrame('{"type":"join","ref":"1","room":"#ops"}');
- * console.assert(!(frame instanceof Error) && frame.type === "join");
+ * assert.deepEqual(frame, { type: "join", ref: "1", room: "#ops" });
  * ```
  */
 export function parseClientFrame(line: string): ClientFrame | ParseError {

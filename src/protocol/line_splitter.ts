@@ -23,11 +23,12 @@ const CR = 0x0d;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LineSplitter } from "./line_splitter.ts";
  * const splitter = new LineSplitter(16);
  * const bytes = new TextEncoder().encode("hi\r\nthere");
  * const events = [...splitter.push(bytes), ...splitter.push(new Uint8Array([10]))];
- * console.assert(JSON.stringify(events) === '[{"line":"hi"},{"line":"there"}]');
+ * assert.deepEqual(events, [{ line: "hi" }, { line: "there" }]);
  * ```
  */
 export class LineSplitter {

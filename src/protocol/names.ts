@@ -18,8 +18,9 @@ export const DEFAULT_ROOM = "#general";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nameKey } from "./names.ts";
- * console.assert(nameKey("Alice") === nameKey("aLICE"));
+ * assert.equal(nameKey("Alice"), nameKey("aLICE"));
  * ```
  */
 export function nameKey(name: string): string {

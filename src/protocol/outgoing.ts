@@ -18,10 +18,11 @@ export type Mode = "text" | "json";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Outgoing } from "./outgoing.ts";
  * const out = new Outgoing({ type: "notice", text: "hi" });
- * console.assert(out.bytes("json") === out.bytes("json"));
- * console.assert(new TextDecoder().decode(out.bytes("text")!) === "* hi\n");
+ * assert.equal(out.bytes("json"), out.bytes("json")); // the same bytes, encoded once
+ * assert.equal(new TextDecoder().decode(out.bytes("text")!), "* hi\n");
  * ```
  */
 export class Outgoing {

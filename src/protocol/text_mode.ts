@@ -59,9 +59,10 @@ function needRoom(current: string | undefined, verb: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseTextLine } from "./text_mode.ts";
  * const cmd = parseTextLine("/msg bob hi there", "#general");
- * console.assert(cmd?.type === "send" && cmd.to === "bob" && cmd.text === "hi there");
+ * assert.deepEqual(cmd, { type: "send", to: "bob", text: "hi there" });
  * ```
  */
 export function parseTextLine(line: string, current: string | undefined): TextCommand | undefined {
@@ -167,9 +168,12 @@ export function sanitize(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatTextEvent } from "./text_mode.ts";
- * const line = formatTextEvent({ type: "message", id: 1, room: "#general", from: "alice", text: "hi", ts: 0 });
- * console.assert(line === "[#general] <alice> hi");
+ * const line = formatTextEvent({
+ *   type: "message", id: 1, room: "#general", from: "alice", text: "hi", ts: 0,
+ * });
+ * assert.equal(line, "[#general] <alice> hi");
  * ```
  */
 export function formatTextEvent(frame: ServerFrame): string | undefined {
@@ -222,8 +226,9 @@ function formatMessage(frame: MessageFrame, stamp?: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatSize } from "./text_mode.ts";
- * console.assert(formatSize(1536) === "1.5 KiB");
+ * assert.equal(formatSize(1536), "1.5 KiB");
  * ```
  */
 export function formatSize(bytes: number): string {

@@ -11,10 +11,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TokenBucket } from "./token_bucket.ts";
  * const bucket = new TokenBucket(2, 1, 0);
- * console.assert(bucket.take(0) === 0 && bucket.take(0) === 0);
- * console.assert(bucket.take(0) === 1000);
+ * assert.equal(bucket.take(0), 0);
+ * assert.equal(bucket.take(0), 0);
+ * assert.equal(bucket.take(0), 1000); // the burst is spent: wait for the next token
  * ```
  */
 export class TokenBucket {

@@ -21,12 +21,13 @@ interface Waiting {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CommitQueue } from "./commit_queue.ts";
  * import { SqliteStore } from "./sqlite_store.ts";
  * using store = SqliteStore.open(":memory:");
  * const queue = new CommitQueue(store);
  * await queue.append({ id: 1, room: "#general", from: "alice", text: "hi", ts: 0 });
- * console.assert(store.lastMessageId() === 1);
+ * assert.equal(store.lastMessageId(), 1);
  * ```
  */
 export class CommitQueue {

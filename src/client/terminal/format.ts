@@ -36,9 +36,10 @@ export type StyleName = keyof typeof SGR;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Painter } from "./format.ts";
- * console.assert(new Painter(false).paint("red", "x\x1b[2J") === "x [2J");
- * console.assert(new Painter(true).paint("red", "x") === "\x1b[31mx\x1b[39m");
+ * assert.equal(new Painter(false).paint("red", "x\x1b[2J"), "x [2J");
+ * assert.equal(new Painter(true).paint("red", "x"), "\x1b[31mx\x1b[39m");
  * ```
  */
 export class Painter {
@@ -64,8 +65,9 @@ export class Painter {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clock } from "./format.ts";
- * console.assert(/^\d\d:\d\d:\d\d$/.test(clock(Date.now())));
+ * assert.match(clock(Date.now()), /^\d\d:\d\d:\d\d$/);
  * ```
  */
 export function clock(ms: number): string {

@@ -28,8 +28,9 @@ export interface TransferStats {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatRate } from "./progress.ts";
- * console.assert(formatRate(3 * 1024 * 1024) === "3.0 MiB/s");
+ * assert.equal(formatRate(3 * 1024 * 1024), "3.0 MiB/s");
  * ```
  */
 export function formatRate(bytesPerSecond: number): string {
