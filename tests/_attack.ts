@@ -2,8 +2,8 @@
  * Fixtures for the hostile-input robustness suite (`robustness_test.ts`): a seeded PRNG, a
  * byte-level TCP client, a hand-rolled WebSocket client (masked or not, fragmented, oversized),
  * a browser-style WebSocket client, a canary that keeps measuring round trips while an attack
- * runs, the server's descriptor and memory counts from /proc, the server spawned under a
- * descriptor limit, and checks of its log. Every wait is bounded in time.
+ * runs, the server's descriptor and memory counts from /proc, and checks of its log. Every wait
+ * is bounded in time.
  *
  * @module
  */
@@ -11,9 +11,9 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import tls from "node:tls";
-import { MAIN, RawClient } from "./_helpers.ts";
+import { concatBytes } from "../src/bytes.ts";
+import { RawClient } from "./_helpers.ts";
 import type { ServerProcess } from "./_helpers.ts";
-import { SERVER_PERMISSIONS } from "../src/server/config.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -215,96 +215,36 @@ export function logProblems(stderr: string): string[] {
   );
 }
 
-/**
- * Spawns `main.ts server` like `startServer` of `_helpers.ts` does, but behind a command
- * prefix (`["prlimit", "--nofile=128:128"]`: the prefix must exec the server so its pid stays
- * the server's).
- *
- * @param prefix The command and arguments to run the server through.
- * @param args The server's flags (a fresh `--data` folder and `--http-port 0` are added).
- */
-export async function spawnServer(prefix: string[], args: string[] = []): Promise<ServerProcess> {
-  const data = await Deno.makeTempDir({ prefix: "parley-attack-" });
-  if (!args.includes("--http-port") && !args.includes("--no-http")) {
-    args = ["--http-port", "0", ...args];
+// ---- raw bytes over TCP ----
+
+/** Those waiting for news from a connection that is read in the background. */
+class Waiters {
+  #waiting: (() => void)[] = [];
+
+  /** Wakes everyone waiting. */
+  wake(): void {
+    for (const w of this.#waiting.splice(0)) w();
   }
-  const child = new Deno.Command(prefix[0]!, {
-    args: [
-      ...prefix.slice(1),
-      Deno.execPath(),
-      "run",
-      ...SERVER_PERMISSIONS,
-      MAIN,
-      "server",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--data",
-      data,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stdout: string[] = [];
-  const stderrText = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let port = 0;
-  let httpPort = 0;
-  let rest = "";
-  const expected = args.includes("--no-http") ? 1 : 2;
-  let listening = 0;
-  while (listening < expected) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`Server exited before listening: ${await stderrText}`);
-    const parts = (rest + value).split("\n");
-    rest = parts.pop()!;
-    for (const line of parts) {
-      stdout.push(line);
-      if (line.startsWith("listening on ")) listening++;
-      const m = /^listening on tcp:\/\/[^ ]+:(\d+)$/.exec(line);
-      if (m) port = Number(m[1]);
-      const h = /^listening on https?:\/\/[^ ]+:(\d+)$/.exec(line);
-      if (h) httpPort = Number(h[1]);
-    }
+
+  /** Waits for the next {@linkcode Waiters.wake}, or `ms` (250 at the most: callers poll). */
+  async sleep(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      this.#waiting.push(resolve);
+      timer = setTimeout(resolve, Math.min(ms, 250));
+    });
+    clearTimeout(timer);
   }
-  const drained = (async () => {
-    for (;;) {
-      const { done } = await reader.read();
-      if (done) return;
-    }
-  })();
-  let status: Promise<Deno.CommandStatus> | undefined;
-  const stop = (signal: Deno.Signal = "SIGTERM") => {
-    if (status === undefined) {
-      try {
-        child.kill(signal);
-      } catch {
-        // already exited
-      }
-      status = Promise.all([child.status, drained, stderrText]).then(([s]) => s);
-    }
-    return status;
-  };
-  return {
-    port,
-    httpPort,
-    tlsPort: 0,
-    child,
-    stdout,
-    stderr: async () => (await stop(), await stderrText),
-    stop,
-    [Symbol.asyncDispose]: async () => {
-      await stop("SIGKILL");
-      await Deno.remove(data, { recursive: true });
-    },
-  };
 }
 
-// ---- raw bytes over TCP ----
+/** Closes `conn`, ignoring "closed already". */
+function closeConn(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // closed already
+  }
+}
 
 /** A TCP connection read in the background into one growing buffer, for byte-level checks. */
 export class ByteConn implements AsyncDisposable {
@@ -314,7 +254,7 @@ export class ByteConn implements AsyncDisposable {
   #ended = false;
   #endedAt = 0;
   #reset = false;
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new Waiters();
   readonly #reading: Promise<void>;
 
   private constructor(conn: Deno.TcpConn) {
@@ -335,19 +275,15 @@ export class ByteConn implements AsyncDisposable {
         if (n === null) break;
         this.#chunks.push(buf.slice(0, n));
         this.#total += n;
-        this.#wake();
+        this.#waiters.wake();
       }
     } catch (error) {
       this.#reset = error instanceof Deno.errors.ConnectionReset;
     } finally {
       this.#ended = true;
       this.#endedAt = Date.now();
-      this.#wake();
+      this.#waiters.wake();
     }
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
   }
 
   /** Whether the peer closed (or reset) the connection. */
@@ -372,13 +308,7 @@ export class ByteConn implements AsyncDisposable {
 
   /** Everything received so far. */
   bytes(): Uint8Array {
-    const out = new Uint8Array(this.#total);
-    let off = 0;
-    for (const c of this.#chunks) {
-      out.set(c, off);
-      off += c.length;
-    }
-    return out;
+    return concatBytes(this.#chunks, this.#total);
   }
 
   /** Everything received so far, decoded leniently. */
@@ -410,7 +340,7 @@ export class ByteConn implements AsyncDisposable {
       if (this.#ended) return false;
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await this.#sleep(left);
+      await this.#waiters.sleep(left);
     }
   }
 
@@ -420,27 +350,14 @@ export class ByteConn implements AsyncDisposable {
     while (!this.#ended) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await this.#sleep(left);
+      await this.#waiters.sleep(left);
     }
     return true;
   }
 
-  async #sleep(ms: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await new Promise<void>((resolve) => {
-      this.#waiters.push(resolve);
-      timer = setTimeout(resolve, Math.min(ms, 250));
-    });
-    clearTimeout(timer);
-  }
-
   /** Closes our side. */
   close(): void {
-    try {
-      this.conn.close();
-    } catch {
-      // closed already
-    }
+    closeConn(this.conn);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -689,7 +606,7 @@ export class RawWs implements AsyncDisposable {
   ended = false;
   #buf: Uint8Array = new Uint8Array(0);
   #fragments: Uint8Array[] = [];
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new Waiters();
   readonly #reading: Promise<void>;
   #chain: Promise<void> = Promise.resolve();
 
@@ -721,7 +638,7 @@ export class RawWs implements AsyncDisposable {
     while (end === -1 && Date.now() < deadline) {
       const n = await within(conn.read(buf).catch(() => null), deadline - Date.now());
       if (n === undefined || n === null) break;
-      got = concat(got, buf.subarray(0, n));
+      got = concatBytes([got, buf.subarray(0, n)]);
       end = indexOfCrlfCrlf(got);
     }
     const headText = decoder.decode(end === -1 ? got : got.subarray(0, end));
@@ -731,11 +648,7 @@ export class RawWs implements AsyncDisposable {
       // Read the refusal's body too, briefly.
       const more = await within(conn.read(buf).catch(() => null), 300);
       const tail = typeof more === "number" ? decoder.decode(buf.subarray(0, more)) : "";
-      try {
-        conn.close();
-      } catch {
-        // closed already
-      }
+      closeConn(conn);
       return { status, head: decoder.decode(got) + tail, ws: undefined };
     }
     return { status, head: headText, ws: new RawWs(conn, got.slice(end + 4)) };
@@ -756,15 +669,15 @@ export class RawWs implements AsyncDisposable {
         if (n === null) break;
         this.#buf = this.#buf.length === 0
           ? buf.slice(0, n)
-          : concat(this.#buf, buf.subarray(0, n));
+          : concatBytes([this.#buf, buf.subarray(0, n)]);
         this.#parse();
-        this.#wake();
+        this.#waiters.wake();
       }
     } catch {
       // reset, or closed by us
     } finally {
       this.ended = true;
-      this.#wake();
+      this.#waiters.wake();
     }
   }
 
@@ -809,14 +722,12 @@ export class RawWs implements AsyncDisposable {
     if (opcode === 0xa) return;
     this.#fragments.push(payload);
     if (fin) {
-      const whole = this.#fragments.length === 1 ? this.#fragments[0]! : concat(...this.#fragments);
+      const whole = this.#fragments.length === 1
+        ? this.#fragments[0]!
+        : concatBytes(this.#fragments);
       this.#fragments = [];
       this.messages.push(decoder.decode(whole));
     }
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
   }
 
   /**
@@ -884,7 +795,7 @@ export class RawWs implements AsyncDisposable {
       }
       const left = deadline - Date.now();
       if (left <= 0) throw new Error("Timed out waiting for a WebSocket frame");
-      await this.#sleep(left);
+      await this.#waiters.sleep(left);
     }
   }
 
@@ -894,28 +805,15 @@ export class RawWs implements AsyncDisposable {
     while (this.closeCode === undefined && !this.ended) {
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
-      await this.#sleep(left);
+      await this.#waiters.sleep(left);
     }
     if (this.closeCode === undefined) await within(this.#reading, 200);
     return this.closeCode ?? (this.ended ? 1006 : undefined);
   }
 
-  async #sleep(ms: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await new Promise<void>((resolve) => {
-      this.#waiters.push(resolve);
-      timer = setTimeout(resolve, Math.min(ms, 250));
-    });
-    clearTimeout(timer);
-  }
-
   /** Closes the TCP connection. */
   close(): void {
-    try {
-      this.conn.close();
-    } catch {
-      // closed already
-    }
+    closeConn(this.conn);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -951,18 +849,6 @@ export function encodeFrame(
   return out;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 function indexOfCrlfCrlf(b: Uint8Array): number {
   for (let i = 0; i + 3 < b.length; i++) {
     if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
@@ -979,7 +865,7 @@ export class WsJson implements AsyncDisposable {
   readonly frames: Frame[] = [];
   /** Every frame received, consumed or not (for counting). */
   readonly all: Frame[] = [];
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new Waiters();
   readonly #closed = Promise.withResolvers<CloseEvent>();
   /** The close event, once closed. */
   closeEvent: CloseEvent | undefined;
@@ -990,12 +876,12 @@ export class WsJson implements AsyncDisposable {
       const f = JSON.parse(String(e.data));
       this.frames.push(f);
       this.all.push(f);
-      this.#wake();
+      this.#waiters.wake();
     };
     socket.onclose = (e) => {
       this.closeEvent = e;
       this.#closed.resolve(e);
-      this.#wake();
+      this.#waiters.wake();
     };
   }
 
@@ -1026,10 +912,6 @@ export class WsJson implements AsyncDisposable {
     return ws;
   }
 
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-
   /** Whether the socket is closed. */
   get isClosed(): boolean {
     return this.closeEvent !== undefined;
@@ -1052,12 +934,7 @@ export class WsJson implements AsyncDisposable {
       }
       const left = deadline - Date.now();
       if (left <= 0) throw new Error("Timed out waiting for a WebSocket frame");
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        timer = setTimeout(resolve, Math.min(left, 250));
-      });
-      clearTimeout(timer);
+      await this.#waiters.sleep(left);
     }
   }
 

@@ -12,7 +12,7 @@ import type { Browser } from "playwright-core";
 import { ChatError } from "../src/protocol/errors.ts";
 import type { ErrorCode } from "../src/protocol/errors.ts";
 import { LineSplitter } from "../src/protocol/line_splitter.ts";
-import { SERVER_PERMISSIONS } from "../src/server/config.ts";
+import { spawnServer } from "../src/server/listening.ts";
 
 /** The path of `main.ts`, for tests that spawn it themselves. */
 export const MAIN: string = new URL("../main.ts", import.meta.url).pathname;
@@ -37,11 +37,18 @@ export interface ServerProcess extends AsyncDisposable {
 }
 
 /**
- * Spawns `main.ts server --host 127.0.0.1 --port 0 …args` and waits for its listening line.
+ * Spawns `main.ts server --host 127.0.0.1 --port 0 …args` and waits for its listening lines.
  * Unless `args` name a `--data` folder, the server gets a fresh temporary one, removed when the
  * fixture is disposed.
+ *
+ * @param args The server's flags (`--http-port 0` is added unless they name the web port).
+ * @param options `prefix`: a command to run the server through, which must exec it so its pid
+ * stays the server's (`["prlimit", "--nofile=128:128"]`).
  */
-export async function startServer(args: string[] = []): Promise<ServerProcess> {
+export async function startServer(
+  args: string[] = [],
+  options: { prefix?: string[] } = {},
+): Promise<ServerProcess> {
   const ownData = !args.includes("--data");
   // Never the default 8080: tests run side by side (and beside a developer's server).
   if (!args.includes("--http-port") && !args.includes("--no-http")) {
@@ -49,55 +56,14 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
   }
   const data = ownData ? await Deno.makeTempDir({ prefix: "parley-test-" }) : undefined;
   if (data !== undefined) args = ["--data", data, ...args];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...SERVER_PERMISSIONS,
-      MAIN,
-      "server",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stdout: string[] = [];
-  const stderrText = new Response(child.stderr).text();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lineStream());
-  const reader = lines.getReader();
-  // One listening line per listener: plain TCP unless --no-plain, TLS with --tls-cert.
-  const expected = (args.includes("--no-plain") ? 0 : 1) + (args.includes("--tls-cert") ? 1 : 0) +
-    (args.includes("--no-http") ? 0 : 1);
-  let port = 0;
-  let httpPort = 0;
-  let tlsPort = 0;
-  let listening = 0;
-  while (listening < expected) {
-    const { value, done } = await reader.read();
-    if (done) {
-      throw new Error(`Server exited before listening: ${await stderrText}`);
-    }
-    stdout.push(value);
-    if (value.startsWith("listening on ")) listening++;
-    const m = /^listening on tcp:\/\/[^ ]+:(\d+)$/.exec(value);
-    if (m) port = Number(m[1]);
-    const h = /^listening on https?:\/\/[^ ]+:(\d+)$/.exec(value);
-    if (h) httpPort = Number(h[1]);
-    const t = /^listening on tls:\/\/[^ ]+:(\d+)$/.exec(value);
-    if (t) tlsPort = Number(t[1]);
-  }
-  const drained = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      stdout.push(value);
-    }
-  })();
+  const { child, addresses, stdout, drained, stderr } = await spawnServer(args, options).catch(
+    async (error) => {
+      if (data !== undefined) await Deno.remove(data, { recursive: true });
+      throw error;
+    },
+  );
+  const portOf = (...schemes: string[]) =>
+    addresses.find((a) => schemes.includes(a.scheme))?.port ?? 0;
   let status: Promise<Deno.CommandStatus> | undefined;
   const stop = (signal: Deno.Signal = "SIGTERM") => {
     if (status === undefined) {
@@ -106,24 +72,24 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
       } catch {
         // already exited
       }
-      status = Promise.all([child.status, drained, stderrText]).then(([s]) => s);
+      status = Promise.all([child.status, drained, stderr]).then(([s]) => s);
     }
     return status;
   };
   const server: ServerProcess = {
-    port,
-    httpPort,
-    tlsPort,
+    port: portOf("tcp"),
+    httpPort: portOf("http", "https"),
+    tlsPort: portOf("tls"),
     child,
     stdout,
-    stderr: async () => (await stop(), await stderrText),
+    stderr: async () => (await stop(), await stderr),
     stop,
     [Symbol.asyncDispose]: async () => {
       await stop("SIGKILL");
       if (data !== undefined) await Deno.remove(data, { recursive: true });
     },
   };
-  if (args.includes("--tls-cert") && tlsPort === 0) {
+  if (args.includes("--tls-cert") && server.tlsPort === 0) {
     await server[Symbol.asyncDispose]();
     throw new Error(`No TLS listener in:\n${stdout.join("\n")}`);
   }
@@ -224,21 +190,6 @@ export function throwsChatError(fn: () => unknown, code: ErrorCode): void {
     assert.ok(error instanceof ChatError, `expected a ChatError, got ${error}`);
     assert.equal(error.code, code);
     return true;
-  });
-}
-
-/** Splits a text stream into lines. */
-function lineStream(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, controller) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const part of parts) controller.enqueue(part);
-    },
-    flush(controller) {
-      if (rest !== "") controller.enqueue(rest);
-    },
   });
 }
 

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { concatBytes } from "../src/bytes.ts";
 import { serveHttp } from "../src/server/http_server.ts";
 import type { ByteConn, HttpServeOptions } from "../src/server/http_server.ts";
 import { encodeFrame, FrameDecoder, Opcode } from "../src/protocol/websocket_frames.ts";
@@ -219,7 +220,7 @@ export class RawConn implements AsyncDisposable {
       assert.ok(await this.until(() => this.#buf.length >= size + 2, timeoutMs), "chunk cut");
       parts.push(this.take(size));
       assert.equal(decoder.decode(this.take(2)), "\r\n");
-      if (size === 0) return concat(parts);
+      if (size === 0) return concatBytes(parts);
     }
   }
 
@@ -316,17 +317,6 @@ export function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
     return i;
   }
   return -1;
-}
-
-/** Joins byte arrays. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** Resolves after `ms`. */

@@ -2,7 +2,13 @@
 // rules, replay pages and claims, connection caps, the Origin rule.
 import assert from "node:assert/strict";
 import { httpAnswer, ircAnswer, sniffFirstLine } from "../src/protocol/sniff.ts";
-import { isBlank, neutralizeBidi, revealHidden, textProblem } from "../src/protocol/unicode.ts";
+import {
+  isBlank,
+  neutralizeBidi,
+  revealHidden,
+  textProblem,
+  utf8Length,
+} from "../src/protocol/unicode.ts";
 import { sanitize } from "../src/protocol/text_mode.ts";
 import type { HistoryFrame, MessageFrame } from "../src/protocol/frames.ts";
 import { ReplayClaims, replayPages } from "../src/session/replay.ts";
@@ -85,6 +91,15 @@ Deno.test("textProblem() refuses what no store keeps whole; isBlank() sees throu
   assert.equal(neutralizeBidi("a\u2066b\u2069"), "a\ufffdb\ufffd");
   assert.equal(sanitize("x\u202ey\nz"), "x\ufffdy z");
   assert.equal(revealHidden("in\u202evoice\u200b.pdf"), "in_voice_.pdf");
+});
+
+Deno.test("utf8Length() counts the bytes TextEncoder writes, lone surrogates as U+FFFD", () => {
+  const encoder = new TextEncoder();
+  const texts = ["", "ascii", "\u007f\u0080", "é\u07ff\u0800", "€\uffff", "🎉", "a🎉b\u{10ffff}"];
+  texts.push("\ud800", "x\udfffy", "\udc00\ud800", "🎉".slice(0, 1) + "z", "end\ud83c");
+  for (const text of texts) {
+    assert.equal(utf8Length(text), encoder.encode(text).length, JSON.stringify(text));
+  }
 });
 
 function message(id: number, text: string): MessageFrame {

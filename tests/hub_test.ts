@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { ServerFrame } from "../src/protocol/frames.ts";
+import type { MessageFrame, ServerFrame } from "../src/protocol/frames.ts";
 import type { Outgoing } from "../src/protocol/outgoing.ts";
 import { Hub, type Member } from "../src/hub/hub.ts";
 import { throwsChatError } from "./_helpers.ts";
@@ -121,28 +121,30 @@ Deno.test("Hub.connect() tells the other members of #general who joined", () => 
   assert.deepEqual(bob.events, []);
 });
 
-Deno.test("Hub.sendToRoom() reaches every other member once and not the sender", () => {
+Deno.test("Hub.publish() of a roomMessage() reaches every other member once and not the sender", () => {
   const hub = new Hub();
   const [alice, bob, carol] = online(hub, 3) as [FakeMember, FakeMember, FakeMember];
-  const sent = hub.sendToRoom(alice, "#general", "hi");
+  const frame = hub.roomMessage(alice, "#general", "hi");
+  assert.deepEqual([alice.events, bob.events, carol.events], [[], [], []], "built, not delivered");
+  hub.publish(alice, frame);
   for (const member of [bob, carol]) {
     assert.equal(member.events.length, 1);
     assert.deepEqual(member.events[0], {
       type: "message",
-      id: sent.id,
+      id: frame.id,
       room: "#general",
       from: alice.name,
       text: "hi",
-      ts: sent.ts,
+      ts: frame.ts,
     });
   }
   assert.deepEqual(alice.events, []);
 });
 
-Deno.test("Hub.sendToRoom() hands every recipient the same Outgoing instance", () => {
+Deno.test("Hub.publish() hands every recipient the same Outgoing instance", () => {
   const hub = new Hub();
   const [alice, ...others] = online(hub, 5) as FakeMember[];
-  hub.sendToRoom(alice!, "#general", "once");
+  hub.publish(alice!, hub.roomMessage(alice!, "#general", "once"));
   const first = others[0]!.outs[0];
   assert.ok(first !== undefined);
   for (const other of others) {
@@ -152,31 +154,33 @@ Deno.test("Hub.sendToRoom() hands every recipient the same Outgoing instance", (
   assert.equal(others[1]!.outs[0]!.bytes("json"), first.bytes("json"));
 });
 
-Deno.test("Hub.sendToRoom() marks actions and only actions", () => {
+Deno.test("Hub.roomMessage() marks actions and only actions", () => {
   const hub = new Hub();
   const [alice, bob] = online(hub, 2) as [FakeMember, FakeMember];
-  hub.sendToRoom(alice, "#general", "plain");
-  hub.sendToRoom(alice, "#general", "waves", true);
+  hub.publish(alice, hub.roomMessage(alice, "#general", "plain"));
+  hub.publish(alice, hub.roomMessage(alice, "#general", "waves", true));
   assert.equal("action" in bob.events[0]!, false);
   assert.equal((bob.events[1] as { action?: boolean }).action, true);
 });
 
-Deno.test("Hub.sendToRoom() uses the room's canonical name", () => {
+Deno.test("Hub.roomMessage() uses the room's canonical name", () => {
   const hub = new Hub();
   const [alice, bob] = online(hub, 2) as [FakeMember, FakeMember];
-  hub.sendToRoom(alice, "#GENERAL", "hi");
+  hub.publish(alice, hub.roomMessage(alice, "#GENERAL", "hi"));
   assert.equal((bob.events[0] as { room?: string }).room, "#general");
 });
 
-Deno.test("Hub.sendDirect() reaches only the target", () => {
+Deno.test("Hub.publish() of a directMessage() reaches only the target", () => {
   const hub = new Hub();
   const [alice, bob, carol] = online(hub, 3) as [FakeMember, FakeMember, FakeMember];
   hub.rename(bob, "bob");
   clear(alice, bob, carol);
-  const sent = hub.sendDirect(alice, "BOB", "psst");
-  assert.equal(sent.to, "bob");
+  const frame = hub.directMessage(alice, "BOB", "psst");
+  assert.equal(frame.to, "bob");
+  assert.deepEqual(bob.events, [], "built, not delivered");
+  hub.publish(alice, frame);
   assert.deepEqual(bob.events, [
-    { type: "message", id: sent.id, to: "bob", from: alice.name, text: "psst", ts: sent.ts },
+    { type: "message", id: frame.id, to: "bob", from: alice.name, text: "psst", ts: frame.ts },
   ]);
   assert.deepEqual(alice.events, []);
   assert.deepEqual(carol.events, []);
@@ -328,7 +332,7 @@ Deno.test("Hub keeps the permanent rooms it is given", () => {
 Deno.test("Hub refuses rooms that do not exist as no_such_room", () => {
   const hub = new Hub();
   const [alice] = online(hub, 1) as [FakeMember];
-  throwsChatError(() => hub.sendToRoom(alice, "#nowhere", "hi"), "no_such_room");
+  throwsChatError(() => hub.roomMessage(alice, "#nowhere", "hi"), "no_such_room");
   throwsChatError(() => hub.part(alice, "#nowhere"), "no_such_room");
   throwsChatError(() => hub.who("#nowhere"), "no_such_room");
 });
@@ -338,16 +342,16 @@ Deno.test("Hub refuses rooms the member is not in as not_in_room", () => {
   const [alice, bob] = online(hub, 2) as [FakeMember, FakeMember];
   hub.join(bob, "#ops");
   clear(bob);
-  throwsChatError(() => hub.sendToRoom(alice, "#ops", "hi"), "not_in_room");
+  throwsChatError(() => hub.roomMessage(alice, "#ops", "hi"), "not_in_room");
   throwsChatError(() => hub.part(alice, "#ops"), "not_in_room");
   assert.deepEqual(bob.events, []);
 });
 
-Deno.test("Hub.sendDirect() refuses an unknown user as no_such_user", () => {
+Deno.test("Hub.directMessage() refuses an unknown user as no_such_user", () => {
   const hub = new Hub();
   const [alice, bob] = online(hub, 2) as [FakeMember, FakeMember];
-  throwsChatError(() => hub.sendDirect(alice, "ghost", "boo"), "no_such_user");
-  throwsChatError(() => hub.sendDirect(alice, "not valid", "boo"), "invalid_name");
+  throwsChatError(() => hub.directMessage(alice, "ghost", "boo"), "no_such_user");
+  throwsChatError(() => hub.directMessage(alice, "not valid", "boo"), "invalid_name");
   assert.deepEqual(bob.events, []);
 });
 
@@ -356,7 +360,7 @@ Deno.test("Hub refuses malformed room names as invalid_room", () => {
   const [alice] = online(hub, 1) as [FakeMember];
   for (const room of ["general", "#", "#a b", "##x", "#" + "r".repeat(65), ""]) {
     throwsChatError(() => hub.join(alice, room), "invalid_room");
-    throwsChatError(() => hub.sendToRoom(alice, room, "hi"), "invalid_room");
+    throwsChatError(() => hub.roomMessage(alice, room, "hi"), "invalid_room");
     throwsChatError(() => hub.part(alice, room), "invalid_room");
     throwsChatError(() => hub.who(room), "invalid_room");
   }
@@ -369,13 +373,18 @@ Deno.test("Hub message ids strictly increase across rooms and direct messages", 
   const hub = new Hub({ firstId: 100 });
   const [alice, bob] = online(hub, 2) as [FakeMember, FakeMember];
   hub.join(alice, "#ops");
-  const ids = [
-    hub.sendToRoom(alice, "#general", "1").id,
-    hub.sendDirect(alice, bob.name, "2").id,
-    hub.sendToRoom(alice, "#ops", "3").id,
-    hub.sendDirect(bob, alice.name, "4").id,
-    hub.sendToRoom(bob, "#general", "5").id,
+  const sends: [FakeMember, () => MessageFrame][] = [
+    [alice, () => hub.roomMessage(alice, "#general", "1")],
+    [alice, () => hub.directMessage(alice, bob.name, "2")],
+    [alice, () => hub.roomMessage(alice, "#ops", "3")],
+    [bob, () => hub.directMessage(bob, alice.name, "4")],
+    [bob, () => hub.roomMessage(bob, "#general", "5")],
   ];
+  const ids = sends.map(([sender, build]) => {
+    const frame = build();
+    hub.publish(sender, frame);
+    return frame.id;
+  });
   assert.equal(ids[0], 100);
   for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!, `ids ${ids}`);
   const delivered = bob.events.map((e) => (e as { id: number }).id);

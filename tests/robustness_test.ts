@@ -42,7 +42,6 @@ import {
   SCALE,
   scaled,
   settleFds,
-  spawnServer,
   tlsHttp,
   tlsOpen,
   within,
@@ -580,11 +579,10 @@ Deno.test(
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const tlsPort = (probe.addr as Deno.NetAddr).port;
     probe.close();
-    await using server = await spawnServer(["prlimit", "--nofile=96:96"], [
-      ...tlsServerArgs(dir.path, tlsPort),
-      "--handshake-timeout",
-      "60",
-    ]);
+    await using server = await startServer(
+      [...tlsServerArgs(dir.path, tlsPort), "--handshake-timeout", "60"],
+      { prefix: ["prlimit", "--nofile=96:96"] },
+    );
     // Raw connections that never start their handshake: each holds a descriptor, until the
     // server has none left and the rest wait in the backlog.
     const held: Deno.Conn[] = [];
@@ -626,7 +624,7 @@ Deno.test(
   "robustness: running out of file descriptors neither kills nor wedges the server, and the accept failure is logged rarely",
   LOOSE,
   async () => {
-    await using server = await spawnServer(["prlimit", "--nofile=128:128"]);
+    await using server = await startServer([], { prefix: ["prlimit", "--nofile=128:128"] });
     const pid = server.child.pid;
     const base = await fdCount(pid);
     const held: ByteConn[] = [];

@@ -1,7 +1,8 @@
 // The SQLite store, migrations, group commit and password hashing, on real database files.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { hashPassword, verifyPassword } from "../src/auth/password.ts";
+import { DEFAULT_PARAMS, deriveHere, hashPassword, verifyPassword } from "../src/auth/password.ts";
+import type { Argon2Params, Derive } from "../src/auth/password.ts";
 import { CommitQueue } from "../src/store/commit_queue.ts";
 import { SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { SchemaTooNewError, SqliteStore } from "../src/store/sqlite_store.ts";
@@ -158,6 +159,41 @@ Deno.test("hashPassword() writes PHC Argon2id; verifyPassword() checks it and as
   });
   assert.equal((await verifyPassword(undefined, "anything")).ok, false);
   assert.notEqual(await hashPassword("same", weak), await hashPassword("same", weak), "salted");
+});
+
+Deno.test("verifyPassword() of a missing account costs one check under the caller's parameters", async () => {
+  const calls: Argon2Params[] = [];
+  const counting: Derive = (password, salt, params, bytes) => {
+    calls.push(params);
+    return deriveHere(password, salt, params, bytes);
+  };
+  const failing: Derive = () => Promise.reject(new Error("hasher down"));
+  // A failed check is not remembered: the next caller, with its own parameters, is unaffected.
+  await assert.rejects(verifyPassword(undefined, "anything", DEFAULT_PARAMS, failing), /down/);
+  for (
+    const params of [{ memory: 1024, passes: 1, parallelism: 1 }, {
+      memory: 2048,
+      passes: 2,
+      parallelism: 1,
+    }]
+  ) {
+    const phc = await hashPassword("correct horse battery", params);
+    calls.length = 0;
+    assert.deepEqual(await verifyPassword(phc, "wrong horse battery", params, counting), {
+      ok: false,
+      rehash: false,
+    });
+    assert.deepEqual(calls, [params], "an existing account: one derivation");
+    calls.length = 0;
+    assert.deepEqual(await verifyPassword(undefined, "wrong horse battery", params, counting), {
+      ok: false,
+      rehash: false,
+    });
+    assert.deepEqual(calls, [params], "a missing account: the same work, every time");
+    calls.length = 0;
+    await verifyPassword(undefined, "correct horse battery", params, counting);
+    assert.deepEqual(calls, [params]);
+  }
 });
 
 Deno.test("SqliteStore.expireFiles() forgets old and never-sent files, returning blobs nobody uses", async () => {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import {
   conversationOf,
-  dmKey,
+  dmConversationKey,
   fromFrame,
   mentions,
   mergeMessages,
@@ -91,7 +91,7 @@ Deno.test("conversationOf() files direct messages under the other user, both way
   assert.deepEqual(conversationOf(dm("Bob", "alice"), "alice"), { key: "@bob", name: "Bob" });
   assert.deepEqual(conversationOf(dm("alice", "Bob"), "Alice"), { key: "@bob", name: "Bob" });
   assert.equal(roomKey("#OPS"), "#ops");
-  assert.equal(dmKey("BOB"), "@bob");
+  assert.equal(dmConversationKey("BOB"), "@bob");
 });
 
 Deno.test("parseComposer() reads text and the few commands", () => {

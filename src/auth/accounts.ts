@@ -6,6 +6,7 @@
  */
 
 import { ChatError } from "../protocol/errors.ts";
+import { isLoopback } from "../net.ts";
 import { checkName, nameKey } from "../protocol/names.ts";
 import type { Store, UserRecord } from "../store/store.ts";
 import { KeyedThrottle, Semaphore } from "./limiter.ts";
@@ -45,7 +46,7 @@ export interface AccountsOptions {
 }
 
 /** A successful login: the account and its session token (the token is shown only once). */
-export interface LoggedIn {
+export interface AccountLogin {
   user: UserRecord;
   token: string;
   tokenHash: Uint8Array;
@@ -56,10 +57,6 @@ const KNOWN_IPS_PER_ACCOUNT = 16;
 
 function authFailed(): ChatError {
   return new ChatError("auth_failed", "Login failed: wrong name or password");
-}
-
-function isLoopback(ip: string): boolean {
-  return ip === "::1" || ip.startsWith("127.") || ip.startsWith("::ffff:127.");
 }
 
 /**
@@ -145,7 +142,7 @@ export class Accounts {
    *
    * @throws {ChatError} `registration_closed`, `rate_limited`, and as {@linkcode Accounts.create}
    */
-  async register(name: string, password: string, ip: string): Promise<LoggedIn> {
+  async register(name: string, password: string, ip: string): Promise<AccountLogin> {
     if (!this.#options.registration) {
       throw new ChatError("registration_closed", "Registration is closed on this server");
     }
@@ -165,7 +162,7 @@ export class Accounts {
    *
    * @throws {ChatError} `auth_failed` (whether or not the name exists), `rate_limited`
    */
-  async login(name: string, password: string, ip: string): Promise<LoggedIn> {
+  async login(name: string, password: string, ip: string): Promise<AccountLogin> {
     const user = this.#store.getUser(name);
     const known = user !== undefined && this.#knownIps.get(user.id)?.has(ip) === true;
     const refund = this.#charge(ip, known ? undefined : nameKey(name));
@@ -181,7 +178,7 @@ export class Accounts {
    *
    * @throws {ChatError} `auth_failed`, `rate_limited`
    */
-  resume(token: string, ip: string): LoggedIn {
+  resume(token: string, ip: string): AccountLogin {
     const wait = this.#ipFailures.retryAfter(ip);
     if (wait > 0) throw rateLimited(wait);
     const tokenHash = hashToken(token);
@@ -267,7 +264,7 @@ export class Accounts {
     }
   }
 
-  #startSession(user: UserRecord, ip: string): LoggedIn {
+  #startSession(user: UserRecord, ip: string): AccountLogin {
     const { token, hash } = newToken();
     const now = Date.now();
     this.#store.createSession(user.id, hash, now, now + this.#options.sessionTtlMs);

@@ -108,9 +108,4 @@ export class KeyedThrottle {
     if (b.tokens >= this.#burst) this.#buckets.delete(key);
     else this.#buckets.set(key, b);
   }
-
-  /** Forgets `key` (e.g. after a successful login). */
-  reset(key: string): void {
-    this.#buckets.delete(key);
-  }
 }

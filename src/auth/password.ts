@@ -7,6 +7,7 @@
  */
 
 import { timingSafeEqual } from "node:crypto";
+import { utf8Length } from "../protocol/unicode.ts";
 
 /** Argon2id cost parameters. */
 export interface Argon2Params {
@@ -56,11 +57,11 @@ export const deriveHere: Derive = async (password, salt, params, bytes) => {
 };
 
 function b64(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/=+$/, "");
+  return bytes.toBase64({ omitPadding: true });
 }
 
 function unb64(text: string): Uint8Array {
-  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  return Uint8Array.fromBase64(text);
 }
 
 /** A parsed PHC string. */
@@ -87,10 +88,11 @@ function parsePhc(phc: string): Phc | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashPassword, verifyPassword } from "./password.ts";
  * const phc = await hashPassword("correct horse");
- * console.assert(phc.startsWith("$argon2id$v=19$m=19456,t=2,p=1$"));
- * console.assert((await verifyPassword(phc, "correct horse")).ok);
+ * assert.ok(phc.startsWith("$argon2id$v=19$m=19456,t=2,p=1$"));
+ * assert.ok((await verifyPassword(phc, "correct horse")).ok);
  * ```
  */
 export async function hashPassword(
@@ -104,12 +106,22 @@ export async function hashPassword(
   return `$argon2id$v=19$m=${m},t=${t},p=${p}$${b64(salt)}$${b64(hash)}`;
 }
 
-/** A hash of a random password: verified against when an account does not exist. */
-let dummy: Promise<string> | undefined;
+/**
+ * What a missing account is checked against: random bytes under `params`, the parameters an
+ * account hashed now would have, so the check costs what checking such an account costs.
+ */
+function dummyPhc(params: Argon2Params): Phc {
+  return {
+    params,
+    salt: crypto.getRandomValues(new Uint8Array(SALT_BYTES)),
+    hash: crypto.getRandomValues(new Uint8Array(HASH_BYTES)),
+  };
+}
 
 /**
  * Checks a password against a PHC string in constant time. With `phc` undefined (no such
- * account) it still does the same work, so timing does not tell whether the name exists.
+ * account) it still does the work of one check under `params`, so timing does not tell
+ * whether the name exists.
  *
  * @returns `ok`, and `rehash` when the stored parameters are weaker than `params`
  */
@@ -119,9 +131,7 @@ export async function verifyPassword(
   params: Argon2Params = DEFAULT_PARAMS,
   derive: Derive = deriveHere,
 ): Promise<{ ok: boolean; rehash: boolean }> {
-  const parsed = parsePhc(
-    phc ?? await (dummy ??= hashPassword(crypto.randomUUID(), DEFAULT_PARAMS, derive)),
-  );
+  const parsed = phc === undefined ? dummyPhc(params) : parsePhc(phc);
   if (parsed === undefined) return { ok: false, rehash: false };
   const actual = await derive(password, parsed.salt, parsed.params, HASH_BYTES);
   const ok = phc !== undefined && actual.length === parsed.hash.length &&
@@ -141,7 +151,7 @@ export function passwordProblem(password: string): string | undefined {
   if ([...password].length < PASSWORD_MIN) {
     return `Password too short: use at least ${PASSWORD_MIN} characters`;
   }
-  if (encoder.encode(password).length > PASSWORD_MAX_BYTES) {
+  if (utf8Length(password) > PASSWORD_MAX_BYTES) {
     return `Password too long: use at most ${PASSWORD_MAX_BYTES} bytes`;
   }
   return undefined;

@@ -26,7 +26,7 @@ export type LoginSpec =
 export type SendTarget = { room: string } | { to: string };
 
 /** What a login resolves to. */
-export interface LoggedIn {
+export interface BenchLogin {
   /** The name the server gave the connection. */
   name: string;
   /** A session token (parley accounts). */
@@ -44,7 +44,7 @@ export interface Protocol {
    */
   consume(conn: BenchConn, buf: Uint8Array, len: number): number;
   /** Brings a fresh connection online (waiting for a banner first if the protocol has one). */
-  login(conn: BenchConn, spec: LoginSpec, timeoutMs: number): Promise<LoggedIn>;
+  login(conn: BenchConn, spec: LoginSpec, timeoutMs: number): Promise<BenchLogin>;
   /** Joins a room (subscribes to a topic) and resolves once the server confirmed it. */
   join(conn: BenchConn, room: string, timeoutMs: number): Promise<void>;
   /** Appends one message frame to `out`. */

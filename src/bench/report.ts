@@ -102,7 +102,8 @@ export async function describeMachine(): Promise<Machine> {
 
 const num = (n: number) => Math.round(n).toLocaleString("en-US");
 const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
-const mib = (b: number) => (b / 1048576).toFixed(1);
+/** Bytes in MiB with one decimal, without the unit: `1.5`. */
+export const mib = (b: number): string => (b / 1048576).toFixed(1);
 
 /** Why a step failed, with `(driver saturated)` when the driver, not the server, was full. */
 function reasonOf(s: StepResult): string {

@@ -9,6 +9,7 @@
 import type { LoginSpec, SendTarget } from "./conn.ts";
 import type { ChurnReply, ClientSpec, JoinReply } from "./control.ts";
 import { Histogram } from "./histogram.ts";
+import { mib } from "./report.ts";
 import { isDriverBound, latencyOf, nickLogin, Rig } from "./rig.ts";
 import type { Latency, StepResult, StepSender } from "./rig.ts";
 import { IRC_OPER, IRC_SERVER_NAME, launch } from "./servers.ts";
@@ -414,10 +415,6 @@ export async function idle(
   } finally {
     await teardown(rig);
   }
-}
-
-function mib(bytes: number): string {
-  return (bytes / 1048576).toFixed(1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,9 +9,7 @@
  */
 
 import type { ProtocolName } from "./control.ts";
-import { SERVER_PERMISSIONS } from "../server/config.ts";
-
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+import { spawnServer } from "../server/listening.ts";
 
 /** The servers the benchmark knows. */
 export type ServerKind = "parley" | "ngircd" | "inspircd" | "mosquitto";
@@ -111,8 +109,9 @@ async function waitForPort(port: number, child: Deno.ChildProcess, what: string)
   throw new Error(`Cannot start ${what}: port ${port} not open within 15 s`);
 }
 
-function pinned(cpus: string | undefined, cmd: string, args: string[]): [string, string[]] {
-  return cpus === undefined ? [cmd, args] : ["taskset", ["-c", cpus, cmd, ...args]];
+/** The command that runs a server pinned to `cpus` (none when undefined). */
+function pinning(cpus: string | undefined): string[] {
+  return cpus === undefined ? [] : ["taskset", "-c", cpus];
 }
 
 async function versionOf(cmd: string, args: string[]): Promise<string> {
@@ -157,52 +156,26 @@ export const PARLEY_BENCH_ARGS: readonly string[] = [
 
 async function launchParley(options: LaunchOptions): Promise<ServerUnderTest> {
   const data = await tempDir("parley-bench-");
-  const [cmd, args] = pinned(options.cpus, Deno.execPath(), [
-    "run",
-    ...SERVER_PERMISSIONS,
-    ...(options.denoFlags ?? []),
-    MAIN,
-    "server",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
+  const args = [
     "--no-http",
     "--data",
     data,
     ...PARLEY_BENCH_ARGS,
     ...(options.requireLogin ? ["--require-login"] : []),
     ...(options.parleyArgs ?? []),
-  ]);
-  const child = tracked(
-    new Deno.Command(cmd, {
-      args,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn(),
-  );
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const stderr = new Response(child.stderr).text();
-  let port = 0;
-  let buffered = "";
-  while (port === 0) {
-    const { value, done } = await lines.read();
-    if (done) {
-      await removeDir(data);
-      throw new Error(`Cannot start parley: ${await stderr}`);
-    }
-    buffered += value;
-    const m = /listening on tcp:\/\/[^ ]+:(\d+)/.exec(buffered);
-    if (m) port = Number(m[1]);
-  }
-  const drained = (async () => {
-    while (!(await lines.read()).done) { /* discard */ }
-  })();
-  return wrap("parley", port, child, data, async () => {
-    await drained;
-    await stderr;
+  ];
+  const server = await spawnServer(args, {
+    prefix: pinning(options.cpus),
+    denoFlags: options.denoFlags ?? [],
+    onSpawn: tracked,
+  }).catch(async (error) => {
+    await removeDir(data);
+    throw new Error(`Cannot start parley: ${(error as Error).message}`, { cause: error });
+  });
+  const port = server.addresses.find((a) => a.scheme === "tcp")!.port;
+  return wrap("parley", port, server.child, data, async () => {
+    await server.drained;
+    await server.stderr;
   }, `${(await import("../version.ts")).VERSION}${await gitDescribe()}`);
 }
 
@@ -414,10 +387,10 @@ async function launchPeer(
       version = (await versionOf(binary, ["-h"])).replace(/ \(.*$/, "");
       break;
   }
-  const [cmd, full] = pinned(options.cpus, binary, args);
+  const [cmd, ...full] = [...pinning(options.cpus), binary, ...args];
   const log = await Deno.open(`${dir}/stderr.log`, { write: true, create: true });
   const child = tracked(
-    new Deno.Command(cmd, {
+    new Deno.Command(cmd!, {
       args: full,
       stdin: "null",
       stdout: "null",

@@ -56,7 +56,7 @@ export async function selfSigned(hosts: readonly string[], days: number): Promis
   });
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
   const key = `-----BEGIN PRIVATE KEY-----\n${
-    btoa(String.fromCharCode(...pkcs8)).match(/.{1,64}/g)!.join("\n")
+    pkcs8.toBase64().match(/.{1,64}/g)!.join("\n")
   }\n-----END PRIVATE KEY-----\n`;
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", cert.rawData));
   const fingerprint = [...digest].map((b) => b.toString(16).padStart(2, "0").toUpperCase())

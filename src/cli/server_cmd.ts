@@ -10,6 +10,7 @@ import { closeLogging, LOG_FORMATS, LOG_LEVELS, setupLogging } from "../log.ts";
 import type { LoggingOptions } from "../log.ts";
 import { DEFAULT_CONFIG } from "../server/config.ts";
 import type { ServerConfig } from "../server/config.ts";
+import { listeningLine } from "../server/listening.ts";
 import { ChatServer } from "../server/server.ts";
 import { choiceFlag, intFlag, UsageError } from "./args.ts";
 
@@ -257,9 +258,7 @@ export async function serverMain(args: string[]): Promise<number> {
     await closeLogging();
     return 1;
   }
-  for (const a of server.addresses) {
-    console.log(`listening on ${a.scheme}://${a.hostname}:${a.port}`);
-  }
+  for (const address of server.addresses) console.log(listeningLine(address));
 
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", () => server.reloadTls());
   const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();

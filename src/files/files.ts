@@ -14,7 +14,7 @@ import { KeyedThrottle } from "../auth/limiter.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { nameKey } from "../protocol/names.ts";
 import { sanitize } from "../protocol/text_mode.ts";
-import { revealHidden } from "../protocol/unicode.ts";
+import { revealHidden, utf8Length } from "../protocol/unicode.ts";
 import type { FileRecord, Store, UserRecord } from "../store/store.ts";
 
 const log = getLogger(["parley", "files"]);
@@ -76,8 +76,7 @@ export function cleanName(raw: string | null): string {
   let bytes = 0;
   let end = 0;
   for (const ch of name) {
-    const cp = ch.codePointAt(0)!;
-    bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    bytes += utf8Length(ch);
     if (bytes > MAX_NAME_BYTES) break;
     end += ch.length;
   }
@@ -144,6 +143,8 @@ export class FileService {
   readonly #options: FileOptions;
   readonly #uploads: KeyedThrottle;
   readonly #usage = new Map<number, Usage>();
+  /** Uploads per SHA-256 between moving their blob into place and recording it. */
+  readonly #placing = new Map<string, number>();
 
   /**
    * @param store file records and the messages that reference them
@@ -265,21 +266,17 @@ export class FileService {
       } finally {
         file.close();
       }
-      const sha256 = hash.digest("hex");
-      const blob = this.blobPath(sha256);
-      await Deno.mkdir(blob.slice(0, blob.lastIndexOf("/")), { recursive: true, mode: 0o700 });
-      await Deno.rename(tmp, blob); // same content, same path: a duplicate simply replaces it
-      kept = true;
       const record: FileRecord = {
         id: newId(),
-        sha256,
+        sha256: hash.digest("hex"),
         size,
         name,
         type,
         ownerId: user.id,
         created: Date.now(),
       };
-      this.#store.createFile(record);
+      await this.#keep(tmp, record);
+      kept = true;
       usage.owned += size; // in the same step as the store, so no byte is counted twice or lost
       log.info("{user} uploaded a file of {size} bytes", { user: user.name, size });
       const { ownerId: _o, created: _c, ...ref } = record;
@@ -296,6 +293,47 @@ export class FileService {
       if (--usage.active === 0) this.#usage.delete(user.id);
       if (!ended) await reader.cancel().catch(() => {});
       if (!kept) await Deno.remove(tmp).catch(() => {});
+    }
+  }
+
+  /**
+   * Moves an uploaded blob from `tmp` into place, then records its file. When recording fails,
+   * the blob is removed again unless a record or another upload in flight uses the same content:
+   * no blob is left that no record points to.
+   */
+  async #keep(tmp: string, record: FileRecord): Promise<void> {
+    const { sha256 } = record;
+    const blob = this.blobPath(sha256);
+    await Deno.mkdir(blob.slice(0, blob.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+    this.#placing.set(sha256, (this.#placing.get(sha256) ?? 0) + 1);
+    let recorded = false;
+    try {
+      await Deno.rename(tmp, blob); // same content, same path: a duplicate simply replaces it
+      this.#store.createFile(record);
+      recorded = true;
+    } finally {
+      const left = this.#placing.get(sha256)! - 1;
+      if (left === 0) this.#placing.delete(sha256);
+      else this.#placing.set(sha256, left);
+      if (!recorded) this.#removeUnused(sha256);
+    }
+  }
+
+  /**
+   * Removes the blob of `sha256` if no record and no upload in flight uses it. Synchronous, so
+   * no upload of the same content can place or record it between the check and the removal.
+   */
+  #removeUnused(sha256: string): void {
+    try {
+      if (this.#placing.has(sha256) || this.#store.blobInUse(sha256)) return;
+      Deno.removeSync(this.blobPath(sha256));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) {
+        log.error("Cannot remove the unused blob {sha256}: {error}", {
+          sha256,
+          error: String(error),
+        });
+      }
     }
   }
 
@@ -406,9 +444,7 @@ export class FileService {
   async sweep(now: number = Date.now()): Promise<void> {
     const retention = this.#options.retentionMs;
     const before = retention > 0 ? now - retention : -Infinity;
-    for (const sha of this.#store.expireFiles(before, now - ORPHAN_MS)) {
-      await Deno.remove(this.blobPath(sha)).catch(() => {});
-    }
+    for (const sha of this.#store.expireFiles(before, now - ORPHAN_MS)) this.#removeUnused(sha);
     for await (const entry of Deno.readDir(`${this.#options.dir}/tmp`)) {
       const path = `${this.#options.dir}/tmp/${entry.name}`;
       const info = await Deno.stat(path).catch(() => undefined);
@@ -452,9 +488,10 @@ export class FileService {
 }
 
 function newId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
+  return crypto.getRandomValues(new Uint8Array(16)).toBase64({
+    alphabet: "base64url",
+    omitPadding: true,
+  });
 }
 
 /**

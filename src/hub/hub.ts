@@ -35,12 +35,6 @@ interface Room {
   readonly members: Set<User>;
 }
 
-/** What a successful send returns to the sender. */
-export interface Sent {
-  id: number;
-  ts: number;
-}
-
 /** An account, as the hub needs to know it. */
 export interface Account {
   id: number;
@@ -66,6 +60,7 @@ export interface HubOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Hub } from "./hub.ts";
  * const hub = new Hub();
  * const seen: string[] = [];
@@ -73,8 +68,9 @@ export interface HubOptions {
  * const bob = { name: "", deliver: (e: { frame: { type: string } }) => seen.push(e.frame.type) };
  * hub.connect(alice);
  * hub.connect(bob);
- * hub.sendToRoom(alice, "#general", "hi");
- * console.assert(seen.includes("message"));
+ * const message = hub.roomMessage(alice, "#general", "hi"); // store it, then:
+ * hub.publish(alice, message);
+ * assert.deepEqual(seen, ["message"]);
  * ```
  */
 export class Hub {
@@ -106,11 +102,6 @@ export class Hub {
   /** The sessions of the user of that name (several when an account is on several devices). */
   sessionsOf(name: string): Member[] {
     return [...this.#users.get(nameKey(name))?.sessions ?? []];
-  }
-
-  /** The account a session is logged in as, if any. */
-  accountOf(member: Member): number | undefined {
-    return this.#bySession.get(member)?.accountId;
   }
 
   /**
@@ -297,28 +288,6 @@ export class Hub {
     if (from !== undefined && from !== target) this.#deliver(from, out, sender);
   }
 
-  /**
-   * Builds and publishes a room message at once (no storage).
-   *
-   * @throws {ChatError} as {@linkcode Hub.roomMessage}
-   */
-  sendToRoom(member: Member, roomName: string, text: string, action = false): Sent {
-    const frame = this.roomMessage(member, roomName, text, action);
-    this.publish(member, frame);
-    return { id: frame.id, ts: frame.ts };
-  }
-
-  /**
-   * Builds and publishes a direct message to an online user at once (no storage).
-   *
-   * @throws {ChatError} as {@linkcode Hub.directMessage}
-   */
-  sendDirect(member: Member, to: string, text: string, action = false): Sent & { to: string } {
-    const frame = this.directMessage(member, to, text, action);
-    this.publish(member, frame);
-    return { id: frame.id, ts: frame.ts, to: frame.to! };
-  }
-
   /** Every room with its member count, sorted by name. */
   rooms(): RoomInfo[] {
     return [...this.#rooms.values()]
@@ -348,11 +317,6 @@ export class Hub {
     const room = this.#room(roomName, false);
     if (room === undefined) throw new ChatError("no_such_room", `No room named ${roomName}`);
     return { room: room.name, members: this.#names(room) };
-  }
-
-  /** Delivers one event to every connected session. */
-  broadcast(event: Outgoing): void {
-    for (const member of this.#bySession.keys()) member.deliver(event);
   }
 
   #message(

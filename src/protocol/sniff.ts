@@ -6,6 +6,8 @@
  * @module
  */
 
+import { utf8Length } from "./unicode.ts";
+
 /** A protocol that is not parley's. */
 export type ForeignProtocol = "http" | "irc";
 
@@ -79,7 +81,7 @@ export function httpAnswer(
     redirect ? "HTTP/1.1 301 Moved Permanently" : "HTTP/1.1 400 Bad Request",
     ...(redirect ? [`location: ${url}`] : []),
     "content-type: text/plain; charset=utf-8",
-    `content-length: ${new TextEncoder().encode(body).length}`,
+    `content-length: ${utf8Length(body)}`,
     "connection: close",
     "",
     "",

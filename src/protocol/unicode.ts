@@ -105,3 +105,24 @@ export function neutralizeBidi(text: string): string {
 export function revealHidden(text: string): string {
   return text.replace(BIDI, "_").replace(INVISIBLE, "_");
 }
+
+/**
+ * The length of `text` in UTF-8 bytes, as `TextEncoder` writes it (a lone surrogate as U+FFFD,
+ * 3 bytes), without encoding it.
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) continue;
+    if (unit < 0x800) {
+      bytes += 1;
+    } else if (unit <= 0xdbff && unit >= 0xd800 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // a surrogate pair: 4 bytes for 2 units
+      i++;
+    } else {
+      bytes += 2;
+    }
+  }
+  return bytes;
+}

@@ -64,12 +64,12 @@ const DECODER = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeFrame, FrameDecoder, Opcode } from "./websocket_frames.ts";
  * const decoder = new FrameDecoder({ maxMessage: 1024, masked: true });
  * const mask = new Uint8Array([1, 2, 3, 4]);
  * const frame = encodeFrame(Opcode.text, new TextEncoder().encode("hi"), { mask });
- * const [event] = [...decoder.push(frame)];
- * console.assert(event?.type === "message" && event.text === "hi");
+ * assert.deepEqual([...decoder.push(frame)], [{ type: "message", binary: false, text: "hi" }]);
  * ```
  */
 export class FrameDecoder {
@@ -455,5 +455,5 @@ export function validWebSocketKey(key: string): boolean {
  */
 export async function webSocketAccept(key: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + GUID));
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+  return new Uint8Array(digest).toBase64();
 }

@@ -9,7 +9,7 @@ import { brotliCompressSync, gzipSync } from "node:zlib";
 import type { FileService } from "../files/files.ts";
 import type { Connection } from "../transport/connection.ts";
 import type { HttpRequestInfo } from "./http_server.ts";
-import { isLoopback } from "./net.ts";
+import { isLoopback } from "../net.ts";
 import type { Asset } from "../web/asset.ts";
 import { ASSETS } from "../web/assets.gen.ts";
 
@@ -130,11 +130,18 @@ export function fromLocalAdmin(req: Request, ip: string): boolean {
 }
 
 /**
- * Makes the request handler for `Deno.serve`.
+ * Makes the request handler for `serveHttp` (./http_server.ts), parley's own HTTP/1.1 server;
+ * not for `Deno.serve`, whose `info` has no `upgradeWebSocket`.
  *
  * @example
  * ```ts ignore
- * Deno.serve({ port: 8080 }, httpHandler(ctx));
+ * import { type HttpContext, httpHandler } from "./http.ts";
+ * import { serveHttp } from "./http_server.ts";
+ * declare const ctx: HttpContext; // what the chat server provides
+ * const handler = httpHandler(ctx);
+ * for await (const conn of Deno.listen({ port: 8080 })) {
+ *   serveHttp(conn, { remoteAddr: conn.remoteAddr, secure: false, handler });
+ * }
  * ```
  */
 export function httpHandler(

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { concatBytes } from "../bytes.ts";
 import { Deadline } from "../transport/byte_conn.ts";
 import type { ByteReader } from "../transport/byte_conn.ts";
 import { HttpError } from "./http_head.ts";
@@ -41,9 +42,12 @@ export interface ChunkedResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ChunkedDecoder } from "./http_body.ts";
  * const result = new ChunkedDecoder().decode(new TextEncoder().encode("2\r\nhi\r\n0\r\n\r\nX"));
- * console.assert(result.done && result.used === 12 && result.data.length === 1);
+ * assert.equal(result.done, true);
+ * assert.equal(result.used, 12); // the "X" after the body is left alone
+ * assert.deepEqual(result.data.map((chunk) => new TextDecoder().decode(chunk)), ["hi"]);
  * ```
  */
 export class ChunkedDecoder {
@@ -314,7 +318,7 @@ export class BodyReader {
       this.#done = true;
       this.#reader.unread(bytes.subarray(result.used));
     }
-    return result.data.length === 0 ? undefined : concat(result.data);
+    return result.data.length === 0 ? undefined : concatBytes(result.data);
   }
 
   #fail(reason: string): TypeError {
@@ -322,15 +326,4 @@ export class BodyReader {
     this.#options.onClientError(`bad request body: ${reason}`);
     return new TypeError(`Cannot read the request body: ${reason}`);
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!.slice();
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { concatBytes } from "../bytes.ts";
 import { ConnectionGone, Deadline } from "../transport/byte_conn.ts";
 import type { ByteWriter } from "../transport/byte_conn.ts";
 
@@ -272,13 +273,7 @@ async function writeParts(writer: ByteWriter, parts: Uint8Array[]): Promise<void
   for (const part of parts) await writer.write(part);
 }
 
+/** `parts` as one array: the only part itself, else a new array. */
 function join(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return parts.length === 1 ? parts[0]! : concatBytes(parts);
 }

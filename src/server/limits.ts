@@ -8,7 +8,7 @@
  */
 
 import { KeyedThrottle } from "../auth/limiter.ts";
-import { isLoopback } from "./net.ts";
+import { isLoopback } from "../net.ts";
 
 /** Settings for {@linkcode ConnectionLimits}. */
 export interface ConnectionLimitOptions {

@@ -32,9 +32,6 @@ import type { ServerConfig } from "./config.ts";
 import { acceptLoop } from "./accept.ts";
 import { ConnectionLimits } from "./limits.ts";
 import type { Admission, Refusal } from "./limits.ts";
-import { isLoopback } from "./net.ts";
-
-export { isLoopback };
 
 const log = getLogger(["parley", "server"]);
 
@@ -53,8 +50,10 @@ export interface ListenAddress {
  * @example
  * ```ts ignore
  * import { ChatServer } from "./server.ts";
- * await using server = await ChatServer.start({ host: "127.0.0.1", port: 0, data: ":memory:" });
- * console.log(server.addresses);
+ * await using server = await ChatServer.start({
+ *   host: "127.0.0.1", port: 0, httpPort: 0, data: ":memory:",
+ * });
+ * console.log(server.addresses); // the chat port and the web port, each a free one
  * ```
  */
 export class ChatServer implements AsyncDisposable {
@@ -127,6 +126,9 @@ export class ChatServer implements AsyncDisposable {
    *
    * @throws when the data folder or database cannot be opened, or the port cannot be bound
    */
+  // Async so that every failure (a bad setting, a port in use) is a rejection, whatever the
+  // caller awaits; opening the store will be asynchronous too.
+  // deno-lint-ignore require-await
   static async start(config: Partial<ServerConfig> = {}): Promise<ChatServer> {
     const full = { ...DEFAULT_CONFIG, ...config };
     if ((full.tlsCert === undefined) !== (full.tlsKey === undefined)) {

@@ -8,6 +8,7 @@
  */
 
 import { setImmediate } from "node:timers";
+import { concatBytes } from "../bytes.ts";
 
 /** Options for {@linkcode Outbox}. */
 export interface OutboxOptions {
@@ -43,6 +44,7 @@ const PASS = 2;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Outbox } from "./outbox.ts";
  * const writes: number[] = [];
  * const box = new Outbox({
@@ -54,7 +56,7 @@ const PASS = 2;
  * box.push(new Uint8Array(3));
  * box.push(new Uint8Array(4));
  * await box.drained();
- * console.assert(writes.length === 1 && writes[0] === 7);
+ * assert.deepEqual(writes, [7]); // one write for both pushes
  * ```
  */
 export class Outbox {
@@ -329,25 +331,15 @@ export class FlushScheduler {
  * result instead of copying again.
  */
 function joined(parts: Uint8Array[], total: number, pass: FlushPass | undefined): Uint8Array {
-  if (pass === undefined) return concat(parts, total);
+  if (pass === undefined) return concatBytes(parts, total);
   const last = pass.lastParts;
   if (last !== undefined && pass.lastJoined !== undefined && last.length === parts.length) {
     let same = true;
     for (let i = 0; i < parts.length && same; i++) same = last[i] === parts[i];
     if (same) return pass.lastJoined;
   }
-  const data = concat(parts, total);
+  const data = concatBytes(parts, total);
   pass.lastParts = parts;
   pass.lastJoined = data;
   return data;
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

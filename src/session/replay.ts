@@ -11,6 +11,7 @@
 import type { HistoryFrame, MessageFrame } from "../protocol/frames.ts";
 import type { Mode } from "../protocol/outgoing.ts";
 import { formatTextEvent, historyLines } from "../protocol/text_mode.ts";
+import { utf8Length } from "../protocol/unicode.ts";
 
 /** What a replay holds: pages of history, and direct messages that waited (`offline: true`). */
 export type ReplayItem = HistoryFrame | MessageFrame;
@@ -121,7 +122,7 @@ function* historyFrames(frame: HistoryFrame, pageBytes: number): Generator<Unit>
     return { bytes: encoder.encode(JSON.stringify(part) + "\n") };
   };
   for (let i = 0; i < frame.messages.length; i++) {
-    const bytes = encoder.encode(JSON.stringify(frame.messages[i])).length + 1;
+    const bytes = utf8Length(JSON.stringify(frame.messages[i])) + 1;
     if (i > start && size + bytes > pageBytes) yield emit(i);
     size += bytes;
   }

@@ -9,7 +9,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Accounts, LoggedIn } from "../auth/accounts.ts";
+import type { AccountLogin, Accounts } from "../auth/accounts.ts";
 import type { Hub, Member } from "../hub/hub.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type {
@@ -28,7 +28,7 @@ import { historyLines, parseTextLine, sanitize, TEXT_HELP } from "../protocol/te
 import type { TextCommand } from "../protocol/text_mode.ts";
 import { httpAnswer, ircAnswer, sniffFirstLine } from "../protocol/sniff.ts";
 import type { ForeignProtocol, WebPort } from "../protocol/sniff.ts";
-import { isBlank, textProblem } from "../protocol/unicode.ts";
+import { isBlank, textProblem, utf8Length } from "../protocol/unicode.ts";
 import type { ServerConfig } from "../server/config.ts";
 import type { FileService } from "../files/files.ts";
 import type { CommitQueue } from "../store/commit_queue.ts";
@@ -80,8 +80,6 @@ export const SNIFF_MS = 100;
 const FOREIGN_LINES = 100;
 /** How long a turned-away connection is read (and ignored) before it is closed. */
 const FOREIGN_LINGER_MS = 1000;
-
-const encoder = new TextEncoder();
 
 /** What a command answers: fields for the JSON `ack`, lines for text mode, events after. */
 interface Reply {
@@ -601,7 +599,7 @@ export class Session implements Member {
   }
 
   /** After a successful login or registration: join the account's rooms, replay, deliver. */
-  #loggedIn(login: LoggedIn, verb: string): Reply {
+  #loggedIn(login: AccountLogin, verb: string): Reply {
     const { hub, store } = this.#ctx;
     const { user } = login;
     if (this.#user !== undefined && this.#user.id !== user.id) {
@@ -671,7 +669,7 @@ export class Session implements Member {
     } else if (isBlank(text)) {
       throw new ChatError("bad_frame", "Cannot send an empty message");
     }
-    if (utf8Length(text, config.maxText) > config.maxText) {
+    if (utf8Length(text) > config.maxText) {
       throw new ChatError(
         "text_too_long",
         `Message too long: the limit is ${config.maxText} bytes`,
@@ -925,9 +923,4 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
 function foreignProtocol(event: InboundEvent): ForeignProtocol | "tls" | undefined {
   if ("error" in event) return event.error === "tls_hello" ? "tls" : undefined;
   return sniffFirstLine(event.line);
-}
-
-/** The UTF-8 length of `text`, computed exactly only when it could exceed `limit`. */
-function utf8Length(text: string, limit: number): number {
-  return text.length * 3 <= limit ? text.length : encoder.encode(text).length;
 }

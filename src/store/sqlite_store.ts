@@ -85,10 +85,12 @@ export function dmKey(a: string, b: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SqliteStore } from "./sqlite_store.ts";
  * using store = SqliteStore.open(":memory:");
  * const alice = store.createUser("alice", "$argon2id$…", Date.now());
- * console.assert(store.getUser("ALICE")?.id === alice?.id);
+ * assert.ok(alice);
+ * assert.equal(store.getUser("ALICE")?.id, alice.id);
  * ```
  */
 export class SqliteStore implements Store {
@@ -351,6 +353,10 @@ export class SqliteStore implements Store {
     return row.n;
   }
 
+  blobInUse(sha256: string): boolean {
+    return this.#stmt("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").get(sha256) !== undefined;
+  }
+
   expireFiles(before: number, orphanBefore: number): string[] {
     return this.#tx(() => {
       const doomed = this.#stmt(
@@ -360,10 +366,7 @@ export class SqliteStore implements Store {
       ).all(before, orphanBefore) as { id: string; sha256: string }[];
       const remove = this.#stmt("DELETE FROM files WHERE id = ?");
       for (const f of doomed) remove.run(f.id);
-      const still = this.#stmt("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1");
-      return [...new Set(doomed.map((f) => f.sha256))].filter((sha) =>
-        still.get(sha) === undefined
-      );
+      return [...new Set(doomed.map((f) => f.sha256))].filter((sha) => !this.blobInUse(sha));
     });
   }
 

@@ -102,6 +102,8 @@ export interface Store extends Disposable {
   fileUses(id: string): FileUses;
   /** The bytes of the files an account owns. */
   bytesOwnedBy(userId: number): number;
+  /** Whether any file's record has that SHA-256 (so its blob must stay). */
+  blobInUse(sha256: string): boolean;
   /**
    * Forgets files created before `before` (all of them), and files created before `orphanBefore`
    * that no message references.

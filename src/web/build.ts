@@ -17,16 +17,7 @@ const OUT = new URL("assets.gen.ts", here);
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return btoa(String.fromCharCode(...digest)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
-}
-
-function base64(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    out += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(out);
+  return digest.toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
 async function bundle(): Promise<Uint8Array<ArrayBuffer>> {
@@ -65,7 +56,7 @@ async function asset(
   return {
     path: `/assets/${name}.${hash.slice(0, 12)}.${ext}`,
     type,
-    body: base64(body),
+    body: body.toBase64(),
     etag: `"${hash}"`,
     immutable: true,
   };
@@ -95,7 +86,7 @@ export async function build(): Promise<Asset[]> {
   const index: Asset = {
     path: "/",
     type: "text/html; charset=utf-8",
-    body: base64(page),
+    body: page.toBase64(),
     etag: `"${await sha256(page)}"`,
     immutable: false,
   };

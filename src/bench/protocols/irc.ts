@@ -9,7 +9,7 @@
  */
 
 import type { ByteSink } from "../byte_sink.ts";
-import type { BenchConn, LoggedIn, LoginSpec, Protocol, SendTarget } from "../conn.ts";
+import type { BenchConn, BenchLogin, LoginSpec, Protocol, SendTarget } from "../conn.ts";
 import { RequestError } from "../conn.ts";
 import { eachLine } from "./parley.ts";
 
@@ -58,7 +58,7 @@ export const ircProtocol: Protocol = {
     });
   },
 
-  async login(conn: BenchConn, spec: LoginSpec, timeoutMs: number): Promise<LoggedIn> {
+  async login(conn: BenchConn, spec: LoginSpec, timeoutMs: number): Promise<BenchLogin> {
     if (spec.kind !== "guest" || spec.nick === undefined) {
       throw new TypeError("Cannot log in to IRC: only a nick is supported");
     }

@@ -8,7 +8,7 @@
  */
 
 import type { ByteSink } from "../byte_sink.ts";
-import type { BenchConn, LoggedIn, LoginSpec, Protocol, SendTarget } from "../conn.ts";
+import type { BenchConn, BenchLogin, LoginSpec, Protocol, SendTarget } from "../conn.ts";
 import { RequestError } from "../conn.ts";
 
 const encoder = new TextEncoder();
@@ -97,7 +97,7 @@ export const mqttProtocol: Protocol = {
     }
   },
 
-  async login(conn: BenchConn, spec: LoginSpec, timeoutMs: number): Promise<LoggedIn> {
+  async login(conn: BenchConn, spec: LoginSpec, timeoutMs: number): Promise<BenchLogin> {
     if (spec.kind !== "guest" || spec.nick === undefined) {
       throw new TypeError("Cannot connect to MQTT: only a client id (nick) is supported");
     }

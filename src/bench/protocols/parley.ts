@@ -8,7 +8,7 @@
  */
 
 import type { ByteSink } from "../byte_sink.ts";
-import type { BenchConn, LoggedIn, LoginSpec, Protocol, SendTarget } from "../conn.ts";
+import type { BenchConn, BenchLogin, LoginSpec, Protocol, SendTarget } from "../conn.ts";
 import { RequestError } from "../conn.ts";
 
 const NL = 0x0a;
@@ -76,7 +76,7 @@ export const parleyProtocol: Protocol = {
     });
   },
 
-  async login(conn: BenchConn, spec: LoginSpec, timeoutMs: number): Promise<LoggedIn> {
+  async login(conn: BenchConn, spec: LoginSpec, timeoutMs: number): Promise<BenchLogin> {
     // Speak first, as parley's own clients do: the server greets a silent client only after a
     // short wait (it listens for HTTP, TLS or IRC first). Replies queue until expected.
     let frame: string;

@@ -9,7 +9,7 @@
 
 import { ChatError } from "../../protocol/errors.ts";
 import { isValidName } from "../../protocol/names.ts";
-import { revealHidden } from "../../protocol/unicode.ts";
+import { revealHidden, utf8Length } from "../../protocol/unicode.ts";
 
 /** A file command: upload PATH and send it to `to`, or download file `id` (to `path`). */
 export type FileCommand =
@@ -36,12 +36,15 @@ export const FILE_HELP: readonly string[] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseFileCommand } from "./file_commands.ts";
  * const none = () => false;
- * const up = parseFileCommand("/send bob notes.txt", "#general", none);
- * console.assert(up?.type === "upload" && up.to === "bob" && up.path === "notes.txt");
- * const down = parseFileCommand("/get AbC ~/x.pdf", "#general", none);
- * console.assert(down?.type === "download" && down.path === "~/x.pdf");
+ * assert.deepEqual(parseFileCommand("/send bob notes.txt", "#general", none), {
+ *   type: "upload", to: "bob", path: "notes.txt",
+ * });
+ * assert.deepEqual(parseFileCommand("/get AbC ~/x.pdf", "#general", none), {
+ *   type: "download", id: "AbC", path: "~/x.pdf",
+ * });
  * ```
  */
 export function parseFileCommand(
@@ -89,8 +92,6 @@ function unquote(text: string): string {
   return t;
 }
 
-const encoder = new TextEncoder();
-
 /**
  * A file name from the server made safe to create in a chosen folder: only its last path
  * segment, no control characters, none of `<>:"/\|?*`, no leading dots (no hidden files, no
@@ -99,11 +100,12 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { safeFileName } from "./file_commands.ts";
- * console.assert(safeFileName("../../etc/passwd") === "passwd");
- * console.assert(safeFileName("..") === "download");
- * console.assert(safeFileName("a\x1b[2Jb?.txt") === "a_[2Jb_.txt");
- * console.assert(safeFileName("invoice\u202efdp.exe") === "invoice_fdp.exe");
+ * assert.equal(safeFileName("../../etc/passwd"), "passwd");
+ * assert.equal(safeFileName(".."), "download");
+ * assert.equal(safeFileName("a\x1b[2Jb?.txt"), "a_[2Jb_.txt");
+ * assert.equal(safeFileName("invoice\u202efdp.exe"), "invoice_fdp.exe");
  * ```
  */
 export function safeFileName(name: string): string {
@@ -112,10 +114,10 @@ export function safeFileName(name: string): string {
     .replace(/[\u0000-\u001f\u007f-\u009f<>:"|?*]/g, "_")
     .replace(/^[\s.]+/, "")
     .replace(/[\s.]+$/, "");
-  if (encoder.encode(clean).length > 200) {
+  if (utf8Length(clean) > 200) {
     const ext = /\.[^.]{1,16}$/.exec(clean)?.[0] ?? "";
     let stem = clean.slice(0, clean.length - ext.length);
-    while (encoder.encode(stem + ext).length > 200) stem = [...stem].slice(0, -1).join("");
+    while (utf8Length(stem + ext) > 200) stem = [...stem].slice(0, -1).join("");
     clean = stem + ext;
   }
   return clean === "" ? "download" : clean;
@@ -126,10 +128,11 @@ export function safeFileName(name: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { freeName } from "./file_commands.ts";
  * const taken = new Set(["a.pdf", "a (1).pdf"]);
- * console.assert(freeName("a.pdf", (n) => taken.has(n)) === "a (2).pdf");
- * console.assert(freeName("notes", (n) => taken.has(n)) === "notes");
+ * assert.equal(freeName("a.pdf", (n) => taken.has(n)), "a (2).pdf");
+ * assert.equal(freeName("notes", (n) => taken.has(n)), "notes");
  * ```
  */
 export function freeName(name: string, taken: (name: string) => boolean): string {

@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 /**
- * The web client's controller: owns the {@linkcode Link} and the {@linkcode Store}, sets the
- * session up on every new link (hello, then login by token, password or as a guest, then the
+ * The web client's controller: owns the {@linkcode Link} and the {@linkcode StateStore}, sets
+ * the session up on every new link (hello, then login by token, password or as a guest, then the
  * rooms), turns server events into state, and offers the actions the components call.
  *
  * @module
@@ -16,11 +16,12 @@ import type {
   ServerFrame,
 } from "../../protocol/frames.ts";
 import { isValidName, isValidRoom, nameKey } from "../../protocol/names.ts";
+import { utf8Length } from "../../protocol/unicode.ts";
 import { Link, LinkLostError, RequestError } from "./connection.ts";
 import type { LinkState, Reply } from "./connection.ts";
 import {
   conversationOf,
-  dmKey,
+  dmConversationKey,
   firstId,
   fromFrame,
   initialState,
@@ -29,7 +30,6 @@ import {
   parseComposer,
   roomKey,
   sortedConversations,
-  utf8Length,
   withMember,
 } from "./model.ts";
 import type { ChatMessage, Conversation, Item, Notice, Upload } from "./model.ts";
@@ -46,7 +46,7 @@ import {
 import type { UploadTask } from "./browser.ts";
 import { hasThumbnail, revealText, saveName } from "./format.ts";
 import { KEYS, load, partners, save, setPartner } from "./storage.ts";
-import { Store } from "./store.ts";
+import { StateStore } from "./state_store.ts";
 
 /** How the session is (re)established on each new link. */
 type Auth =
@@ -56,6 +56,12 @@ type Auth =
 
 /** The most message text the server takes by default (`--max-text`), in UTF-8 bytes. */
 export const MAX_TEXT = 4096;
+
+/** Why `text` is too long to send, or undefined when it is not. */
+function tooLong(text: string): string | undefined {
+  const bytes = utf8Length(text);
+  return bytes > MAX_TEXT ? `Too long: ${bytes} bytes, the most is ${MAX_TEXT}` : undefined;
+}
 
 /** The most bytes of images kept in memory for thumbnails (oldest dropped first). */
 const BLOB_CACHE_BYTES = 64 * 1024 * 1024;
@@ -72,7 +78,7 @@ function errorText(error: unknown): string {
 
 /** The controller. */
 export class Chat {
-  readonly store: Store = new Store(initialState());
+  readonly store: StateStore = new StateStore(initialState());
   readonly #link: Link;
   #auth: Auth | undefined;
   /** Whether a session was set up on some link: then a lost link is retried, not reported. */
@@ -306,7 +312,7 @@ export class Chat {
     }
     await Promise.all([...names.values()].map(async (name) => {
       this.store.conversation(
-        dmKey(name),
+        dmConversationKey(name),
         () => ({}),
         () => newConversation("dm", name),
       );
@@ -326,7 +332,7 @@ export class Chat {
       const from = String(entry.from ?? "");
       const count = Number(entry.count ?? 0);
       if (!isValidName(from) || !(count > 0)) continue;
-      const key = dmKey(from);
+      const key = dmConversationKey(from);
       const seen = this.#isSeen(key);
       this.store.conversation(
         key,
@@ -442,7 +448,11 @@ export class Chat {
     const h = frame as HistoryFrame;
     if (!Array.isArray(h.messages)) return;
     const room = h.room;
-    const key = room !== undefined ? roomKey(room) : h.with !== undefined ? dmKey(h.with) : "";
+    const key = room !== undefined
+      ? roomKey(room)
+      : h.with !== undefined
+      ? dmConversationKey(h.with)
+      : "";
     if (key === "") return;
     const me = this.store.state.me;
     const msgs = h.messages.map((m) => fromFrame(m, me));
@@ -535,14 +545,14 @@ export class Chat {
 
   #renameDm(from: string, to: string): void {
     const s = this.store.state;
-    const old = s.conversations[dmKey(from)];
-    if (old === undefined || s.conversations[dmKey(to)] !== undefined) return;
+    const old = s.conversations[dmConversationKey(from)];
+    if (old === undefined || s.conversations[dmConversationKey(to)] !== undefined) return;
     const conversations = { ...s.conversations };
     delete conversations[old.key];
-    conversations[dmKey(to)] = { ...old, key: dmKey(to), name: to };
+    conversations[dmConversationKey(to)] = { ...old, key: dmConversationKey(to), name: to };
     this.store.update(() => ({
       conversations,
-      active: s.active === old.key ? dmKey(to) : s.active,
+      active: s.active === old.key ? dmConversationKey(to) : s.active,
     }));
   }
 
@@ -634,9 +644,8 @@ export class Chat {
     if (empty !== undefined) {
       return `${revealText(empty.name) || "That file"} is empty: nothing to send`;
     }
-    if (utf8Length(text) > MAX_TEXT) {
-      return `Too long: ${utf8Length(text)} bytes, the most is ${MAX_TEXT}`;
-    }
+    const long = tooLong(text);
+    if (long !== undefined) return long;
     files.forEach((file, i) => {
       const upload: Upload = {
         key: `u${++this.#pendingSeq}`,
@@ -786,7 +795,7 @@ export class Chat {
         const error = this.openDm(cmd.to);
         if (error !== undefined) return error;
         return this.#send(
-          this.store.state.conversations[dmKey(cmd.to)]!,
+          this.store.state.conversations[dmConversationKey(cmd.to)]!,
           cmd.text,
           false,
         );
@@ -801,9 +810,8 @@ export class Chat {
 
   #send(conv: Conversation, text: string, action: boolean, file?: FileRef): string | undefined {
     if (text.trim() === "" && file === undefined) return "Type a message first";
-    if (utf8Length(text) > MAX_TEXT) {
-      return `Too long: ${utf8Length(text)} bytes, the most is ${MAX_TEXT}`;
-    }
+    const long = tooLong(text);
+    if (long !== undefined) return long;
     const online = this.store.state.link.kind === "online";
     if (!online && file === undefined) {
       return "Not connected: wait for the reconnect";
@@ -940,7 +948,7 @@ export class Chat {
     const s = this.store.state;
     if (!isValidName(name)) return "A name is 1-32 letters, digits, _ or -";
     if (nameKey(name) === nameKey(s.me)) return "That is you";
-    const key = dmKey(name);
+    const key = dmConversationKey(name);
     this.store.conversation(key, () => ({}), () => newConversation("dm", name));
     this.select(key);
     this.#rememberPartner(name);

@@ -5,6 +5,7 @@
  */
 
 import { nameKey } from "../../protocol/names.ts";
+import { formatSize } from "../../protocol/text_mode.ts";
 import { revealHidden } from "../../protocol/unicode.ts";
 
 /** `HH:MM` in local time. */
@@ -60,8 +61,14 @@ const URL_RE = /\bhttps?:\/\/[^\s<>"']+/g;
  *
  * @example
  * ```ts
+ * /// <reference lib="deno.ns" />
+ * import assert from "node:assert/strict";
  * import { segments } from "./format.ts";
- * console.assert(segments("see https://x.test.").length === 3);
+ * assert.deepEqual(segments("see https://x.test."), [
+ *   { kind: "text", text: "see " },
+ *   { kind: "link", text: "https://x.test", href: "https://x.test" },
+ *   { kind: "text", text: "." },
+ * ]);
  * ```
  */
 export function segments(text: string): Segment[] {
@@ -107,9 +114,14 @@ function codeOf(ch: string): string {
  *
  * @example
  * ```ts
+ * /// <reference lib="deno.ns" />
+ * import assert from "node:assert/strict";
  * import { revealParts } from "./format.ts";
- * const parts = revealParts("invoice\u202efdp.exe");
- * console.assert(parts.length === 3 && parts[1]!.kind === "hidden");
+ * assert.deepEqual(revealParts("invoice\u202efdp.exe"), [
+ *   { kind: "text", text: "invoice" },
+ *   { kind: "hidden", text: "\u202e", code: "U+202E" },
+ *   { kind: "text", text: "fdp.exe" },
+ * ]);
  * ```
  */
 export function revealParts(text: string): Shown[] {
@@ -134,8 +146,10 @@ export function revealParts(text: string): Shown[] {
  *
  * @example
  * ```ts
+ * /// <reference lib="deno.ns" />
+ * import assert from "node:assert/strict";
  * import { revealText } from "./format.ts";
- * console.assert(revealText("invoice\u202efdp.exe") === "invoice⟨U+202E⟩fdp.exe");
+ * assert.equal(revealText("invoice\u202efdp.exe"), "invoice⟨U+202E⟩fdp.exe");
  * ```
  */
 export function revealText(text: string): string {
@@ -145,19 +159,6 @@ export function revealText(text: string): string {
 /** The name a download is saved under: hidden characters as `_`, as the server names files. */
 export function saveName(name: string): string {
   return revealHidden(name.toWellFormed());
-}
-
-/** A byte count for people: `512 B`, `2.0 KiB`, `1.5 MiB`, `3.2 GiB`. */
-export function fileSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let n = bytes / 1024;
-  let unit = 0;
-  while (n >= 1024 && unit < units.length - 1) {
-    n /= 1024;
-    unit++;
-  }
-  return `${n.toFixed(1)} ${units[unit]}`;
 }
 
 /** The image types shown inline as thumbnails (what every browser decodes; never SVG). */
@@ -181,11 +182,13 @@ export function hasThumbnail(file: { type: string; size: number }): boolean {
  *
  * @example
  * ```ts
+ * /// <reference lib="deno.ns" />
+ * import assert from "node:assert/strict";
  * import { progressText } from "./format.ts";
- * console.assert(progressText(512, 1024) === "50% · 512 B of 1.0 KiB");
+ * assert.equal(progressText(512, 1024), "50% · 512 B of 1.0 KiB");
  * ```
  */
 export function progressText(loaded: number, total: number): string {
   const percent = total > 0 ? Math.min(100, Math.floor((loaded / total) * 100)) : 100;
-  return `${percent}% · ${fileSize(Math.min(loaded, total))} of ${fileSize(total)}`;
+  return `${percent}% · ${formatSize(Math.min(loaded, total))} of ${formatSize(total)}`;
 }

@@ -13,12 +13,12 @@ import { Component } from "preact";
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { FileRef } from "../../protocol/frames.ts";
+import { formatSize } from "../../protocol/text_mode.ts";
 import {
   avatarClass,
   clock,
   dayKey,
   dayLabel,
-  fileSize,
   hasThumbnail,
   initial,
   revealText,
@@ -281,7 +281,7 @@ class MessageRow extends Component<RowProps> {
 /** An attached file: a thumbnail for images, then its name, size and a download button. */
 function FileChip({ file }: { file: FileRef }) {
   const chat = useChat();
-  const size = fileSize(file.size);
+  const size = formatSize(file.size);
   return (
     <div class="attachment">
       {hasThumbnail(file) && <Thumbnail file={file} />}

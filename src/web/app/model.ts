@@ -167,7 +167,7 @@ export function roomKey(room: string): string {
 }
 
 /** The conversation key of the direct messages with `name`. */
-export function dmKey(name: string): string {
+export function dmConversationKey(name: string): string {
   return "@" + nameKey(name);
 }
 
@@ -180,7 +180,7 @@ export function conversationOf(
     return { key: roomKey(frame.room), name: frame.room };
   }
   const other = nameKey(frame.from) === nameKey(me) ? (frame.to ?? frame.from) : frame.from;
-  return { key: dmKey(other), name: other };
+  return { key: dmConversationKey(other), name: other };
 }
 
 /** Whether `text` names `me`: `me` or `@me` as a whole word, any case. */
@@ -217,7 +217,7 @@ export function newConversation(
   name: string,
 ): Conversation {
   return {
-    key: kind === "room" ? roomKey(name) : dmKey(name),
+    key: kind === "room" ? roomKey(name) : dmConversationKey(name),
     kind,
     name,
     items: [],
@@ -307,11 +307,6 @@ export function isOnline(state: ChatState, name: string): boolean {
   );
 }
 
-/** The UTF-8 length of `text` in bytes. */
-export function utf8Length(text: string): number {
-  return new TextEncoder().encode(text).length;
-}
-
 /** What a composer line means. */
 export type ComposerCommand =
   | { kind: "say"; text: string; action: boolean }
@@ -327,8 +322,10 @@ export type ComposerCommand =
  *
  * @example
  * ```ts
+ * /// <reference lib="deno.ns" />
+ * import assert from "node:assert/strict";
  * import { parseComposer } from "./model.ts";
- * console.assert(parseComposer("/me waves").kind === "say");
+ * assert.deepEqual(parseComposer("/me waves"), { kind: "say", text: "waves", action: true });
  * ```
  */
 export function parseComposer(input: string): ComposerCommand {

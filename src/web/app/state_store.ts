@@ -1,6 +1,6 @@
 /**
  * A tiny observable holder for {@linkcode ChatState}: `update` replaces the state with a new
- * object and tells every subscriber; components read it through `useStore` (app/hooks.ts).
+ * object and tells every subscriber; components read it through `useChatState` (app/hooks.ts).
  *
  * @module
  */
@@ -8,7 +8,7 @@
 import type { ChatState, Conversation } from "./model.ts";
 
 /** Holds the state and notifies subscribers of each change. */
-export class Store {
+export class StateStore {
   #state: ChatState;
   readonly #listeners = new Set<() => void>();
 
