@@ -532,3 +532,19 @@ Deno.test("web: a server restart shows the reconnect status and recovers", async
   const expected = /WebSocket|ERR_CONNECTION_REFUSED/; // the browser logs failed attempts
   assert.deepEqual([...alice.problems, ...gus.problems].filter((p) => !expected.test(p)), []);
 });
+
+Deno.test("web: the composer refuses text over the server's announced --max-text before sending", async () => {
+  await using web = await webServer(["--max-text", "100"]);
+  await using pw = await launchChromium();
+  const user = await openPage(pw.browser, web.url);
+  await register(user.page, "terse");
+  const box = user.page.getByTestId("composer");
+  await box.fill("x".repeat(150));
+  await box.press("Enter");
+  await user.page.getByTestId("composer-error").filter({
+    hasText: "Too long: 150 bytes, the most is 100",
+  }).waitFor();
+  assert.equal(await box.inputValue(), "x".repeat(150), "the draft is kept");
+  await say(user.page, "y".repeat(100));
+  assert.deepEqual(user.problems, []);
+});

@@ -14,9 +14,11 @@ import type {
   PresenceFrame,
   RoomInfo,
   ServerFrame,
+  ServerLimits,
 } from "../../protocol/frames.ts";
 import { isValidName, isValidRoom, nameKey } from "../../protocol/names.ts";
 import { utf8Length } from "../../protocol/unicode.ts";
+import { formatSize } from "../../protocol/text_mode.ts";
 import { Link, LinkLostError, RequestError } from "./connection.ts";
 import type { LinkState, Reply } from "./connection.ts";
 import {
@@ -54,13 +56,26 @@ type Auth =
   | { kind: "token"; token: string }
   | { kind: "guest"; name: string | undefined };
 
-/** The most message text the server takes by default (`--max-text`), in UTF-8 bytes. */
+/**
+ * The most message text a server takes by default (`--max-text`), in UTF-8 bytes: used until the
+ * server's `welcome` says what it takes.
+ */
 export const MAX_TEXT = 4096;
 
-/** Why `text` is too long to send, or undefined when it is not. */
-function tooLong(text: string): string | undefined {
+/** Why `text` is too long to send (more than `max` bytes), or undefined when it is not. */
+function tooLong(text: string, max: number): string | undefined {
   const bytes = utf8Length(text);
-  return bytes > MAX_TEXT ? `Too long: ${bytes} bytes, the most is ${MAX_TEXT}` : undefined;
+  return bytes > max ? `Too long: ${bytes} bytes, the most is ${max}` : undefined;
+}
+
+/** The limits a `welcome` carries that the web app checks; defaults for a server without them. */
+function serverLimits(value: unknown): Pick<ServerLimits, "maxText" | "maxFileSize"> {
+  const v = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
+  const positive = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n > 0;
+  return {
+    maxText: positive(v.maxText) ? Number(v.maxText) : MAX_TEXT,
+    maxFileSize: positive(v.maxFileSize) ? Number(v.maxFileSize) : 0,
+  };
 }
 
 /** The most bytes of images kept in memory for thumbnails (oldest dropped first). */
@@ -84,6 +99,8 @@ export class Chat {
   /** Whether a session was set up on some link: then a lost link is retried, not reported. */
   #established = false;
   #pendingSeq = 0;
+  /** What the server takes, from its `welcome` (defaults until then). */
+  #limits: Pick<ServerLimits, "maxText" | "maxFileSize"> = { maxText: MAX_TEXT, maxFileSize: 0 };
   #toastTimer: ReturnType<typeof setTimeout> | undefined;
   /** Each conversation's unsent composer text. */
   readonly #drafts = new Map<string, string>();
@@ -189,6 +206,7 @@ export class Chat {
         proto: 1,
       });
       const before = this.store.state;
+      this.#limits = serverLimits(welcome.limits);
       let me = String(welcome.name ?? "");
       let rooms: string[] = me === "" ? [] : ["#general"];
       if (auth.kind === "guest") {
@@ -644,8 +662,16 @@ export class Chat {
     if (empty !== undefined) {
       return `${revealText(empty.name) || "That file"} is empty: nothing to send`;
     }
-    const long = tooLong(text);
+    const long = tooLong(text, this.#limits.maxText);
     if (long !== undefined) return long;
+    const big = files.find((f) =>
+      this.#limits.maxFileSize > 0 && f.size > this.#limits.maxFileSize
+    );
+    if (big !== undefined) {
+      return `${revealText(big.name) || "That file"} is too large: the most is ${
+        formatSize(this.#limits.maxFileSize)
+      }`;
+    }
     files.forEach((file, i) => {
       const upload: Upload = {
         key: `u${++this.#pendingSeq}`,
@@ -810,7 +836,7 @@ export class Chat {
 
   #send(conv: Conversation, text: string, action: boolean, file?: FileRef): string | undefined {
     if (text.trim() === "" && file === undefined) return "Type a message first";
-    const long = tooLong(text);
+    const long = tooLong(text, this.#limits.maxText);
     if (long !== undefined) return long;
     const online = this.store.state.link.kind === "online";
     if (!online && file === undefined) {
