@@ -17,7 +17,6 @@ Commands:
   client HOST [PORT] the terminal chat client (port 5000 by default)
   user ACTION NAME  manage accounts: add, list, passwd, disable, enable, delete
   cert --host NAME  make a self-signed TLS certificate and key for development
-  bench             load and benchmark tool (parley, and ngircd/InspIRCd/mosquitto to compare)
 
 Run 'parley <command> --help' for a command's options.
   -h, --help        show this help
@@ -30,7 +29,6 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   client: async () => (await import("./src/cli/client_cmd.ts")).clientMain,
   user: async () => (await import("./src/cli/user_cmd.ts")).userMain,
   cert: async () => (await import("./src/cli/cert_cmd.ts")).certMain,
-  bench: async () => (await import("./src/bench/cli.ts")).benchMain,
 };
 
 /** Dispatches `args` to a subcommand; resolves to the process exit code. */

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
-import { ByteSink } from "../src/bench/byte_sink.ts";
-import type { BenchConn } from "../src/bench/conn.ts";
-import { DeliveryCounter, SequenceTracker } from "../src/bench/deliveries.ts";
-import { Histogram } from "../src/bench/histogram.ts";
-import { padding, parseStamp, stampText } from "../src/bench/payload.ts";
-import { ircProtocol } from "../src/bench/protocols/irc.ts";
-import { connectPacket, mqttProtocol } from "../src/bench/protocols/mqtt.ts";
-import { parleyProtocol } from "../src/bench/protocols/parley.ts";
-import { checkGoals, emptyReport, toMarkdown } from "../src/bench/report.ts";
-import { Rig } from "../src/bench/rig.ts";
-import { external } from "../src/bench/servers.ts";
+import { ByteSink } from "../bench/byte_sink.ts";
+import type { BenchConn } from "../bench/conn.ts";
+import { DeliveryCounter, SequenceTracker } from "../bench/deliveries.ts";
+import { Histogram } from "../bench/histogram.ts";
+import { padding, parseStamp, stampText } from "../bench/payload.ts";
+import { ircProtocol } from "../bench/protocols/irc.ts";
+import { connectPacket, mqttProtocol } from "../bench/protocols/mqtt.ts";
+import { parleyProtocol } from "../bench/protocols/parley.ts";
+import { checkGoals, emptyReport, toMarkdown } from "../bench/report.ts";
+import { Rig } from "../bench/rig.ts";
+import { external } from "../bench/servers.ts";
 import { startServer } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
@@ -224,8 +224,7 @@ Deno.test("bench: an interrupt stops its servers and removes their temporary fol
       args: [
         "run",
         "-A",
-        new URL("../main.ts", import.meta.url).pathname,
-        "bench",
+        new URL("../bench/main.ts", import.meta.url).pathname,
         "--servers",
         "parley",
         "--scenarios",

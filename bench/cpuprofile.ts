@@ -1,7 +1,7 @@
 /**
  * Summarises a V8 `.cpuprofile` (what `deno run --cpu-prof` writes): the functions with the
  * most self time, and with the most total time (self plus callees). Run on its own:
- * `deno run --allow-read src/bench/cpuprofile.ts FILE [N]`.
+ * `deno run --allow-read bench/cpuprofile.ts FILE [N]`.
  *
  * @module
  */
@@ -101,7 +101,7 @@ export async function topFunctions(path: string, n = 20): Promise<string> {
 if (import.meta.main) {
   const [path, n] = Deno.args;
   if (path === undefined) {
-    console.error("Usage: deno run --allow-read src/bench/cpuprofile.ts FILE [N]");
+    console.error("Usage: deno run --allow-read bench/cpuprofile.ts FILE [N]");
     Deno.exit(2);
   }
   console.log(await topFunctions(path, Number(n ?? 25)));

@@ -38,7 +38,7 @@ export const SCENARIOS = [
 /** A scenario's name. */
 export type Scenario = (typeof SCENARIOS)[number];
 
-const USAGE = `Usage: parley bench [options]
+const USAGE = `Usage: deno task bench [options]   (or: deno run -P=bench bench/main.ts)
 
 Drives servers with many client connections from worker processes at fixed offered rates and
 reports deliveries/s, latency percentiles (HDR histogram), loss, duplicates, reordering, server
@@ -153,7 +153,7 @@ export async function benchMain(args: string[]): Promise<number> {
       allowPositionals: false,
     }));
   } catch (error) {
-    console.error(`parley bench: ${(error as Error).message}; run 'parley bench --help'`);
+    console.error(`parley bench: ${(error as Error).message}; run 'deno task bench --help'`);
     return 2;
   }
   if (values.help) {
@@ -190,7 +190,7 @@ export async function benchMain(args: string[]): Promise<number> {
     report = await run(values);
   } catch (error) {
     if (error instanceof TypeError) {
-      console.error(`parley bench: ${error.message}; run 'parley bench --help'`);
+      console.error(`parley bench: ${error.message}; run 'deno task bench --help'`);
       return 2;
     }
     throw error;

@@ -9,7 +9,7 @@
  */
 
 import type { ProtocolName } from "./control.ts";
-import { spawnServer } from "../server/listening.ts";
+import { spawnServer } from "../src/server/listening.ts";
 
 /** The servers the benchmark knows. */
 export type ServerKind = "parley" | "ngircd" | "inspircd" | "mosquitto";
@@ -176,12 +176,12 @@ async function launchParley(options: LaunchOptions): Promise<ServerUnderTest> {
   return wrap("parley", port, server.child, data, async () => {
     await server.drained;
     await server.stderr;
-  }, `${(await import("../version.ts")).VERSION}${await gitDescribe()}`);
+  }, `${(await import("../src/version.ts")).VERSION}${await gitDescribe()}`);
 }
 
 /** ` (git abc1234)`, `+changes` when the server code differs from the commit; empty outside git. */
 async function gitDescribe(): Promise<string> {
-  const root = new URL("../..", import.meta.url).pathname;
+  const root = new URL("..", import.meta.url).pathname;
   const git = async (...args: string[]) => {
     const out = await new Deno.Command("git", { args: ["-C", root, ...args], stdout: "piped" })
       .output();
@@ -196,7 +196,7 @@ async function gitDescribe(): Promise<string> {
       "--untracked-files=no",
       "--",
       "src",
-      ":!src/bench",
+      "main.ts",
     );
     return ` (git ${head}${dirty ? "+changes" : ""})`;
   } catch {
