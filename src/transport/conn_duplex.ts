@@ -9,7 +9,9 @@
 
 import { Duplex } from "node:stream";
 
-const READ_SIZE = 16 * 1024;
+/** Reads start small (an idle TLS connection holds one pending read) and grow while they fill. */
+const MIN_READ = 1024;
+const MAX_READ = 32 * 1024;
 
 /**
  * Wraps `conn`. Reads happen only when the stream wants data (backpressure); writes resolve
@@ -20,11 +22,16 @@ const READ_SIZE = 16 * 1024;
  * @returns the stream, to hand to `new tls.TLSSocket(stream, { isServer: true, … })`
  */
 export function connDuplex(conn: Deno.Conn): Duplex {
+  let size = MIN_READ;
   return new Duplex({
     read() {
-      const buf = new Uint8Array(READ_SIZE);
+      const buf = new Uint8Array(size);
       conn.read(buf).then(
-        (n) => this.push(n === null ? null : buf.subarray(0, n)),
+        (n) => {
+          if (n === buf.length) size = Math.min(MAX_READ, size * 2);
+          else if (n !== null && n < size / 8) size = Math.max(MIN_READ, size / 2);
+          this.push(n === null ? null : buf.subarray(0, n));
+        },
         (error) => this.destroy(error),
       );
     },
