@@ -50,6 +50,34 @@ export interface RoomInfo {
   members: number;
 }
 
+/** A sender and how many of their direct messages waited for you. */
+export interface UnreadCount {
+  from: string;
+  count: number;
+}
+
+/**
+ * What the `ack` of each request carries (docs/protocol.md, "Client frames and their replies");
+ * requests answered otherwise (`hello`, `ping`, `history`) or not at all (`pong`) are absent.
+ */
+export interface AckFields {
+  nick: { name: string };
+  join: { room: string; members: string[] };
+  part: { room: string };
+  rooms: { rooms: RoomInfo[] };
+  who: { room: string; members: string[] };
+  send: { id: number; ts: number };
+  login: { name: string; token: string; rooms: string[]; unread: UnreadCount[] };
+  register: AckFields["login"];
+  logout: Record<never, never>;
+  passwd: Record<never, never>;
+  quit: Record<never, never>;
+  help: Record<never, never>;
+}
+
+/** An `ack`: the reply of one request type, with its fields. */
+export type AckFrame = { type: "ack"; ref?: string } & AckFields[keyof AckFields];
+
 /** The limits a server announces in `welcome`, so that clients check input before sending it. */
 export interface ServerLimits {
   /** The longest line (frame) the server reads, in bytes. */
@@ -128,7 +156,7 @@ export type ServerFrame =
     name: string;
     limits: ServerLimits;
   }
-  | { type: "ack"; ref?: string; [field: string]: unknown }
+  | AckFrame
   | { type: "error"; ref?: string; code: ErrorCode; message: string; retryAfter?: number }
   | { type: "pong"; ref?: string }
   | { type: "ping" }

@@ -20,6 +20,7 @@ import type {
   ServerFrame,
   ServerLimits,
 } from "../protocol/frames.ts";
+import type { AckFields } from "../protocol/frames.ts";
 import { parseClientFrame, ParseError, PROTO } from "../protocol/frames.ts";
 import { checkName, DEFAULT_ROOM } from "../protocol/names.ts";
 import { encodeLine, Outgoing } from "../protocol/outgoing.ts";
@@ -85,7 +86,7 @@ const FOREIGN_LINGER_MS = 1000;
 interface Reply {
   /** Nothing to answer (a `pong` to the server's `ping`). */
   silent?: boolean;
-  ack?: Record<string, unknown>;
+  ack?: AckFields[keyof AckFields];
   frame?: ServerFrame;
   text?: string[];
   /** Built by the server after the reply (history, waiting DMs): written page by page. */
