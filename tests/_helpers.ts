@@ -531,6 +531,36 @@ export class ClientProcess implements AsyncDisposable {
   }
 }
 
+/** The Chromium the browser tests drive: `PARLEY_CHROMIUM`, or Debian's `/usr/bin/chromium`. */
+export const CHROMIUM: string = Deno.env.get("PARLEY_CHROMIUM") ?? "/usr/bin/chromium";
+
+/**
+ * Whether the browser tests can run. Without Chromium they are skipped with one notice, unless
+ * `PARLEY_REQUIRE_BROWSER=1` (CI sets it), which makes a missing browser a failure.
+ */
+export const HAVE_CHROMIUM: boolean = (() => {
+  try {
+    if (Deno.statSync(CHROMIUM).isFile) return true;
+  } catch {
+    // not installed
+  }
+  if (Deno.env.get("PARLEY_REQUIRE_BROWSER") === "1") return true; // run, and fail
+  console.log(
+    `browser tests skipped: no Chromium at ${CHROMIUM} (install it: apt-get install -y chromium)`,
+  );
+  return false;
+})();
+
+/**
+ * A test that drives Chromium: skipped (see {@linkcode HAVE_CHROMIUM}) where there is none.
+ *
+ * @param name The test's name.
+ * @param fn The test.
+ */
+export function browserTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ignore: !HAVE_CHROMIUM, fn });
+}
+
 /**
  * Launches the system's headless Chromium through playwright-core (loaded on first use, so
  * tests without a browser never load it): Debian's `/usr/bin/chromium`, or the system browser
@@ -544,7 +574,7 @@ export async function launchChromium(): Promise<{ browser: Browser } & AsyncDisp
   Deno.env.set("__IS_WSL_TEST__", "1");
   const { chromium } = await import("playwright-core");
   const browser = await chromium.launch({
-    executablePath: Deno.env.get("PARLEY_CHROMIUM") ?? "/usr/bin/chromium",
+    executablePath: CHROMIUM,
     args: [
       "--headless",
       "--no-sandbox",

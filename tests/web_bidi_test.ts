@@ -4,7 +4,14 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import type { Locator, Page } from "playwright-core";
-import { launchChromium, RawClient, request, startServer, tempDir } from "./_helpers.ts";
+import {
+  browserTest,
+  launchChromium,
+  RawClient,
+  request,
+  startServer,
+  tempDir,
+} from "./_helpers.ts";
 import { revealParts, revealText } from "../src/web/app/format.ts";
 
 const PASSWORD = "correct horse battery";
@@ -69,7 +76,7 @@ Deno.test("web bidi: the pure parts (hidden characters found, written out as cod
   assert.deepEqual(revealParts("x\u202ey").map((p) => p.kind), ["text", "hidden", "text"]);
 });
 
-Deno.test("web bidi: spoofed file names and link text read as they are written", async () => {
+browserTest("web bidi: spoofed file names and link text read as they are written", async () => {
   await using data = await tempDir("parley-bidi-");
   let fileId: string;
   {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import {
+  browserTest,
   ClientProcess,
   freePort,
   launchChromium,
@@ -163,70 +164,73 @@ function conversation(page: Page, key: string) {
 
 // ---- the tests ----
 
-Deno.test("web: two browser users register, join a room and see each other's messages", async () => {
-  await using web = await webServer();
-  await using pw = await launchChromium();
-  const alice = await openPage(pw.browser, web.url);
-  await alice.page.getByLabel("Name").waitFor();
-  await shot(alice.page, "login.png");
-  await register(alice.page, "alice");
-  const bob = await openPage(pw.browser, web.url);
-  await register(bob.page, "bob");
+browserTest(
+  "web: two browser users register, join a room and see each other's messages",
+  async () => {
+    await using web = await webServer();
+    await using pw = await launchChromium();
+    const alice = await openPage(pw.browser, web.url);
+    await alice.page.getByLabel("Name").waitFor();
+    await shot(alice.page, "login.png");
+    await register(alice.page, "alice");
+    const bob = await openPage(pw.browser, web.url);
+    await register(bob.page, "bob");
 
-  await joinRoom(alice.page, "#ops");
-  await joinRoom(bob.page, "ops");
-  await alice.page.locator("[data-testid=member][data-name=bob]").waitFor();
-  await alice.page.getByText("bob joined #ops").waitFor();
-  assert.deepEqual(
-    await alice.page.locator("[data-testid=member]").evaluateAll((els) =>
-      els.map((e) => e.getAttribute("data-name"))
-    ),
-    ["alice", "bob"],
-  );
+    await joinRoom(alice.page, "#ops");
+    await joinRoom(bob.page, "ops");
+    await alice.page.locator("[data-testid=member][data-name=bob]").waitFor();
+    await alice.page.getByText("bob joined #ops").waitFor();
+    assert.deepEqual(
+      await alice.page.locator("[data-testid=member]").evaluateAll((els) =>
+        els.map((e) => e.getAttribute("data-name"))
+      ),
+      ["alice", "bob"],
+    );
 
-  await say(alice.page, "hi bob, welcome to #ops");
-  await message(bob.page, "alice", "hi bob, welcome to #ops");
-  await say(bob.page, "thanks alice!\nsecond line, same message");
-  await message(alice.page, "bob", "thanks alice!\nsecond line, same message");
-  await say(alice.page, "/me waves");
-  await bob.page.locator("[data-testid=message].action", {
-    hasText: "alice waves",
-  }).waitFor();
-  // A mention is highlighted for the one named.
-  await bob.page.locator("[data-testid=message].mention").waitFor();
-  assert.equal(
-    await alice.page.locator("[data-testid=message].mention").count(),
-    1,
-  );
-  // Text stays text: markup arrives as characters, not elements.
-  await say(bob.page, "<img src=x onerror=alert(1)> <b>bold</b>");
-  const raw = await message(
-    alice.page,
-    "bob",
-    "<img src=x onerror=alert(1)> <b>bold</b>",
-  );
-  assert.equal(await raw.locator("img, b").count(), 0);
-  // Every room message is in the room the other side sees.
-  assert.deepEqual(
-    (await texts(alice.page)).slice(-4),
-    (await texts(bob.page)).slice(-4),
-  );
+    await say(alice.page, "hi bob, welcome to #ops");
+    await message(bob.page, "alice", "hi bob, welcome to #ops");
+    await say(bob.page, "thanks alice!\nsecond line, same message");
+    await message(alice.page, "bob", "thanks alice!\nsecond line, same message");
+    await say(alice.page, "/me waves");
+    await bob.page.locator("[data-testid=message].action", {
+      hasText: "alice waves",
+    }).waitFor();
+    // A mention is highlighted for the one named.
+    await bob.page.locator("[data-testid=message].mention").waitFor();
+    assert.equal(
+      await alice.page.locator("[data-testid=message].mention").count(),
+      1,
+    );
+    // Text stays text: markup arrives as characters, not elements.
+    await say(bob.page, "<img src=x onerror=alert(1)> <b>bold</b>");
+    const raw = await message(
+      alice.page,
+      "bob",
+      "<img src=x onerror=alert(1)> <b>bold</b>",
+    );
+    assert.equal(await raw.locator("img, b").count(), 0);
+    // Every room message is in the room the other side sees.
+    assert.deepEqual(
+      (await texts(alice.page)).slice(-4),
+      (await texts(bob.page)).slice(-4),
+    );
 
-  // Leaving: the room goes from the sidebar and the other side sees it.
-  await bob.page.getByRole("button", { name: "Leave #ops" }).click();
-  await conversation(bob.page, "#ops").waitFor({ state: "detached" });
-  await alice.page.getByText("bob left #ops").waitFor();
-  await alice.page.locator("[data-testid=member][data-name=bob]").waitFor({
-    state: "detached",
-  });
-  await joinRoom(bob.page, "#ops");
-  await alice.page.locator("[data-testid=member][data-name=bob]").waitFor();
-  await alice.page.getByTestId("composer").focus();
-  await shot(alice.page, "chat.png");
-  assert.deepEqual([...alice.problems, ...bob.problems], []);
-});
+    // Leaving: the room goes from the sidebar and the other side sees it.
+    await bob.page.getByRole("button", { name: "Leave #ops" }).click();
+    await conversation(bob.page, "#ops").waitFor({ state: "detached" });
+    await alice.page.getByText("bob left #ops").waitFor();
+    await alice.page.locator("[data-testid=member][data-name=bob]").waitFor({
+      state: "detached",
+    });
+    await joinRoom(bob.page, "#ops");
+    await alice.page.locator("[data-testid=member][data-name=bob]").waitFor();
+    await alice.page.getByTestId("composer").focus();
+    await shot(alice.page, "chat.png");
+    assert.deepEqual([...alice.problems, ...bob.problems], []);
+  },
+);
 
-Deno.test("web: a terminal client and a browser user converse both ways", async () => {
+browserTest("web: a terminal client and a browser user converse both ways", async () => {
   await using web = await webServer();
   await using pw = await launchChromium();
   await using term = new ClientProcess(["127.0.0.1", String(web.server.port), "--name", "termie"]);
@@ -264,36 +268,39 @@ Deno.test("web: a terminal client and a browser user converse both ways", async 
   assert.deepEqual(web1.problems, []);
 });
 
-Deno.test("web: a server that requires an account refuses guests; an unreachable one is reported", async () => {
-  await using web = await webServer(["--require-login"]);
-  await using pw = await launchChromium();
-  const user = await openPage(pw.browser, web.url);
-  await user.page.getByTestId("guest").click();
-  await user.page.getByText("This server requires an account").waitFor();
-  assert.equal(await user.page.getByTestId("guest").count(), 0, "the guest button is gone");
-  await user.page.getByLabel("Name").fill("x");
-  await user.page.getByLabel("Password").fill("short");
-  await user.page.getByTestId("mode-register").click();
-  await user.page.getByTestId("login-submit").click();
-  await user.page.getByText("Choose a password of at least 8 characters").waitFor();
-  await user.page.getByTestId("mode-login").click();
-  await user.page.getByTestId("login-submit").click();
-  await user.page.getByText("Login failed: wrong name or password").waitFor();
-  await register(user.page, "dora");
-  assert.equal(await user.page.getByTestId("conv-title").textContent(), "#general");
-  assert.deepEqual(user.problems, []);
+browserTest(
+  "web: a server that requires an account refuses guests; an unreachable one is reported",
+  async () => {
+    await using web = await webServer(["--require-login"]);
+    await using pw = await launchChromium();
+    const user = await openPage(pw.browser, web.url);
+    await user.page.getByTestId("guest").click();
+    await user.page.getByText("This server requires an account").waitFor();
+    assert.equal(await user.page.getByTestId("guest").count(), 0, "the guest button is gone");
+    await user.page.getByLabel("Name").fill("x");
+    await user.page.getByLabel("Password").fill("short");
+    await user.page.getByTestId("mode-register").click();
+    await user.page.getByTestId("login-submit").click();
+    await user.page.getByText("Choose a password of at least 8 characters").waitFor();
+    await user.page.getByTestId("mode-login").click();
+    await user.page.getByTestId("login-submit").click();
+    await user.page.getByText("Login failed: wrong name or password").waitFor();
+    await register(user.page, "dora");
+    assert.equal(await user.page.getByTestId("conv-title").textContent(), "#general");
+    assert.deepEqual(user.problems, []);
 
-  // A login that cannot reach the server says so, rather than retrying behind the form.
-  await user.page.getByTestId("logout").click();
-  await web.server.stop();
-  await user.page.getByLabel("Name").fill("dora");
-  await user.page.getByLabel("Password").fill(PASSWORD);
-  await user.page.getByTestId("login-submit").click();
-  await user.page.getByText(/^Cannot reach the server/).waitFor();
-  assert.equal(await user.page.getByTestId("login-submit").isEnabled(), true);
-});
+    // A login that cannot reach the server says so, rather than retrying behind the form.
+    await user.page.getByTestId("logout").click();
+    await web.server.stop();
+    await user.page.getByLabel("Name").fill("dora");
+    await user.page.getByLabel("Password").fill(PASSWORD);
+    await user.page.getByTestId("login-submit").click();
+    await user.page.getByText(/^Cannot reach the server/).waitFor();
+    assert.equal(await user.page.getByTestId("login-submit").isEnabled(), true);
+  },
+);
 
-Deno.test("web: a file sent to a room shows as an attachment and downloads intact", async () => {
+browserTest("web: a file sent to a room shows as an attachment and downloads intact", async () => {
   await using web = await webServer();
   await using pw = await launchChromium();
   const alice = await openPage(pw.browser, web.url);
@@ -324,7 +331,7 @@ Deno.test("web: a file sent to a room shows as an attachment and downloads intac
   assert.deepEqual(alice.problems, []);
 });
 
-Deno.test("web: history appears after a reload, and older pages load on scroll-up", async () => {
+browserTest("web: history appears after a reload, and older pages load on scroll-up", async () => {
   await using web = await webServer(["--history-on-join", "20", "--flood-rate", "0"]);
   await using pw = await launchChromium();
   await using filler = await RawClient.json(web.server.port, "filler");
@@ -369,12 +376,14 @@ Deno.test("web: history appears after a reload, and older pages load on scroll-u
   assert.deepEqual(alice.problems, []);
 });
 
-Deno.test("web: a direct message arrives with an unread badge (and notifies when hidden)", async () => {
-  await using web = await webServer();
-  await using pw = await launchChromium();
-  const alice = await openPage(pw.browser, web.url);
-  // Notifications and page visibility, observable: the browser's own need a desktop.
-  await alice.context.addInitScript(`
+browserTest(
+  "web: a direct message arrives with an unread badge (and notifies when hidden)",
+  async () => {
+    await using web = await webServer();
+    await using pw = await launchChromium();
+    const alice = await openPage(pw.browser, web.url);
+    // Notifications and page visibility, observable: the browser's own need a desktop.
+    await alice.context.addInitScript(`
     window.__notes = [];
     window.__hidden = false;
     Object.defineProperty(document, "hidden", { get: () => window.__hidden === true });
@@ -390,96 +399,97 @@ Deno.test("web: a direct message arrives with an unread badge (and notifies when
       close() {}
     };
   `);
-  await alice.page.reload();
-  await register(alice.page, "alice");
-  await alice.page.getByTestId("notify-toggle").click();
-  await alice.page.locator("[data-testid=notify-toggle][aria-pressed=true]")
-    .waitFor();
+    await alice.page.reload();
+    await register(alice.page, "alice");
+    await alice.page.getByTestId("notify-toggle").click();
+    await alice.page.locator("[data-testid=notify-toggle][aria-pressed=true]")
+      .waitFor();
 
-  // Bob is on a phone: the conversation list is behind the menu button.
-  const bob = await openPage(pw.browser, web.url, { width: 375, height: 740 });
-  await register(bob.page, "bob");
-  assert.equal(await bob.page.locator("#sidebar").isVisible(), false);
-  await bob.page.getByRole("button", { name: "Rooms and direct messages" })
-    .click();
-  await bob.page.getByLabel("Message someone").fill("alice");
-  await bob.page.getByRole("button", { name: "Open", exact: true }).click();
-  await bob.page.locator("[data-testid=conv-title]", { hasText: "alice" })
-    .waitFor();
-  await say(bob.page, "psst, alice");
+    // Bob is on a phone: the conversation list is behind the menu button.
+    const bob = await openPage(pw.browser, web.url, { width: 375, height: 740 });
+    await register(bob.page, "bob");
+    assert.equal(await bob.page.locator("#sidebar").isVisible(), false);
+    await bob.page.getByRole("button", { name: "Rooms and direct messages" })
+      .click();
+    await bob.page.getByLabel("Message someone").fill("alice");
+    await bob.page.getByRole("button", { name: "Open", exact: true }).click();
+    await bob.page.locator("[data-testid=conv-title]", { hasText: "alice" })
+      .waitFor();
+    await say(bob.page, "psst, alice");
 
-  const dm = conversation(alice.page, "@bob");
-  assert.equal(
-    await dm.getByTestId("unread-badge").locator("[aria-hidden]").textContent(),
-    "1",
-  );
-  assert.match(
-    await dm.getByTestId("unread-badge").textContent() ?? "",
-    /1 unread/,
-  );
-  assert.equal(await alice.page.title(), "(1) parley");
-  await shot(alice.page, "dm-unread.png");
-  await dm.locator(".conv-button").click();
-  await message(alice.page, "bob", "psst, alice");
-  await dm.getByTestId("unread-badge").waitFor({ state: "detached" });
-  assert.equal(await alice.page.title(), "parley");
-  await say(alice.page, "hi bob");
-  await message(bob.page, "alice", "hi bob");
+    const dm = conversation(alice.page, "@bob");
+    assert.equal(
+      await dm.getByTestId("unread-badge").locator("[aria-hidden]").textContent(),
+      "1",
+    );
+    assert.match(
+      await dm.getByTestId("unread-badge").textContent() ?? "",
+      /1 unread/,
+    );
+    assert.equal(await alice.page.title(), "(1) parley");
+    await shot(alice.page, "dm-unread.png");
+    await dm.locator(".conv-button").click();
+    await message(alice.page, "bob", "psst, alice");
+    await dm.getByTestId("unread-badge").waitFor({ state: "detached" });
+    assert.equal(await alice.page.title(), "parley");
+    await say(alice.page, "hi bob");
+    await message(bob.page, "alice", "hi bob");
 
-  // Hidden tab: a direct message and a mention notify; a plain room message does not.
-  await alice.page.evaluate(() =>
-    (globalThis as unknown as Record<string, unknown>).__hidden = true
-  );
-  await say(bob.page, "are you there?");
-  await bob.page.getByRole("button", { name: "Rooms and direct messages" })
-    .click();
-  await bob.page.locator(
-    "[data-testid=conversation][data-key='#general'] .conv-button",
-  ).click();
-  await say(bob.page, "nothing to see");
-  await say(bob.page, "alice: standup now");
-  await alice.page.waitForFunction("window.__notes.length >= 2");
-  const notes = await alice.page.evaluate("window.__notes");
-  assert.deepEqual(notes, [
-    { title: "bob (direct message)", body: "are you there?" },
-    { title: "bob in #general", body: "alice: standup now" },
-  ]);
-  // While hidden, even the open conversation counts as unread.
-  await dm.getByTestId("unread-badge").waitFor();
+    // Hidden tab: a direct message and a mention notify; a plain room message does not.
+    await alice.page.evaluate(() =>
+      (globalThis as unknown as Record<string, unknown>).__hidden = true
+    );
+    await say(bob.page, "are you there?");
+    await bob.page.getByRole("button", { name: "Rooms and direct messages" })
+      .click();
+    await bob.page.locator(
+      "[data-testid=conversation][data-key='#general'] .conv-button",
+    ).click();
+    await say(bob.page, "nothing to see");
+    await say(bob.page, "alice: standup now");
+    await alice.page.waitForFunction("window.__notes.length >= 2");
+    const notes = await alice.page.evaluate("window.__notes");
+    assert.deepEqual(notes, [
+      { title: "bob (direct message)", body: "are you there?" },
+      { title: "bob in #general", body: "alice: standup now" },
+    ]);
+    // While hidden, even the open conversation counts as unread.
+    await dm.getByTestId("unread-badge").waitFor();
 
-  // The phone layout: the drawer with rooms and direct messages, nothing wider than the screen.
-  await bob.page.getByRole("button", { name: "Rooms and direct messages" })
-    .click();
-  await bob.page.locator("#sidebar").waitFor({ state: "visible" });
-  await shot(bob.page, "phone.png");
-  await bob.page.keyboard.press("Escape");
-  await bob.page.locator("#sidebar").waitFor({ state: "hidden" });
-  assert.equal(
-    await bob.page.evaluate("document.documentElement.scrollWidth"),
-    375,
-    "no horizontal scrolling at phone width",
-  );
-  await shot(bob.page, "phone-chat.png");
+    // The phone layout: the drawer with rooms and direct messages, nothing wider than the screen.
+    await bob.page.getByRole("button", { name: "Rooms and direct messages" })
+      .click();
+    await bob.page.locator("#sidebar").waitFor({ state: "visible" });
+    await shot(bob.page, "phone.png");
+    await bob.page.keyboard.press("Escape");
+    await bob.page.locator("#sidebar").waitFor({ state: "hidden" });
+    assert.equal(
+      await bob.page.evaluate("document.documentElement.scrollWidth"),
+      375,
+      "no horizontal scrolling at phone width",
+    );
+    await shot(bob.page, "phone-chat.png");
 
-  // Offline delivery: a direct message to alice while she is away waits for her next login.
-  await alice.context.close();
-  await bob.page.getByRole("button", { name: "Rooms and direct messages" })
-    .click();
-  await bob.page.locator(
-    "[data-testid=conversation][data-key='@alice'] .conv-button",
-  ).click();
-  await say(bob.page, "while you were away");
-  const again = await openPage(pw.browser, web.url);
-  await login(again.page, "alice");
-  const badge = conversation(again.page, "@bob").getByTestId("unread-badge");
-  await badge.waitFor();
-  await conversation(again.page, "@bob").locator(".conv-button").click();
-  await message(again.page, "bob", "while you were away");
-  await message(again.page, "bob", "psst, alice"); // the earlier ones, from DM history
-  assert.deepEqual([...alice.problems, ...bob.problems, ...again.problems], []);
-});
+    // Offline delivery: a direct message to alice while she is away waits for her next login.
+    await alice.context.close();
+    await bob.page.getByRole("button", { name: "Rooms and direct messages" })
+      .click();
+    await bob.page.locator(
+      "[data-testid=conversation][data-key='@alice'] .conv-button",
+    ).click();
+    await say(bob.page, "while you were away");
+    const again = await openPage(pw.browser, web.url);
+    await login(again.page, "alice");
+    const badge = conversation(again.page, "@bob").getByTestId("unread-badge");
+    await badge.waitFor();
+    await conversation(again.page, "@bob").locator(".conv-button").click();
+    await message(again.page, "bob", "while you were away");
+    await message(again.page, "bob", "psst, alice"); // the earlier ones, from DM history
+    assert.deepEqual([...alice.problems, ...bob.problems, ...again.problems], []);
+  },
+);
 
-Deno.test("web: a server restart shows the reconnect status and recovers", async () => {
+browserTest("web: a server restart shows the reconnect status and recovers", async () => {
   await using data = await tempDir("parley-web-");
   const [port, httpPort] = [freePort(), freePort()];
   const args = ["--data", data.path, "--port", String(port), "--http-port", String(httpPort)];
@@ -533,18 +543,21 @@ Deno.test("web: a server restart shows the reconnect status and recovers", async
   assert.deepEqual([...alice.problems, ...gus.problems].filter((p) => !expected.test(p)), []);
 });
 
-Deno.test("web: the composer refuses text over the server's announced --max-text before sending", async () => {
-  await using web = await webServer(["--max-text", "100"]);
-  await using pw = await launchChromium();
-  const user = await openPage(pw.browser, web.url);
-  await register(user.page, "terse");
-  const box = user.page.getByTestId("composer");
-  await box.fill("x".repeat(150));
-  await box.press("Enter");
-  await user.page.getByTestId("composer-error").filter({
-    hasText: "Too long: 150 bytes, the most is 100",
-  }).waitFor();
-  assert.equal(await box.inputValue(), "x".repeat(150), "the draft is kept");
-  await say(user.page, "y".repeat(100));
-  assert.deepEqual(user.problems, []);
-});
+browserTest(
+  "web: the composer refuses text over the server's announced --max-text before sending",
+  async () => {
+    await using web = await webServer(["--max-text", "100"]);
+    await using pw = await launchChromium();
+    const user = await openPage(pw.browser, web.url);
+    await register(user.page, "terse");
+    const box = user.page.getByTestId("composer");
+    await box.fill("x".repeat(150));
+    await box.press("Enter");
+    await user.page.getByTestId("composer-error").filter({
+      hasText: "Too long: 150 bytes, the most is 100",
+    }).waitFor();
+    assert.equal(await box.inputValue(), "x".repeat(150), "the draft is kept");
+    await say(user.page, "y".repeat(100));
+    assert.deepEqual(user.problems, []);
+  },
+);
