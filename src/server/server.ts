@@ -90,7 +90,7 @@ export class ChatServer implements AsyncDisposable {
   readonly #origins = new Set<string>();
   #stopping: Promise<void> | undefined;
 
-  private constructor(config: ServerConfig, store: Store) {
+  private constructor(config: ServerConfig, store: Store, deps: ServerDeps) {
     this.config = config;
     this.store = store;
     this.hub = new Hub({ firstId: store.lastMessageId() + 1, presenceLimit: config.presenceLimit });
@@ -109,7 +109,7 @@ export class ChatServer implements AsyncDisposable {
     this.#ctx = {
       hub: this.hub,
       store,
-      commits: new CommitQueue(store),
+      commits: deps.commits ?? new CommitQueue(store),
       flusher: new FlushScheduler(),
       accounts,
       files: this.#files,
@@ -121,24 +121,32 @@ export class ChatServer implements AsyncDisposable {
   }
 
   /**
-   * Opens the store in the data folder and starts listening with `config` (missing fields take
-   * {@linkcode DEFAULT_CONFIG}).
+   * Opens the store in the data folder (unless `deps` gives one) and starts listening with
+   * `config` (missing fields take {@linkcode DEFAULT_CONFIG}); with `deps.listen` false it opens
+   * no port at all, and connections come through {@linkcode ChatServer.serve} (in-process tests
+   * over `memoryConnection` (src/transport/memory.ts)).
    *
    * @throws when the data folder or database cannot be opened, or the port cannot be bound
    */
   // Async so that every failure (a bad setting, a port in use) is a rejection, whatever the
   // caller awaits; opening the store will be asynchronous too.
   // deno-lint-ignore require-await
-  static async start(config: Partial<ServerConfig> = {}): Promise<ChatServer> {
+  static async start(
+    config: Partial<ServerConfig> = {},
+    deps: ServerDeps = {},
+  ): Promise<ChatServer> {
     const full = { ...DEFAULT_CONFIG, ...config };
+    if (deps.listen === false) {
+      Object.assign(full, { plain: false, http: false, tlsCert: undefined, tlsKey: undefined });
+    }
     if ((full.tlsCert === undefined) !== (full.tlsKey === undefined)) {
       throw new TypeError("Cannot start: give both --tls-cert and --tls-key, or neither");
     }
-    if (!full.plain && full.tlsCert === undefined) {
+    if (!full.plain && full.tlsCert === undefined && deps.listen !== false) {
       throw new TypeError("Cannot start: --no-plain needs --tls-cert and --tls-key");
     }
-    const store = openStore(full);
-    const server = new ChatServer(full, store);
+    const store = deps.store ?? openStore(full);
+    const server = new ChatServer(full, store, deps);
     try {
       if (full.plain) {
         const listener = Deno.listen({ hostname: full.host, port: full.port });
@@ -471,6 +479,16 @@ export class ChatServer implements AsyncDisposable {
     return { hostname, port };
   }
 
+  /**
+   * Serves a connection that did not come through a listener (an in-process
+   * `memoryConnection` (src/transport/memory.ts)), under the same caps; resolves when it ends.
+   */
+  serve(conn: Connection): Promise<void> {
+    const task = this.#serve(conn, this.#limits.admit(conn.remoteIp));
+    this.#track(task);
+    return task;
+  }
+
   /** How many chat sessions (TCP, TLS, WebSocket) are open. */
   get connections(): number {
     return this.#tasks.size;
@@ -574,6 +592,16 @@ export class ChatServer implements AsyncDisposable {
 
 /** The place under the caps of a WebSocket session: its HTTP connection holds (and releases) it. */
 const HELD_BY_HTTP: Admission = { release() {} };
+
+/** What {@linkcode ChatServer.start} can be given instead of making it. */
+export interface ServerDeps {
+  /** The store; by default SQLite in the data folder. The server closes it at shutdown. */
+  store?: Store;
+  /** The group commit over that store (tests hold it to force a race). */
+  commits?: CommitQueue;
+  /** Whether to open the configured ports. @default true */
+  listen?: boolean;
+}
 
 /** Refused HTTP connections answered at once; past this many, one is closed unanswered. */
 const MAX_REFUSING = 64;
