@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { ChatError } from "../src/protocol/errors.ts";
 import type { ErrorCode } from "../src/protocol/errors.ts";
 import { LineSplitter } from "../src/protocol/line_splitter.ts";
@@ -529,6 +529,25 @@ export class ClientProcess implements AsyncDisposable {
     await this.#stdout;
     await this.#stderr;
   }
+}
+
+/**
+ * Where browser tests put their screenshots: a temporary folder, so a test run modifies no
+ * tracked file, or the folder `PARLEY_SCREENSHOTS` names (`deno task screenshots` refreshes
+ * docs/screenshots/ that way).
+ */
+const SCREENSHOTS: string = Deno.env.get("PARLEY_SCREENSHOTS") ??
+  `${Deno.env.get("TMPDIR") ?? "/tmp"}/parley-screenshots`;
+
+/**
+ * Saves a screenshot of `page` as `name` (see {@linkcode SCREENSHOTS}).
+ *
+ * @param page The page.
+ * @param name The file name, e.g. `chat.png`.
+ */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  await Deno.mkdir(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: `${SCREENSHOTS}/${name}` });
 }
 
 /** The Chromium the browser tests drive: `PARLEY_CHROMIUM`, or Debian's `/usr/bin/chromium`. */

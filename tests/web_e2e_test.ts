@@ -9,12 +9,12 @@ import {
   freePort,
   launchChromium,
   RawClient,
+  screenshot,
   startServer,
   tempDir,
 } from "./_helpers.ts";
 import type { ServerProcess } from "./_helpers.ts";
 
-const SHOTS = new URL("../docs/screenshots/", import.meta.url);
 const PASSWORD = "correct horse battery";
 
 // ---- fixtures ----
@@ -75,11 +75,6 @@ async function openPage(
   });
   await page.goto(url);
   return { page, context, problems };
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  await Deno.mkdir(SHOTS, { recursive: true });
-  await page.screenshot({ path: new URL(name, SHOTS).pathname });
 }
 
 // ---- what a user does ----
@@ -171,7 +166,7 @@ browserTest(
     await using pw = await launchChromium();
     const alice = await openPage(pw.browser, web.url);
     await alice.page.getByLabel("Name").waitFor();
-    await shot(alice.page, "login.png");
+    await screenshot(alice.page, "login.png");
     await register(alice.page, "alice");
     const bob = await openPage(pw.browser, web.url);
     await register(bob.page, "bob");
@@ -225,7 +220,7 @@ browserTest(
     await joinRoom(bob.page, "#ops");
     await alice.page.locator("[data-testid=member][data-name=bob]").waitFor();
     await alice.page.getByTestId("composer").focus();
-    await shot(alice.page, "chat.png");
+    await screenshot(alice.page, "chat.png");
     assert.deepEqual([...alice.problems, ...bob.problems], []);
   },
 );
@@ -427,7 +422,7 @@ browserTest(
       /1 unread/,
     );
     assert.equal(await alice.page.title(), "(1) parley");
-    await shot(alice.page, "dm-unread.png");
+    await screenshot(alice.page, "dm-unread.png");
     await dm.locator(".conv-button").click();
     await message(alice.page, "bob", "psst, alice");
     await dm.getByTestId("unread-badge").waitFor({ state: "detached" });
@@ -460,7 +455,7 @@ browserTest(
     await bob.page.getByRole("button", { name: "Rooms and direct messages" })
       .click();
     await bob.page.locator("#sidebar").waitFor({ state: "visible" });
-    await shot(bob.page, "phone.png");
+    await screenshot(bob.page, "phone.png");
     await bob.page.keyboard.press("Escape");
     await bob.page.locator("#sidebar").waitFor({ state: "hidden" });
     assert.equal(
@@ -468,7 +463,7 @@ browserTest(
       375,
       "no horizontal scrolling at phone width",
     );
-    await shot(bob.page, "phone-chat.png");
+    await screenshot(bob.page, "phone-chat.png");
 
     // Offline delivery: a direct message to alice while she is away waits for her next login.
     await alice.context.close();
@@ -513,7 +508,7 @@ browserTest("web: a server restart shows the reconnect status and recovers", asy
     await alice.page.locator("[data-testid=reconnect-banner]").waitFor();
     await alice.page.locator("[data-testid=connection-status]:not([data-state=online])").waitFor();
     await alice.page.getByText(/Reconnecting in \d+ s/).waitFor();
-    await shot(alice.page, "reconnecting.png");
+    await screenshot(alice.page, "reconnecting.png");
   }
   await using second = await webServer(args);
   await online(alice.page, 20_000);

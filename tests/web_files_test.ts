@@ -4,12 +4,11 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { Browser, Page } from "playwright-core";
-import { browserTest, launchChromium, RawClient, startServer } from "./_helpers.ts";
+import { browserTest, launchChromium, RawClient, screenshot, startServer } from "./_helpers.ts";
 import { progressText } from "../src/web/app/format.ts";
 import { mergeMessages } from "../src/web/app/model.ts";
 import type { ChatMessage } from "../src/web/app/model.ts";
 
-const SHOTS = new URL("../docs/screenshots/", import.meta.url);
 const PASSWORD = "correct horse battery";
 /** The server's `--max-file-size` in these tests. */
 const MAX_FILE = 150_000;
@@ -232,7 +231,7 @@ browserTest(
     assert.equal(await alice.page.getByTestId("composer").inputValue(), "", "the text was sent");
     await thumbnail(message(alice.page, "alice", "the new logo"));
     await bob.page.getByTestId("composer").focus();
-    await shotOf(bob.page, "file-message.png");
+    await screenshot(bob.page, "file-message.png");
 
     const frame = await carol.frame((f) => f.type === "message" && f.from === "alice");
     assert.equal(frame.text, "the new logo");
@@ -376,8 +375,3 @@ browserTest(
     );
   },
 );
-
-async function shotOf(page: Page, name: string): Promise<void> {
-  await Deno.mkdir(SHOTS, { recursive: true });
-  await page.screenshot({ path: new URL(name, SHOTS).pathname });
-}
