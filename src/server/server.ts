@@ -21,7 +21,7 @@ import { FileService } from "../files/files.ts";
 import { NodeSocketConnection } from "../transport/node_socket.ts";
 import { httpHandler } from "./http.ts";
 import { serveHttp } from "./http_server.ts";
-import { type ByteConn, closeQuietly } from "../transport/byte_conn.ts";
+import { type ByteConn, closeQuietly, settlesWithin } from "../transport/byte_conn.ts";
 import { NodeByteConn } from "../transport/node_byte_conn.ts";
 import { connDuplex } from "../transport/conn_duplex.ts";
 import { StreamConnection } from "../transport/tcp.ts";
@@ -149,13 +149,10 @@ export class ChatServer implements AsyncDisposable {
     const server = new ChatServer(full, store, deps);
     try {
       if (full.plain) {
-        const listener = Deno.listen({ hostname: full.host, port: full.port });
-        server.#listener = listener;
-        const { hostname, port } = listener.addr;
-        server.#accepting.push(acceptLoop(listener, (conn) => server.#acceptedTcp(conn), {
-          name: `tcp://${hostname}:${port}`,
-          stopping: () => server.#stopping !== undefined,
-        }));
+        server.#listener = server.#listen("tcp", full.port, (conn, _remote, admission) => {
+          const connection = new StreamConnection(conn, { kind: "tcp", maxLine: full.maxLine });
+          server.#track(server.#serve(connection, admission));
+        });
       }
       if (full.tlsCert !== undefined) server.#listenTls();
       if (full.http) {
@@ -238,11 +235,7 @@ export class ChatServer implements AsyncDisposable {
       }, ["http/1.1"]);
       return;
     }
-    const listener = Deno.listen({ hostname: config.host, port: config.httpPort });
-    this.#webListener = listener;
-    this.#accepting.push(acceptLoop(listener, (conn) => {
-      const remoteAddr = conn.remoteAddr as Deno.NetAddr;
-      const admission = this.#limits.admit(remoteAddr.hostname);
+    this.#webListener = this.#listen("http", config.httpPort, (conn, remoteAddr, admission) => {
       if ("reason" in admission) {
         this.#refused(`${remoteAddr.hostname}:${remoteAddr.port}`, admission);
         this.#refuseHttp(conn, remoteAddr, admission);
@@ -254,10 +247,28 @@ export class ChatServer implements AsyncDisposable {
         // gone already: serving it will notice
       }
       serve(conn, remoteAddr, admission);
+    });
+  }
+
+  /**
+   * Listens on `port` with an {@linkcode acceptLoop} and hands each accepted connection to
+   * `onConn` with its peer and its place under the caps (or the refusal, for `onConn` to answer).
+   */
+  #listen(
+    scheme: ListenAddress["scheme"],
+    port: number,
+    onConn: (conn: Deno.TcpConn, remote: Deno.NetAddr, admission: Admission | Refusal) => void,
+  ): Deno.Listener<Deno.TcpConn> {
+    const listener = Deno.listen({ hostname: this.config.host, port });
+    const { hostname, port: bound } = listener.addr;
+    this.#accepting.push(acceptLoop(listener, (conn) => {
+      const remote = conn.remoteAddr;
+      onConn(conn, remote, this.#limits.admit(remote.hostname));
     }, {
-      name: `http://${listener.addr.hostname}:${listener.addr.port}`,
+      name: `${scheme}://${hostname}:${bound}`,
       stopping: () => this.#stopping !== undefined,
     }));
+    return listener;
   }
 
   /**
@@ -342,22 +353,12 @@ export class ChatServer implements AsyncDisposable {
     alpn?: string[],
   ): Deno.Listener {
     this.#tlsContext ??= tls.createSecureContext(this.#secureContext());
-    const listener = Deno.listen({ hostname: this.config.host, port });
-    const { hostname, port: bound } = listener.addr;
-    this.#accepting.push(acceptLoop(listener, (conn) => {
-      const remote = conn.remoteAddr as Deno.NetAddr;
-      const admission = this.#limits.admit(remote.hostname);
+    return this.#listen(scheme, port, (conn, remote, admission) => {
       if ("reason" in admission) {
         this.#refused(`${remote.hostname}:${remote.port}`, admission);
         closeQuietly(conn);
-        return;
-      }
-      this.#handshake(conn, remote, admission, onSecure, alpn);
-    }, {
-      name: `${scheme}://${hostname}:${bound}`,
-      stopping: () => this.#stopping !== undefined,
-    }));
-    return listener;
+      } else this.#handshake(conn, remote, admission, onSecure, alpn);
+    });
   }
 
   /** Runs a TLS handshake over `conn` within the deadline; closes it on any failure. */
@@ -514,35 +515,13 @@ export class ChatServer implements AsyncDisposable {
     await Promise.all([...this.#sessions].map((s) => s.shutdown(reason, grace)));
     await Promise.all(this.#tasks);
     // Downloads and uploads still running get what is left of the grace period.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.all(this.#webTasks),
-      new Promise((resolve) => timer = setTimeout(resolve, grace)),
-    ]);
-    clearTimeout(timer);
+    await settlesWithin(Promise.all(this.#webTasks), grace);
     for (const conn of this.#webConns) closeQuietly(conn);
     await Promise.all(this.#webTasks);
     this.#ctx.accounts.close();
     this.#ctx.commits.flush();
     this.store[Symbol.dispose]();
     log.info("Shut down");
-  }
-
-  /** A plain TCP connection was accepted: count it and serve it. */
-  #acceptedTcp(conn: Deno.TcpConn): void {
-    let connection: StreamConnection;
-    try {
-      connection = new StreamConnection(conn, { kind: "tcp", maxLine: this.config.maxLine });
-    } catch {
-      // Reset between accept and here (no peer address any more).
-      try {
-        conn.close();
-      } catch {
-        // closed already
-      }
-      return;
-    }
-    this.#track(this.#serve(connection, this.#limits.admit(connection.remoteIp)));
   }
 
   /** Logs a refused connection: a full server is the operator's business, the rest debug. */
