@@ -862,20 +862,15 @@ export class Session implements Member {
   /** Waits until everything queued is written; false if the connection failed or is stuck. */
   async #drain(): Promise<boolean> {
     const limit = this.#ctx.config.idleTimeoutMs;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stuck = await Promise.race([
-      this.#outbox.drained().then(() => false),
-      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), limit)),
-    ]);
-    clearTimeout(timer);
-    if (stuck) {
+    if (await within(this.#outbox.drained().then(() => true), limit) === undefined) {
       log.debug("Closing {remote}: it read nothing of a replay for {seconds} s", {
         remote: this.#conn.remote,
         seconds: limit / 1000,
       });
       this.close();
+      return false;
     }
-    return !stuck && !this.#outbox.failed && !this.#closed;
+    return !this.#outbox.failed && !this.#closed;
   }
 
   #asChatError(error: unknown, type: string | undefined): ChatError {
@@ -896,12 +891,7 @@ export class Session implements Member {
   }
 
   async #flush(deadlineMs: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#outbox.drained(),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, deadlineMs)),
-    ]);
-    clearTimeout(timer);
+    await within(this.#outbox.drained(), deadlineMs);
   }
 }
 
