@@ -16,7 +16,7 @@
 const FORBIDDEN_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
 /** Explicit bidirectional formatting characters: embeddings, overrides and isolates. */
-const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
+const BIDI_CHARS = "\u202a-\u202e\u2066-\u2069";
 
 /**
  * Characters that render as nothing: soft hyphen, combining grapheme joiner, zero-width space,
@@ -24,8 +24,13 @@ const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
  * Mongolian vowel separator, the left-to-right/right-to-left and Arabic marks, and the fillers
  * that impersonate blank text (Hangul fillers, braille blank).
  */
-const INVISIBLE =
-  /[\u00ad\u034f\u200b-\u200f\u2060-\u2064\u206a-\u206f\ufeff\u180e\u061c\u115f\u1160\u3164\uffa0\u2800]/g;
+const INVISIBLE_CHARS =
+  "\u00ad\u034f\u200b-\u200f\u2060-\u2064\u206a-\u206f\ufeff\u180e\u061c\u115f\u1160\u3164\uffa0\u2800";
+
+const BIDI = new RegExp(`[${BIDI_CHARS}]`, "g");
+const HIDDEN = new RegExp(`[${BIDI_CHARS}${INVISIBLE_CHARS}]`, "g");
+/** A character that shows: not white space, not hidden. One test, no copy of the text. */
+const VISIBLE = new RegExp(`[^\\s${BIDI_CHARS}${INVISIBLE_CHARS}]`);
 
 /**
  * Why `text` cannot be a message, or `undefined` when it can: it must be well-formed UTF-16
@@ -63,17 +68,7 @@ export function textProblem(text: string): string | undefined {
  * ```
  */
 export function isBlank(text: string): boolean {
-  return text.replace(INVISIBLE, "").replace(BIDI, "").trim() === "";
-}
-
-/** Whether `text` holds a bidi control or an invisible character. */
-export function hasHiddenCharacters(text: string): boolean {
-  BIDI.lastIndex = 0;
-  INVISIBLE.lastIndex = 0;
-  const found = BIDI.test(text) || INVISIBLE.test(text);
-  BIDI.lastIndex = 0;
-  INVISIBLE.lastIndex = 0;
-  return found;
+  return !VISIBLE.test(text);
 }
 
 /**
@@ -103,7 +98,7 @@ export function neutralizeBidi(text: string): string {
  * ```
  */
 export function revealHidden(text: string): string {
-  return text.replace(BIDI, "_").replace(INVISIBLE, "_");
+  return text.replace(HIDDEN, "_");
 }
 
 /**
