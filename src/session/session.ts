@@ -251,7 +251,7 @@ export class Session implements Member {
       protocol: foreign,
     });
     if (foreign === "tls") return; // nothing to say that a TLS client could read
-    const lines: string[] = [];
+    let answer = ircAnswer();
     const deadline = performance.now() + FOREIGN_LINGER_MS;
     if (foreign === "http") {
       // Read the request head, so the answer can name the host the browser used.
@@ -264,12 +264,9 @@ export class Session implements Member {
         const m = /^host:\s*(.*)$/i.exec(line);
         if (m !== null) host = m[1];
       }
-      const requestLine = "line" in first ? first.line : "";
-      lines.push(httpAnswer(requestLine, host, this.#ctx.web));
-    } else {
-      lines.push(ircAnswer());
+      answer = httpAnswer("line" in first ? first.line : "", host, this.#ctx.web);
     }
-    this.#outbox.push(new TextEncoder().encode(lines.join("")));
+    this.#outbox.push(new TextEncoder().encode(answer));
     await this.#flush(FOREIGN_LINGER_MS);
   }
 
