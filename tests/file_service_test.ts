@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { Accounts } from "../src/auth/accounts.ts";
 import { FileService } from "../src/files/files.ts";
-import { SqliteStore } from "../src/store/sqlite_store.ts";
+import { openSqliteStore } from "../src/store/worker_store.ts";
 import { tempDir } from "./_helpers.ts";
 
 const IP = "127.0.0.1";
@@ -18,16 +18,20 @@ async function blobs(dir: string): Promise<string[]> {
 }
 
 /** A POST /files with `text` as a streamed body; `beforeEnd` runs once it was all read. */
-function uploadRequest(token: string, text: string, beforeEnd = () => {}): Request {
+function uploadRequest(
+  token: string,
+  text: string,
+  beforeEnd: () => Promise<void> = async () => {},
+): Request {
   let sent = false;
   const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
+    async pull(controller) {
       if (!sent) {
         sent = true;
         controller.enqueue(new TextEncoder().encode(text));
         return;
       }
-      beforeEnd();
+      await beforeEnd();
       controller.close();
     },
   });
@@ -40,8 +44,8 @@ function uploadRequest(token: string, text: string, beforeEnd = () => {}): Reque
 
 Deno.test("FileService: a file that cannot be recorded leaves no blob, unless another file has the same content", async () => {
   await using data = await tempDir("parley-file-service-");
-  using store = SqliteStore.open(`${data.path}/parley.db`);
-  const accounts = new Accounts(store, {
+  await using store = await openSqliteStore(`${data.path}/parley.db`);
+  const accounts = new Accounts(store.accounts, {
     registration: true,
     loginBurst: 5,
     loginIntervalMs: 1000,
@@ -72,7 +76,7 @@ Deno.test("FileService: a file that cannot be recorded leaves no blob, unless an
     // The uploader's account is deleted while the body arrives: the blob is moved into place,
     // then the insert into `files` fails on its foreign key to `users`.
     const lost = await files.upload(
-      uploadRequest(alice.token, "alice's notes", () => store.deleteUser(alice.user.id)),
+      uploadRequest(alice.token, "alice's notes", () => store.accounts.deleteUser(alice.user.id)),
       IP,
     );
     assert.equal(lost.status, 500);
@@ -85,7 +89,7 @@ Deno.test("FileService: a file that cannot be recorded leaves no blob, unless an
     assert.equal(kept.status, 201);
     const { id, sha256 } = await kept.json();
     const failed = await files.upload(
-      uploadRequest(carol.token, "shared notes", () => store.deleteUser(carol.user.id)),
+      uploadRequest(carol.token, "shared notes", () => store.accounts.deleteUser(carol.user.id)),
       IP,
     );
     assert.equal(failed.status, 500);

@@ -8,7 +8,9 @@
 import { ChatError } from "../protocol/errors.ts";
 import { isLoopback } from "../net.ts";
 import { checkName, nameKey } from "../protocol/names.ts";
-import type { Store, UserRecord } from "../store/store.ts";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import type { AccountStore, UserRecord } from "../store/store.ts";
 import { KeyedThrottle, Semaphore } from "./limiter.ts";
 import { LowPriorityHasher } from "./hasher.ts";
 import {
@@ -43,6 +45,8 @@ export interface AccountsOptions {
   params?: Argon2Params;
   /** Hash in a worker at nice 19 ({@linkcode LowPriorityHasher}) unless false. */
   lowPriorityHashing?: boolean;
+  /** Where the time comes from (token expiry, account creation). @default the system clock */
+  clock?: Clock;
 }
 
 /** A successful login: the account and its session token (the token is shown only once). */
@@ -60,7 +64,7 @@ function authFailed(): ChatError {
 }
 
 /**
- * The account service over a {@linkcode Store}.
+ * The account service over an {@linkcode AccountStore}.
  *
  * Failed logins are throttled per IP and per account (a token bucket each: `loginBurst`
  * failures, then one per `loginIntervalMs`), answered `rate_limited` with a retry time. Every
@@ -70,8 +74,9 @@ function authFailed(): ChatError {
  * from before, so an attacker hammering one account cannot keep its owner out.
  */
 export class Accounts {
-  readonly #store: Store;
+  readonly #store: AccountStore;
   readonly #options: AccountsOptions;
+  readonly #clock: Clock;
   readonly #hashing: Semaphore;
   readonly #hasher: LowPriorityHasher | undefined;
   readonly #derive: Derive;
@@ -84,9 +89,10 @@ export class Accounts {
    * @param store where accounts live
    * @param options throttles and policies
    */
-  constructor(store: Store, options: AccountsOptions) {
+  constructor(store: AccountStore, options: AccountsOptions) {
     this.#store = store;
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
     this.#hashing = new Semaphore(options.hashConcurrency, 64);
     this.#hasher = options.lowPriorityHashing === false ? undefined : new LowPriorityHasher();
     this.#derive = this.#hasher?.derive ?? deriveHere;
@@ -127,10 +133,10 @@ export class Accounts {
     }
     const problem = passwordProblem(password);
     if (problem !== undefined) throw new ChatError("weak_password", problem);
-    if (this.#store.getUser(name) !== undefined) {
+    if (await this.#store.getUser(name) !== undefined) {
       throw new ChatError("name_taken", `Cannot register: the name ${name} is taken`);
     }
-    const user = this.#store.createUser(name, await this.hash(password), Date.now());
+    const user = await this.#store.createUser(name, await this.hash(password), this.#clock.now());
     if (user === undefined) {
       throw new ChatError("name_taken", `Cannot register: the name ${name} is taken`);
     }
@@ -154,7 +160,7 @@ export class Accounts {
       this.#registrations.hit(ip);
     }
     const user = await this.create(name, password);
-    return this.#startSession(user, ip);
+    return await this.#startSession(user, ip);
   }
 
   /**
@@ -163,14 +169,17 @@ export class Accounts {
    * @throws {ChatError} `auth_failed` (whether or not the name exists), `rate_limited`
    */
   async login(name: string, password: string, ip: string): Promise<AccountLogin> {
-    const user = this.#store.getUser(name);
+    // A throttled address is refused before it costs a lookup; the charge itself comes after.
+    const ipWait = this.#ipFailures.retryAfter(ip);
+    if (ipWait > 0) throw rateLimited(ipWait);
+    const user = await this.#store.getUser(name);
     const known = user !== undefined && this.#knownIps.get(user.id)?.has(ip) === true;
     const refund = this.#charge(ip, known ? undefined : nameKey(name));
     const result = await this.#check(user?.passwordHash, password, refund);
     if (!result.ok || user === undefined || user.disabled) throw authFailed();
     refund();
-    if (result.rehash) this.#store.setPasswordHash(user.id, await this.hash(password));
-    return this.#startSession(user, ip);
+    if (result.rehash) await this.#store.setPasswordHash(user.id, await this.hash(password));
+    return await this.#startSession(user, ip);
   }
 
   /**
@@ -178,12 +187,14 @@ export class Accounts {
    *
    * @throws {ChatError} `auth_failed`, `rate_limited`
    */
-  resume(token: string, ip: string): AccountLogin {
+  async resume(token: string, ip: string): Promise<AccountLogin> {
+    // Unlike a password, a token costs no hash and cannot be guessed (256 bits): failures are
+    // counted, but concurrent good tokens from one address (a reconnect storm) are not charged.
     const wait = this.#ipFailures.retryAfter(ip);
     if (wait > 0) throw rateLimited(wait);
     const tokenHash = hashToken(token);
-    const now = Date.now();
-    const user = this.#store.useSession(tokenHash, now, now + this.#options.sessionTtlMs);
+    const now = this.#clock.now();
+    const user = await this.#store.useSession(tokenHash, now, now + this.#options.sessionTtlMs);
     if (user === undefined || user.disabled) {
       this.#ipFailures.hit(ip);
       throw authFailed();
@@ -193,8 +204,8 @@ export class Accounts {
   }
 
   /** Revokes a session token. */
-  logout(tokenHash: Uint8Array): void {
-    this.#store.deleteSession(tokenHash);
+  logout(tokenHash: Uint8Array): Promise<void> {
+    return this.#store.deleteSession(tokenHash);
   }
 
   /**
@@ -213,14 +224,17 @@ export class Accounts {
     if (problem !== undefined) throw new ChatError("weak_password", problem);
     const known = this.#knownIps.get(user.id)?.has(ip) === true;
     const refund = this.#charge(ip, known ? undefined : nameKey(user.name));
-    const current = this.#store.getUserById(user.id);
+    const current = await this.#store.getUserById(user.id);
     const result = await this.#check(current?.passwordHash, oldPassword, refund);
     if (!result.ok || current === undefined) {
       throw new ChatError("auth_failed", "Cannot change password: the old password is wrong");
     }
     refund();
-    this.#store.setPasswordHash(user.id, await this.hash(newPassword));
-    this.#store.deleteSessionsOf(user.id, keep);
+    const hash = await this.hash(newPassword);
+    await Promise.all([
+      this.#store.setPasswordHash(user.id, hash),
+      this.#store.deleteSessionsOf(user.id, keep),
+    ]);
   }
 
   /**
@@ -264,10 +278,10 @@ export class Accounts {
     }
   }
 
-  #startSession(user: UserRecord, ip: string): AccountLogin {
+  async #startSession(user: UserRecord, ip: string): Promise<AccountLogin> {
     const { token, hash } = newToken();
-    const now = Date.now();
-    this.#store.createSession(user.id, hash, now, now + this.#options.sessionTtlMs);
+    const now = this.#clock.now();
+    await this.#store.createSession(user.id, hash, now, now + this.#options.sessionTtlMs);
     this.#remember(user.id, ip);
     return { user, token, tokenHash: hash };
   }

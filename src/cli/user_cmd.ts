@@ -9,7 +9,7 @@ import { Accounts } from "../auth/accounts.ts";
 import { passwordProblem } from "../auth/password.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { DEFAULT_CONFIG } from "../server/config.ts";
-import { SqliteStore } from "../store/sqlite_store.ts";
+import { openSqliteStore } from "../store/worker_store.ts";
 import type { UserRecord } from "../store/store.ts";
 import { UsageError } from "./args.ts";
 
@@ -61,15 +61,15 @@ export async function userMain(args: string[]): Promise<number> {
   }
   const data = values.data ?? DEFAULT_CONFIG.data;
   Deno.mkdirSync(data, { recursive: true, mode: 0o700 });
-  using store = SqliteStore.open(`${data}/parley.db`);
-  const accounts = new Accounts(store, {
+  await using store = await openSqliteStore(`${data}/parley.db`);
+  const accounts = new Accounts(store.accounts, {
     ...DEFAULT_CONFIG,
     exemptLoopback: true,
     lowPriorityHashing: false,
   });
   const readPassword = () => password(values["password-stdin"] ?? false);
-  const find = (n: string): UserRecord => {
-    const user = store.getUser(n);
+  const find = async (n: string): Promise<UserRecord> => {
+    const user = await store.accounts.getUser(n);
     if (user === undefined) throw new ChatError("no_such_user", `No account named ${n}`);
     return user;
   };
@@ -81,32 +81,32 @@ export async function userMain(args: string[]): Promise<number> {
         return 0;
       }
       case "list": {
-        for (const u of store.listUsers()) {
+        for (const u of await store.accounts.listUsers()) {
           const created = new Date(u.created).toISOString().slice(0, 16).replace("T", " ");
           console.log(`${u.name}\t${u.disabled ? "disabled" : "active"}\tcreated ${created}`);
         }
         return 0;
       }
       case "passwd": {
-        const user = find(name!);
+        const user = await find(name!);
         const pw = await readPassword();
         const problem = passwordProblem(pw);
         if (problem !== undefined) throw new ChatError("weak_password", problem);
-        store.setPasswordHash(user.id, await accounts.hash(pw));
-        store.deleteSessionsOf(user.id);
+        await store.accounts.setPasswordHash(user.id, await accounts.hash(pw));
+        await store.accounts.deleteSessionsOf(user.id);
         console.log(`password of ${user.name} changed; its sessions were ended`);
         return 0;
       }
       case "disable":
       case "enable": {
-        const user = find(name!);
-        store.setDisabled(user.id, action === "disable");
+        const user = await find(name!);
+        await store.accounts.setDisabled(user.id, action === "disable");
         console.log(`${user.name} ${action}d`);
         return 0;
       }
       default: {
-        const user = find(name!);
-        store.deleteUser(user.id);
+        const user = await find(name!);
+        await store.accounts.deleteUser(user.id);
         console.log(`deleted account ${user.name}`);
         return 0;
       }

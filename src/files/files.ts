@@ -15,7 +15,9 @@ import { ChatError } from "../protocol/errors.ts";
 import { nameKey } from "../protocol/names.ts";
 import { sanitize } from "../protocol/text_mode.ts";
 import { revealHidden, utf8Length } from "../protocol/unicode.ts";
-import type { FileRecord, Store, UserRecord } from "../store/store.ts";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import type { FileRecord, FileStore, MembershipStore, UserRecord } from "../store/store.ts";
 
 const log = getLogger(["parley", "files"]);
 
@@ -33,6 +35,8 @@ export interface FileOptions {
   uploadIntervalMs: number;
   /** Files older than this many ms are deleted; 0 keeps them. */
   retentionMs: number;
+  /** Where the time comes from. @default the system clock */
+  clock?: Clock;
 }
 
 /** Files never sent in a message are deleted after this long. */
@@ -130,6 +134,8 @@ async function discard(req: Request): Promise<void> {
 interface Usage {
   /** Bytes of stored files (from the store when the first upload began, plus those since). */
   owned: number;
+  /** Resolves once `owned` has been read from the store. */
+  loaded: Promise<void>;
   /** Bytes reserved by the uploads in flight. */
   reserved: number;
   /** Uploads in flight. */
@@ -138,22 +144,32 @@ interface Usage {
 
 /** The HTTP side of file transfer. */
 export class FileService {
-  readonly #store: Store;
+  readonly #files: FileStore;
+  readonly #memberships: MembershipStore;
   readonly #accounts: Accounts;
+  readonly #clock: Clock;
   readonly #options: FileOptions;
   readonly #uploads: KeyedThrottle;
   readonly #usage = new Map<number, Usage>();
   /** Uploads per SHA-256 between moving their blob into place and recording it. */
   readonly #placing = new Map<string, number>();
+  /** Removals of unused blobs waiting for the store's answer, per SHA-256 (see #removeUnused). */
+  readonly #checking = new Map<string, Set<{ touched: boolean }>>();
 
   /**
    * @param store file records and the messages that reference them
    * @param accounts to check session tokens
    * @param options limits and the folder
    */
-  constructor(store: Store, accounts: Accounts, options: FileOptions) {
-    this.#store = store;
+  constructor(
+    store: { files: FileStore; memberships: MembershipStore },
+    accounts: Accounts,
+    options: FileOptions,
+  ) {
+    this.#files = store.files;
+    this.#memberships = store.memberships;
     this.#accounts = accounts;
+    this.#clock = options.clock ?? systemClock;
     this.#options = options;
     this.#uploads = new KeyedThrottle(options.uploadBurst, options.uploadIntervalMs);
     Deno.mkdirSync(`${options.dir}/tmp`, { recursive: true, mode: 0o700 });
@@ -225,8 +241,8 @@ export class FileService {
 
     // The space is reserved before it is used: a declared length at once, a streamed body as
     // it arrives, so the uploads of one account can never keep more than its quota together.
+    const usage = await this.#usageOf(user.id);
     const reader = req.body.getReader();
-    const usage = this.#usageOf(user.id);
     let reserved = 0;
     const reserve = (total: number): boolean => {
       if (total <= reserved) return true;
@@ -273,7 +289,7 @@ export class FileService {
         name,
         type,
         ownerId: user.id,
-        created: Date.now(),
+        created: this.#clock.now(),
       };
       await this.#keep(tmp, record);
       kept = true;
@@ -306,26 +322,34 @@ export class FileService {
     const blob = this.blobPath(sha256);
     await Deno.mkdir(blob.slice(0, blob.lastIndexOf("/")), { recursive: true, mode: 0o700 });
     this.#placing.set(sha256, (this.#placing.get(sha256) ?? 0) + 1);
+    for (const check of this.#checking.get(sha256) ?? []) check.touched = true;
     let recorded = false;
     try {
       await Deno.rename(tmp, blob); // same content, same path: a duplicate simply replaces it
-      this.#store.createFile(record);
+      await this.#files.create(record);
       recorded = true;
     } finally {
       const left = this.#placing.get(sha256)! - 1;
       if (left === 0) this.#placing.delete(sha256);
       else this.#placing.set(sha256, left);
-      if (!recorded) this.#removeUnused(sha256);
+      if (!recorded) await this.#removeUnused(sha256);
     }
   }
 
   /**
-   * Removes the blob of `sha256` if no record and no upload in flight uses it. Synchronous, so
-   * no upload of the same content can place or record it between the check and the removal.
+   * Removes the blob of `sha256` if no record and no upload in flight uses it. An upload of the
+   * same content that begins while the store is asked marks the check, and the blob stays; the
+   * removal itself is synchronous after the last check, so nothing can slip in between.
    */
-  #removeUnused(sha256: string): void {
+  async #removeUnused(sha256: string): Promise<void> {
+    if (this.#placing.has(sha256)) return;
+    const check = { touched: false };
+    let checks = this.#checking.get(sha256);
+    if (checks === undefined) this.#checking.set(sha256, checks = new Set());
+    checks.add(check);
     try {
-      if (this.#placing.has(sha256) || this.#store.blobInUse(sha256)) return;
+      const inUse = await this.#files.blobInUse(sha256);
+      if (inUse || check.touched || this.#placing.has(sha256)) return;
       Deno.removeSync(this.blobPath(sha256));
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) {
@@ -334,17 +358,30 @@ export class FileService {
           error: String(error),
         });
       }
+    } finally {
+      checks.delete(check);
+      if (checks.size === 0 && this.#checking.get(sha256) === checks) this.#checking.delete(sha256);
     }
   }
 
   /** The usage record of an account, counting one more upload in flight. */
-  #usageOf(userId: number): Usage {
+  async #usageOf(userId: number): Promise<Usage> {
     let usage = this.#usage.get(userId);
     if (usage === undefined) {
-      usage = { owned: this.#store.bytesOwnedBy(userId), reserved: 0, active: 0 };
-      this.#usage.set(userId, usage);
+      const fresh: Usage = { owned: 0, loaded: Promise.resolve(), reserved: 0, active: 0 };
+      fresh.loaded = this.#files.bytesOwnedBy(userId).then((owned) => {
+        fresh.owned += owned;
+      });
+      this.#usage.set(userId, usage = fresh);
     }
     usage.active++;
+    try {
+      await usage.loaded;
+    } catch (error) {
+      usage.active--;
+      if (this.#usage.get(userId) === usage) this.#usage.delete(userId);
+      throw error;
+    }
     return usage;
   }
 
@@ -370,8 +407,8 @@ export class FileService {
   async #download(req: Request, ip: string, id: string): Promise<Response> {
     const user = await this.#authenticate(req, ip);
     if (user instanceof Response) return user;
-    const file = ID_RE.test(id) ? this.#store.getFile(id) : undefined;
-    if (file === undefined || !this.canRead(user, file)) return notFound();
+    const file = ID_RE.test(id) ? await this.#files.get(id) : undefined;
+    if (file === undefined || !(await this.canRead(user, file))) return notFound();
     let handle: Deno.FsFile;
     try {
       handle = await Deno.open(this.blobPath(file.sha256), { read: true });
@@ -417,13 +454,13 @@ export class FileService {
   }
 
   /** Whether `user` may download `file`: its uploader, or someone it was sent to. */
-  canRead(user: UserRecord, file: FileRecord): boolean {
+  async canRead(user: UserRecord, file: FileRecord): Promise<boolean> {
     if (file.ownerId === user.id) return true;
-    const uses = this.#store.fileUses(file.id);
+    const uses = await this.#files.uses(file.id);
     const me = nameKey(user.name);
     if (uses.dmKeys.some((key) => key.split(" ").includes(me))) return true;
     if (uses.rooms.length === 0) return false;
-    const mine = new Set(this.#store.memberships(user.id).map(nameKey));
+    const mine = new Set((await this.#memberships.of(user.id)).map(nameKey));
     return uses.rooms.some((room) => mine.has(nameKey(room)));
   }
 
@@ -432,8 +469,8 @@ export class FileService {
    *
    * @throws {ChatError} `no_such_file`
    */
-  attachable(user: UserRecord | undefined, id: string): FileRecord {
-    const file = user && ID_RE.test(id) ? this.#store.getFile(id) : undefined;
+  async attachable(user: UserRecord | undefined, id: string): Promise<FileRecord> {
+    const file = user && ID_RE.test(id) ? await this.#files.get(id) : undefined;
     if (file === undefined || file.ownerId !== user!.id) {
       throw new ChatError("no_such_file", "Cannot attach: no file of yours has that id");
     }
@@ -441,10 +478,12 @@ export class FileService {
   }
 
   /** Deletes expired and never-sent files, and partial uploads left by a crash. */
-  async sweep(now: number = Date.now()): Promise<void> {
+  async sweep(now: number = this.#clock.now()): Promise<void> {
     const retention = this.#options.retentionMs;
     const before = retention > 0 ? now - retention : -Infinity;
-    for (const sha of this.#store.expireFiles(before, now - ORPHAN_MS)) this.#removeUnused(sha);
+    for (const sha of await this.#files.expire(before, now - ORPHAN_MS)) {
+      await this.#removeUnused(sha);
+    }
     for await (const entry of Deno.readDir(`${this.#options.dir}/tmp`)) {
       const path = `${this.#options.dir}/tmp/${entry.name}`;
       const info = await Deno.stat(path).catch(() => undefined);
@@ -472,7 +511,7 @@ export class FileService {
       );
     }
     try {
-      return this.#accounts.resume(m[1]!, ip).user;
+      return (await this.#accounts.resume(m[1]!, ip)).user;
     } catch (error) {
       if (!(error instanceof ChatError)) throw error; // the store's failure, not the client's
       if (error.code === "rate_limited") {

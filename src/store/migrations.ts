@@ -70,6 +70,21 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE messages ADD COLUMN file_json TEXT;
   CREATE INDEX messages_file ON messages(file_id) WHERE file_id IS NOT NULL;
   `,
+  // 2 -> 3: each message's sequence number within its room or its pair of direct-message names
+  // (1, 2, 3… in id order), assigned by the store when it appends.
+  `
+  ALTER TABLE messages ADD COLUMN seq INTEGER;
+  UPDATE messages SET seq = numbered.seq
+    FROM (SELECT id, row_number() OVER (PARTITION BY room_id ORDER BY id) AS seq
+          FROM messages WHERE room_id IS NOT NULL) AS numbered
+    WHERE messages.id = numbered.id;
+  UPDATE messages SET seq = numbered.seq
+    FROM (SELECT id, row_number() OVER (PARTITION BY dm_key ORDER BY id) AS seq
+          FROM messages WHERE room_id IS NULL AND dm_key IS NOT NULL) AS numbered
+    WHERE messages.id = numbered.id;
+  CREATE UNIQUE INDEX messages_room_seq ON messages(room_id, seq);
+  CREATE UNIQUE INDEX messages_dm_seq ON messages(dm_key, seq);
+  `,
 ];
 
 /** The schema version this build writes. */

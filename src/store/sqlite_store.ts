@@ -1,5 +1,13 @@
 /**
- * The embedded store: SQLite through `node:sqlite`, in WAL mode, with versioned migrations.
+ * The SQLite engine: one database through `node:sqlite`, in WAL mode, with versioned
+ * migrations. It is synchronous, so the server never calls it on the main thread: it runs on the
+ * store's worker thread (see `sqlite_worker.ts`), which hands it whole batches of operations
+ * ({@linkcode SqliteDatabase.execute}) and commits each batch once. Tests use it directly.
+ *
+ * Everything {@linkcode SqliteDatabase} needs at run time is the class itself, {@linkcode dmKey},
+ * `nameKey`, `MIGRATIONS`, {@linkcode SchemaTooNewError} and `DatabaseSync`: the worker is built
+ * from their source text (so that starting it needs no permission to read source files). Keep
+ * it that way: no other module-level names in the class body, no `using` (it compiles to helpers).
  *
  * @module
  */
@@ -8,27 +16,32 @@ import { DatabaseSync } from "node:sqlite";
 import type { SQLInputValue, StatementSync } from "node:sqlite";
 import type { FileRef, MessageFrame } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
-import { MIGRATIONS, SCHEMA_VERSION } from "./migrations.ts";
+import { MIGRATIONS } from "./migrations.ts";
 import type {
   FileRecord,
   FileUses,
   HistoryTarget,
   NewMessage,
-  Store,
+  Placed,
   UserRecord,
 } from "./store.ts";
 
 /** How hard SQLite works to make a commit survive: `full` survives power loss. */
 export type SyncMode = "full" | "normal";
 
-/** Options for {@linkcode SqliteStore.open}. */
-export interface SqliteStoreOptions {
-  /** `full` (default): an acknowledged message survives power loss; `normal`: a crash only. */
+/** Options for opening a SQLite store. */
+export interface SqliteOptions {
+  /** `full` (default): an acknowledged write survives power loss; `normal`: a crash only. */
   sync?: SyncMode;
 }
 
 /** The database is from a newer parley than this one. */
 export class SchemaTooNewError extends Error {
+  /** The database's schema version. */
+  readonly found: number;
+  /** The newest schema version this build knows. */
+  readonly known: number;
+
   /**
    * @param found the database's schema version
    * @param known the newest version this build knows
@@ -39,7 +52,88 @@ export class SchemaTooNewError extends Error {
         `upgrade parley or use another --data folder`,
     );
     this.name = "SchemaTooNewError";
+    this.found = found;
+    this.known = known;
   }
+}
+
+/**
+ * The key under which the direct messages between two names are stored together (and numbered):
+ * both names' keys, sorted, joined by a space.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dmKey } from "./sqlite_store.ts";
+ * assert.equal(dmKey("Bob", "alice"), "alice bob");
+ * assert.equal(dmKey("alice", "BOB"), dmKey("bob", "Alice"));
+ * ```
+ */
+export function dmKey(a: string, b: string): string {
+  const [x, y] = [nameKey(a), nameKey(b)].sort();
+  return `${x} ${y}`;
+}
+
+/** The operations of a batch, named after the {@linkcode Store} part and method they serve. */
+export type OpName =
+  | "accounts.createUser"
+  | "accounts.getUser"
+  | "accounts.getUserById"
+  | "accounts.listUsers"
+  | "accounts.setPasswordHash"
+  | "accounts.setDisabled"
+  | "accounts.deleteUser"
+  | "accounts.createSession"
+  | "accounts.useSession"
+  | "accounts.deleteSession"
+  | "accounts.deleteSessionsOf"
+  | "memberships.of"
+  | "memberships.add"
+  | "memberships.remove"
+  | "messages.append"
+  | "messages.history"
+  | "messages.pendingFor"
+  | "messages.removePending"
+  | "messages.takePending"
+  | "messages.addPending"
+  | "files.create"
+  | "files.get"
+  | "files.uses"
+  | "files.bytesOwnedBy"
+  | "files.blobInUse"
+  | "files.expire";
+
+/** One operation of a batch: its name and its arguments (structured-cloneable). */
+export interface Op {
+  op: OpName;
+  args: unknown[];
+}
+
+/** An error as it crosses from the worker: enough to rebuild it on the other side. */
+export interface ErrorData {
+  name: string;
+  message: string;
+  /** `node:sqlite`'s error code (`ERR_SQLITE_ERROR`). */
+  code?: string;
+  /** SQLite's extended result code (e.g. 787 for a foreign key violation). */
+  errcode?: number;
+  errstr?: string;
+  /** {@linkcode SchemaTooNewError}'s versions. */
+  found?: number;
+  known?: number;
+}
+
+/** How one operation of a batch ended. */
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: ErrorData };
+
+/** Counters of an engine's work. */
+export interface EngineStats {
+  /** Batches executed. */
+  batches: number;
+  /** Transactions committed (one per batch that wrote). */
+  commits: number;
+  /** Operations executed. */
+  ops: number;
 }
 
 interface UserRow {
@@ -71,77 +165,300 @@ interface FileRow {
   created: number;
 }
 
-/** A session token's expiry is pushed back only when it would move by more than this. */
-const SESSION_EXTEND_STEP = 24 * 3600 * 1000;
-
-/** The key under which the direct messages between two names are stored together. */
-export function dmKey(a: string, b: string): string {
-  const [x, y] = [nameKey(a), nameKey(b)].sort();
-  return `${x} ${y}`;
-}
-
 /**
- * A {@linkcode Store} in one SQLite file.
+ * One SQLite database, operated synchronously in batches.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { SqliteStore } from "./sqlite_store.ts";
- * using store = SqliteStore.open(":memory:");
- * const alice = store.createUser("alice", "$argon2id$…", Date.now());
- * assert.ok(alice);
- * assert.equal(store.getUser("ALICE")?.id, alice.id);
+ * import { SqliteDatabase } from "./sqlite_store.ts";
+ * const db = SqliteDatabase.open(":memory:");
+ * const [created, placed, again] = db.execute([
+ *   { op: "accounts.createUser", args: ["alice", "$argon2id$…", 0] },
+ *   { op: "messages.append", args: [{ room: "#general", from: "alice", text: "hi", ts: 0 }] },
+ *   { op: "messages.append", args: [{ room: "#general", from: "alice", text: "hi", ts: 1 }] },
+ * ]);
+ * assert.equal(created?.ok, true);
+ * assert.deepEqual(placed, { ok: true, value: { id: 1, seq: 1 } });
+ * assert.deepEqual(again, { ok: true, value: { id: 2, seq: 2 } });
+ * assert.equal(db.stats.commits, 1, "one batch, one commit");
+ * db.close();
  * ```
  */
-export class SqliteStore implements Store {
+export class SqliteDatabase {
+  /** Operations that may write: a batch holding one runs in a transaction, each in a savepoint. */
+  static readonly WRITES: ReadonlySet<string> = new Set([
+    "accounts.createUser",
+    "accounts.setPasswordHash",
+    "accounts.setDisabled",
+    "accounts.deleteUser",
+    "accounts.createSession",
+    "accounts.useSession",
+    "accounts.deleteSession",
+    "accounts.deleteSessionsOf",
+    "memberships.add",
+    "memberships.remove",
+    "messages.append",
+    "messages.removePending",
+    "messages.takePending",
+    "messages.addPending",
+    "files.create",
+    "files.expire",
+  ]);
+
+  /** A session token's expiry is pushed back only when it would move by more than this. */
+  static readonly SESSION_EXTEND_STEP = 24 * 3600 * 1000;
+
+  static readonly HISTORY_ROOM = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.text,
+      m.action, m.ts, m.file_json
+    FROM messages m JOIN rooms r ON r.id = m.room_id
+    WHERE m.room_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`;
+  static readonly HISTORY_DM = `SELECT id, NULL AS room, from_name, to_name, text, action, ts,
+      file_json
+    FROM messages WHERE dm_key = ? AND id < ? ORDER BY id DESC LIMIT ?`;
+  static readonly PENDING = `SELECT m.id, NULL AS room, m.from_name, m.to_name, m.text, m.action,
+      m.ts, m.file_json
+    FROM pending_dms p JOIN messages m ON m.id = p.message_id
+    WHERE p.user_id = ? ORDER BY m.id`;
+  // The id is the INTEGER PRIMARY KEY (one more than the highest); the sequence number is one
+  // more than the highest in the room or pair, found through the unique (room_id, seq) or
+  // (dm_key, seq) index. Both are assigned inside the batch's write transaction, so two
+  // processes sharing the database cannot hand out the same ones.
+  static readonly APPEND_ROOM = `INSERT INTO messages (room_id, dm_key, from_name, to_name, text,
+      action, ts, file_id, file_json, seq)
+    VALUES (?, NULL, ?, NULL, ?, ?, ?, ?, ?,
+      (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE room_id = ?))
+    RETURNING id, seq`;
+  static readonly APPEND_DM = `INSERT INTO messages (room_id, dm_key, from_name, to_name, text,
+      action, ts, file_id, file_json, seq)
+    VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?,
+      (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE dm_key = ?))
+    RETURNING id, seq`;
+  static readonly INSERT_PENDING = "INSERT INTO pending_dms (user_id, message_id) VALUES (?, ?)";
+
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
   readonly #roomIds = new Map<string, number>();
+  readonly #stats: EngineStats = { batches: 0, commits: 0, ops: 0 };
 
   private constructor(db: DatabaseSync) {
     this.#db = db;
   }
 
   /**
-   * Opens (creating if needed) the database at `path` and brings its schema up to date.
+   * Opens (creating if needed) the database at `path` (or `:memory:`) and brings its schema up
+   * to date.
    *
    * @throws {SchemaTooNewError} when the database was written by a newer parley
    */
-  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+  static open(path: string, options: SqliteOptions = {}): SqliteDatabase {
     const db = new DatabaseSync(path);
     try {
       db.exec("PRAGMA journal_mode = WAL");
       db.exec(`PRAGMA synchronous = ${options.sync === "normal" ? "NORMAL" : "FULL"}`);
       db.exec("PRAGMA busy_timeout = 5000");
       db.exec("PRAGMA foreign_keys = ON");
-      migrate(db);
+      SqliteDatabase.#migrate(db);
     } catch (error) {
       db.close();
       throw error;
     }
-    return new SqliteStore(db);
+    return new SqliteDatabase(db);
   }
 
   /** The schema version of the open database. */
   get schemaVersion(): number {
-    return userVersion(this.#db);
+    return SqliteDatabase.#userVersion(this.#db);
   }
 
-  /** Runs `EXPLAIN QUERY PLAN` for the history queries (used by tests to prove indexes). */
-  explainHistory(): string[] {
-    const plans: string[] = [];
+  /** A copy of the counters. */
+  get stats(): EngineStats {
+    return { ...this.#stats };
+  }
+
+  /** Runs `EXPLAIN QUERY PLAN` for the history, pending and append queries (tests prove indexes). */
+  explain(): string[] {
     const queries: [string, SQLInputValue[]][] = [
-      [HISTORY_ROOM, [1, 1, 1]],
-      [HISTORY_DM, ["a b", 1, 1]],
-      [PENDING, [1]],
+      [SqliteDatabase.HISTORY_ROOM, [1, 1, 1]],
+      [SqliteDatabase.HISTORY_DM, ["a b", 1, 1]],
+      [SqliteDatabase.PENDING, [1]],
+      ["SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE room_id = ?", [1]],
+      ["SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE dm_key = ?", ["a b"]],
     ];
-    for (const [sql, params] of queries) {
-      const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as {
-        detail: string;
-      }[];
-      plans.push(rows.map((r) => r.detail).join("; "));
+    return queries.map(([sql, params]) =>
+      (this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
+        .map((r) => r.detail).join("; ")
+    );
+  }
+
+  /**
+   * Executes a batch. A batch holding any write runs in one transaction (`BEGIN IMMEDIATE` …
+   * `COMMIT`: one fsync for all of it), each write in its own savepoint, so that a failing
+   * operation undoes only itself and fails alone. Operations run in order, so a read sees the
+   * writes before it. When the commit itself fails, every operation fails with its error.
+   *
+   * @returns one outcome per operation, in order
+   */
+  execute(ops: readonly Op[]): Outcome[] {
+    this.#stats.batches++;
+    this.#stats.ops += ops.length;
+    const writes = ops.some((o) => SqliteDatabase.WRITES.has(o.op));
+    if (!writes) return ops.map((o) => this.#attempt(o));
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+    } catch (error) {
+      const failed: Outcome = { ok: false, error: SqliteDatabase.errorData(error) };
+      return ops.map(() => failed);
     }
-    return plans;
+    const outcomes: Outcome[] = [];
+    try {
+      for (const o of ops) {
+        if (!SqliteDatabase.WRITES.has(o.op)) {
+          outcomes.push(this.#attempt(o));
+          continue;
+        }
+        this.#db.exec("SAVEPOINT op");
+        const outcome = this.#attempt(o);
+        if (!outcome.ok) {
+          this.#db.exec("ROLLBACK TO op");
+          // A room created by the undone operation is gone again.
+          this.#roomIds.clear();
+        }
+        this.#db.exec("RELEASE op");
+        outcomes.push(outcome);
+      }
+      this.#db.exec("COMMIT");
+      this.#stats.commits++;
+      return outcomes;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      this.#roomIds.clear();
+      const failed: Outcome = { ok: false, error: SqliteDatabase.errorData(error) };
+      return ops.map(() => failed);
+    }
+  }
+
+  /** Closes the database. */
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  /** What crosses from the worker for an error. */
+  static errorData(error: unknown): ErrorData {
+    if (!(error instanceof Error)) return { name: "Error", message: String(error) };
+    const data: ErrorData = { name: error.name, message: error.message };
+    const extra = error as Error & Partial<Omit<ErrorData, "name" | "message">>;
+    if (typeof extra.code === "string") data.code = extra.code;
+    if (typeof extra.errcode === "number") data.errcode = extra.errcode;
+    if (typeof extra.errstr === "string") data.errstr = extra.errstr;
+    if (typeof extra.found === "number") data.found = extra.found;
+    if (typeof extra.known === "number") data.known = extra.known;
+    return data;
+  }
+
+  #attempt(o: Op): Outcome {
+    try {
+      return { ok: true, value: this.#call(o) };
+    } catch (error) {
+      return { ok: false, error: SqliteDatabase.errorData(error) };
+    }
+  }
+
+  #call({ op, args: a }: Op): unknown {
+    const s = (i: number) => a[i] as string;
+    const n = (i: number) => a[i] as number;
+    const bytes = (i: number) => a[i] as Uint8Array;
+    switch (op) {
+      case "accounts.createUser":
+        return this.#createUser(s(0), s(1), n(2));
+      case "accounts.getUser":
+        return this.#user(this.#stmt("SELECT * FROM users WHERE name_key = ?").get(nameKey(s(0))));
+      case "accounts.getUserById":
+        return this.#user(this.#stmt("SELECT * FROM users WHERE id = ?").get(n(0)));
+      case "accounts.listUsers":
+        return (this.#stmt("SELECT * FROM users ORDER BY name_key").all() as unknown as UserRow[])
+          .map((row) => this.#user(row)!);
+      case "accounts.setPasswordHash":
+        this.#stmt("UPDATE users SET password_hash = ? WHERE id = ?").run(s(1), n(0));
+        return undefined;
+      case "accounts.setDisabled":
+        this.#stmt("UPDATE users SET disabled = ? WHERE id = ?").run(a[1] ? 1 : 0, n(0));
+        if (a[1]) this.#stmt("DELETE FROM sessions WHERE user_id = ?").run(n(0));
+        return undefined;
+      case "accounts.deleteUser":
+        this.#stmt("DELETE FROM users WHERE id = ?").run(n(0));
+        return undefined;
+      case "accounts.createSession":
+        this.#stmt(
+          "INSERT INTO sessions (token_hash, user_id, created, expires) VALUES (?, ?, ?, ?)",
+        ).run(bytes(1), n(0), n(2), n(3));
+        return undefined;
+      case "accounts.useSession":
+        return this.#useSession(bytes(0), n(1), n(2));
+      case "accounts.deleteSession":
+        this.#stmt("DELETE FROM sessions WHERE token_hash = ?").run(bytes(0));
+        return undefined;
+      case "accounts.deleteSessionsOf":
+        this.#stmt("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?")
+          .run(n(0), (a[1] as Uint8Array | undefined) ?? null);
+        return undefined;
+      case "memberships.of":
+        return (this.#stmt(
+          `SELECT r.name FROM memberships m JOIN rooms r ON r.id = m.room_id
+           WHERE m.user_id = ? ORDER BY r.name_key`,
+        ).all(n(0)) as { name: string }[]).map((r) => r.name);
+      case "memberships.add":
+        this.#stmt("INSERT OR IGNORE INTO memberships (user_id, room_id) VALUES (?, ?)")
+          .run(n(0), this.#roomId(s(1)));
+        return undefined;
+      case "memberships.remove":
+        this.#stmt(
+          `DELETE FROM memberships WHERE user_id = ?
+           AND room_id = (SELECT id FROM rooms WHERE name_key = ?)`,
+        ).run(n(0), nameKey(s(1)));
+        return undefined;
+      case "messages.append":
+        return this.#append(a[0] as NewMessage);
+      case "messages.history":
+        return this.#history(a[0] as HistoryTarget, a[1] as number | undefined, n(2));
+      case "messages.pendingFor":
+        return (this.#stmt(SqliteDatabase.PENDING).all(n(0)) as unknown as MessageRow[])
+          .map(SqliteDatabase.#message);
+      case "messages.removePending": {
+        const remove = this.#stmt("DELETE FROM pending_dms WHERE user_id = ? AND message_id = ?");
+        for (const id of a[1] as number[]) remove.run(n(0), id);
+        return undefined;
+      }
+      case "messages.takePending":
+        return Number(
+          this.#stmt("DELETE FROM pending_dms WHERE user_id = ? AND message_id = ?")
+            .run(n(0), n(1)).changes,
+        ) > 0;
+      case "messages.addPending":
+        this.#stmt(SqliteDatabase.INSERT_PENDING).run(n(0), n(1));
+        return undefined;
+      case "files.create": {
+        const f = a[0] as FileRecord;
+        this.#stmt(
+          `INSERT INTO files (id, sha256, size, name, type, owner_id, created)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        ).run(f.id, f.sha256, f.size, f.name, f.type, f.ownerId, f.created);
+        return undefined;
+      }
+      case "files.get":
+        return this.#file(s(0));
+      case "files.uses":
+        return this.#fileUses(s(0));
+      case "files.bytesOwnedBy":
+        return (this.#stmt("SELECT coalesce(sum(size), 0) AS n FROM files WHERE owner_id = ?")
+          .get(n(0)) as { n: number }).n;
+      case "files.blobInUse":
+        return this.#blobInUse(s(0));
+      case "files.expire":
+        return this.#expireFiles(n(0), n(1));
+      default:
+        throw new Error(`Unknown store operation ${String(op)}`);
+    }
   }
 
   #stmt(sql: string): StatementSync {
@@ -153,177 +470,85 @@ export class SqliteStore implements Store {
     return stmt;
   }
 
-  #tx<T>(fn: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const result = fn();
-      this.#db.exec("COMMIT");
-      return result;
-    } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
-    }
+  #createUser(name: string, passwordHash: string, now: number): UserRecord | undefined {
+    return this.#user(
+      this.#stmt(
+        `INSERT INTO users (name, name_key, password_hash, created) VALUES (?, ?, ?, ?)
+         ON CONFLICT (name_key) DO NOTHING RETURNING *`,
+      ).get(name, nameKey(name), passwordHash, now),
+    );
   }
 
-  createUser(name: string, passwordHash: string, now: number): UserRecord | undefined {
-    const row = this.#stmt(
-      `INSERT INTO users (name, name_key, password_hash, created) VALUES (?, ?, ?, ?)
-       ON CONFLICT (name_key) DO NOTHING RETURNING *`,
-    ).get(name, nameKey(name), passwordHash, now) as UserRow | undefined;
-    return row && toUser(row);
-  }
-
-  getUser(name: string): UserRecord | undefined {
-    const row = this.#stmt("SELECT * FROM users WHERE name_key = ?").get(nameKey(name));
-    return row && toUser(row as unknown as UserRow);
-  }
-
-  getUserById(id: number): UserRecord | undefined {
-    const row = this.#stmt("SELECT * FROM users WHERE id = ?").get(id);
-    return row && toUser(row as unknown as UserRow);
-  }
-
-  listUsers(): UserRecord[] {
-    return (this.#stmt("SELECT * FROM users ORDER BY name_key").all() as unknown as UserRow[])
-      .map(toUser);
-  }
-
-  setPasswordHash(userId: number, passwordHash: string): void {
-    this.#stmt("UPDATE users SET password_hash = ? WHERE id = ?").run(passwordHash, userId);
-  }
-
-  setDisabled(userId: number, disabled: boolean): void {
-    this.#tx(() => {
-      this.#stmt("UPDATE users SET disabled = ? WHERE id = ?").run(disabled ? 1 : 0, userId);
-      if (disabled) this.#stmt("DELETE FROM sessions WHERE user_id = ?").run(userId);
-    });
-  }
-
-  deleteUser(userId: number): void {
-    this.#stmt("DELETE FROM users WHERE id = ?").run(userId);
-  }
-
-  createSession(userId: number, tokenHash: Uint8Array, now: number, expires: number): void {
-    this.#stmt("INSERT INTO sessions (token_hash, user_id, created, expires) VALUES (?, ?, ?, ?)")
-      .run(tokenHash, userId, now, expires);
-  }
-
-  useSession(tokenHash: Uint8Array, now: number, expires: number): UserRecord | undefined {
+  #useSession(tokenHash: Uint8Array, now: number, expires: number): UserRecord | undefined {
     const row = this.#stmt(
       `SELECT s.expires, u.* FROM sessions s JOIN users u ON u.id = s.user_id
        WHERE s.token_hash = ? AND s.expires > ?`,
     ).get(tokenHash, now) as (UserRow & { expires: number }) | undefined;
     if (row === undefined) return undefined;
     // Extend a token at most once a day, so that logging in is a read, not a write (and an fsync).
-    if (expires - row.expires > SESSION_EXTEND_STEP) {
+    if (expires - row.expires > SqliteDatabase.SESSION_EXTEND_STEP) {
       this.#stmt("UPDATE sessions SET expires = ? WHERE token_hash = ?").run(expires, tokenHash);
     }
-    return toUser(row);
+    return this.#user(row);
   }
 
-  deleteSession(tokenHash: Uint8Array): void {
-    this.#stmt("DELETE FROM sessions WHERE token_hash = ?").run(tokenHash);
+  #append(m: NewMessage): Placed {
+    if ((m.room === undefined) === (m.to === undefined)) {
+      throw new Error("A message goes to a room or to a name (one of them)");
+    }
+    const common: SQLInputValue[] = [
+      m.text,
+      m.action ? 1 : 0,
+      m.ts,
+      m.file?.id ?? null,
+      m.file === undefined ? null : JSON.stringify(m.file),
+    ];
+    let placed: Placed;
+    if (m.room !== undefined) {
+      const roomId = this.#roomId(m.room);
+      placed = this.#stmt(SqliteDatabase.APPEND_ROOM).get(
+        roomId,
+        m.from,
+        ...common,
+        roomId,
+      ) as unknown as Placed;
+    } else {
+      const key = dmKey(m.from, m.to!);
+      placed = this.#stmt(SqliteDatabase.APPEND_DM).get(
+        key,
+        m.from,
+        m.to!,
+        ...common,
+        key,
+      ) as unknown as Placed;
+    }
+    const pending = this.#stmt(SqliteDatabase.INSERT_PENDING);
+    for (const userId of m.pendingFor ?? []) pending.run(userId, placed.id);
+    return { id: placed.id, seq: placed.seq };
   }
 
-  deleteSessionsOf(userId: number, keep?: Uint8Array): void {
-    this.#stmt("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?")
-      .run(userId, keep ?? null);
-  }
-
-  memberships(userId: number): string[] {
-    return (this.#stmt(
-      `SELECT r.name FROM memberships m JOIN rooms r ON r.id = m.room_id
-       WHERE m.user_id = ? ORDER BY r.name_key`,
-    ).all(userId) as { name: string }[]).map((r) => r.name);
-  }
-
-  addMembership(userId: number, room: string): void {
-    this.#stmt("INSERT OR IGNORE INTO memberships (user_id, room_id) VALUES (?, ?)")
-      .run(userId, this.#roomId(room));
-  }
-
-  removeMembership(userId: number, room: string): void {
-    this.#stmt(
-      `DELETE FROM memberships WHERE user_id = ?
-       AND room_id = (SELECT id FROM rooms WHERE name_key = ?)`,
-    ).run(userId, nameKey(room));
-  }
-
-  lastMessageId(): number {
-    const row = this.#stmt("SELECT max(id) AS id FROM messages").get() as { id: number | null };
-    return row.id ?? 0;
-  }
-
-  appendMessages(messages: readonly NewMessage[]): void {
-    if (messages.length === 0) return;
-    const insert = this.#stmt(
-      `INSERT INTO messages (id, room_id, dm_key, from_name, to_name, text, action, ts, file_id,
-         file_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    const pending = this.#stmt(INSERT_PENDING);
-    this.#tx(() => {
-      for (const m of messages) {
-        const values: SQLInputValue[] = [
-          m.id,
-          m.room === undefined ? null : this.#roomId(m.room),
-          m.to === undefined ? null : dmKey(m.from, m.to),
-          m.from,
-          m.to ?? null,
-          m.text,
-          m.action ? 1 : 0,
-          m.ts,
-          m.file?.id ?? null,
-          m.file === undefined ? null : JSON.stringify(m.file),
-        ];
-        insert.run(...values);
-        for (const userId of m.pendingFor ?? []) pending.run(userId, m.id);
-      }
-    });
-  }
-
-  history(target: HistoryTarget, before: number | undefined, limit: number): MessageFrame[] {
+  #history(target: HistoryTarget, before: number | undefined, limit: number): MessageFrame[] {
     const beforeId = before ?? Number.MAX_SAFE_INTEGER;
     let rows: MessageRow[];
     if ("room" in target) {
-      const roomId = this.#roomIds.get(nameKey(target.room)) ?? this.#findRoom(target.room);
+      const roomId = this.#findRoom(target.room);
       if (roomId === undefined) return [];
-      rows = this.#stmt(HISTORY_ROOM).all(roomId, beforeId, limit) as unknown as MessageRow[];
+      rows = this.#stmt(SqliteDatabase.HISTORY_ROOM).all(
+        roomId,
+        beforeId,
+        limit,
+      ) as unknown as MessageRow[];
     } else {
-      const key = dmKey(...target.between);
-      rows = this.#stmt(HISTORY_DM).all(key, beforeId, limit) as unknown as MessageRow[];
+      rows = this.#stmt(SqliteDatabase.HISTORY_DM).all(
+        dmKey(...target.between),
+        beforeId,
+        limit,
+      ) as unknown as MessageRow[];
     }
-    return rows.reverse().map(toMessage);
+    return rows.reverse().map(SqliteDatabase.#message);
   }
 
-  pendingFor(userId: number): MessageFrame[] {
-    return (this.#stmt(PENDING).all(userId) as unknown as MessageRow[]).map(toMessage);
-  }
-
-  removePending(userId: number, messageIds: readonly number[]): void {
-    if (messageIds.length === 0) return;
-    const stmt = this.#stmt("DELETE FROM pending_dms WHERE user_id = ? AND message_id = ?");
-    this.#tx(() => {
-      for (const id of messageIds) stmt.run(userId, id);
-    });
-  }
-
-  takePendingMessage(userId: number, messageId: number): boolean {
-    const stmt = this.#stmt("DELETE FROM pending_dms WHERE user_id = ? AND message_id = ?");
-    return Number(stmt.run(userId, messageId).changes) > 0;
-  }
-
-  addPending(userId: number, messageId: number): void {
-    this.#stmt(INSERT_PENDING).run(userId, messageId);
-  }
-
-  createFile(file: FileRecord): void {
-    this.#stmt(
-      `INSERT INTO files (id, sha256, size, name, type, owner_id, created)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    ).run(file.id, file.sha256, file.size, file.name, file.type, file.ownerId, file.created);
-  }
-
-  getFile(id: string): FileRecord | undefined {
+  #file(id: string): FileRecord | undefined {
     const row = this.#stmt("SELECT * FROM files WHERE id = ?").get(id) as FileRow | undefined;
     return row && {
       id: row.id,
@@ -336,7 +561,7 @@ export class SqliteStore implements Store {
     };
   }
 
-  fileUses(id: string): FileUses {
+  #fileUses(id: string): FileUses {
     const rows = this.#stmt(
       `SELECT r.name AS room, m.dm_key FROM messages m LEFT JOIN rooms r ON r.id = m.room_id
        WHERE m.file_id = ?`,
@@ -347,107 +572,91 @@ export class SqliteStore implements Store {
     };
   }
 
-  bytesOwnedBy(userId: number): number {
-    const row = this.#stmt("SELECT coalesce(sum(size), 0) AS n FROM files WHERE owner_id = ?")
-      .get(userId) as { n: number };
-    return row.n;
-  }
-
-  blobInUse(sha256: string): boolean {
+  #blobInUse(sha256: string): boolean {
     return this.#stmt("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").get(sha256) !== undefined;
   }
 
-  expireFiles(before: number, orphanBefore: number): string[] {
-    return this.#tx(() => {
-      const doomed = this.#stmt(
-        `SELECT id, sha256 FROM files WHERE created < ?
-         UNION SELECT f.id, f.sha256 FROM files f WHERE f.created < ?
-           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = f.id)`,
-      ).all(before, orphanBefore) as { id: string; sha256: string }[];
-      const remove = this.#stmt("DELETE FROM files WHERE id = ?");
-      for (const f of doomed) remove.run(f.id);
-      return [...new Set(doomed.map((f) => f.sha256))].filter((sha) => !this.blobInUse(sha));
-    });
+  #expireFiles(before: number, orphanBefore: number): string[] {
+    const doomed = this.#stmt(
+      `SELECT id, sha256 FROM files WHERE created < ?
+       UNION SELECT f.id, f.sha256 FROM files f WHERE f.created < ?
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.file_id = f.id)`,
+    ).all(before, orphanBefore) as { id: string; sha256: string }[];
+    const remove = this.#stmt("DELETE FROM files WHERE id = ?");
+    for (const f of doomed) remove.run(f.id);
+    return [...new Set(doomed.map((f) => f.sha256))].filter((sha) => !this.#blobInUse(sha));
   }
 
   #findRoom(name: string): number | undefined {
-    const row = this.#stmt("SELECT id FROM rooms WHERE name_key = ?").get(nameKey(name)) as
+    const key = nameKey(name);
+    const known = this.#roomIds.get(key);
+    if (known !== undefined) return known;
+    const row = this.#stmt("SELECT id FROM rooms WHERE name_key = ?").get(key) as
       | { id: number }
       | undefined;
-    if (row !== undefined) this.#roomIds.set(nameKey(name), row.id);
+    if (row !== undefined) this.#roomIds.set(key, row.id);
     return row?.id;
   }
 
   #roomId(name: string): number {
-    const key = nameKey(name);
-    const known = this.#roomIds.get(key) ?? this.#findRoom(name);
+    const known = this.#findRoom(name);
     if (known !== undefined) return known;
-    const row = this.#stmt("INSERT INTO rooms (name, name_key) VALUES (?, ?) RETURNING id")
-      .get(name, key) as { id: number };
+    const key = nameKey(name);
+    const row = this.#stmt(
+      `INSERT INTO rooms (name, name_key) VALUES (?, ?)
+       ON CONFLICT (name_key) DO UPDATE SET name = name RETURNING id`,
+    ).get(name, key) as { id: number };
     this.#roomIds.set(key, row.id);
     return row.id;
   }
 
-  [Symbol.dispose](): void {
-    if (this.#db.isOpen) this.#db.close();
+  #user(row: unknown): UserRecord | undefined {
+    if (row === undefined) return undefined;
+    const r = row as UserRow;
+    return {
+      id: r.id,
+      name: r.name,
+      passwordHash: r.password_hash,
+      created: r.created,
+      disabled: r.disabled !== 0,
+    };
   }
-}
 
-const HISTORY_ROOM = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.text, m.action, m.ts,
-    m.file_json
-  FROM messages m JOIN rooms r ON r.id = m.room_id
-  WHERE m.room_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`;
-const HISTORY_DM = `SELECT id, NULL AS room, from_name, to_name, text, action, ts, file_json
-  FROM messages WHERE dm_key = ? AND id < ? ORDER BY id DESC LIMIT ?`;
-const INSERT_PENDING = "INSERT INTO pending_dms (user_id, message_id) VALUES (?, ?)";
-const PENDING = `SELECT m.id, NULL AS room, m.from_name, m.to_name, m.text, m.action, m.ts,
-    m.file_json
-  FROM pending_dms p JOIN messages m ON m.id = p.message_id
-  WHERE p.user_id = ? ORDER BY m.id`;
+  static #message(row: MessageRow): MessageFrame {
+    const frame: MessageFrame = {
+      type: "message",
+      id: row.id,
+      from: row.from_name,
+      text: row.text,
+      ts: row.ts,
+    };
+    if (row.room !== null) frame.room = row.room;
+    if (row.to_name !== null) frame.to = row.to_name;
+    if (row.action) frame.action = true;
+    if (row.file_json !== null) frame.file = JSON.parse(row.file_json) as FileRef;
+    return frame;
+  }
 
-function userVersion(db: DatabaseSync): number {
-  return (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
-}
+  static #userVersion(db: DatabaseSync): number {
+    return (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+  }
 
-function migrate(db: DatabaseSync): void {
-  const found = userVersion(db);
-  if (found > SCHEMA_VERSION) throw new SchemaTooNewError(found, SCHEMA_VERSION);
-  for (let v = found; v < SCHEMA_VERSION; v++) {
-    db.exec("BEGIN IMMEDIATE");
-    try {
-      db.exec(MIGRATIONS[v]!);
-      db.exec(`PRAGMA user_version = ${v + 1}`);
-      db.exec("COMMIT");
-    } catch (error) {
-      db.exec("ROLLBACK");
-      throw new Error(`Cannot migrate the database from schema ${v} to ${v + 1}`, {
-        cause: error,
-      });
+  static #migrate(db: DatabaseSync): void {
+    const found = SqliteDatabase.#userVersion(db);
+    const known = MIGRATIONS.length;
+    if (found > known) throw new SchemaTooNewError(found, known);
+    for (let v = found; v < known; v++) {
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        db.exec(MIGRATIONS[v]!);
+        db.exec(`PRAGMA user_version = ${v + 1}`);
+        db.exec("COMMIT");
+      } catch (error) {
+        db.exec("ROLLBACK");
+        throw new Error(`Cannot migrate the database from schema ${v} to ${v + 1}`, {
+          cause: error,
+        });
+      }
     }
   }
-}
-
-function toUser(row: UserRow): UserRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    passwordHash: row.password_hash,
-    created: row.created,
-    disabled: row.disabled !== 0,
-  };
-}
-
-function toMessage(row: MessageRow): MessageFrame {
-  const frame: MessageFrame = {
-    type: "message",
-    id: row.id,
-    from: row.from_name,
-    text: row.text,
-    ts: row.ts,
-  };
-  if (row.room !== null) frame.room = row.room;
-  if (row.to_name !== null) frame.to = row.to_name;
-  if (row.action) frame.action = true;
-  if (row.file_json !== null) frame.file = JSON.parse(row.file_json) as FileRef;
-  return frame;
 }

@@ -1,9 +1,10 @@
 /**
- * The storage interface: accounts, session tokens, rooms, memberships, messages and offline
- * delivery. The embedded SQLite implementation is the default; others (Postgres) come later
- * behind the same interface.
+ * The storage interfaces: what outlives a connection, split by concern. Every call is
+ * asynchronous: the SQLite backend runs on its own worker thread, so no query and no fsync ever
+ * blocks the event loop, and a Postgres backend fits the same shape. A write resolves only once
+ * it is committed (durable); writes that arrive together share one commit (group commit).
  *
- * Calls are synchronous and small: each is one indexed statement or one short transaction.
+ * Every backend passes the conformance suite in tests/store_conformance.ts.
  *
  * @module
  */
@@ -23,10 +24,24 @@ export interface UserRecord {
 }
 
 /**
- * A message to store: the message as recipients see it (a room message with `room`, a direct one
- * with `to`), and the accounts to hold a direct message for until they next log in.
+ * A message to store, as recipients will see it (a room message with `room`, a direct one with
+ * `to`) but without its id, which the store assigns; and the accounts to hold a direct message
+ * for until they next log in.
  */
-export type NewMessage = Omit<MessageFrame, "type" | "offline"> & { pendingFor?: number[] };
+export type NewMessage = Omit<MessageFrame, "type" | "id" | "offline"> & {
+  pendingFor?: readonly number[];
+};
+
+/**
+ * Where the store put a message: its id (increasing across the whole store, so several server
+ * processes can share one database) and its sequence number within its room or its pair of
+ * direct-message names (1, 2, 3… with no gaps), so that a receiver that sees a gap knows to
+ * refill it from the store.
+ */
+export interface Placed {
+  id: number;
+  seq: number;
+}
 
 /** A stored file's record. */
 export interface FileRecord extends FileRef {
@@ -43,72 +58,97 @@ export interface FileUses {
 /** Where to read history from: a room, or the direct messages between two names. */
 export type HistoryTarget = { room: string } | { between: [string, string] };
 
-/** Storage for everything that outlives a connection. */
-export interface Store extends Disposable {
+/** Accounts and their session tokens. */
+export interface AccountStore {
   /** Creates an account; `undefined` when the name is taken (case-insensitively). */
-  createUser(name: string, passwordHash: string, now: number): UserRecord | undefined;
+  createUser(name: string, passwordHash: string, now: number): Promise<UserRecord | undefined>;
   /** The account of that name (case-insensitive). */
-  getUser(name: string): UserRecord | undefined;
+  getUser(name: string): Promise<UserRecord | undefined>;
   /** The account of that id. */
-  getUserById(id: number): UserRecord | undefined;
+  getUserById(id: number): Promise<UserRecord | undefined>;
   /** Every account, by name. */
-  listUsers(): UserRecord[];
+  listUsers(): Promise<UserRecord[]>;
   /** Replaces an account's password hash. */
-  setPasswordHash(userId: number, passwordHash: string): void;
-  /** Disables or enables an account; disabling ends its sessions. */
-  setDisabled(userId: number, disabled: boolean): void;
-  /** Deletes an account with its sessions, memberships and pending messages. */
-  deleteUser(userId: number): void;
+  setPasswordHash(userId: number, passwordHash: string): Promise<void>;
+  /** Disables or enables an account; disabling revokes its session tokens. */
+  setDisabled(userId: number, disabled: boolean): Promise<void>;
+  /** Deletes an account with its tokens, memberships and pending messages. */
+  deleteUser(userId: number): Promise<void>;
 
   /** Stores a session token's hash. */
-  createSession(userId: number, tokenHash: Uint8Array, now: number, expires: number): void;
+  createSession(userId: number, tokenHash: Uint8Array, now: number, expires: number): Promise<void>;
   /**
    * The account a live (unexpired) token hash belongs to. Pushes its expiry back to `expires`
    * (at most once a day: logging in by token is normally a read).
    */
-  useSession(tokenHash: Uint8Array, now: number, expires: number): UserRecord | undefined;
+  useSession(tokenHash: Uint8Array, now: number, expires: number): Promise<UserRecord | undefined>;
   /** Revokes one token. */
-  deleteSession(tokenHash: Uint8Array): void;
+  deleteSession(tokenHash: Uint8Array): Promise<void>;
   /** Revokes every token of an account but `keep`. */
-  deleteSessionsOf(userId: number, keep?: Uint8Array): void;
+  deleteSessionsOf(userId: number, keep?: Uint8Array): Promise<void>;
+}
 
-  /** The rooms an account is in, as stored. */
-  memberships(userId: number): string[];
+/** Which rooms each account is in. */
+export interface MembershipStore {
+  /** The rooms an account is in, by name. */
+  of(userId: number): Promise<string[]>;
   /** Records that an account is in a room. */
-  addMembership(userId: number, room: string): void;
+  add(userId: number, room: string): Promise<void>;
   /** Records that an account left a room. */
-  removeMembership(userId: number, room: string): void;
+  remove(userId: number, room: string): Promise<void>;
+}
 
-  /** The highest message id stored (0 when none). */
-  lastMessageId(): number;
-  /** Appends messages (and their pending deliveries) in one transaction. */
-  appendMessages(messages: readonly NewMessage[]): void;
+/** Messages, history, and the direct messages waiting for an account's next login. */
+export interface MessageStore {
+  /**
+   * Stores a message (and its pending deliveries), giving it its id and sequence number.
+   * Resolves once committed.
+   */
+  append(message: NewMessage): Promise<Placed>;
   /** Up to `limit` messages before id `before` (all when undefined), oldest first. */
-  history(target: HistoryTarget, before: number | undefined, limit: number): MessageFrame[];
+  history(
+    target: HistoryTarget,
+    before: number | undefined,
+    limit: number,
+  ): Promise<MessageFrame[]>;
   /** Direct messages waiting for an account, oldest first (they stay until removed). */
-  pendingFor(userId: number): MessageFrame[];
+  pendingFor(userId: number): Promise<MessageFrame[]>;
   /** Forgets direct messages waiting for an account (once they were delivered). */
-  removePending(userId: number, messageIds: readonly number[]): void;
+  removePending(userId: number, messageIds: readonly number[]): Promise<void>;
   /** Forgets one direct message waiting for an account; whether it was still waiting. */
-  takePendingMessage(userId: number, messageId: number): boolean;
+  takePending(userId: number, messageId: number): Promise<boolean>;
   /** Marks a stored direct message as waiting for an account's next login. */
-  addPending(userId: number, messageId: number): void;
+  addPending(userId: number, messageId: number): Promise<void>;
+}
 
+/** Uploaded files' records (the bytes live in the file service's folder). */
+export interface FileStore {
   /** Records an uploaded file. */
-  createFile(file: FileRecord): void;
+  create(file: FileRecord): Promise<void>;
   /** A file's record. */
-  getFile(id: string): FileRecord | undefined;
+  get(id: string): Promise<FileRecord | undefined>;
   /** Where a file was sent. */
-  fileUses(id: string): FileUses;
+  uses(id: string): Promise<FileUses>;
   /** The bytes of the files an account owns. */
-  bytesOwnedBy(userId: number): number;
+  bytesOwnedBy(userId: number): Promise<number>;
   /** Whether any file's record has that SHA-256 (so its blob must stay). */
-  blobInUse(sha256: string): boolean;
+  blobInUse(sha256: string): Promise<boolean>;
   /**
    * Forgets files created before `before` (all of them), and files created before `orphanBefore`
    * that no message references.
    *
    * @returns the SHA-256 of each blob no remaining file uses, to delete from disk
    */
-  expireFiles(before: number, orphanBefore: number): string[];
+  expire(before: number, orphanBefore: number): Promise<string[]>;
+}
+
+/**
+ * Everything that outlives a connection, one part per concern (moderation gets its own part
+ * when it arrives). Dispose it to finish pending commits and close.
+ */
+export interface Store extends AsyncDisposable {
+  readonly accounts: AccountStore;
+  readonly memberships: MembershipStore;
+  readonly messages: MessageStore;
+  readonly files: FileStore;
 }

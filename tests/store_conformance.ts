@@ -1,0 +1,489 @@
+// The store conformance suite: what every Store backend must do, through the Store interface
+// only. A backend's test file calls storeConformance() with a way to open a fresh, empty store.
+import assert from "node:assert/strict";
+import type { MessageFrame } from "../src/protocol/frames.ts";
+import type { FileRecord, NewMessage, Placed, Store } from "../src/store/store.ts";
+
+/** A store implementation under test. */
+export interface Backend {
+  /** Names the tests. */
+  name: string;
+  /** Opens a fresh, empty store. */
+  open(): Promise<Store>;
+}
+
+const DAY = 24 * 3600 * 1000;
+
+/** Registers the conformance tests for `backend`. */
+export function storeConformance(backend: Backend): void {
+  const test = (name: string, fn: (store: Store) => Promise<void>) =>
+    Deno.test(`${backend.name}: ${name}`, async () => {
+      await using store = await backend.open();
+      await fn(store);
+    });
+  const token = (n: number) => new Uint8Array(32).fill(n);
+
+  test("accounts: names are unique case-insensitively and keep their case", async (store) => {
+    const alice = await store.accounts.createUser("Alice", "hash-a", 1000);
+    assert.ok(alice);
+    assert.deepEqual(alice, {
+      id: alice.id,
+      name: "Alice",
+      passwordHash: "hash-a",
+      created: 1000,
+      disabled: false,
+    });
+    assert.equal(await store.accounts.createUser("ALICE", "hash-b", 2000), undefined);
+    assert.deepEqual(await store.accounts.getUser("aLiCe"), alice);
+    assert.deepEqual(await store.accounts.getUserById(alice.id), alice);
+    assert.equal(await store.accounts.getUser("nobody"), undefined);
+    assert.equal(await store.accounts.getUserById(alice.id + 1000), undefined);
+    const bob = (await store.accounts.createUser("bob", "hash-b", 3000))!;
+    const carol = (await store.accounts.createUser("Carol", "hash-c", 4000))!;
+    assert.notEqual(bob.id, alice.id);
+    assert.deepEqual((await store.accounts.listUsers()).map((u) => u.name), [
+      "Alice",
+      "bob",
+      "Carol",
+    ]);
+    await store.accounts.setPasswordHash(carol.id, "hash-c2");
+    assert.equal((await store.accounts.getUser("carol"))?.passwordHash, "hash-c2");
+  });
+
+  test("accounts: disabling revokes tokens; enabling does not bring them back", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    await store.accounts.createSession(alice.id, token(1), 10, 10 * DAY);
+    assert.equal((await store.accounts.useSession(token(1), 20, 10 * DAY))?.id, alice.id);
+    await store.accounts.setDisabled(alice.id, true);
+    assert.equal((await store.accounts.getUser("alice"))?.disabled, true);
+    assert.equal(await store.accounts.useSession(token(1), 30, 10 * DAY), undefined);
+    await store.accounts.setDisabled(alice.id, false);
+    assert.equal((await store.accounts.getUser("alice"))?.disabled, false);
+    assert.equal(await store.accounts.useSession(token(1), 40, 10 * DAY), undefined);
+    // A new token works again.
+    await store.accounts.createSession(alice.id, token(2), 50, 10 * DAY);
+    assert.equal((await store.accounts.useSession(token(2), 60, 10 * DAY))?.name, "alice");
+  });
+
+  test("accounts: deleting one cascades to its tokens, memberships and pending DMs", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    await store.accounts.createSession(alice.id, token(1), 0, 10 * DAY);
+    await store.memberships.add(alice.id, "#ops");
+    await store.memberships.add(bob.id, "#ops");
+    const dm = await store.messages.append({
+      from: "bob",
+      to: "alice",
+      text: "hi",
+      ts: 1,
+      pendingFor: [alice.id],
+    });
+    await store.accounts.deleteUser(alice.id);
+    assert.equal(await store.accounts.getUser("alice"), undefined);
+    assert.equal(await store.accounts.getUserById(alice.id), undefined);
+    assert.equal(await store.accounts.useSession(token(1), 1, 10 * DAY), undefined);
+    assert.deepEqual(await store.memberships.of(alice.id), []);
+    assert.deepEqual(await store.messages.pendingFor(alice.id), []);
+    assert.deepEqual(await store.memberships.of(bob.id), ["#ops"], "others keep theirs");
+    // Its messages stay, and the name can be registered again.
+    const history = await store.messages.history({ between: ["alice", "bob"] }, undefined, 10);
+    assert.deepEqual(history.map((m) => m.id), [dm.id]);
+    assert.ok(await store.accounts.createUser("ALICE", "h2", 2));
+  });
+
+  test("session tokens: live until expiry, extended at most once a day", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const expires = 30 * DAY;
+    await store.accounts.createSession(alice.id, token(1), 0, expires);
+    assert.equal(await store.accounts.useSession(token(9), 1, expires), undefined, "unknown");
+    assert.equal((await store.accounts.useSession(token(1), expires - 1, expires))?.id, alice.id);
+    assert.equal(await store.accounts.useSession(token(1), expires, expires), undefined, "expired");
+    // Less than a day later: the expiry does not move (logging in stays a read).
+    await store.accounts.createSession(alice.id, token(2), 0, expires);
+    assert.ok(await store.accounts.useSession(token(2), DAY, expires + DAY - 1));
+    assert.equal(
+      await store.accounts.useSession(token(2), expires + 1, expires + 2 * DAY),
+      undefined,
+      "not extended by less than a day",
+    );
+    // More than a day later: it moves.
+    await store.accounts.createSession(alice.id, token(3), 0, expires);
+    assert.ok(await store.accounts.useSession(token(3), DAY, expires + DAY + 1));
+    assert.ok(await store.accounts.useSession(token(3), expires + DAY, expires + DAY + 1));
+    assert.equal(await store.accounts.useSession(token(3), expires + DAY + 1, 0), undefined);
+  });
+
+  test("session tokens: deleteSession and deleteSessionsOf (with keep)", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    for (const n of [1, 2, 3]) await store.accounts.createSession(alice.id, token(n), 0, DAY);
+    await store.accounts.createSession(bob.id, token(4), 0, DAY);
+    await store.accounts.deleteSession(token(1));
+    assert.equal(await store.accounts.useSession(token(1), 1, DAY), undefined);
+    await store.accounts.deleteSessionsOf(alice.id, token(3));
+    assert.equal(await store.accounts.useSession(token(2), 1, DAY), undefined);
+    assert.equal((await store.accounts.useSession(token(3), 1, DAY))?.id, alice.id, "kept");
+    await store.accounts.deleteSessionsOf(alice.id);
+    assert.equal(await store.accounts.useSession(token(3), 1, DAY), undefined);
+    assert.equal((await store.accounts.useSession(token(4), 1, DAY))?.id, bob.id, "others kept");
+  });
+
+  test("memberships: add is idempotent, names compare case-insensitively, sorted", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    assert.deepEqual(await store.memberships.of(alice.id), []);
+    await store.memberships.add(alice.id, "#Zoo");
+    await store.memberships.add(alice.id, "#ops");
+    await store.memberships.add(alice.id, "#OPS");
+    await store.memberships.add(alice.id, "#Alpha");
+    await store.memberships.add(bob.id, "#ops");
+    assert.deepEqual(await store.memberships.of(alice.id), ["#Alpha", "#ops", "#Zoo"]);
+    await store.memberships.remove(alice.id, "#zoo");
+    await store.memberships.remove(alice.id, "#never-joined");
+    assert.deepEqual(await store.memberships.of(alice.id), ["#Alpha", "#ops"]);
+    assert.deepEqual(await store.memberships.of(bob.id), ["#ops"]);
+  });
+
+  test("append: the store assigns ids in call order and per-room, per-pair seq", async (store) => {
+    const targets: Pick<NewMessage, "room" | "to" | "from">[] = [
+      { room: "#a", from: "alice" },
+      { room: "#b", from: "alice" },
+      { room: "#A", from: "bob" },
+      { to: "bob", from: "alice" },
+      { to: "Alice", from: "BOB" },
+      { to: "carol", from: "alice" },
+    ];
+    const placed: Placed[] = [];
+    for (let i = 0; i < 24; i++) {
+      placed.push(
+        await store.messages.append({ ...targets[i % targets.length]!, text: `m${i}`, ts: i }),
+      );
+    }
+    assertIncreasing(placed.map((p) => p.id));
+    // #a and #A are one room; alice→bob and BOB→Alice one pair.
+    const key = (i: number) => {
+      const t = targets[i % targets.length]!;
+      return t.room !== undefined
+        ? `room ${t.room.toLowerCase()}`
+        : `dm ${[t.from.toLowerCase(), t.to!.toLowerCase()].sort().join(" ")}`;
+    };
+    assertContiguousSeq(placed, key);
+    assert.deepEqual(placed.slice(0, 6).map((p) => p.seq), [1, 1, 2, 1, 2, 1]);
+  });
+
+  test("append: concurrent appends in one turn keep call order and contiguous seq", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const rooms = ["#one", "#two", "#three"];
+    const messages: NewMessage[] = Array.from(
+      { length: 300 },
+      (_, i) =>
+        i % 4 === 3
+          ? {
+            from: i % 8 === 3 ? "bob" : "alice",
+            to: i % 8 === 3 ? "alice" : "bob",
+            text: `${i}`,
+            ts: i,
+            pendingFor: [alice.id],
+          }
+          : { room: rooms[i % 3]!, from: "alice", text: `${i}`, ts: i },
+    );
+    const placed = await Promise.all(messages.map((m) => store.messages.append(m)));
+    assertIncreasing(placed.map((p) => p.id));
+    assertContiguousSeq(placed, (i) => messages[i]!.room ?? "dm");
+    // More in the next turns continue the numbering.
+    const next = await store.messages.append({ room: "#one", from: "alice", text: "later", ts: 0 });
+    const roomOne = placed.filter((_, i) => messages[i]!.room === "#one");
+    assert.equal(next.seq, roomOne.length + 1);
+    assert.ok(next.id > placed.at(-1)!.id);
+    // Every stored message reads back as it was appended.
+    const history = await store.messages.history({ room: "#one" }, undefined, 1000);
+    assert.deepEqual(history.map((m) => m.id), [...roomOne.map((p) => p.id), next.id]);
+    assert.deepEqual(history[0], {
+      type: "message",
+      id: roomOne[0]!.id,
+      room: "#one",
+      from: "alice",
+      text: "0",
+      ts: 0,
+    });
+    const pending = await store.messages.pendingFor(alice.id);
+    assert.equal(pending.length, messages.filter((m) => m.to !== undefined).length);
+  });
+
+  test("append: a message goes to a room or to a name, not both, not neither", async (store) => {
+    await assert.rejects(store.messages.append({ from: "alice", text: "x", ts: 0 }));
+    await assert.rejects(
+      store.messages.append({ room: "#r", to: "bob", from: "a", text: "x", ts: 0 }),
+    );
+    const placed = await store.messages.append({ room: "#r", from: "a", text: "x", ts: 0 });
+    assert.equal(placed.seq, 1, "the refused ones took no number");
+    assert.deepEqual(
+      (await store.messages.history({ room: "#r" }, undefined, 9)).map((m) => m.id),
+      [
+        placed.id,
+      ],
+    );
+  });
+
+  test("history: pages backwards through a room and a DM pair, oldest first", async (store) => {
+    const file = { id: "f1", name: "a.txt", size: 3, type: "text/plain", sha256: "ab" };
+    const sent: { message: NewMessage; id: number }[] = [];
+    for (let i = 0; i < 30; i++) {
+      const message: NewMessage = {
+        ts: 1000 + i,
+        from: i % 2 ? "alice" : "bob",
+        text: `m${i}`,
+        ...(i % 3 === 0 ? { to: i % 2 ? "Bob" : "alice" } : { room: "#Ops" }),
+        ...(i === 4 ? { action: true } : {}),
+        ...(i === 5 ? { file } : {}),
+      };
+      sent.push({ message, id: (await store.messages.append(message)).id });
+    }
+    const room = sent.filter((s) => s.message.room !== undefined).map((s) => s.id);
+    const page1 = await store.messages.history({ room: "#OPS" }, undefined, 5);
+    assert.deepEqual(page1.map((m) => m.id), room.slice(-5));
+    const page2 = await store.messages.history({ room: "#ops" }, page1[0]!.id, 5);
+    assert.deepEqual(page2.map((m) => m.id), room.slice(-10, -5));
+    const all = await store.messages.history({ room: "#ops" }, undefined, 100);
+    assert.deepEqual(all.map((m) => m.id), room);
+    assert.deepEqual(await store.messages.history({ room: "#ops" }, room[0], 5), []);
+    const expected = (s: { message: NewMessage; id: number }): MessageFrame => {
+      const { pendingFor: _, ...rest } = s.message;
+      return { type: "message", id: s.id, ...rest, ...(rest.room ? { room: "#Ops" } : {}) };
+    };
+    assert.deepEqual(all, sent.filter((s) => s.message.room !== undefined).map(expected));
+    const dms = sent.filter((s) => s.message.to !== undefined);
+    const between = await store.messages.history({ between: ["BOB", "alice"] }, undefined, 100);
+    assert.deepEqual(between, dms.map(expected));
+    const dmPage = await store.messages.history({ between: ["alice", "bob"] }, dms[5]!.id, 2);
+    assert.deepEqual(dmPage.map((m) => m.id), [dms[3]!.id, dms[4]!.id]);
+    assert.deepEqual(await store.messages.history({ room: "#nowhere" }, undefined, 5), []);
+    assert.deepEqual(await store.messages.history({ between: ["x", "y"] }, undefined, 5), []);
+  });
+
+  test("pending DMs: kept until removed, taken exactly once, added back", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    const one = await store.messages.append({
+      from: "bob",
+      to: "alice",
+      text: "one",
+      ts: 1,
+      pendingFor: [alice.id],
+    });
+    const two = await store.messages.append({
+      from: "carol",
+      to: "alice",
+      text: "two",
+      ts: 2,
+      pendingFor: [alice.id],
+    });
+    const three = await store.messages.append({
+      from: "alice",
+      to: "bob",
+      text: "three",
+      ts: 3,
+      pendingFor: [bob.id],
+    });
+    const texts = async (id: number) => (await store.messages.pendingFor(id)).map((m) => m.text);
+    assert.deepEqual(await texts(alice.id), ["one", "two"]);
+    assert.deepEqual(await texts(alice.id), ["one", "two"], "reading does not remove");
+    assert.deepEqual((await store.messages.pendingFor(alice.id))[0], {
+      type: "message",
+      id: one.id,
+      from: "bob",
+      to: "alice",
+      text: "one",
+      ts: 1,
+    });
+    await store.messages.removePending(alice.id, [one.id]);
+    assert.deepEqual(await texts(alice.id), ["two"]);
+    const takes = await Promise.all([
+      store.messages.takePending(alice.id, two.id),
+      store.messages.takePending(alice.id, two.id),
+    ]);
+    assert.deepEqual(takes, [true, false], "exactly once, even in one turn");
+    assert.equal(await store.messages.takePending(bob.id, two.id), false, "not bob's");
+    assert.deepEqual(await texts(alice.id), []);
+    await store.messages.addPending(alice.id, one.id);
+    assert.deepEqual(await texts(alice.id), ["one"]);
+    await store.messages.removePending(alice.id, []);
+    assert.deepEqual(await texts(bob.id), ["three"]);
+    await store.messages.removePending(bob.id, [three.id, one.id]);
+    assert.deepEqual(await texts(bob.id), []);
+  });
+
+  test("files: create, get, uses, bytesOwnedBy, blobInUse, expire", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    const record = (id: string, sha256: string, created: number, size = 1): FileRecord => ({
+      id,
+      sha256,
+      size,
+      name: `${id}.bin`,
+      type: "application/octet-stream",
+      ownerId: alice.id,
+      created,
+    });
+    const files = [
+      record("sent-old", "aa", 100),
+      record("sent-new", "bb", 5000),
+      record("orphan-old", "cc", 100),
+      record("orphan-new", "dd", 5000),
+      record("dup-of-new", "bb", 100),
+    ];
+    for (const f of files) await store.files.create(f);
+    await store.files.create({ ...record("bobs", "ee", 100, 40), ownerId: bob.id });
+    assert.deepEqual(await store.files.get("sent-old"), files[0]);
+    assert.equal(await store.files.get("nope"), undefined);
+    const ref = ({ id, name, size, type, sha256 }: FileRecord) => ({
+      id,
+      name,
+      size,
+      type,
+      sha256,
+    });
+    await store.messages.append({
+      room: "#R",
+      from: "alice",
+      text: "",
+      ts: 1,
+      file: ref(files[0]!),
+    });
+    await store.messages.append({
+      room: "#r",
+      from: "alice",
+      text: "",
+      ts: 1,
+      file: ref(files[1]!),
+    });
+    await store.messages.append({
+      from: "alice",
+      to: "Bob",
+      text: "",
+      ts: 1,
+      file: ref(files[1]!),
+    });
+    await store.messages.append({
+      room: "#s",
+      from: "alice",
+      text: "",
+      ts: 1,
+      file: ref(files[4]!),
+    });
+    assert.deepEqual(await store.files.uses("sent-new"), { rooms: ["#R"], dmKeys: ["alice bob"] });
+    assert.deepEqual(await store.files.uses("orphan-old"), { rooms: [], dmKeys: [] });
+    assert.equal(await store.files.bytesOwnedBy(alice.id), 5);
+    assert.equal(await store.files.bytesOwnedBy(bob.id), 40);
+    assert.equal(await store.files.bytesOwnedBy(bob.id + 100), 0);
+    assert.equal(await store.files.blobInUse("bb"), true);
+    assert.equal(await store.files.blobInUse("zz"), false);
+    // Keep sent files; forget orphans older than 1000.
+    assert.deepEqual((await store.files.expire(-Infinity, 1000)).sort(), ["cc", "ee"]);
+    assert.equal(await store.files.get("orphan-old"), undefined);
+    assert.equal((await store.files.get("orphan-new"))?.id, "orphan-new");
+    assert.equal(await store.files.bytesOwnedBy(alice.id), 4);
+    // Retention: everything older than 1000 goes; "bb" is still used by sent-new.
+    assert.deepEqual(await store.files.expire(1000, 1000), ["aa"]);
+    assert.equal(await store.files.get("dup-of-new"), undefined);
+    assert.equal(await store.files.blobInUse("bb"), true);
+    assert.deepEqual(await store.files.expire(1000, 1000), []);
+    await assert.rejects(store.files.create(files[1]!), "a file id is unique");
+  });
+
+  test("a failing operation rejects alone; the rest of its turn commits", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const results = await Promise.allSettled([
+      store.messages.append({ room: "#a", from: "alice", text: "before", ts: 0 }),
+      store.memberships.add(alice.id, "#a"),
+      store.memberships.add(alice.id + 1000, "#brand-new"), // no such account: a foreign key
+      store.accounts.createSession(alice.id, token(1), 0, DAY),
+      store.accounts.createSession(alice.id, token(1), 0, DAY), // the same token again
+      store.messages.append({ room: "#a", from: "alice", text: "after", ts: 1 }),
+      store.memberships.of(alice.id), // a read after the writes sees them
+    ]);
+    assert.deepEqual(results.map((r) => r.status), [
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "fulfilled",
+    ]);
+    const reason = (results[2] as PromiseRejectedResult).reason;
+    assert.ok(reason instanceof Error, "an Error");
+    assert.match(reason.message, /foreign key/i);
+    assert.deepEqual((results[6] as PromiseFulfilledResult<string[]>).value, ["#a"]);
+    const placed = [results[0], results[5]].map((r) => (r as PromiseFulfilledResult<Placed>).value);
+    assert.deepEqual(placed.map((p) => p.seq), [1, 2], "no gap");
+    assert.deepEqual(await store.memberships.of(alice.id), ["#a"]);
+    assert.equal((await store.accounts.useSession(token(1), 1, DAY))?.id, alice.id);
+    assert.deepEqual(
+      (await store.messages.history({ room: "#a" }, undefined, 10)).map((m) => m.text),
+      ["before", "after"],
+    );
+    // The room the failed membership named was not left behind half-made.
+    await store.memberships.add(alice.id, "#Brand-New");
+    assert.deepEqual(await store.memberships.of(alice.id), ["#a", "#Brand-New"]);
+  });
+
+  test("a read issued after a write in the same turn sees it", async (store) => {
+    const created = store.accounts.createUser("dora", "h", 0);
+    const found = store.accounts.getUser("DORA");
+    const appended = store.messages.append({ room: "#x", from: "dora", text: "hi", ts: 0 });
+    const history = store.messages.history({ room: "#x" }, undefined, 10);
+    assert.deepEqual(await found, await created);
+    assert.deepEqual((await history).map((m) => m.id), [(await appended).id]);
+  });
+
+  test("calls resolve in the order they were made, across batches and large answers", async (store) => {
+    // The direct-message service relies on it: a login's read of its waiting messages and a
+    // sender's take of one are seen in the order the store ran them.
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    for (let i = 0; i < 30; i++) {
+      await store.messages.append({ room: "#big", from: "bob", text: `${i}`, ts: i });
+    }
+    const order: number[] = [];
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const call = i % 3 === 0
+        ? store.messages.history({ room: "#big" }, undefined, 30) // 30 rows: answers come in parts
+        : i % 3 === 1
+        ? store.memberships.add(alice.id, `#r${i % 50}`)
+        : store.accounts.getUserById(alice.id);
+      calls.push(call.then(() => void order.push(i)));
+    }
+    await Promise.all(calls);
+    assert.deepEqual(order, Array.from({ length: 5000 }, (_, i) => i));
+  });
+
+  Deno.test(`${backend.name}: dispose finishes queued writes; later calls reject`, async () => {
+    const store = await backend.open();
+    const appended = store.messages.append({ room: "#a", from: "a", text: "x", ts: 0 });
+    const created = store.accounts.createUser("eve", "h", 0);
+    await store[Symbol.asyncDispose]();
+    assert.deepEqual((await appended).seq, 1);
+    assert.equal((await created)?.name, "eve");
+    await assert.rejects(store.accounts.getUser("eve"));
+    await assert.rejects(store.messages.append({ room: "#a", from: "a", text: "y", ts: 1 }));
+    await store[Symbol.asyncDispose](); // twice is fine
+  });
+}
+
+function assertIncreasing(ids: number[]): void {
+  for (let i = 1; i < ids.length; i++) {
+    assert.ok(ids[i]! > ids[i - 1]!, `id ${ids[i]} after ${ids[i - 1]} (call ${i})`);
+  }
+}
+
+/** Per key (a room or a pair), the seqs in call order are 1, 2, 3… */
+function assertContiguousSeq(placed: Placed[], key: (i: number) => string): void {
+  const next = new Map<string, number>();
+  placed.forEach((p, i) => {
+    const k = key(i);
+    const expected = next.get(k) ?? 1;
+    assert.equal(p.seq, expected, `seq of call ${i} in ${k}`);
+    next.set(k, expected + 1);
+  });
+}
