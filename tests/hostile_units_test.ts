@@ -12,6 +12,8 @@ import {
 import { sanitize } from "../src/protocol/text_mode.ts";
 import type { HistoryFrame, MessageFrame } from "../src/protocol/frames.ts";
 import { ReplayClaims, replayPages } from "../src/session/replay.ts";
+import { json } from "../src/dialects/json.ts";
+import { text as textDialect } from "../src/dialects/text.ts";
 import { ConnectionLimits } from "../src/server/limits.ts";
 import { fromLocalAdmin, originAllowed } from "../src/server/http.ts";
 
@@ -113,7 +115,7 @@ function waiting(id: number, text: string): MessageFrame {
 Deno.test("replayPages() splits a large history into frames under the page size, oldest first", () => {
   const messages = Array.from({ length: 50 }, (_, i) => message(i + 1, '"'.repeat(1000)));
   const history: HistoryFrame = { type: "history", room: "#a", messages, more: true };
-  const pages = [...replayPages([history], "json", 16 * 1024)];
+  const pages = [...replayPages([history], json, 16 * 1024)];
   assert.ok(pages.length >= 6, `${pages.length} pages`);
   const frames = pages.flatMap((p) =>
     decoder.decode(p.bytes).trimEnd().split("\n").map((l) => JSON.parse(l))
@@ -135,7 +137,7 @@ Deno.test("replayPages() keeps one header in text mode and marks the waiting mes
     more: false,
   };
   const dms = [3, 4, 5].map((id) => waiting(id, "x".repeat(300)));
-  const pages = [...replayPages([history, ...dms], "text", 400)];
+  const pages = [...replayPages([history, ...dms], textDialect, 400)];
   const text = pages.map((p) => decoder.decode(p.bytes)).join("");
   assert.equal(text.match(/\* History of #a/g)?.length, 1);
   assert.deepEqual(pages.flatMap((p) => p.waiting), [3, 4, 5]);

@@ -1,48 +1,26 @@
 // In-process session tests: the real ChatServer with no ports, connections from
-// memoryConnection(), a real SQLite store, and the group commit held to force the races the
-// subprocess tests could only try to hit.
+// memoryConnection(), a real SQLite store on its worker, and its commits held to force the races
+// the subprocess tests could only try to hit.
 import assert from "node:assert/strict";
 import { ChatServer } from "../src/server/server.ts";
-import { CommitQueue } from "../src/store/commit_queue.ts";
-import { SqliteStore } from "../src/store/sqlite_store.ts";
-import type { Store } from "../src/store/store.ts";
+import { openSqliteStore } from "../src/store/worker_store.ts";
 import { memoryConnection } from "../src/transport/memory.ts";
 import type { MemoryPeer } from "../src/transport/memory.ts";
-
-/** A group commit that can be held: while held, nothing commits; release commits it all. */
-class HeldCommits extends CommitQueue {
-  held = false;
-  #due = false;
-
-  override flush(): void {
-    if (this.held) {
-      this.#due = true;
-      return;
-    }
-    super.flush();
-  }
-
-  release(): void {
-    this.held = false;
-    if (this.#due) super.flush();
-    this.#due = false;
-  }
-}
+import { HeldStore } from "./_held_store.ts";
 
 const PASSWORD = "correct horse battery";
 
 async function inProcess(): Promise<
-  { server: ChatServer; commits: HeldCommits; connect(): Promise<MemoryPeer> } & AsyncDisposable
+  { server: ChatServer; store: HeldStore; connect(): Promise<MemoryPeer> } & AsyncDisposable
 > {
-  const store: Store = SqliteStore.open(":memory:", { sync: "normal" });
-  const commits = new HeldCommits(store);
+  const store = new HeldStore(await openSqliteStore(":memory:", { sync: "normal" }));
   const server = await ChatServer.start(
     { data: ":memory:", lowPriorityHashing: false, hashConcurrency: 1 },
-    { store, commits, listen: false },
+    { store, listen: false },
   );
   return {
     server,
-    commits,
+    store,
     async connect() {
       const [conn, peer] = memoryConnection();
       void server.serve(conn);
@@ -80,13 +58,13 @@ Deno.test("in process: a DM whose recipient logs in while its commit is held arr
   alice.peer.close();
   const bob = await app.connect();
   assert.equal((await ask(bob, { type: "nick", name: "bob" })).name, "bob");
-  app.commits.held = true;
+  app.store.hold("commit");
   bob.send({ type: "send", to: "alice", text: "while you were away", ref: "dm" });
   await new Promise((resolve) => setTimeout(resolve, 20)); // the send waits for its commit
   const back = await app.connect();
   const login = await ask(back, { type: "login", token: alice.token });
   assert.deepEqual(login.unread, [], "not committed yet: nothing waits in the store");
-  app.commits.release();
+  app.store.release();
   assert.equal((await bob.frame((f) => f.ref === "dm")).type, "ack");
   await back.frame((f) => f.type === "message" && f.text === "while you were away");
   back.close();
@@ -102,12 +80,12 @@ Deno.test("in process: a DM whose recipient leaves while its commit is held wait
   const alice = await account(app.connect, "alice");
   const bob = await app.connect();
   assert.equal((await ask(bob, { type: "nick", name: "bob" })).name, "bob");
-  app.commits.held = true;
+  app.store.hold("commit");
   bob.send({ type: "send", to: "alice", text: "are you there?", ref: "dm" });
   await new Promise((resolve) => setTimeout(resolve, 20));
   alice.peer.close();
   await new Promise((resolve) => setTimeout(resolve, 20)); // alice's session ends
-  app.commits.release();
+  app.store.release();
   assert.equal((await bob.frame((f) => f.ref === "dm")).type, "ack");
   const back = await app.connect();
   const login = await ask(back, { type: "login", token: alice.token });
@@ -115,4 +93,27 @@ Deno.test("in process: a DM whose recipient leaves while its commit is held wait
   await back.frame((f) =>
     f.type === "message" && f.offline === true && f.text === "are you there?"
   );
+});
+
+Deno.test("in process: a DM committed as waiting, whose sender hears of it only after the recipient's login replayed it, arrives once", async () => {
+  await using app = await inProcess();
+  const alice = await account(app.connect, "alice");
+  alice.peer.close();
+  const bob = await app.connect();
+  assert.equal((await ask(bob, { type: "nick", name: "bob" })).name, "bob");
+  app.store.hold("answer");
+  bob.send({ type: "send", to: "alice", text: "stored, not yet told", ref: "dm" });
+  await new Promise((resolve) => setTimeout(resolve, 50)); // committed; bob not told yet
+  const back = await app.connect();
+  const login = await ask(back, { type: "login", token: alice.token });
+  assert.deepEqual(login.unread, [{ from: "bob", count: 1 }], "the login found it waiting");
+  await back.frame((f) => f.type === "message" && f.offline === true);
+  app.store.release();
+  assert.equal((await bob.frame((f) => f.ref === "dm")).type, "ack");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(dmsFrom(back, "bob"), [], "not delivered live as well");
+  back.close();
+  const again = await app.connect();
+  const second = await ask(again, { type: "login", token: alice.token });
+  assert.deepEqual(second.unread, [], "and not waiting any more");
 });

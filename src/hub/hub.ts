@@ -1,7 +1,8 @@
 /**
- * The in-memory model of who is online and in which rooms, and the routing of messages and
- * presence. It does no I/O: recipients get an {@linkcode Outgoing} through `deliver`, which
- * only queues bytes.
+ * This process's model of who is online and in which rooms, and the presence and routing rules.
+ * It reaches sessions only through a {@linkcode Broker}: each session subscribes to its user's
+ * topic and its rooms' topics, and messages and presence are published to topics. It does no
+ * I/O: recipients get an {@linkcode Outgoing} through `deliver`, which only queues bytes.
  *
  * A user (a guest, or an account) has one or more sessions (connections); rooms hold users, so
  * every session of an account is in the same rooms and sees what the others send.
@@ -9,6 +10,9 @@
  * @module
  */
 
+import type { Broker, Topic } from "../broker/broker.ts";
+import { roomTopic, userTopic } from "../broker/broker.ts";
+import { InProcessBroker } from "../broker/in_process.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { MessageFrame, PresenceFrame, RoomInfo } from "../protocol/frames.ts";
 import { checkName, checkRoom, DEFAULT_ROOM, isValidRoom, nameKey } from "../protocol/names.ts";
@@ -45,8 +49,8 @@ export interface Account {
 export interface HubOptions {
   /** Rooms that exist even when empty. @default ["#general"] */
   permanentRooms?: readonly string[];
-  /** The first message id. @default 1 */
-  firstId?: number;
+  /** How sessions are reached. @default a new {@linkcode InProcessBroker} */
+  broker?: Broker;
   /**
    * Rooms with more members than this do not announce joins, leaves, quits and renames (their
    * member counts and `who` stay exact). Keeps presence traffic from growing with the square of a
@@ -68,8 +72,8 @@ export interface HubOptions {
  * const bob = { name: "", deliver: (e: { frame: { type: string } }) => seen.push(e.frame.type) };
  * hub.connect(alice);
  * hub.connect(bob);
- * const message = hub.roomMessage(alice, "#general", "hi"); // store it, then:
- * hub.publish(alice, message);
+ * const { room, from } = hub.roomSender(alice, "#general"); // store the message, then:
+ * hub.publish(alice, { type: "message", id: 1, room, from, text: "hi", ts: 0 });
  * assert.deepEqual(seen, ["message"]);
  * ```
  */
@@ -79,14 +83,14 @@ export class Hub {
   readonly #bySession = new Map<Member, User>();
   readonly #permanent: Set<string>;
   readonly #presenceLimit: number;
-  #nextId: number;
+  readonly #broker: Broker;
 
-  /** @param options permanent rooms and the first message id */
+  /** @param options permanent rooms, presence limit, broker */
   constructor(options: HubOptions = {}) {
     this.#permanent = new Set((options.permanentRooms ?? [DEFAULT_ROOM]).map(nameKey));
     for (const room of options.permanentRooms ?? [DEFAULT_ROOM]) this.#room(room, true);
-    this.#nextId = options.firstId ?? 1;
     this.#presenceLimit = options.presenceLimit ?? 250;
+    this.#broker = options.broker ?? new InProcessBroker();
   }
 
   /** How many sessions are connected. */
@@ -96,7 +100,7 @@ export class Hub {
 
   /** Whether a user of that name is online. */
   isOnline(name: string): boolean {
-    return this.#users.has(nameKey(name));
+    return this.#broker.holder(name) !== undefined;
   }
 
   /** The sessions of the user of that name (several when an account is on several devices). */
@@ -118,7 +122,9 @@ export class Hub {
     };
     member.name = user.name;
     this.#users.set(nameKey(user.name), user);
+    this.#broker.claim(user.name, user);
     this.#bySession.set(member, user);
+    this.#broker.subscribe(userTopic(user.name), member);
     this.#joinUser(user, this.#room(DEFAULT_ROOM, true)!, member);
     return user.name;
   }
@@ -162,11 +168,14 @@ export class Hub {
           rooms: new Set(),
         };
         this.#users.set(key, target);
+        this.#broker.claim(target.name, target);
       }
       if (current !== undefined) this.#removeSession(member, current);
       target.sessions.add(member);
       this.#bySession.set(member, target);
       member.name = target.name;
+      this.#broker.subscribe(userTopic(target.name), member);
+      for (const room of target.rooms) this.#broker.subscribe(roomTopic(room.name), member);
     }
     const keep = new Set(rooms.map(nameKey));
     const dropped = new Set(drop.map(nameKey).filter((key) => !keep.has(key)));
@@ -237,55 +246,50 @@ export class Hub {
   }
 
   /**
-   * Builds a room message from a member of that room, with a new id. Nothing is delivered:
-   * store it, then {@linkcode Hub.publish} it.
+   * Who may send to a room: the session's name and the room's canonical name, when the session
+   * is in it. Store the message, then {@linkcode Hub.publish} it.
    *
    * @throws {ChatError} `invalid_room`, `no_such_room`, `not_in_room`
    */
-  roomMessage(member: Member, roomName: string, text: string, action = false): MessageFrame {
+  roomSender(member: Member, roomName: string): { from: string; room: string } {
     const user = this.#userOf(member);
     const room = this.#memberRoom(user, roomName, "send");
-    return this.#message({ room: room.name }, user.name, text, action);
+    return { from: user.name, room: room.name };
   }
 
   /**
-   * Builds a direct message to the online user `to`, or, when nobody of that name is online,
-   * to the account `offline` names. Nothing is delivered: store it, then publish it.
+   * Where a direct message goes: the online user `to` (by their name's case), or, when nobody
+   * of that name is online, the account `offline` names. Store it, then publish it.
    *
    * @throws {ChatError} `invalid_name`, `no_such_user`
    */
-  directMessage(
-    member: Member,
-    to: string,
-    text: string,
-    action = false,
-    offline?: string,
-  ): MessageFrame {
+  directSender(member: Member, to: string, offline?: string): { from: string; to: string } {
     checkName(to);
     const user = this.#userOf(member);
     const target = this.#users.get(nameKey(to))?.name ?? offline;
     if (target === undefined) {
       throw new ChatError("no_such_user", `Cannot send: no user named ${to} is online`);
     }
-    return this.#message({ to: target }, user.name, text, action);
+    return { from: user.name, to: target };
   }
 
   /**
-   * Delivers a message built by {@linkcode Hub.roomMessage} or {@linkcode Hub.directMessage}:
-   * to every session in the room, or to the recipient's sessions (unless `toRecipient` is
-   * false), and to the sender's other sessions; never back to the sending session itself.
+   * Delivers a stored message: to every session in the room, or to the recipient's sessions
+   * (unless `toRecipient` is false), and to the sender's other sessions; never back to the
+   * sending session itself.
    */
   publish(sender: Member, frame: MessageFrame, toRecipient = true): void {
     const out = new Outgoing(frame);
     if (frame.room !== undefined) {
-      const room = this.#room(frame.room, false);
-      for (const user of room?.members ?? []) this.#deliver(user, out, sender);
+      this.#broker.publish([roomTopic(frame.room)], out, sender);
       return;
     }
-    const target = this.#users.get(nameKey(frame.to!));
-    if (target !== undefined && toRecipient) this.#deliver(target, out, sender);
+    const topics: Topic[] = toRecipient ? [userTopic(frame.to!)] : [];
     const from = this.#bySession.get(sender);
-    if (from !== undefined && from !== target) this.#deliver(from, out, sender);
+    if (from !== undefined && nameKey(from.name) !== nameKey(frame.to!)) {
+      topics.push(userTopic(from.name));
+    }
+    this.#broker.publish(topics, out, sender);
   }
 
   /** Every room with its member count, sorted by name. */
@@ -319,28 +323,6 @@ export class Hub {
     return { room: room.name, members: this.#names(room) };
   }
 
-  #message(
-    where: { room: string } | { to: string },
-    from: string,
-    text: string,
-    action: boolean,
-  ): MessageFrame {
-    const frame: MessageFrame = {
-      type: "message",
-      id: this.#nextId++,
-      ...where,
-      from,
-      text,
-      ts: Date.now(),
-    };
-    if (action) frame.action = true;
-    return frame;
-  }
-
-  #deliver(user: User, out: Outgoing, except?: Member): void {
-    for (const session of user.sessions) if (session !== except) session.deliver(out);
-  }
-
   #userOf(member: Member): User {
     const user = this.#bySession.get(member);
     if (user === undefined) throw new ChatError("login_required", "You are not online yet");
@@ -351,14 +333,16 @@ export class Hub {
   #leaveRoom(user: User, room: Room, by: Member): void {
     user.rooms.delete(room);
     room.members.delete(user);
+    const topic = roomTopic(room.name);
+    for (const session of user.sessions) this.#broker.unsubscribe(topic, session);
     const left = new Outgoing({
       type: "presence",
       room: room.name,
       name: user.name,
       event: "left",
     });
-    if (this.#announces(room)) { for (const other of room.members) this.#deliver(other, left); }
-    this.#deliver(user, left, by);
+    const mine = userTopic(user.name);
+    this.#broker.publish(this.#announces(room) ? [topic, mine] : [mine], left, by);
     this.#dropIfEmpty(room);
   }
 
@@ -372,18 +356,23 @@ export class Hub {
       event: "joined",
     };
     const joined = new Outgoing(frame);
-    if (this.#announces(room)) { for (const other of room.members) this.#deliver(other, joined); }
-    this.#deliver(user, joined, by);
+    const topic = roomTopic(room.name);
+    const mine = userTopic(user.name);
+    this.#broker.publish(this.#announces(room) ? [topic, mine] : [mine], joined, by);
     room.members.add(user);
     user.rooms.add(room);
+    for (const session of user.sessions) this.#broker.subscribe(topic, session);
     return true;
   }
 
   #removeSession(member: Member, user: User): void {
     this.#bySession.delete(member);
     user.sessions.delete(member);
+    this.#broker.unsubscribe(userTopic(user.name), member);
+    for (const room of user.rooms) this.#broker.unsubscribe(roomTopic(room.name), member);
     if (user.sessions.size > 0) return;
     this.#users.delete(nameKey(user.name));
+    this.#broker.release(user.name, user);
     for (const room of user.rooms) {
       room.members.delete(user);
       this.#dropIfEmpty(room);
@@ -397,8 +386,14 @@ export class Hub {
     if (oldName === newName) return;
     this.#users.delete(nameKey(oldName));
     this.#users.set(nameKey(newName), user);
+    this.#broker.release(oldName, user);
+    this.#broker.claim(newName, user);
     user.name = newName;
-    for (const session of user.sessions) session.name = newName;
+    for (const session of user.sessions) {
+      session.name = newName;
+      this.#broker.unsubscribe(userTopic(oldName), session);
+      this.#broker.subscribe(userTopic(newName), session);
+    }
     this.#fanOut(user, { type: "presence", name: oldName, event: "renamed", newName });
   }
 
@@ -431,16 +426,8 @@ export class Hub {
 
   /** Sends one event once to every other user sharing any room with `user`. */
   #fanOut(user: User, frame: PresenceFrame): void {
-    const out = new Outgoing(frame);
-    const seen = new Set<User>([user]);
-    for (const room of user.rooms) {
-      if (!this.#announces(room)) continue;
-      for (const other of room.members) {
-        if (seen.has(other)) continue;
-        seen.add(other);
-        this.#deliver(other, out);
-      }
-    }
+    const topics = [...user.rooms].filter((r) => this.#announces(r)).map((r) => roomTopic(r.name));
+    if (topics.length > 0) this.#broker.publish(topics, new Outgoing(frame), user.sessions);
   }
 
   /** Whether presence in `room` is announced to its members (see `presenceLimit`). */

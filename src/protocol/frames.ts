@@ -145,17 +145,20 @@ export interface PresenceFrame {
   newName?: string;
 }
 
+/** The reply to `hello`: who the server is, the name you have, and the limits it enforces. */
+export interface WelcomeFrame {
+  type: "welcome";
+  ref?: string;
+  server: string;
+  version: string;
+  proto: number;
+  name: string;
+  limits: ServerLimits;
+}
+
 /** A frame the server sends. */
 export type ServerFrame =
-  | {
-    type: "welcome";
-    ref?: string;
-    server: string;
-    version: string;
-    proto: number;
-    name: string;
-    limits: ServerLimits;
-  }
+  | WelcomeFrame
   | AckFrame
   | { type: "error"; ref?: string; code: ErrorCode; message: string; retryAfter?: number }
   | { type: "pong"; ref?: string }

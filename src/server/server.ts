@@ -14,9 +14,14 @@ import { Session } from "../session/session.ts";
 import type { SessionContext } from "../session/session.ts";
 import { FlushScheduler } from "../session/outbox.ts";
 import { ReplayClaims } from "../session/replay.ts";
-import { CommitQueue } from "../store/commit_queue.ts";
-import { SqliteStore } from "../store/sqlite_store.ts";
+import { openSqliteStore } from "../store/worker_store.ts";
 import type { Store } from "../store/store.ts";
+import type { Broker } from "../broker/broker.ts";
+import { InProcessBroker } from "../broker/in_process.ts";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { DirectMessages } from "../services/direct_messages.ts";
+import { Messages } from "../services/messages.ts";
 import { FileService } from "../files/files.ts";
 import { NodeSocketConnection } from "../transport/node_socket.ts";
 import { httpHandler } from "./http.ts";
@@ -31,6 +36,7 @@ import { DEFAULT_CONFIG } from "./config.ts";
 import type { ServerConfig } from "./config.ts";
 import { acceptLoop } from "./accept.ts";
 import { ConnectionLimits } from "./limits.ts";
+import { LagProbe } from "./lag_probe.ts";
 import type { Admission, Refusal } from "./limits.ts";
 
 const log = getLogger(["parley", "server"]);
@@ -79,6 +85,8 @@ export class ChatServer implements AsyncDisposable {
   /** HTTP connections over the caps being answered (see #refuseHttp). */
   #refusing = 0;
   readonly #startedAt = Date.now();
+  /** How late the event loop runs (reported on the admin `/healthz`). */
+  readonly #lag = new LagProbe();
   readonly #files: FileService | undefined;
   #fileSweep: ReturnType<typeof setInterval> | undefined;
   readonly #limits: ConnectionLimits;
@@ -93,11 +101,20 @@ export class ChatServer implements AsyncDisposable {
   private constructor(config: ServerConfig, store: Store, deps: ServerDeps) {
     this.config = config;
     this.store = store;
-    this.hub = new Hub({ firstId: store.lastMessageId() + 1, presenceLimit: config.presenceLimit });
-    const accounts = new Accounts(store, { ...config, exemptLoopback: !config.limitLoopback });
+    const clock = deps.clock ?? systemClock;
+    this.hub = new Hub({
+      presenceLimit: config.presenceLimit,
+      broker: deps.broker ?? new InProcessBroker(),
+    });
+    const accounts = new Accounts(store.accounts, {
+      ...config,
+      exemptLoopback: !config.limitLoopback,
+      clock,
+    });
     this.#limits = new ConnectionLimits(config);
     if (config.data !== ":memory:") {
       this.#files = new FileService(store, accounts, {
+        clock,
         dir: `${config.data}/files`,
         maxFileSize: config.maxFileSize,
         quota: config.fileQuota,
@@ -109,14 +126,21 @@ export class ChatServer implements AsyncDisposable {
     this.#ctx = {
       hub: this.hub,
       store,
-      commits: deps.commits ?? new CommitQueue(store),
-      flusher: new FlushScheduler(),
       accounts,
+      messages: new Messages(this.hub, store.messages, clock),
+      dms: new DirectMessages(this.hub, store, new ReplayClaims(), clock),
       files: this.#files,
       config,
       version: VERSION,
+      limits: {
+        maxLine: config.maxLine,
+        maxText: config.maxText,
+        maxFileSize: this.#files === undefined ? 0 : config.maxFileSize,
+        floodBurst: config.floodBurst,
+        floodRate: config.floodRate,
+      },
+      flusher: new FlushScheduler(),
       web: undefined,
-      claims: new ReplayClaims(),
     };
   }
 
@@ -128,9 +152,6 @@ export class ChatServer implements AsyncDisposable {
    *
    * @throws when the data folder or database cannot be opened, or the port cannot be bound
    */
-  // Async so that every failure (a bad setting, a port in use) is a rejection, whatever the
-  // caller awaits; opening the store will be asynchronous too.
-  // deno-lint-ignore require-await
   static async start(
     config: Partial<ServerConfig> = {},
     deps: ServerDeps = {},
@@ -145,8 +166,14 @@ export class ChatServer implements AsyncDisposable {
     if (!full.plain && full.tlsCert === undefined && deps.listen !== false) {
       throw new TypeError("Cannot start: --no-plain needs --tls-cert and --tls-key");
     }
-    const store = deps.store ?? openStore(full);
-    const server = new ChatServer(full, store, deps);
+    const store = deps.store ?? await openStore(full);
+    let server: ChatServer;
+    try {
+      server = new ChatServer(full, store, deps);
+    } catch (error) {
+      await store[Symbol.asyncDispose]();
+      throw error;
+    }
     try {
       if (full.plain) {
         server.#listener = server.#listen("tcp", full.port, (conn, _remote, admission) => {
@@ -175,7 +202,8 @@ export class ChatServer implements AsyncDisposable {
     } catch (error) {
       server.#closeListeners();
       server.#ctx.accounts.close();
-      store[Symbol.dispose]();
+      server.#lag[Symbol.dispose]();
+      await store[Symbol.asyncDispose]();
       throw error;
     }
     return server;
@@ -198,12 +226,15 @@ export class ChatServer implements AsyncDisposable {
       health: (detailed) => {
         const status = this.#stopping === undefined ? "ok" : "stopping";
         if (!detailed) return { status };
+        const store = (this.store as { stats?: Record<string, number> }).stats;
         return {
           status,
           version: VERSION,
           uptime: Math.round((Date.now() - this.#startedAt) / 1000),
           connections: this.connections,
           ...memory(),
+          eventLoop: this.#lag.stats,
+          ...store === undefined ? {} : { store },
         };
       },
       originRefused: (origin) => this.#originRefused(origin),
@@ -519,8 +550,8 @@ export class ChatServer implements AsyncDisposable {
     for (const conn of this.#webConns) closeQuietly(conn);
     await Promise.all(this.#webTasks);
     this.#ctx.accounts.close();
-    this.#ctx.commits.flush();
-    this.store[Symbol.dispose]();
+    this.#lag[Symbol.dispose]();
+    await this.store[Symbol.asyncDispose]();
     log.info("Shut down");
   }
 
@@ -576,8 +607,10 @@ const HELD_BY_HTTP: Admission = { release() {} };
 export interface ServerDeps {
   /** The store; by default SQLite in the data folder. The server closes it at shutdown. */
   store?: Store;
-  /** The group commit over that store (tests hold it to force a race). */
-  commits?: CommitQueue;
+  /** How the hub reaches sessions; by default in this process. */
+  broker?: Broker;
+  /** Where the time comes from (message stamps, token and file expiry). */
+  clock?: Clock;
   /** Whether to open the configured ports. @default true */
   listen?: boolean;
 }
@@ -594,8 +627,8 @@ function memory(): { rss: number; heap: number } {
 }
 
 /** Creates the data folder (mode 0700) if needed and opens the database in it. */
-function openStore(config: ServerConfig): Store {
-  if (config.data === ":memory:") return SqliteStore.open(":memory:", { sync: config.sync });
-  Deno.mkdirSync(config.data, { recursive: true, mode: 0o700 });
-  return SqliteStore.open(`${config.data}/parley.db`, { sync: config.sync });
+async function openStore(config: ServerConfig): Promise<Store> {
+  if (config.data === ":memory:") return await openSqliteStore(":memory:", { sync: config.sync });
+  await Deno.mkdir(config.data, { recursive: true, mode: 0o700 });
+  return await openSqliteStore(`${config.data}/parley.db`, { sync: config.sync });
 }

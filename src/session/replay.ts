@@ -8,27 +8,22 @@
  * @module
  */
 
-import type { HistoryFrame, MessageFrame } from "../protocol/frames.ts";
-import type { Mode } from "../protocol/outgoing.ts";
-import { formatTextEvent, historyLines } from "../protocol/text_mode.ts";
-import { utf8Length } from "../protocol/unicode.ts";
+import { getLogger } from "@logtape/logtape";
+import type { Dialect } from "../dialects/dialect.ts";
+import type { ReplayItem } from "../protocol/requests.ts";
+import type { DirectMessages } from "../services/direct_messages.ts";
+import type { Outbox } from "./outbox.ts";
+import { within } from "./within.ts";
 
-/** What a replay holds: pages of history, and direct messages that waited (`offline: true`). */
-export type ReplayItem = HistoryFrame | MessageFrame;
+const log = getLogger(["parley", "session"]);
+
+export type { ReplayItem };
 
 /** One page of a replay: its bytes, and the ids of the waiting direct messages in it. */
 export interface ReplayPage {
   bytes: Uint8Array;
   /** Waiting direct messages this page delivers: forget them once it is written. */
   waiting: number[];
-}
-
-const encoder = new TextEncoder();
-
-/** One line of a replay, and the waiting message it carries (if any). */
-interface Unit {
-  bytes: Uint8Array;
-  waiting?: number;
 }
 
 /**
@@ -38,7 +33,7 @@ interface Unit {
  * older messages exist before it. In text mode a history keeps its one header line.
  *
  * @param items the replay, in the order it is to be written
- * @param mode the connection's mode
+ * @param dialect the connection's dialect (it cuts each item into units that stay whole)
  * @param pageBytes the size a page should not exceed
  * @returns the pages, each to be written (and drained) before the next
  *
@@ -46,10 +41,11 @@ interface Unit {
  * ```ts
  * import assert from "node:assert/strict";
  * import { replayPages } from "./replay.ts";
+ * import { json } from "../dialects/json.ts";
  * const messages = Array.from({ length: 10 }, (_, i) => ({
  *   type: "message" as const, id: i + 1, room: "#a", from: "bob", text: "x".repeat(100), ts: 0,
  * }));
- * const pages = [...replayPages([{ type: "history", room: "#a", messages, more: false }], "json", 400)];
+ * const pages = [...replayPages([{ type: "history", room: "#a", messages, more: false }], json, 400)];
  * assert.ok(pages.length >= 3);
  * const ids = pages.flatMap((p) => JSON.parse(new TextDecoder().decode(p.bytes)).messages)
  *   .map((m: { id: number }) => m.id);
@@ -58,7 +54,7 @@ interface Unit {
  */
 export function* replayPages(
   items: readonly ReplayItem[],
-  mode: Mode,
+  dialect: Dialect,
   pageBytes: number,
 ): Generator<ReplayPage> {
   let parts: Uint8Array[] = [];
@@ -78,7 +74,7 @@ export function* replayPages(
     return out;
   };
   for (const item of items) {
-    for (const unit of units(item, mode, pageBytes)) {
+    for (const unit of dialect.replayUnits(item, pageBytes)) {
       if (size > 0 && size + unit.bytes.length > pageBytes) yield page();
       parts.push(unit.bytes);
       size += unit.bytes.length;
@@ -86,47 +82,6 @@ export function* replayPages(
     }
   }
   if (size > 0) yield page();
-}
-
-function* units(item: ReplayItem, mode: Mode, pageBytes: number): Generator<Unit> {
-  if (item.type === "message") {
-    const text = mode === "json" ? JSON.stringify(item) : formatTextEvent(item);
-    if (text === undefined) return;
-    const unit: Unit = { bytes: encoder.encode(text + "\n") };
-    if (item.offline) unit.waiting = item.id;
-    yield unit;
-    return;
-  }
-  if (mode === "text") {
-    for (const line of historyLines(item)) yield { bytes: encoder.encode(line + "\n") };
-    return;
-  }
-  yield* historyFrames(item, pageBytes);
-}
-
-/** A history frame as one line, or as several smaller frames when it exceeds `pageBytes`. */
-function* historyFrames(frame: HistoryFrame, pageBytes: number): Generator<Unit> {
-  const whole = encoder.encode(JSON.stringify(frame) + "\n");
-  if (whole.length <= pageBytes || frame.messages.length <= 1) {
-    yield { bytes: whole };
-    return;
-  }
-  const overhead = JSON.stringify({ ...frame, messages: [], more: true }).length + 1;
-  let start = 0;
-  let size = overhead;
-  const emit = (end: number): Unit => {
-    const more = start === 0 ? frame.more : true;
-    const part = { ...frame, messages: frame.messages.slice(start, end), more };
-    start = end;
-    size = overhead;
-    return { bytes: encoder.encode(JSON.stringify(part) + "\n") };
-  };
-  for (let i = 0; i < frame.messages.length; i++) {
-    const bytes = utf8Length(JSON.stringify(frame.messages[i])) + 1;
-    if (i > start && size + bytes > pageBytes) yield emit(i);
-    size += bytes;
-  }
-  yield emit(frame.messages.length);
 }
 
 /**
@@ -160,5 +115,59 @@ export class ReplayClaims {
   /** Whether message `id` is being replayed to account `userId`. */
   has(userId: number, id: number): boolean {
     return this.#claims.get(userId)?.has(id) ?? false;
+  }
+}
+
+/** Where a replay is written, and what it needs to know of its session. */
+export interface ReplayTarget {
+  outbox: Outbox;
+  dialect: Dialect;
+  /** The size of a page. */
+  pageBytes: number;
+  /** How long the client may read nothing of a replay before it is closed. */
+  idleTimeoutMs: number;
+  /** For logs. */
+  remote: string;
+  /** The account the waiting direct messages are for. */
+  userId: number | undefined;
+  dms: DirectMessages;
+  closed(): boolean;
+  close(): void;
+}
+
+/**
+ * Writes a server-built reply page by page, each once the send queue has room for it, so that
+ * no replay, however large, can exceed the queue and cut its own client off. A page that
+ * carries waiting direct messages is waited for until written; only then are they forgotten,
+ * so a connection lost mid-replay loses none. A client that reads nothing of a replay for the
+ * idle timeout is closed.
+ */
+export async function writeReplay(items: readonly ReplayItem[], to: ReplayTarget): Promise<void> {
+  const { outbox, userId, dms, pageBytes } = to;
+  const waiting = items.flatMap((i) => i.type === "message" && i.offline ? [i.id] : []);
+  const drain = async (): Promise<boolean> => {
+    if (await within(outbox.drained().then(() => true), to.idleTimeoutMs) === undefined) {
+      log.debug("Closing {remote}: it read nothing of a replay for {seconds} s", {
+        remote: to.remote,
+        seconds: to.idleTimeoutMs / 1000,
+      });
+      to.close();
+      return false;
+    }
+    return !outbox.failed && !to.closed();
+  };
+  try {
+    for (const page of replayPages(items, to.dialect, pageBytes)) {
+      if (outbox.size > 0 && outbox.size + page.bytes.length > pageBytes) {
+        if (!(await drain())) return;
+      }
+      if (to.closed() || !outbox.push(page.bytes)) return;
+      if (page.waiting.length > 0 && userId !== undefined) {
+        if (!(await drain())) return;
+        await dms.delivered(userId, page.waiting);
+      }
+    }
+  } finally {
+    if (userId !== undefined) dms.release(userId, waiting);
   }
 }

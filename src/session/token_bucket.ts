@@ -45,4 +45,14 @@ export class TokenBucket {
     this.#tokens -= 1;
     return this.#tokens >= 0 ? 0 : (-this.#tokens / this.#rate) * 1000;
   }
+
+  /**
+   * Takes one token if there is one; else takes nothing and returns the milliseconds until one
+   * is due (for a refusal that should not grow the debt, unlike {@linkcode TokenBucket.take}).
+   */
+  tryTake(now: number = performance.now()): number {
+    const wait = this.take(now);
+    if (wait > 0) this.#tokens += 1;
+    return wait;
+  }
 }

@@ -1,0 +1,92 @@
+/**
+ * Message commands: `send` (to a room or a person) and `history`. Text is checked here, in one
+ * place, before anything is stored: what is stored is what is delivered.
+ *
+ * @module
+ */
+
+import { ChatError } from "../protocol/errors.ts";
+import type { FileRef, HistoryFrame } from "../protocol/frames.ts";
+import { checkName } from "../protocol/names.ts";
+import { isBlank, textProblem, utf8Length } from "../protocol/unicode.ts";
+import type { Draft } from "../services/messages.ts";
+import type { HistoryTarget } from "../store/store.ts";
+import type { CommandGroup } from "./command.ts";
+
+/** The most messages one history page holds. */
+export const MAX_HISTORY_PAGE = 200;
+
+/** The message commands. */
+export const messageCommands: CommandGroup<"send" | "history"> = {
+  send: {
+    guard: { needs: "online" },
+    pipelined: true,
+    async run(request, caller, { messages, dms, files, config }) {
+      let { text } = request;
+      // Text no store or client could keep whole is refused.
+      const problem = textProblem(text);
+      if (problem !== undefined) throw new ChatError("bad_frame", `Cannot send: ${problem}`);
+      const withFile = request.file !== undefined;
+      if (withFile) {
+        if (isBlank(text)) text = "";
+      } else if (isBlank(text)) {
+        throw new ChatError("bad_frame", "Cannot send an empty message");
+      }
+      if (utf8Length(text) > config.maxText) {
+        throw new ChatError(
+          "text_too_long",
+          `Message too long: the limit is ${config.maxText} bytes`,
+        );
+      }
+      if (request.room === undefined && request.to === undefined) {
+        throw new ChatError("bad_frame", "Frame 'send' needs 'room' or 'to'");
+      }
+      const draft: Draft = { text };
+      if (request.action) draft.action = true;
+      if (withFile) {
+        if (files === undefined) throw new ChatError("no_such_file", "This server keeps no files");
+        const { id, name, size, type, sha256 } = await files.attachable(caller.user, request.file!);
+        draft.file = { id, name, size, type, sha256 } satisfies FileRef;
+      }
+      const message = request.room !== undefined
+        ? await messages.toRoom(caller, request.room, draft)
+        : await dms.send(caller, request.to!, draft);
+      return {
+        result: {
+          command: "send",
+          reply: { type: "ack", id: message.id, ts: message.ts },
+          message,
+        },
+      };
+    },
+  },
+  history: {
+    guard: {
+      needs: "online",
+      inRoom: { room: (request) => request.room, verb: "show history" },
+    },
+    async run(request, caller, { hub, messages }) {
+      const limit = Math.min(Math.max(1, Math.floor(request.limit ?? 50)), MAX_HISTORY_PAGE);
+      let target: HistoryTarget;
+      let frame: HistoryFrame;
+      if (request.room !== undefined) {
+        target = { room: request.room };
+        frame = { type: "history", room: hub.who(request.room).room, messages: [], more: false };
+      } else if (request.with !== undefined) {
+        if (caller.user === undefined) {
+          throw new ChatError(
+            "login_required",
+            "Only logged-in accounts have direct message history",
+          );
+        }
+        checkName(request.with);
+        target = { between: [caller.user.name, request.with] };
+        frame = { type: "history", with: request.with, messages: [], more: false };
+      } else {
+        throw new ChatError("bad_frame", "Frame 'history' needs 'room' or 'with'");
+      }
+      Object.assign(frame, await messages.page(target, request.before, limit));
+      return { result: { command: "history", reply: frame } };
+    },
+  },
+};

@@ -1,0 +1,150 @@
+/**
+ * The text dialect, for `nc` and people: typed lines in (`/join #room`, or a message to the
+ * current room), `* `-prefixed notices and `[#room] <name> text` lines out (docs/protocol.md,
+ * "Text mode"). The grammar and the event lines live in `src/protocol/text_mode.ts`.
+ *
+ * @module
+ */
+
+import { ChatError } from "../protocol/errors.ts";
+import type { ServerFrame } from "../protocol/frames.ts";
+import type { ReplayItem, Result } from "../protocol/requests.ts";
+import {
+  formatTextEvent,
+  historyLines,
+  parseTextLine,
+  sanitize,
+  TEXT_HELP,
+} from "../protocol/text_mode.ts";
+import { DEFAULT_ROOM } from "../protocol/names.ts";
+import type { Dialect, Parsed, SessionView, Start } from "./dialect.ts";
+import { encodeLines } from "./dialect.ts";
+
+const encoder = new TextEncoder();
+
+/** A reply's lines as notices: `* ` in front, unless a line is a message (`[…`) already. */
+function notices(lines: readonly string[]): Uint8Array {
+  return encodeLines(lines.map((l) => l.startsWith("[") || l.startsWith("* ") ? l : `* ${l}`));
+}
+
+/** The words for a result. */
+function words(result: Result): string[] {
+  switch (result.command) {
+    case "hello":
+      return [result.online ? `You are ${result.reply.name}` : "Log in or register to start"];
+    case "ping":
+      return ["pong"];
+    case "pong":
+      return [];
+    case "history": {
+      const lines = historyLines(result.reply);
+      return lines.length > 0 ? lines : ["No messages"];
+    }
+    case "nick":
+      return [`You are now ${result.reply.name}`];
+    case "join": {
+      const { room, members } = result.reply;
+      return [`You joined ${room}; members (${members.length}): ${members.join(", ")}`];
+    }
+    case "part": {
+      const lines = [`You left ${result.reply.room}`];
+      if (result.current !== undefined) {
+        lines.push(
+          result.current ? `Current room: ${result.current}` : "You are in no room; /join one",
+        );
+      }
+      return lines;
+    }
+    case "rooms":
+      return [`Rooms: ${result.reply.rooms.map((r) => `${r.name} (${r.members})`).join(", ")}`];
+    case "who": {
+      const { room, members } = result.reply;
+      return [`Members of ${room} (${members.length}): ${members.join(", ")}`];
+    }
+    case "send": {
+      const m = result.message;
+      // A room message shows up as the room's own line; a direct one is echoed.
+      return m.to === undefined ? [] : [`[dm to ${m.to}] <${m.from}> ${sanitize(m.text)}`];
+    }
+    case "login":
+    case "register": {
+      const { name, unread } = result.reply;
+      const verb = result.command === "login" ? "Logged in" : "Registered and logged in";
+      const summary = unread.length === 0
+        ? "no unread direct messages"
+        : `unread direct messages: ${unread.map((u) => `${u.from} (${u.count})`).join(", ")}`;
+      return [`${verb} as ${name}; ${summary}`];
+    }
+    case "logout":
+      return [`Logged out; goodbye, ${result.name}`];
+    case "quit":
+      return [`Goodbye, ${result.name}`];
+    case "passwd":
+      return ["Password changed; your other sessions must log in again"];
+    case "help":
+      return [...TEXT_HELP];
+  }
+}
+
+/**
+ * The text dialect.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { text } from "./text.ts";
+ * const view = { name: "alice", current: "#general", online: true };
+ * assert.deepEqual(text.parse("hi all", view), {
+ *   request: { type: "send", room: "#general", text: "hi all" },
+ *   ref: undefined,
+ * });
+ * const bytes = text.result({ command: "nick", reply: { type: "ack", name: "bo" } }, undefined, view);
+ * assert.equal(new TextDecoder().decode(bytes!), "* You are now bo\n");
+ * ```
+ */
+export const text: Dialect = {
+  name: "text",
+
+  parse(line: string, view: SessionView): Parsed {
+    try {
+      const request = parseTextLine(line, view.online ? view.current : DEFAULT_ROOM);
+      return request === undefined ? undefined : { request, ref: undefined };
+    } catch (error) {
+      if (error instanceof ChatError) return { error, ref: undefined };
+      throw error;
+    }
+  },
+
+  result(result: Result): Uint8Array | null {
+    const lines = words(result);
+    return lines.length === 0 ? null : notices(lines);
+  },
+
+  error(error: ChatError): Uint8Array {
+    return encoder.encode(`! ${sanitize(error.message)}\n`);
+  },
+
+  event(frame: ServerFrame): Uint8Array | null {
+    const line = formatTextEvent(frame);
+    return line === undefined ? null : encoder.encode(line + "\n");
+  },
+
+  start(start: Start): Uint8Array {
+    return encodeLines([
+      start.kind === "guest"
+        ? `* You are ${start.name}, in ${start.room}`
+        : "* This server requires an account: /login NAME PASSWORD or /register NAME PASSWORD",
+    ]);
+  },
+
+  *replayUnits(item: ReplayItem) {
+    if (item.type === "message") {
+      const line = formatTextEvent(item);
+      if (line === undefined) return;
+      const bytes = encoder.encode(line + "\n");
+      yield item.offline ? { bytes, waiting: item.id } : { bytes };
+      return;
+    }
+    for (const line of historyLines(item)) yield { bytes: encoder.encode(line + "\n") };
+  },
+};

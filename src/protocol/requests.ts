@@ -1,0 +1,58 @@
+/**
+ * What a session works with once a dialect has read the wire: typed requests in, typed results
+ * out. A handler returns a {@linkcode Result}; the connection's dialect renders it (a JSON
+ * frame, text lines, and later IRC numerics). No handler formats text for a mode.
+ *
+ * @module
+ */
+
+import type { AckFields, ClientFrame, HistoryFrame, MessageFrame, WelcomeFrame } from "./frames.ts";
+
+/** A request: a client frame, or (text mode only) a request for help. */
+export type Request = ClientFrame | { type: "help"; ref?: string };
+
+/** The `type` of a request. */
+export type RequestType = Request["type"];
+
+/** The request of type `K`. */
+export type RequestOf<K extends RequestType> = Extract<Request, { type: K }>;
+
+/** The `ack` frame answering a request of type `K`. */
+export type Ack<K extends keyof AckFields> = { type: "ack" } & AckFields[K];
+
+/**
+ * What a request achieved, by request type: the reply frame the protocol defines for it, plus
+ * what a dialect needs to say it in words (text mode) that the frame does not carry.
+ */
+export type Result =
+  | { command: "hello"; reply: WelcomeFrame; online: boolean }
+  | { command: "ping"; reply: { type: "pong" } }
+  | { command: "pong" }
+  | { command: "history"; reply: HistoryFrame }
+  | { command: "nick"; reply: Ack<"nick"> }
+  | { command: "join"; reply: Ack<"join"> }
+  /** `current`: the session's current room after leaving, when leaving changed it. */
+  | { command: "part"; reply: Ack<"part">; current?: string | null }
+  | { command: "rooms"; reply: Ack<"rooms"> }
+  | { command: "who"; reply: Ack<"who"> }
+  /** `message`: the message as stored and delivered. */
+  | { command: "send"; reply: Ack<"send">; message: MessageFrame }
+  | { command: "login" | "register"; reply: Ack<"login"> }
+  /** `name`: who is leaving. */
+  | { command: "logout" | "quit"; reply: Ack<"quit">; name: string }
+  | { command: "passwd" | "help"; reply: Ack<"help"> };
+
+/** What a server-built reply holds: pages of history, and direct messages that waited. */
+export type ReplayItem = HistoryFrame | MessageFrame;
+
+/**
+ * A handler's whole answer: its result (none for a replay the server starts by itself), what to
+ * replay after it, and whether to close.
+ */
+export interface Outcome {
+  result?: Result;
+  /** Built by the server after the reply (history, waiting DMs): written page by page. */
+  replay?: ReplayItem[];
+  /** End the session once the reply is written. */
+  close?: boolean;
+}

@@ -1,0 +1,91 @@
+/**
+ * Room messages: stored first (the store gives the id and the room's sequence number), then
+ * published through the hub, so nothing is delivered or acknowledged before it is durable.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import type { Hub, Member } from "../hub/hub.ts";
+import type { FileRef, HistoryFrame, MessageFrame } from "../protocol/frames.ts";
+import type { HistoryTarget, MessageStore, NewMessage } from "../store/store.ts";
+
+/** What a message says: its text, whether it is an action (`/me`), and its attachment. */
+export interface Draft {
+  text: string;
+  action?: boolean;
+  file?: FileRef;
+}
+
+/** Builds the stored form of a message. */
+export function newMessage(
+  where: { room: string } | { to: string },
+  from: string,
+  draft: Draft,
+  ts: number,
+): NewMessage {
+  const message: NewMessage = { ...where, from, text: draft.text, ts };
+  if (draft.action) message.action = true;
+  if (draft.file !== undefined) message.file = draft.file;
+  return message;
+}
+
+/** The message as recipients see it, once stored with `id`. */
+export function messageFrame(id: number, stored: NewMessage): MessageFrame {
+  const { pendingFor: _, ...fields } = stored;
+  return { type: "message", id, ...fields };
+}
+
+/** Sending to rooms, and reading history. */
+export class Messages {
+  readonly #hub: Hub;
+  readonly #store: MessageStore;
+  readonly #clock: Clock;
+
+  /**
+   * @param hub who is in which room
+   * @param store where messages are kept
+   * @param clock stamps messages
+   */
+  constructor(hub: Hub, store: MessageStore, clock: Clock) {
+    this.#hub = hub;
+    this.#store = store;
+    this.#clock = clock;
+  }
+
+  /**
+   * Stores a message from `sender` to a room it is in, then delivers it to the room.
+   *
+   * @throws {ChatError} `invalid_room`, `no_such_room`, `not_in_room`
+   */
+  async toRoom(sender: Member, room: string, draft: Draft): Promise<MessageFrame> {
+    const { from, room: name } = this.#hub.roomSender(sender, room);
+    const stored = newMessage({ room: name }, from, draft, this.#clock.now());
+    const { id } = await this.#store.append(stored);
+    const frame = messageFrame(id, stored);
+    this.#hub.publish(sender, frame);
+    return frame;
+  }
+
+  /** A page of history: up to `limit` messages before `before`, and whether there are more. */
+  async page(
+    target: HistoryTarget,
+    before: number | undefined,
+    limit: number,
+  ): Promise<Pick<HistoryFrame, "messages" | "more">> {
+    const rows = await this.#store.history(target, before, limit + 1);
+    const more = rows.length > limit;
+    return { messages: more ? rows.slice(1) : rows, more };
+  }
+
+  /** The latest page of each room (empty rooms left out), for replaying on join. */
+  async latest(rooms: readonly string[], limit: number): Promise<HistoryFrame[]> {
+    if (limit <= 0) return [];
+    const pages = await Promise.all(rooms.map(async (room): Promise<HistoryFrame> => ({
+      type: "history",
+      room,
+      ...await this.page({ room }, undefined, limit),
+    })));
+    return pages.filter((p) => p.messages.length > 0);
+  }
+}
