@@ -115,16 +115,15 @@ export class Reconnector {
   /** Waits `ms`, or less on an abort or {@linkcode Reconnector.retryNow}; never rejects. */
   #sleep(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        if (this.#skip === done) this.#skip = undefined;
+        resolve();
+      };
       const timer = setTimeout(done, ms);
       signal.addEventListener("abort", done, { once: true });
       this.#skip = done;
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        if (self.#skip === done) self.#skip = undefined;
-        resolve();
-      }
     });
   }
 }

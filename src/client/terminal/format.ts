@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ClientFrame, HistoryFrame, MessageFrame, RoomInfo } from "../../protocol/frames.ts";
+import type { HistoryFrame, MessageFrame } from "../../protocol/frames.ts";
 import { formatSize, sanitize } from "../../protocol/text_mode.ts";
 import type { ChatEvent } from "../events.ts";
 import type { Exchange } from "../core/frames.ts";
@@ -265,8 +265,4 @@ export class Formatter {
   #time(ts: number): string {
     return this.#p.paint("dim", clock(ts));
   }
-}
-
-function stringList(value: unknown): string[] {
-  return Array.isArray(value) ? value.map(String) : [];
 }
