@@ -6,6 +6,8 @@ import { EventQueue } from "../src/client/_event_queue.ts";
 import { tlsError } from "../src/client/_dial.ts";
 import { TokenStore } from "../src/client/token_store.ts";
 import type { ChatEvent } from "../src/client/events.ts";
+import { exchange } from "../src/client/core/frames.ts";
+import type { Reply, RequestFrame } from "../src/client/core/frames.ts";
 import { clock, Formatter, Painter } from "../src/client/terminal/format.ts";
 import { parseClientArgs } from "../src/cli/client_cmd.ts";
 import { UsageError } from "../src/cli/args.ts";
@@ -14,14 +16,14 @@ Deno.test("backoffDelay() doubles its ceiling up to the cap, with full jitter", 
   const top = { random: () => 0.999999 };
   assert.deepEqual(
     [0, 1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(n, top)),
-    [249, 499, 999, 1999, 3999, 7999, 9999, 9999],
+    [499, 999, 1999, 3999, 7999, 9999, 9999, 9999],
   );
   assert.equal(backoffDelay(3, { random: () => 0 }), 0);
   assert.equal(backoffDelay(1, { random: () => 0.5, baseMs: 100, capMs: 150 }), 75);
   assert.equal(backoffDelay(10_000, top), 9999, "huge attempt counts do not overflow");
   for (let i = 0; i < 100; i++) {
     const d = backoffDelay(2);
-    assert.ok(d >= 0 && d < 1000);
+    assert.ok(d >= 0 && d < 2000);
   }
   assert.throws(() => backoffDelay(0, { baseMs: -1 }), RangeError);
 });
@@ -146,8 +148,8 @@ Deno.test("Formatter renders events as timestamped text-mode lines", () => {
 
 Deno.test("Formatter renders replies, and own messages once with the server's timestamp", () => {
   const f = new Formatter(false, () => 0);
-  const reply = (frame: Parameters<Formatter["reply"]>[0], r: Record<string, unknown>) =>
-    f.reply(frame, { type: "ack", ...r }, "me").map((l) => l.text);
+  const reply = (frame: RequestFrame, r: Record<string, unknown>) =>
+    f.reply(exchange(frame, { type: "ack", ...r } as Reply), "me").map((l) => l.text);
   assert.deepEqual(reply({ type: "send", room: "#ops", text: "yo" }, { id: 1, ts: T }), [
     "03:04:05 [#ops] <me> yo",
   ]);

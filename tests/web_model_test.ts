@@ -7,7 +7,6 @@ import {
   mentions,
   mergeMessages,
   parseComposer,
-  reconnectDelay,
   roomKey,
   sortNames,
   withMember,
@@ -137,18 +136,4 @@ Deno.test("segments() cuts http(s) links out of text, leaving trailing punctuati
     { kind: "text", text: "javascript:alert(1) <b>" },
   ]);
   assert.deepEqual(segments(""), []);
-});
-
-Deno.test("reconnectDelay() grows exponentially up to the cap, with jitter", () => {
-  const lo = () => 0;
-  const hi = () => 0.999999;
-  assert.equal(reconnectDelay(0, 500, 15_000, lo), 125);
-  assert.equal(reconnectDelay(0, 500, 15_000, hi), 500);
-  assert.equal(reconnectDelay(3, 500, 15_000, hi), 4000);
-  assert.equal(reconnectDelay(50, 500, 15_000, hi), 15_000);
-  assert.equal(reconnectDelay(50, 500, 15_000, lo), 3750);
-  for (let i = 0; i < 100; i++) {
-    const d = reconnectDelay(2, 500, 15_000);
-    assert.ok(d >= 500 && d <= 2000, String(d));
-  }
 });

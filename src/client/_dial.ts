@@ -1,5 +1,5 @@
 /**
- * Opening the byte stream under a {@linkcode Link}: plain TCP, TLS verified by Deno (system roots
+ * Opening the byte stream under a {@linkcode TcpChannel}: plain TCP, TLS verified by Deno (system roots
  * plus `caCerts`), or TLS without verification through `node:tls` (Deno has no per-connection
  * switch to skip it).
  *
@@ -12,7 +12,7 @@ import { TlsVerificationError } from "./errors.ts";
 import type { TlsProblem } from "./errors.ts";
 import { NodeSocketStream } from "./_node_stream.ts";
 
-/** What a {@linkcode Link} reads and writes: satisfied by `Deno.Conn` and by a node socket adapter. */
+/** What a {@linkcode TcpChannel} reads and writes: satisfied by `Deno.Conn` and by a node socket adapter. */
 export interface ByteStream {
   /** Reads into `p`; resolves with the byte count, or null at the end of the stream. */
   read(p: Uint8Array): Promise<number | null>;

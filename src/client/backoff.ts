@@ -1,43 +1,9 @@
 /**
- * Exponential backoff with full jitter, for reconnecting without a thundering herd.
+ * Exponential backoff with full jitter, for reconnecting without a thundering herd: the client
+ * core's one policy (base 500 ms, cap 10 s), re-exported here for the library's users.
  *
  * @module
  */
 
-/** Options for {@linkcode backoffDelay}. */
-export interface BackoffOptions {
-  /** The ceiling of the first delay, in ms. @default 250 */
-  baseMs?: number;
-  /** The largest ceiling, in ms. @default 10000 */
-  capMs?: number;
-  /** A random number in `[0, 1)`; replace it to make delays predictable. @default Math.random */
-  random?: () => number;
-}
-
-/**
- * The delay before reconnect attempt `attempt` (0 for the first): a uniformly random time
- * between 0 and `min(capMs, baseMs * 2 ** attempt)` ("full jitter").
- *
- * @param attempt how many attempts came before this one (0, 1, 2, …)
- * @param options the base, the cap and the random source
- * @returns the delay in whole milliseconds
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { backoffDelay } from "./backoff.ts";
- * const max = () => 0.999999;
- * assert.ok(backoffDelay(0, { random: max }) <= 250);
- * assert.ok(backoffDelay(3, { random: max }) <= 2000);
- * assert.ok(backoffDelay(30, { random: max }) <= 10_000);
- * ```
- */
-export function backoffDelay(attempt: number, options: BackoffOptions = {}): number {
-  const base = options.baseMs ?? 250;
-  const cap = options.capMs ?? 10_000;
-  if (!(base >= 0) || !(cap >= 0)) {
-    throw new RangeError("Cannot compute a backoff: baseMs and capMs must be >= 0");
-  }
-  const ceiling = Math.min(cap, base * 2 ** Math.min(Math.max(attempt, 0), 52));
-  return Math.floor((options.random ?? Math.random)() * ceiling);
-}
+export { BACKOFF_DEFAULTS, backoffDelay } from "./core/backoff.ts";
+export type { BackoffOptions } from "./core/backoff.ts";

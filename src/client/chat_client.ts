@@ -5,29 +5,28 @@
  * @module
  */
 
-import type {
-  ClientFrame,
-  FileRef,
-  HistoryFrame,
-  RoomInfo,
-  ServerLimits,
-} from "../protocol/frames.ts";
+import type { FileRef, HistoryFrame, RoomInfo, ServerLimits } from "../protocol/frames.ts";
 import { PROTO } from "../protocol/frames.ts";
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import { VERSION } from "../version.ts";
-import { backoffDelay } from "./backoff.ts";
-import type { BackoffOptions } from "./backoff.ts";
-import { ConnectionClosedError, ServerError } from "./errors.ts";
+import type { BackoffOptions } from "./core/backoff.ts";
+import { ConnectionClosedError } from "./core/errors.ts";
+import { exchange } from "./core/frames.ts";
+import type { AckOf, Reply, ReplyTo, RequestFrame, WelcomeFrame } from "./core/frames.ts";
+import { PEER_DEFAULTS } from "./core/peer.ts";
+import type { Peer } from "./core/peer.ts";
+import { Reconnector } from "./core/reconnect.ts";
+import { restore } from "./core/restore.ts";
 import type { ChatEvent, ReconnectedEvent, ServerEvent } from "./events.ts";
 import { downloadFile, statFile, uploadFile } from "./file_transfer.ts";
 import type { Downloaded, DownloadOptions, UploadOptions } from "./file_transfer.ts";
 import { EventQueue } from "./_event_queue.ts";
 import { HttpTransport } from "./_http.ts";
-import { Link } from "./_link.ts";
+import { openPeer } from "./_tcp_channel.ts";
 import type { Endpoint } from "./_dial.ts";
-import type { ReplyFrame } from "./_link.ts";
 
-export type { ReplyFrame };
+/** A reply to a request: `welcome`, an `ack` (typed by its request), `pong` or `history`. */
+export type ReplyFrame = Reply;
 
 /** Options for {@linkcode ChatClient.connect}. */
 export interface ChatClientOptions {
@@ -37,12 +36,21 @@ export interface ChatClientOptions {
   clientName?: string;
   /** Reconnect when the connection drops. @default true */
   reconnect?: boolean;
-  /** Delays between reconnect attempts. @default { baseMs: 250, capMs: 10000 } */
+  /**
+   * Delays between reconnect attempts: full jitter, the client core's policy shared with the
+   * web app. @default { baseMs: 500, capMs: 10000 }
+   */
   backoff?: BackoffOptions;
   /** Give up reconnecting after this many failed attempts in a row. @default Infinity */
   maxReconnectAttempts?: number;
   /** How long connecting and receiving the banner may take, in ms. @default 10000 */
   connectTimeoutMs?: number;
+  /**
+   * How long a request may wait for its reply, in ms (0: for ever); one that times out rejects
+   * with `RequestTimeoutError` and drops the connection (then the client reconnects).
+   * @default 20000
+   */
+  requestTimeoutMs?: number;
   /**
    * Probe an idle connection with `ping` this often (ms); one unanswered probe drops the
    * connection (and reconnects). 0 turns it off. @default 30000
@@ -160,7 +168,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   readonly #abort = new AbortController();
   readonly #closed = Promise.withResolvers<string>();
   #state: ClientState = "reconnecting";
-  #link: Link | undefined;
+  #peer: Peer | undefined;
   #supervisor: Promise<void> = Promise.resolve();
   #welcome: Welcome | undefined;
   #name = "";
@@ -214,22 +222,23 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     }
     const client = new ChatClient(hostname, port, options);
     options.signal?.addEventListener("abort", client.#onAbort, { once: true });
-    let link: Link | undefined;
+    let peer: Peer | undefined;
     try {
-      link = await client.#open();
-      const welcome = await link.greeted!;
-      client.#track({ type: "hello" }, welcome);
+      const opened = await client.#open();
+      peer = opened.peer;
+      const hello = client.#helloFrame();
+      client.#track(hello, await opened.greeted);
       // Online at once in #general, unless the server wants a login first (no name yet).
       client.#rooms = client.#name === "" ? [] : [DEFAULT_ROOM];
     } catch (error) {
-      link?.close("connecting failed");
-      await link?.closed;
+      peer?.close("connecting failed");
+      await peer?.closed;
       client.#shut("connecting failed");
       throw options.signal?.aborted ? options.signal.reason : error;
     }
-    client.#link = link;
+    client.#peer = peer;
     client.#setState("connected");
-    client.#supervisor = client.#supervise(link);
+    client.#supervisor = client.#supervise(peer);
     return client;
   }
 
@@ -298,22 +307,25 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   /**
-   * Sends any client frame and resolves with the reply (`welcome`, `ack` or `pong`). The typed
-   * methods below are built on it; it keeps the client's name and rooms up to date.
+   * Sends any client frame that gets a reply and resolves with that reply, typed by the
+   * request (`hello` → `welcome`, `history` → `history`, `ping` → `pong`, the rest → their
+   * `ack`). The typed methods below are built on it; it keeps the client's name and rooms up
+   * to date.
    *
    * @throws {ServerError} when the server refuses the request
+   * @throws {RequestTimeoutError} when no reply came within `requestTimeoutMs`
    * @throws {ConnectionClosedError} when not connected, or the connection drops before the reply
    */
-  async request(frame: ClientFrame): Promise<ReplyFrame> {
-    const link = this.#state === "connected" ? this.#link : undefined;
-    if (link === undefined) {
+  async request<F extends RequestFrame>(frame: F): Promise<ReplyTo<F["type"]>> {
+    const peer = this.#state === "connected" ? this.#peer : undefined;
+    if (peer === undefined) {
       throw new ConnectionClosedError(
         this.#state === "closed"
           ? "Cannot send: the client is closed"
           : "Cannot send: the connection dropped; reconnecting",
       );
     }
-    const reply = await link.request(frame);
+    const reply = await peer.request(frame);
     this.#track(frame, reply);
     return reply;
   }
@@ -330,8 +342,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * @throws {ServerError} `invalid_name`, `name_taken`
    */
   async nick(name: string): Promise<string> {
-    const ack = await this.request({ type: "nick", name });
-    return String(ack.name);
+    return (await this.request({ type: "nick", name })).name;
   }
 
   /**
@@ -350,8 +361,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * @throws {ServerError} `invalid_room`, `no_such_room`, `not_in_room`
    */
   async part(room: string): Promise<string> {
-    const ack = await this.request({ type: "part", room });
-    return String(ack.room);
+    return (await this.request({ type: "part", room })).room;
   }
 
   /**
@@ -364,12 +374,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * @throws {ServerError} `no_such_room`, `not_in_room`, `no_such_user`, `text_too_long`, …
    */
   async send(to: string, text: string, options: { action?: boolean } = {}): Promise<SentMessage> {
-    const frame: ClientFrame = to.startsWith("#")
+    const frame: Extract<RequestFrame, { type: "send" }> = to.startsWith("#")
       ? { type: "send", room: to, text }
       : { type: "send", to, text };
     if (options.action) frame.action = true;
-    const ack = await this.request(frame);
-    return { id: Number(ack.id), ts: Number(ack.ts) };
+    const { id, ts } = await this.request(frame);
+    return { id, ts };
   }
 
   /**
@@ -383,8 +393,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
 
   /** Lists every room with its member count, sorted by name. */
   async rooms(): Promise<RoomInfo[]> {
-    const ack = await this.request({ type: "rooms" });
-    return Array.isArray(ack.rooms) ? ack.rooms as RoomInfo[] : [];
+    return (await this.request({ type: "rooms" })).rooms;
   }
 
   /**
@@ -397,16 +406,13 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     target: string,
     options: { before?: number; limit?: number } = {},
   ): Promise<HistoryFrame> {
-    const frame: ClientFrame = target.startsWith("#")
+    const frame: Extract<RequestFrame, { type: "history" }> = target.startsWith("#")
       ? { type: "history", room: target }
       : { type: "history", with: target };
     if (options.before !== undefined) frame.before = options.before;
     if (options.limit !== undefined) frame.limit = options.limit;
-    const { ref: _, ...reply } = await this.request(frame);
-    const page = { ...reply, type: "history" } as unknown as HistoryFrame;
-    if (Array.isArray(page.messages)) {
-      for (const m of page.messages) if (m.file !== undefined) this.#remember(m.file);
-    }
+    const { ref: _, ...page } = await this.request(frame);
+    for (const m of page.messages) if (m.file !== undefined) this.#remember(m.file);
     return page;
   }
 
@@ -487,11 +493,11 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    */
   async sendFile(to: string, file: FileRef | string, text = ""): Promise<SentMessage> {
     const id = typeof file === "string" ? file : file.id;
-    const frame: ClientFrame = to.startsWith("#")
+    const frame: Extract<RequestFrame, { type: "send" }> = to.startsWith("#")
       ? { type: "send", room: to, text, file: id }
       : { type: "send", to, text, file: id };
     const ack = await this.request(frame);
-    return { id: Number(ack.id), ts: Number(ack.ts) };
+    return { id: ack.id, ts: ack.ts };
   }
 
   /**
@@ -564,10 +570,15 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   async quit(reason?: string): Promise<void> {
     if (this.#state === "closed") return;
     this.#quitting = true;
-    const link = this.#state === "connected" ? this.#link : undefined;
-    if (link !== undefined) {
-      const frame: ClientFrame = reason === undefined ? { type: "quit" } : { type: "quit", reason };
-      await timeout(link.request(frame).then(() => timeout(link.closed, 2000)), QUIT_TIMEOUT_MS);
+    const peer = this.#state === "connected" ? this.#peer : undefined;
+    if (peer !== undefined) {
+      const frame: Extract<RequestFrame, { type: "quit" }> = reason === undefined
+        ? { type: "quit" }
+        : { type: "quit", reason };
+      await timeout(
+        peer.request(frame, { timeoutMs: QUIT_TIMEOUT_MS }).then(() => timeout(peer.closed, 2000)),
+        QUIT_TIMEOUT_MS,
+      );
     }
     await this.close("quit");
   }
@@ -580,7 +591,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   async close(reason = "closed"): Promise<void> {
     this.#shut(reason);
     await this.#supervisor;
-    await this.#link?.closed;
+    await this.#peer?.closed;
   }
 
   /** Same as {@linkcode ChatClient.close}. */
@@ -593,7 +604,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     return this.#events;
   }
 
-  #helloFrame(): ClientFrame {
+  #helloFrame(): Extract<RequestFrame, { type: "hello" }> {
     return {
       type: "hello",
       client: this.#options.clientName ?? `parley-client/${VERSION}`,
@@ -601,13 +612,14 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     };
   }
 
-  #open(): Promise<Link> {
+  #open(): Promise<{ peer: Peer; greeted: Promise<WelcomeFrame> }> {
     const o = this.#options;
-    return Link.open(this.#endpoint, {
+    return openPeer(this.#endpoint, {
       hello: this.#helloFrame(),
       maxLine: o.maxLine ?? DEFAULTS.maxLine,
       timeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       pingIntervalMs: o.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+      requestTimeoutMs: o.requestTimeoutMs ?? PEER_DEFAULTS.requestTimeoutMs,
       signal: this.#abort.signal,
       onEvent: (event: ServerEvent) => {
         if (event.type === "message" && event.file !== undefined) this.#remember(event.file);
@@ -627,19 +639,20 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   }
 
   /** Keeps the name and the rooms in step with successful requests. */
-  #track(frame: ClientFrame | { type: "hello" }, reply: ReplyFrame): void {
-    switch (frame.type) {
+  #track<F extends RequestFrame>(frame: F, reply: ReplyTo<F["type"]>): void {
+    const ex = exchange(frame, reply);
+    switch (ex.type) {
       case "hello":
-        this.#welcome = toWelcome(reply);
+        this.#welcome = toWelcome(ex.reply);
         this.#name = this.#welcome.name;
         break;
       case "nick":
-        this.#name = String(reply.name);
+        this.#name = ex.reply.name;
         this.#chosenName = this.#name;
         break;
       case "login":
       case "register": {
-        const login = toLoggedIn(reply);
+        const login = toLoggedIn(ex.reply);
         this.#name = login.name;
         this.#chosenName = login.name;
         this.#token = login.token;
@@ -647,14 +660,14 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         break;
       }
       case "join": {
-        const room = String(reply.room);
+        const room = ex.reply.room;
         if (!this.#rooms.some((r) => nameKey(r) === nameKey(room))) {
           this.#rooms = [...this.#rooms, room];
         }
         break;
       }
       case "part": {
-        const key = nameKey(String(reply.room));
+        const key = nameKey(ex.reply.room);
         this.#rooms = this.#rooms.filter((r) => nameKey(r) !== key);
         break;
       }
@@ -684,19 +697,19 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     this.#options.signal?.removeEventListener("abort", this.#onAbort);
     this.#abort.abort();
     this.#http.close();
-    this.#link?.close(reason);
+    this.#peer?.close(reason);
     this.#events.end();
     this.#closed.resolve(reason);
   }
 
   /** Watches the connection; when it drops, reconnects or ends the client. */
-  async #supervise(first: Link): Promise<void> {
-    let link = first;
+  async #supervise(first: Peer): Promise<void> {
+    let peer = first;
     for (;;) {
-      const reason = await link.closed;
+      const reason = await peer.closed;
       if (this.#state === "closed") return;
-      const permanent = link.shutdown?.permanent === true;
-      const wanted = this.#quitting || link.farewell;
+      const permanent = peer.shutdown?.permanent === true;
+      const wanted = this.#quitting || peer.farewell;
       if (wanted || permanent || this.#options.reconnect === false) {
         if (!wanted) this.#events.push({ type: "disconnected", reason, reconnecting: false });
         this.#shut(wanted ? "quit" : reason);
@@ -704,141 +717,94 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       }
       this.#setState("reconnecting");
       this.#events.push({ type: "disconnected", reason, reconnecting: true });
-      const next = await this.#reconnect();
+      const next = await this.#reconnect(reason);
       if (next === undefined) return;
-      link = next;
+      peer = next;
     }
   }
 
-  /** Tries until a connection is restored (the link), or the client closes (undefined). */
-  async #reconnect(): Promise<Link | undefined> {
-    const max = this.#options.maxReconnectAttempts ?? Infinity;
-    let lastError = "";
-    for (let attempt = 0; attempt < max; attempt++) {
-      await sleep(backoffDelay(attempt, this.#options.backoff), this.#abort.signal);
-      if (this.#isClosed()) return undefined;
-      let link: Link;
+  /**
+   * Tries (with the core's {@linkcode Reconnector}) until a connection is restored (the peer),
+   * or the client closes (undefined).
+   */
+  async #reconnect(reason: string): Promise<Peer | undefined> {
+    const reconnector = new Reconnector({
+      ...this.#options.backoff,
+      maxAttempts: this.#options.maxReconnectAttempts ?? Infinity,
+    });
+    const result = await reconnector.run(async (attempt) => {
+      const { peer, greeted } = await this.#open();
+      this.#peer = peer;
       try {
-        link = await this.#open();
+        if (this.#isClosed()) throw new ConnectionClosedError("closed");
+        const restored = await this.#restore(peer, greeted);
+        if (this.#isClosed()) throw new ConnectionClosedError("closed");
+        return { peer, event: { type: "reconnected" as const, attempts: attempt, ...restored } };
       } catch (error) {
-        lastError = error instanceof Error ? error.message : String(error);
-        continue;
+        peer.close(this.#isClosed() ? "closed" : "restoring the session failed");
+        await peer.closed;
+        throw error;
       }
-      this.#link = link;
-      if (this.#isClosed()) {
-        link.close("closed");
-        await link.closed;
-        return undefined;
-      }
-      try {
-        const restored = await this.#restore(link);
-        if (this.#isClosed()) return undefined;
-        this.#setState("connected");
-        this.#events.push({ type: "reconnected", attempts: attempt + 1, ...restored });
-        return link;
-      } catch (error) {
-        lastError = error instanceof Error ? error.message : String(error);
-        link.close("restoring the session failed");
-        await link.closed;
-        if (this.#isClosed()) return undefined;
-      }
+    }, { signal: this.#abort.signal, reason });
+    if (result.ok) {
+      this.#setState("connected");
+      this.#events.push(result.value.event);
+      return result.value.peer;
     }
-    const reason = `gave up reconnecting after ${max} attempts (${lastError})`;
-    this.#events.push({ type: "disconnected", reason, reconnecting: false });
-    this.#shut(reason);
+    if (result.aborted || this.#isClosed()) return undefined;
+    this.#events.push({ type: "disconnected", reason: result.reason, reconnecting: false });
+    this.#shut(result.reason);
     return undefined;
   }
 
   /**
-   * Says hello, takes back the session (logging in again with the token, or the chosen name)
-   * and re-joins the rooms, all pipelined (the server answers in order). A name or room the
-   * server refuses is reported, not fatal.
+   * Takes back the session with the core's {@linkcode restore}: hello, the token (or the chosen
+   * name), the rooms. A name or room the server refuses is reported, not fatal.
    */
-  async #restore(link: Link): Promise<Omit<ReconnectedEvent, "type" | "attempts">> {
-    const wanted = this.#rooms;
-    const chosen = this.#chosenName;
+  async #restore(
+    peer: Peer,
+    greeted: Promise<WelcomeFrame>,
+  ): Promise<Omit<ReconnectedEvent, "type" | "attempts">> {
     const token = this.#token;
-    const general = nameKey(DEFAULT_ROOM);
-    const hello = link.greeted ?? link.request(this.#helloFrame());
-    const identity = token !== undefined
-      ? link.request({ type: "login", token })
-      : chosen !== undefined
-      ? link.request({ type: "nick", name: chosen })
-      : undefined;
-    const joins = wanted.filter((r) => nameKey(r) !== general).map((room) => ({
-      room,
-      reply: link.request({ type: "join", room }),
-    }));
-    const keepGeneral = wanted.some((r) => nameKey(r) === general);
-    const part = keepGeneral ? undefined : link.request({ type: "part", room: DEFAULT_ROOM });
-    for (const p of [identity, part, ...joins.map((j) => j.reply)]) p?.catch(() => {});
-
-    const welcome = toWelcome(await hello);
-    let name = welcome.name;
-    let rooms = name === "" ? [] : [DEFAULT_ROOM];
-    const result: Omit<ReconnectedEvent, "type" | "attempts"> = { name, rooms };
-    if (identity !== undefined) {
-      try {
-        const ack = await identity;
-        if (token !== undefined) {
-          const login = toLoggedIn(ack);
-          name = login.name;
-          rooms = login.rooms;
-        } else {
-          name = String(ack.name);
-        }
-      } catch (error) {
-        if (!(error instanceof ServerError)) throw error;
-        result.lostName = chosen!;
-        if (token !== undefined) {
-          this.#token = undefined; // expired, revoked, or refused for now: a guest from here on
-          result.lostSession = error.code;
-        }
-      }
+    const plan: Parameters<typeof restore>[1] = {
+      hello: this.#helloFrame(),
+      greeted,
+      rooms: this.#rooms,
+    };
+    if (token !== undefined) plan.token = token;
+    if (this.#chosenName !== undefined) plan.name = this.#chosenName;
+    const done = await restore(peer, plan);
+    const result: Omit<ReconnectedEvent, "type" | "attempts"> = {
+      name: done.name,
+      rooms: [...done.rooms],
+    };
+    if (done.lostName !== undefined) result.lostName = done.lostName;
+    if (done.lostSession !== undefined) {
+      this.#token = undefined; // expired, revoked, or refused for now: a guest from here on
+      result.lostSession = done.lostSession;
     }
-    const has = (room: string) => rooms.some((r) => nameKey(r) === nameKey(room));
-    const lostRooms: string[] = [];
-    for (const { room, reply } of joins) {
-      try {
-        const joined = String((await reply).room);
-        if (!has(joined)) rooms.push(joined);
-      } catch (error) {
-        if (!(error instanceof ServerError)) throw error;
-        lostRooms.push(room);
-      }
-    }
-    if (part !== undefined) {
-      try {
-        await part;
-        rooms = rooms.filter((r) => nameKey(r) !== general);
-      } catch (error) {
-        if (!(error instanceof ServerError)) throw error; // not in it: fine
-      }
-    }
-    if (lostRooms.length > 0) result.lostRooms = lostRooms;
-    this.#welcome = { ...welcome, name };
-    this.#name = name;
-    this.#rooms = rooms;
-    result.name = name;
-    result.rooms = [...rooms];
+    if (done.lostRooms.length > 0) result.lostRooms = done.lostRooms.map((l) => l.room);
+    this.#welcome = { ...toWelcome(done.welcome), name: done.name };
+    this.#name = done.name;
+    this.#rooms = done.rooms;
     return result;
   }
 }
 
-function toWelcome(reply: ReplyFrame): Welcome {
+function toWelcome(reply: WelcomeFrame): Welcome {
   return {
-    server: String(reply.server),
-    version: String(reply.version),
-    proto: Number(reply.proto),
-    name: String(reply.name),
+    server: reply.server,
+    version: reply.version,
+    proto: reply.proto,
+    name: reply.name,
     limits: toLimits(reply.limits),
   };
 }
 
-function toLimits(value: unknown): ServerLimits | undefined {
+/** The limits of a `welcome`; undefined from a server that announces none (parley 0.1). */
+function toLimits(value: ServerLimits | undefined): ServerLimits | undefined {
   if (typeof value !== "object" || value === null) return undefined;
-  const v = value as Record<string, unknown>;
-  const n = (key: keyof ServerLimits) => Number.isFinite(v[key]) ? Number(v[key]) : 0;
+  const n = (key: keyof ServerLimits) => Number.isFinite(value[key]) ? value[key] : 0;
   return {
     maxLine: n("maxLine"),
     maxText: n("maxText"),
@@ -848,34 +814,12 @@ function toLimits(value: unknown): ServerLimits | undefined {
   };
 }
 
-function toLoggedIn(reply: ReplyFrame): LoggedIn {
-  return {
-    name: String(reply.name),
-    token: String(reply.token),
-    rooms: Array.isArray(reply.rooms) ? reply.rooms.map(String) : [],
-    unread: Array.isArray(reply.unread) ? reply.unread as LoggedIn["unread"] : [],
-  };
+function toLoggedIn(reply: AckOf<"login">): LoggedIn {
+  return { name: reply.name, token: reply.token, rooms: reply.rooms, unread: reply.unread };
 }
 
-function toMembers(reply: ReplyFrame): RoomMembers {
-  return {
-    room: String(reply.room),
-    members: Array.isArray(reply.members) ? reply.members.map(String) : [],
-  };
-}
-
-/** Waits `ms`, or less when `signal` aborts; never rejects. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
+function toMembers(reply: AckOf<"join"> | AckOf<"who">): RoomMembers {
+  return { room: reply.room, members: reply.members };
 }
 
 /** Resolves when `promise` settles or after `ms`, whichever is first; never rejects. */

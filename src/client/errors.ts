@@ -1,76 +1,18 @@
 /**
- * The errors a {@linkcode ChatClient} user is meant to catch.
+ * The errors a {@linkcode ChatClient} user is meant to catch: the client core's (shared with
+ * the web app: `ServerError`, `ConnectionClosedError`, `RequestTimeoutError`, `ProtocolError`,
+ * `SessionRefusedError`) and the terminal side's own (TLS verification, file transfer).
  *
  * @module
  */
 
-import { ChatError } from "../protocol/errors.ts";
-import type { ErrorCode } from "../protocol/errors.ts";
-
-/**
- * The server refused a request: it answered with an `error` frame. `code` is the protocol's
- * stable error code; the message is the server's sentence for humans.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { ServerError } from "./errors.ts";
- * const err = new ServerError("name_taken", "Cannot rename: the name alice is taken");
- * assert.equal(err.code, "name_taken");
- * ```
- */
-export class ServerError extends ChatError {
-  /**
-   * @param code the server's error code
-   * @param message the server's message
-   * @param retryAfter seconds to wait, when given
-   */
-  constructor(code: ErrorCode, message: string, retryAfter?: number) {
-    super(code, message, retryAfter);
-    this.name = "ServerError";
-  }
-}
-
-/**
- * A request could not complete because the connection was closed (dropped, quit, disposed or
- * aborted) or is being re-established. The request may or may not have reached the server.
- */
-export class ConnectionClosedError extends Error {
-  /**
-   * @param message what happened
-   * @param options the underlying cause, if any
-   */
-  constructor(message = "Cannot complete the request: the connection is closed", options?: {
-    cause?: unknown;
-  }) {
-    super(message, options);
-    this.name = "ConnectionClosedError";
-  }
-}
-
-/**
- * The server refused the connection before a session started (it sent a `! …` line instead of
- * the banner, e.g. too many connections). The message is the server's sentence.
- */
-export class SessionRefusedError extends Error {
-  /** @param message the server's reason, without the leading `!` */
-  constructor(message: string) {
-    super(message);
-    this.name = "SessionRefusedError";
-  }
-}
-
-/**
- * The server sent something that is not protocol v1 (an unreadable line, or not JSON): the
- * connection is dropped, and re-established when reconnecting is on.
- */
-export class ProtocolError extends Error {
-  /** @param message what was wrong */
-  constructor(message: string) {
-    super(message);
-    this.name = "ProtocolError";
-  }
-}
+export {
+  ConnectionClosedError,
+  ProtocolError,
+  RequestTimeoutError,
+  ServerError,
+  SessionRefusedError,
+} from "./core/errors.ts";
 
 /** What was wrong with a server's TLS certificate. */
 export type TlsProblem = "unknown_issuer" | "wrong_host" | "expired" | "not_yet_valid" | "other";

@@ -6,28 +6,15 @@
  */
 
 import type { ErrorCode } from "../protocol/errors.ts";
-import type { HistoryFrame, MessageFrame, PresenceFrame, ServerFrame } from "../protocol/frames.ts";
+import type { ServerEvent } from "./core/frames.ts";
 
-/** A server notice. */
-export type NoticeEvent = Extract<ServerFrame, { type: "notice" }>;
-
-/** The server is going away; `permanent: true` means the client will not reconnect. */
-export type ShutdownEvent = Extract<ServerFrame, { type: "shutdown" }>;
-
-/** An `error` frame that answers no request of this client (e.g. a line it could not read). */
-export type UnsolicitedErrorEvent = Extract<ServerFrame, { type: "error" }>;
-
-/** Recent messages of a room, sent when it is joined (oldest first). */
-export type HistoryEvent = HistoryFrame;
-
-/** An event the server sent. Replies (`welcome`, `ack`, `pong`, errors with a `ref`) never appear. */
-export type ServerEvent =
-  | MessageFrame
-  | HistoryEvent
-  | PresenceFrame
-  | NoticeEvent
-  | ShutdownEvent
-  | UnsolicitedErrorEvent;
+export type {
+  HistoryEvent,
+  NoticeEvent,
+  ServerEvent,
+  ShutdownEvent,
+  UnsolicitedErrorEvent,
+} from "./core/frames.ts";
 
 /**
  * The connection dropped. `reconnecting` says whether the client will try again; when it is

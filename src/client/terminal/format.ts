@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { ClientFrame, HistoryFrame, MessageFrame, RoomInfo } from "../../protocol/frames.ts";
+import type { HistoryFrame, MessageFrame } from "../../protocol/frames.ts";
 import { formatSize, sanitize } from "../../protocol/text_mode.ts";
 import type { ChatEvent } from "../events.ts";
-import type { ReplyFrame } from "../_link.ts";
+import type { Exchange } from "../core/frames.ts";
 
 /** One output line; `error` lines go to stderr when the client is not interactive. */
 export interface Line {
@@ -207,32 +207,29 @@ export class Formatter {
   }
 
   /** The lines answering a successful request, in the server's text-mode words. */
-  reply(frame: ClientFrame, reply: ReplyFrame, me: string): Line[] {
-    switch (frame.type) {
+  reply(ex: Exchange, me: string): Line[] {
+    switch (ex.type) {
       case "nick":
-        return [this.info(`You are now ${String(reply.name)}`)];
+        return [this.info(`You are now ${ex.reply.name}`)];
       case "join": {
-        const members = stringList(reply.members);
+        const { room, members } = ex.reply;
         return [
-          this.info(
-            `You joined ${String(reply.room)}; members (${members.length}): ${members.join(", ")}`,
-          ),
+          this.info(`You joined ${room}; members (${members.length}): ${members.join(", ")}`),
         ];
       }
       case "part":
-        return [this.info(`You left ${String(reply.room)}`)];
+        return [this.info(`You left ${ex.reply.room}`)];
       case "who": {
-        const members = stringList(reply.members);
-        return [
-          this.info(`Members of ${String(reply.room)} (${members.length}): ${members.join(", ")}`),
-        ];
+        const { room, members } = ex.reply;
+        return [this.info(`Members of ${room} (${members.length}): ${members.join(", ")}`)];
       }
       case "rooms": {
-        const rooms = Array.isArray(reply.rooms) ? reply.rooms as RoomInfo[] : [];
+        const rooms = ex.reply.rooms;
         return [this.info(`Rooms: ${rooms.map((r) => `${r.name} (${r.members})`).join(", ")}`)];
       }
       case "send": {
-        const ts = typeof reply.ts === "number" ? reply.ts : this.#now();
+        const { frame } = ex;
+        const ts = typeof ex.reply.ts === "number" ? ex.reply.ts : this.#now();
         const m = { from: me, text: frame.text, ts, ...(frame.action ? { action: true } : {}) };
         return [
           this.message(
@@ -242,38 +239,30 @@ export class Formatter {
         ];
       }
       case "hello":
-        return [this.info(`You are ${String(reply.name)}`)];
+        return [this.info(`You are ${ex.reply.name}`)];
       case "register":
       case "login": {
-        const verb = frame.type === "register" ? "Registered and logged in" : "Logged in";
-        const unread = Array.isArray(reply.unread)
-          ? reply.unread as { from: string; count: number }[]
-          : [];
+        const verb = ex.type === "register" ? "Registered and logged in" : "Logged in";
+        const unread = ex.reply.unread;
         const summary = unread.length === 0
           ? "no unread direct messages"
           : `unread direct messages: ${unread.map((u) => `${u.from} (${u.count})`).join(", ")}`;
-        return [this.info(`${verb} as ${String(reply.name)}; ${summary}`)];
+        return [this.info(`${verb} as ${ex.reply.name}; ${summary}`)];
       }
       case "logout":
         return [this.info(`Logged out; goodbye, ${me}`)];
       case "passwd":
         return [this.info("Password changed; your other sessions must log in again")];
       case "history":
-        return this.history(reply as unknown as HistoryFrame, me);
+        return this.history(ex.reply, me);
       case "ping":
         return [this.info("pong")];
       case "quit":
         return [this.info(`Goodbye, ${me}`)];
-      default:
-        return [];
     }
   }
 
   #time(ts: number): string {
     return this.#p.paint("dim", clock(ts));
   }
-}
-
-function stringList(value: unknown): string[] {
-  return Array.isArray(value) ? value.map(String) : [];
 }

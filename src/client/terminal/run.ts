@@ -8,10 +8,11 @@
  */
 
 import { ChatError } from "../../protocol/errors.ts";
-import type { ClientFrame } from "../../protocol/frames.ts";
 import { nameKey } from "../../protocol/names.ts";
 import { parseTextLine, TEXT_HELP } from "../../protocol/text_mode.ts";
-import type { ChatClient, ReplyFrame } from "../chat_client.ts";
+import type { ChatClient } from "../chat_client.ts";
+import { exchange } from "../core/frames.ts";
+import type { Reply, RequestFrame } from "../core/frames.ts";
 import { ConnectionClosedError, ServerError } from "../errors.ts";
 import type { TokenStore } from "../token_store.ts";
 import type { Formatter } from "./format.ts";
@@ -48,7 +49,7 @@ const HELP: readonly string[] = (() => {
 })();
 
 /** Requests whose reply the server follows with `history` (and offline DM) frames. */
-const REPLAYING = new Set<ClientFrame["type"]>(["join", "login", "register"]);
+const REPLAYING = new Set<RequestFrame["type"]>(["join", "login", "register"]);
 
 /**
  * Runs the terminal session until the user quits (a quit word, `/quit`, end of input, or
@@ -136,22 +137,24 @@ export async function runTerminal(
    * @throws {ServerError} when the server refuses it
    * @throws {ConnectionClosedError} when it could not be delivered
    */
-  const perform = async (frame: ClientFrame): Promise<ReplyFrame> => {
+  const perform = async (frame: RequestFrame): Promise<Reply> => {
     await client.whenConnected();
     const name = client.name;
     const release = REPLAYING.has(frame.type) ? hold() : undefined;
     try {
       const reply = await client.request(frame);
-      show(fmt.reply(frame, reply, name));
-      if ((frame.type === "login" && frame.token === undefined) || frame.type === "register") {
-        await tokenStore("save", (s) => s.set(server, String(reply.name), String(reply.token)));
+      const ex = exchange(frame, reply);
+      show(fmt.reply(ex, name));
+      if ((ex.type === "login" && ex.frame.token === undefined) || ex.type === "register") {
+        const { name, token } = ex.reply;
+        await tokenStore("save", (s) => s.set(server, name, token));
       }
       if (frame.type === "logout") {
         loggedOut = true;
         await tokenStore("remove", (s) => s.delete(server, name));
       }
-      if (frame.type === "join") {
-        current = String(reply.room);
+      if (ex.type === "join") {
+        current = ex.reply.room;
       } else if (!isIn(current)) {
         // Left the current room (or logging in changed the rooms): the latest joined is current.
         const left = current;
@@ -168,7 +171,7 @@ export async function runTerminal(
   };
 
   /** Like {@linkcode perform}, showing a refusal instead of throwing it; whether it worked. */
-  const execute = async (frame: ClientFrame, refusal = ""): Promise<boolean> => {
+  const execute = async (frame: RequestFrame, refusal = ""): Promise<boolean> => {
     try {
       await perform(frame);
       return true;
@@ -320,6 +323,7 @@ export async function runTerminal(
         continue;
       }
       if (command.type === "quit") return command.reason;
+      if (command.type === "pong") continue; // answers nothing; the client pongs by itself
       await execute(command);
       if (loggedOut) return undefined; // the server ends the connection after a logout
     }

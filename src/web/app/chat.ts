@@ -13,14 +13,20 @@ import type {
   MessageFrame,
   PresenceFrame,
   RoomInfo,
-  ServerFrame,
   ServerLimits,
+  UnreadCount,
 } from "../../protocol/frames.ts";
+import { PROTO } from "../../protocol/frames.ts";
+import { ConnectionClosedError, ServerError } from "../../client/core/errors.ts";
+import type { ServerEvent } from "../../client/core/frames.ts";
+import type { Peer } from "../../client/core/peer.ts";
+import { restore } from "../../client/core/restore.ts";
+import type { RestorePlan } from "../../client/core/restore.ts";
 import { isValidName, isValidRoom, nameKey } from "../../protocol/names.ts";
 import { utf8Length } from "../../protocol/unicode.ts";
 import { formatSize } from "../../protocol/text_mode.ts";
-import { Link, LinkLostError, RequestError } from "./connection.ts";
-import type { LinkState, Reply } from "./connection.ts";
+import { Link } from "./connection.ts";
+import type { LinkState } from "./connection.ts";
 import {
   conversationOf,
   dmConversationKey,
@@ -68,13 +74,17 @@ function tooLong(text: string, max: number): string | undefined {
   return bytes > max ? `Too long: ${bytes} bytes, the most is ${max}` : undefined;
 }
 
-/** The limits a `welcome` carries that the web app checks; defaults for a server without them. */
-function serverLimits(value: unknown): Pick<ServerLimits, "maxText" | "maxFileSize"> {
-  const v = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
-  const positive = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n > 0;
+/**
+ * The limits a `welcome` carries that the web app checks; defaults for a server without them
+ * (a parley 0.1 server announces none).
+ */
+function serverLimits(
+  limits: ServerLimits | undefined,
+): Pick<ServerLimits, "maxText" | "maxFileSize"> {
+  const positive = (n: number | undefined): n is number => Number.isFinite(n) && n! > 0;
   return {
-    maxText: positive(v.maxText) ? Number(v.maxText) : MAX_TEXT,
-    maxFileSize: positive(v.maxFileSize) ? Number(v.maxFileSize) : 0,
+    maxText: positive(limits?.maxText) ? limits.maxText : MAX_TEXT,
+    maxFileSize: positive(limits?.maxFileSize) ? limits.maxFileSize : 0,
   };
 }
 
@@ -114,7 +124,7 @@ export class Chat {
     this.#link = new Link({
       ...(options.url === undefined ? {} : { url: options.url }),
       onEvent: (frame) => this.#onEvent(frame),
-      onOpen: () => this.#setUp(),
+      onOpen: (peer) => this.#setUp(peer),
       onState: (state) => this.#onLinkState(state),
     });
     document.addEventListener("visibilitychange", () => {
@@ -196,74 +206,68 @@ export class Chat {
 
   // ---- setting the session up on a new link ----
 
-  async #setUp(): Promise<void> {
+  /**
+   * Sets the session up on a new link with the client core's `restore` (hello; the token, the
+   * name and password, or the guest's name; a guest's rooms), then the rooms' members and the
+   * direct messages.
+   */
+  async #setUp(peer: Peer): Promise<void> {
     const auth = this.#auth;
     if (auth === undefined) throw new SetupRefused("Not logged in");
+    const held = sortedConversations(this.store.state).filter((c) => c.kind === "room");
+    const plan: RestorePlan = { hello: { type: "hello", client: "parley-web", proto: PROTO } };
+    if (auth.kind === "token") {
+      plan.token = auth.token;
+    } else if (auth.kind === "guest") {
+      const wanted = auth.name ?? (this.#established ? this.store.state.me : undefined);
+      if (wanted !== undefined) plan.name = wanted;
+      // A guest's rooms are ours to take back; an account's are the server's.
+      if (this.#established) plan.rooms = held.map((c) => c.name);
+    } else {
+      plan.credentials = { ...auth, register: auth.kind === "register" };
+    }
+    plan.onLogin = (ack) => {
+      this.#auth = { kind: "token", token: ack.token };
+      save(KEYS.token, ack.token);
+      this.store.update(() => ({ me: ack.name, account: true }));
+      // Before any other await: the offline messages that follow are counted here.
+      this.#applyUnread(ack.unread);
+    };
     try {
-      const welcome = await this.#link.request({
-        type: "hello",
-        client: "parley-web",
-        proto: 1,
-      });
-      const before = this.store.state;
-      this.#limits = serverLimits(welcome.limits);
-      let me = String(welcome.name ?? "");
-      let rooms: string[] = me === "" ? [] : ["#general"];
+      const done = await restore(peer, plan);
+      this.#limits = serverLimits(done.welcome.limits);
       if (auth.kind === "guest") {
-        this.store.update(() => ({ me }));
-        if (me === "") {
+        if (done.welcome.name === "") {
           this.store.update(() => ({ guestsAllowed: false }));
-          throw new SetupRefused(
-            "This server requires an account: log in or register",
-          );
+          throw new SetupRefused("This server requires an account: log in or register");
         }
-        const wanted = auth.name ?? (this.#established ? before.me : undefined);
-        if (wanted !== undefined && nameKey(wanted) !== nameKey(me)) {
-          try {
-            await this.#link.request({ type: "nick", name: wanted });
-            me = wanted;
-            this.store.update(() => ({ me }));
-          } catch (error) {
-            if (!(error instanceof RequestError) || !this.#established) {
-              throw error;
-            }
-            this.#toast(`You are ${me} now: ${error.message}`);
-          }
+        if (done.identityError !== undefined) {
+          if (!this.#established) throw done.identityError;
+          this.#toast(`You are ${done.name} now: ${done.identityError.message}`);
         }
-        auth.name = me;
-      } else {
-        const ack = await this.#link.request(
-          auth.kind === "token"
-            ? { type: "login", token: auth.token }
-            : { type: auth.kind, name: auth.name, password: auth.password },
-        );
-        me = String(ack.name);
-        rooms = Array.isArray(ack.rooms) ? ack.rooms.map(String) : [];
-        this.#auth = { kind: "token", token: String(ack.token) };
-        save(KEYS.token, String(ack.token));
-        this.store.update(() => ({ me, account: true }));
-        // Before any other await: the offline messages that follow are counted here.
-        this.#applyUnread(ack.unread);
+        auth.name = done.name;
+        this.store.update(() => ({ me: done.name }));
+      } else if (done.identityError !== undefined) {
+        throw done.identityError;
       }
       this.store.update(() => ({
         screen: "chat",
         loginBusy: false,
         loginError: undefined,
       }));
-      await this.#setUpRooms(auth.kind === "guest", rooms);
+      await this.#setUpRooms(done.rooms, done.joined, done.lostRooms);
       if (this.store.state.account) await this.#setUpDms();
       this.#established = true;
-      this.#link.settled();
       this.#pickActive();
     } catch (error) {
       if (error instanceof SetupRefused) {
         this.#reset(error.message);
-      } else if (error instanceof RequestError && !this.#established) {
+      } else if (error instanceof ServerError && !this.#established) {
         this.#reset(
           auth.kind === "token" ? "Your session has ended: log in again" : error.message,
         );
       } else if (
-        error instanceof RequestError && error.code === "auth_failed"
+        error instanceof ServerError && error.code === "auth_failed"
       ) {
         this.#reset("Your session has ended: log in again");
       }
@@ -271,51 +275,39 @@ export class Chat {
     }
   }
 
-  /** Brings the rooms in line: the server's list for accounts, ours again for guests. */
-  async #setUpRooms(guest: boolean, serverRooms: string[]): Promise<void> {
-    const held = sortedConversations(this.store.state).filter((c) => c.kind === "room");
-    const want = guest && this.#established ? held.map((c) => c.name) : serverRooms;
-    const wantKeys = new Set(want.map(roomKey));
-    // Rooms we no longer are in (left on another device meanwhile) go away.
-    for (const c of held) {
-      if (!wantKeys.has(c.key)) this.#dropConversation(c.key);
+  /**
+   * Brings the conversations in line with the rooms the session is in: members from the join
+   * acks (else asked for), rooms no longer joined (left on another device, or not re-joined)
+   * dropped.
+   */
+  async #setUpRooms(
+    rooms: string[],
+    joined: { room: string; members: string[] }[],
+    lost: { room: string; error: ServerError }[],
+  ): Promise<void> {
+    const keys = new Set(rooms.map(roomKey));
+    for (const c of sortedConversations(this.store.state)) {
+      if (c.kind === "room" && !keys.has(c.key)) this.#dropConversation(c.key);
     }
-    const serverKeys = new Set(serverRooms.map(roomKey));
-    const work: Promise<unknown>[] = [];
-    for (const room of want) {
-      if (serverKeys.has(roomKey(room))) work.push(this.#who(room));
-      else work.push(this.#joinQuietly(room));
-    }
-    for (const room of serverRooms) {
-      if (!wantKeys.has(roomKey(room))) {
-        work.push(this.#link.request({ type: "part", room }).catch(() => {}));
-      }
-    }
-    await Promise.all(work);
+    for (const { error } of lost) this.#toast(error.message);
+    const acks = new Map(joined.map((ack) => [roomKey(ack.room), ack]));
+    await Promise.all(rooms.map((room) => {
+      const ack = acks.get(roomKey(room));
+      if (ack === undefined) return this.#who(room);
+      this.#setMembers(ack.room, ack.members);
+      return undefined;
+    }));
   }
 
   async #who(room: string): Promise<void> {
     const ack = await this.#link.request({ type: "who", room });
-    this.#setMembers(String(ack.room ?? room), ack.members);
+    this.#setMembers(ack.room, ack.members);
   }
 
-  async #joinQuietly(room: string): Promise<void> {
-    try {
-      const ack = await this.#link.request({ type: "join", room });
-      this.#setMembers(String(ack.room ?? room), ack.members);
-    } catch (error) {
-      if (error instanceof RequestError) {
-        this.#dropConversation(roomKey(room));
-        this.#toast(error.message);
-      } else throw error;
-    }
-  }
-
-  #setMembers(room: string, members: unknown): void {
-    const list = Array.isArray(members) ? members.map(String) : [];
+  #setMembers(room: string, members: string[]): void {
     this.store.conversation(
       roomKey(room),
-      () => ({ name: room, members: list }),
+      () => ({ name: room, members: [...members] }),
       () => newConversation("room", room),
     );
   }
@@ -339,16 +331,13 @@ export class Chat {
           await this.#link.request({ type: "history", with: name }),
         );
       } catch (error) {
-        if (!(error instanceof RequestError)) throw error;
+        if (!(error instanceof ServerError)) throw error;
       }
     }));
   }
 
-  #applyUnread(unread: unknown): void {
-    if (!Array.isArray(unread)) return;
-    for (const entry of unread as { from?: unknown; count?: unknown }[]) {
-      const from = String(entry.from ?? "");
-      const count = Number(entry.count ?? 0);
+  #applyUnread(unread: UnreadCount[]): void {
+    for (const { from, count } of unread) {
       if (!isValidName(from) || !(count > 0)) continue;
       const key = dmConversationKey(from);
       const seen = this.#isSeen(key);
@@ -402,7 +391,7 @@ export class Chat {
 
   // ---- server events ----
 
-  #onEvent(frame: ServerFrame): void {
+  #onEvent(frame: ServerEvent): void {
     switch (frame.type) {
       case "message":
         return this.#onMessage(frame);
@@ -462,7 +451,7 @@ export class Chat {
     }
   }
 
-  #applyHistory(frame: HistoryFrame | Reply): void {
+  #applyHistory(frame: HistoryFrame): void {
     const h = frame as HistoryFrame;
     if (!Array.isArray(h.messages)) return;
     const room = h.room;
@@ -874,7 +863,7 @@ export class Chat {
       ...(file === undefined ? {} : { file: file.id }),
     }).then(
       (ack) => {
-        const id = Number(ack.id);
+        const id = ack.id;
         this.#replaceItem(
           conv.key,
           pending.key,
@@ -883,13 +872,13 @@ export class Chat {
               ...pending,
               id,
               key: `m${id}`,
-              ts: Number(ack.ts),
+              ts: ack.ts,
               status: "sent",
             },
         );
       },
       (error) => {
-        const why = error instanceof LinkLostError
+        const why = error instanceof ConnectionClosedError
           ? "Not sent: the connection was lost"
           : `Not sent: ${errorText(error)}`;
         this.#replaceItem(conv.key, pending.key, () => ({
@@ -949,7 +938,7 @@ export class Chat {
     }
     try {
       const ack = await this.#link.request({ type: "join", room });
-      const name = String(ack.room ?? room);
+      const name = ack.room;
       this.#setMembers(name, ack.members);
       this.select(roomKey(name));
       return undefined;
@@ -1023,8 +1012,7 @@ export class Chat {
 
   /** The server's rooms with their member counts (for suggestions). */
   async listRooms(): Promise<RoomInfo[]> {
-    const ack = await this.#link.request({ type: "rooms" });
-    return Array.isArray(ack.rooms) ? (ack.rooms as RoomInfo[]) : [];
+    return (await this.#link.request({ type: "rooms" })).rooms;
   }
 
   /** Turns desktop notifications on (asking the browser's permission) or off. */

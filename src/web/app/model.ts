@@ -94,26 +94,6 @@ export type LinkStatus =
   | { kind: "online" }
   | { kind: "waiting"; attempt: number; retryAt: number; reason: string };
 
-/**
- * The delay before reconnect attempt `attempt` (0 first): at least a quarter of the ceiling
- * `min(capMs, baseMs * 2^attempt)`, the rest uniformly random ("jitter"), so many clients
- * cut off at once do not come back at once.
- *
- * @param random a number in [0, 1); replace it to make the delay predictable
- */
-export function reconnectDelay(
-  attempt: number,
-  baseMs: number,
-  capMs: number,
-  random: () => number = Math.random,
-): number {
-  const ceiling = Math.min(
-    capMs,
-    baseMs * 2 ** Math.min(Math.max(attempt, 0), 30),
-  );
-  return Math.round(ceiling * (0.25 + 0.75 * random()));
-}
-
 /** Everything the UI renders. */
 export interface ChatState {
   /** `login`: the form; `chat`: the chat screen (possibly reconnecting). */
