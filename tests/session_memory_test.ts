@@ -2,6 +2,7 @@
 // memoryConnection(), a real SQLite store on its worker, and its commits held to force the races
 // the subprocess tests could only try to hit.
 import assert from "node:assert/strict";
+import { ManualClock } from "../src/clock.ts";
 import { ChatServer } from "../src/server/server.ts";
 import { openSqliteStore } from "../src/store/worker_store.ts";
 import { memoryConnection } from "../src/transport/memory.ts";
@@ -116,4 +117,43 @@ Deno.test("in process: a DM committed as waiting, whose sender hears of it only 
   const again = await app.connect();
   const second = await ask(again, { type: "login", token: alice.token });
   assert.deepEqual(second.unread, [], "and not waiting any more");
+});
+
+Deno.test("in process: renames past the nick guard's rate are refused rate_limited, the name kept", async () => {
+  await using app = await inProcess();
+  const peer = await app.connect();
+  for (let i = 0; i < 10; i++) {
+    assert.equal((await ask(peer, { type: "nick", name: `n${i}` })).type, "ack", `rename ${i}`);
+  }
+  const refused = await ask(peer, { type: "nick", name: "one-too-many" });
+  assert.equal(refused.type, "error");
+  assert.equal(refused.code, "rate_limited");
+  assert.ok(Number(refused.retryAfter) >= 1);
+  const who = await ask(peer, { type: "who", room: "#general" });
+  assert.deepEqual(who.members, ["n9"]);
+});
+
+Deno.test("in process: the clock in the server's deps stamps messages and expires tokens", async () => {
+  const clock = new ManualClock(Date.UTC(2030, 0, 1));
+  const store = new HeldStore(await openSqliteStore(":memory:", { sync: "normal" }));
+  await using server = await ChatServer.start(
+    { data: ":memory:", lowPriorityHashing: false, hashConcurrency: 1, sessionTtlMs: 3600_000 },
+    { store, listen: false, clock },
+  );
+  const connect = async () => {
+    const [conn, peer] = memoryConnection();
+    void server.serve(conn);
+    peer.send({ type: "hello", proto: 1, ref: "hello" });
+    await peer.frame((f) => f.ref === "hello");
+    return peer;
+  };
+  const alice = await account(connect, "alice");
+  const sent = await ask(alice.peer, { type: "send", room: "#general", text: "hi" });
+  assert.equal(sent.ts, Date.UTC(2030, 0, 1), "stamped by the server's clock");
+  alice.peer.close();
+  clock.advance(3600_000 + 1); // the token has not been used for longer than the TTL
+  const later = await connect();
+  const login = await ask(later, { type: "login", token: alice.token });
+  assert.equal(login.type, "error");
+  assert.equal(login.code, "auth_failed");
 });

@@ -43,6 +43,8 @@ export interface Caller extends Member {
   autoGeneral: boolean;
   /** Records a login and brings the session online; `joined`: rooms new to it. */
   loggedIn(login: AccountLogin, joined: readonly string[]): void;
+  /** Brings the session online (once) and picks its current room; `joined`: rooms new to it. */
+  comeOnline(joined: readonly string[]): void;
 }
 
 /** What handlers work with: the server's services and settings. */

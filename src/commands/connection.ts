@@ -6,7 +6,29 @@
 
 import { ChatError } from "../protocol/errors.ts";
 import { PROTO } from "../protocol/frames.ts";
-import type { CommandGroup } from "./command.ts";
+import { DEFAULT_ROOM } from "../protocol/names.ts";
+import type { Outcome } from "../protocol/requests.ts";
+import type { Start } from "../dialects/dialect.ts";
+import type { Caller, CommandGroup, Services } from "./command.ts";
+
+/**
+ * What a session does at its first line: unless the server requires logins, it comes online as a
+ * guest in #general, with #general's latest history to replay.
+ */
+export function arrive(
+  caller: Caller,
+  { hub, messages, config }: Services,
+): { start: Start; replay?: Promise<Outcome> } {
+  if (config.requireLogin) return { start: { kind: "login_required" } };
+  hub.connect(caller);
+  caller.autoGeneral = true;
+  caller.comeOnline([DEFAULT_ROOM]);
+  const history = messages.latest([DEFAULT_ROOM], config.historyOnJoin);
+  return {
+    start: { kind: "guest", name: caller.name, room: caller.current! },
+    replay: history.then((replay) => ({ replay })),
+  };
+}
 
 /** The connection commands. */
 export const connectionCommands: CommandGroup<"hello" | "ping" | "pong" | "help" | "quit"> = {

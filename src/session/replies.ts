@@ -6,8 +6,11 @@
  * @module
  */
 
-import type { ChatError } from "../protocol/errors.ts";
+import { getLogger } from "@logtape/logtape";
+import { ChatError } from "../protocol/errors.ts";
 import type { Outcome } from "../protocol/requests.ts";
+
+const log = getLogger(["parley", "session"]);
 
 /** Writes one answer; false (or a promise of false) when the session should end. */
 export type WriteReply = (
@@ -24,7 +27,7 @@ export type WriteReply = (
  * import { ReplyQueue } from "./replies.ts";
  * import { ChatError } from "../protocol/errors.ts";
  * const order: (string | undefined)[] = [];
- * const queue = new ReplyQueue((ref) => (order.push(ref), true), (e) => e as ChatError);
+ * const queue = new ReplyQueue((ref) => (order.push(ref), true), "127.0.0.1:5555");
  * const slow = new Promise<never>((_, reject) => setTimeout(() => reject(new ChatError("busy", "x")), 5));
  * queue.respond("1", slow);
  * queue.respond("2", new ChatError("busy", "y")); // ready first, written second
@@ -34,17 +37,17 @@ export type WriteReply = (
  */
 export class ReplyQueue {
   readonly #write: WriteReply;
-  readonly #asError: (error: unknown) => ChatError;
+  readonly #remote: string;
   #tail: Promise<void> | undefined;
   #pending = 0;
 
   /**
    * @param write writes an answer in the connection's dialect
-   * @param asError turns a handler's failure into the error to answer
+   * @param remote the peer, for the log of a handler that failed (not the client's doing)
    */
-  constructor(write: WriteReply, asError: (error: unknown) => ChatError) {
+  constructor(write: WriteReply, remote: string) {
     this.#write = write;
-    this.#asError = asError;
+    this.#remote = remote;
   }
 
   /** How many replies wait. */
@@ -81,5 +84,12 @@ export class ReplyQueue {
     });
     this.#tail = tail;
     return done;
+  }
+
+  /** A handler's failure as the error to answer: its own, or `internal` (logged). */
+  #asError(error: unknown): ChatError {
+    if (error instanceof ChatError) return error;
+    log.error("A command from {remote} failed: {error}", { remote: this.#remote, error });
+    return new ChatError("internal", "Internal error: the command failed");
   }
 }

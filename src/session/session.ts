@@ -12,6 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import type { AccountLogin } from "../auth/accounts.ts";
 import type { Caller, Command, Services } from "../commands/command.ts";
 import { checkGuard } from "../commands/guards.ts";
+import { arrive } from "../commands/connection.ts";
 import { COMMANDS } from "../commands/table.ts";
 import type { Dialect, SessionView } from "../dialects/dialect.ts";
 import { json } from "../dialects/json.ts";
@@ -109,11 +110,7 @@ export class Session implements Caller {
       onError: () => this.close(),
       scheduler: ctx.flusher,
     });
-    this.#replies = new ReplyQueue((ref, answer) => this.#answer(ref, answer), (error) => {
-      if (error instanceof ChatError) return error;
-      log.error("A command from {remote} failed: {error}", { remote: conn.remote, error });
-      return new ChatError("internal", "Internal error: the command failed");
-    });
+    this.#replies = new ReplyQueue((ref, answer) => this.#answer(ref, answer), conn.remote);
   }
 
   /** Queues an event in this connection's dialect. Never blocks, never throws. */
@@ -210,23 +207,15 @@ export class Session implements Caller {
     return this.#replies.respond(ref, outcome);
   }
 
-  /** Starts at the first line: picks the dialect; unless logins are required, joins #general. */
+  /** Starts at the first line: picks the dialect, and arrives (see `arrive`). */
   #start(firstLine: string): void {
     this.#started = true;
     this.#dialect ??= firstLine.startsWith("{") ? json : text;
-    let greeting: Uint8Array | null;
-    if (!this.#ctx.config.requireLogin) {
-      this.#ctx.hub.connect(this);
-      this.autoGeneral = true;
-      this.#comeOnline([DEFAULT_ROOM]);
-      greeting = this.#dialect.start({ kind: "guest", name: this.name, room: this.current! });
-      // Through the reply queue, so the commands after it wait for the replay to be written.
-      const history = this.#ctx.messages.latest([DEFAULT_ROOM], this.#ctx.config.historyOnJoin);
-      this.#replies.respond(undefined, history.then((replay) => ({ replay })));
-    } else {
-      greeting = this.#dialect.start({ kind: "login_required" });
-    }
+    const { start, replay } = arrive(this, this.#ctx);
+    const greeting = this.#dialect.start(start);
     if (greeting !== null) this.#outbox.push(greeting);
+    // Through the reply queue, so the commands after it wait for the replay to be written.
+    if (replay !== undefined) this.#replies.respond(undefined, replay);
   }
 
   #view(): SessionView {
@@ -237,10 +226,11 @@ export class Session implements Caller {
   loggedIn(login: AccountLogin, joined: readonly string[]): void {
     this.user = login.user;
     this.tokenHash = login.tokenHash;
-    this.#comeOnline(joined);
+    this.comeOnline(joined);
   }
 
-  #comeOnline(joined: readonly string[]): void {
+  /** Brings the session online (once), and picks its current room among its rooms. */
+  comeOnline(joined: readonly string[]): void {
     if (!this.online) {
       this.online = true;
       log.info("{remote} is online as {name} ({mode} mode)", {
