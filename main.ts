@@ -15,7 +15,9 @@ Usage: parley <command> [options]
 Commands:
   server            start the chat server (TCP text mode for nc, JSON lines for clients)
   client HOST [PORT] the terminal chat client (port 5000 by default)
-  user ACTION NAME  manage accounts: add, list, passwd, disable, enable, delete
+  user ACTION NAME  manage accounts: add, list, passwd, disable, enable, delete, admin,
+                    unadmin; 'user audit' prints the audit log
+  backup --out FILE copy the database to FILE, safe while the server runs
   cert --host NAME  make a self-signed TLS certificate and key for development
 
 Run 'parley <command> --help' for a command's options.
@@ -28,6 +30,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   server: () => Promise.resolve(serverMain),
   client: async () => (await import("./src/cli/client_cmd.ts")).clientMain,
   user: async () => (await import("./src/cli/user_cmd.ts")).userMain,
+  backup: async () => (await import("./src/cli/backup_cmd.ts")).backupMain,
   cert: async () => (await import("./src/cli/cert_cmd.ts")).certMain,
 };
 

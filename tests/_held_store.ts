@@ -10,6 +10,7 @@ export class HeldStore implements Store {
   readonly accounts: Store["accounts"];
   readonly memberships: Store["memberships"];
   readonly files: Store["files"];
+  readonly moderation: Store["moderation"];
   readonly messages: MessageStore;
   readonly #inner: Store;
   #hold: Hold;
@@ -20,6 +21,7 @@ export class HeldStore implements Store {
     this.accounts = inner.accounts;
     this.memberships = inner.memberships;
     this.files = inner.files;
+    this.moderation = inner.moderation;
     const m = inner.messages;
     this.messages = {
       append: (message) => this.#append(message),

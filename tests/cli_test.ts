@@ -1,6 +1,8 @@
-// The command line: usage, help and mistakes.
+// The command line: usage, help and mistakes; `parley user`'s administration and audit log;
+// `parley backup` of a database a running server uses.
 import assert from "node:assert/strict";
-import { MAIN } from "./_helpers.ts";
+import { openSqliteStore } from "../src/store/worker_store.ts";
+import { MAIN, RawClient, request, startServer, tempDir } from "./_helpers.ts";
 
 async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -54,4 +56,161 @@ Deno.test("mistakes on the command line exit 2 with one clear line", async () =>
   const badLevel = await run("server", "--log-level", "loud");
   assert.equal(badLevel.code, 2);
   assert.match(badLevel.err, /--log-level must be one of/);
+});
+
+/** Runs `main.ts ARGS` with read and write access, `stdin` (when given) as its input. */
+async function runRw(
+  args: string[],
+  stdin?: string,
+): Promise<{ code: number; out: string; err: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", MAIN, ...args],
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  const dec = new TextDecoder();
+  return { code, out: dec.decode(stdout), err: dec.decode(stderr) };
+}
+
+Deno.test("user admin|unadmin|passwd|disable|enable|delete: audited, and posted for running servers", async () => {
+  await using dir = await tempDir("parley-cli-");
+  const data = ["--data", dir.path];
+  {
+    await using store = await openSqliteStore(`${dir.path}/parley.db`);
+    await store.accounts.createUser("Frank", "h", 0);
+  }
+  const ok = async (args: string[], out: RegExp, stdin?: string) => {
+    const r = await runRw(["user", ...args, ...data], stdin);
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.out, out, args.join(" "));
+  };
+  await ok(["admin", "frank"], /^Frank is now an administrator$/m);
+  await ok(["list"], /^Frank\tactive, admin\tcreated /m);
+  await ok(["admin", "FRANK"], /already an administrator/); // no change: neither audited nor posted
+  await ok(["unadmin", "frank"], /^Frank is no longer an administrator$/m);
+  await ok(
+    ["passwd", "frank", "--password-stdin"],
+    /password of Frank changed/,
+    "new secret words\n",
+  );
+  await ok(["disable", "frank"], /^Frank disabled$/m);
+  await ok(["enable", "frank"], /^Frank enabled$/m);
+  await ok(["delete", "frank"], /^deleted account Frank$/m);
+  {
+    await using store = await openSqliteStore(`${dir.path}/parley.db`);
+    const events = await store.moderation.adminEventsAfter(0);
+    assert.deepEqual(events.map((e) => [e.kind, e.name]), [
+      ["role", "Frank"],
+      ["role", "Frank"],
+      ["revoke", "Frank"],
+      ["revoke", "Frank"],
+      ["revoke", "Frank"],
+    ]);
+    assert.ok(events.every((e) => e.userId === events[0]!.userId));
+    const log = await store.moderation.auditLog(100);
+    assert.deepEqual(log.map((e) => [e.actor, e.action, e.target, e.room]), [
+      ["admin", "delete", "Frank", undefined],
+      ["admin", "enable", "Frank", undefined],
+      ["admin", "disable", "Frank", undefined],
+      ["admin", "passwd", "Frank", undefined],
+      ["admin", "unadmin", "Frank", undefined],
+      ["admin", "admin", "Frank", undefined],
+    ]);
+    await store.moderation.audit({
+      ts: Date.UTC(2030, 0, 2, 3, 4, 5),
+      actor: "alice",
+      action: "topic",
+      room: "#ops",
+      target: undefined,
+      detail: "new\ttopic\u202e!",
+    });
+  }
+  const audit = await runRw(["user", "audit", "--limit", "3", ...data]);
+  assert.equal(audit.code, 0, audit.err);
+  const lines = audit.out.trimEnd().split("\n");
+  assert.equal(lines.length, 3);
+  assert.equal(lines[0], "2030-01-02T03:04:05.000Z\talice\ttopic\t#ops\t-\tnew?topic?!");
+  assert.match(lines[1]!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\tadmin\tdelete\t-\tFrank\t-$/);
+  assert.match(lines[2]!, /\tadmin\tenable\t-\tFrank\t-$/);
+  const all = await runRw(["user", "audit", ...data]);
+  assert.equal(all.out.trimEnd().split("\n").length, 7);
+  // Mistakes.
+  const missing = await runRw(["user", "admin", "nobody", ...data]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /parley user admin: No account named nobody/);
+  const badLimit = await runRw(["user", "audit", "--limit", "0", ...data]);
+  assert.equal(badLimit.code, 2);
+  assert.match(badLimit.err, /--limit must be an integer from 1/);
+});
+
+Deno.test("user: an unknown action or a stray argument exits 2 with one clear line", async () => {
+  const unknown = await run("user", "frobnicate", "x");
+  assert.equal(unknown.code, 2);
+  assert.equal(
+    unknown.err.trim(),
+    "parley user: unknown action 'frobnicate'; run 'parley user --help'",
+  );
+  const stray = await run("user", "audit", "extra");
+  assert.equal(stray.code, 2);
+  assert.match(stray.err, /Unexpected argument: extra/);
+  const nameless = await run("user", "admin");
+  assert.equal(nameless.code, 2);
+  assert.match(nameless.err, /Missing NAME for 'user admin'/);
+  const help = await run("user", "--help");
+  assert.equal(help.code, 0);
+  for (const action of ["admin NAME", "unadmin NAME", "audit", "--limit N"]) {
+    assert.match(help.out, new RegExp(`^  ${action} `, "m"), action);
+  }
+});
+
+Deno.test("backup copies the database while a server uses it; refuses to overwrite", async () => {
+  await using dir = await tempDir("parley-backup-");
+  const data = `${dir.path}/data`;
+  await Deno.mkdir(data);
+  await using server = await startServer(["--data", data]);
+  await using c = await RawClient.json(server.port);
+  const reg = await request(c, { type: "register", name: "alice", password: "correct horse" });
+  assert.equal(reg.type, "ack", JSON.stringify(reg));
+  const sent = await request(c, { type: "send", room: "#general", text: "kept in the copy" });
+  assert.equal(sent.type, "ack", JSON.stringify(sent));
+  const out = `${dir.path}/copy.db`;
+  const backup = await runRw(["backup", "--data", data, "--out", out]);
+  assert.equal(backup.code, 0, backup.err);
+  assert.match(backup.out, /^backed up .*parley\.db to .*copy\.db \(\d+ bytes, \d+ ms\)$/m);
+  // The server goes on: a message after the backup is not in the copy.
+  const later = await request(c, { type: "send", room: "#general", text: "after the copy" });
+  assert.equal(later.type, "ack", JSON.stringify(later));
+  {
+    await using copy = await openSqliteStore(out);
+    const history = await copy.messages.history({ room: "#general" }, undefined, 10);
+    assert.deepEqual(history.map((m) => [m.from, m.text]), [["alice", "kept in the copy"]]);
+    assert.equal((await copy.accounts.getUser("alice"))?.name, "alice");
+  }
+  const again = await runRw(["backup", "--data", data, "--out", out]);
+  assert.equal(again.code, 1);
+  assert.match(again.err, /^parley backup: .*copy\.db already exists; choose a new file name$/m);
+  const none = await runRw([
+    "backup",
+    "--data",
+    `${dir.path}/nowhere`,
+    "--out",
+    `${dir.path}/x.db`,
+  ]);
+  assert.equal(none.code, 1);
+  assert.match(none.err, /no database in/);
+  await assert.rejects(Deno.stat(`${dir.path}/x.db`), Deno.errors.NotFound);
+  const noOut = await run("backup");
+  assert.equal(noOut.code, 2);
+  assert.match(noOut.err, /parley backup: Missing --out FILE; run 'parley backup --help'/);
+  const readOnly = await run("backup", "--data", data, "--out", `${dir.path}/ro.db`);
+  assert.equal(readOnly.code, 1, "no write permission: refused before SQLite writes anything");
+  assert.match(readOnly.err, /no permission/);
+  await assert.rejects(Deno.stat(`${dir.path}/ro.db`), Deno.errors.NotFound);
 });

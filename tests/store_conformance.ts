@@ -2,7 +2,14 @@
 // only. A backend's test file calls storeConformance() with a way to open a fresh, empty store.
 import assert from "node:assert/strict";
 import type { MessageFrame } from "../src/protocol/frames.ts";
-import type { FileRecord, NewMessage, Placed, Store } from "../src/store/store.ts";
+import type {
+  FileRecord,
+  NewMessage,
+  Placed,
+  Restriction,
+  RoomRecord,
+  Store,
+} from "../src/store/store.ts";
 
 /** A store implementation under test. */
 export interface Backend {
@@ -32,6 +39,7 @@ export function storeConformance(backend: Backend): void {
       passwordHash: "hash-a",
       created: 1000,
       disabled: false,
+      admin: false,
     });
     assert.equal(await store.accounts.createUser("ALICE", "hash-b", 2000), undefined);
     assert.deepEqual(await store.accounts.getUser("aLiCe"), alice);
@@ -389,6 +397,347 @@ export function storeConformance(backend: Backend): void {
     assert.equal(await store.files.blobInUse("bb"), true);
     assert.deepEqual(await store.files.expire(1000, 1000), []);
     await assert.rejects(store.files.create(files[1]!), "a file id is unique");
+  });
+
+  test("accounts: setAdmin shows in every UserRecord, and survives disabling", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    assert.equal(alice.admin, false);
+    await store.accounts.setAdmin(alice.id, true);
+    assert.equal((await store.accounts.getUser("ALICE"))?.admin, true);
+    assert.equal((await store.accounts.getUserById(alice.id))?.admin, true);
+    assert.deepEqual((await store.accounts.listUsers()).map((u) => [u.name, u.admin]), [
+      ["alice", true],
+      ["bob", false],
+    ]);
+    await store.accounts.createSession(alice.id, token(1), 0, DAY);
+    assert.equal((await store.accounts.useSession(token(1), 1, DAY))?.admin, true);
+    await store.accounts.setDisabled(alice.id, true);
+    assert.deepEqual(await store.accounts.getUser("alice"), {
+      ...alice,
+      disabled: true,
+      admin: true,
+    });
+    await store.accounts.setAdmin(alice.id, false);
+    assert.equal((await store.accounts.getUser("alice"))?.admin, false);
+    assert.equal((await store.accounts.getUser("bob"))?.admin, false, "others untouched");
+    await store.accounts.setAdmin(bob.id + 1000, true); // no such account: nothing happens
+  });
+
+  test("rooms: claimRoom creates once, case-insensitively; an existing room keeps its owner", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    const fresh: RoomRecord = {
+      name: "#Ops",
+      ownerId: alice.id,
+      topic: undefined,
+      topicBy: undefined,
+      inviteOnly: false,
+      moderated: false,
+    };
+    assert.deepEqual(await store.moderation.claimRoom("#Ops", alice.id), {
+      room: fresh,
+      created: true,
+    });
+    assert.deepEqual(await store.moderation.claimRoom("#OPS", bob.id), {
+      room: fresh,
+      created: false,
+    }, "the first name's case and owner stay");
+    // Two claims in one turn: exactly one creates.
+    const both = await Promise.all([
+      store.moderation.claimRoom("#race", bob.id),
+      store.moderation.claimRoom("#RACE", alice.id),
+    ]);
+    assert.deepEqual(both.map((c) => [c.created, c.room.ownerId, c.room.name]), [
+      [true, bob.id, "#race"],
+      [false, bob.id, "#race"],
+    ]);
+    // Rooms made by a message, a membership or a guest have no owner, and keep none.
+    await store.messages.append({ room: "#Chat", from: "guest1", text: "hi", ts: 0 });
+    await store.memberships.add(bob.id, "#Lobby");
+    assert.deepEqual(await store.moderation.claimRoom("#guests", undefined), {
+      room: { ...fresh, name: "#guests", ownerId: undefined },
+      created: true,
+    });
+    const existing: [string, string][] = [
+      ["#chat", "#Chat"],
+      ["#LOBBY", "#Lobby"],
+      ["#Guests", "#guests"],
+    ];
+    for (const [name, stored] of existing) {
+      const claim = await store.moderation.claimRoom(name, alice.id);
+      assert.equal(claim.created, false, name);
+      assert.equal(claim.room.name, stored, name);
+      assert.equal(claim.room.ownerId, undefined, `${name} has no owner`);
+    }
+    // A claimed room is the same room messages and memberships use.
+    await store.messages.append({ room: "#ops", from: "alice", text: "in ops", ts: 1 });
+    await store.memberships.add(bob.id, "#oPs");
+    assert.deepEqual(
+      (await store.messages.history({ room: "#OPS" }, undefined, 5)).map((m) => m.room),
+      ["#Ops"],
+    );
+    assert.deepEqual(await store.memberships.of(bob.id), ["#Lobby", "#Ops"]);
+    await assert.rejects(
+      store.moderation.claimRoom("#orphan", bob.id + 1000),
+      "the owner must be an account",
+    );
+    assert.equal((await store.moderation.claimRoom("#orphan", undefined)).created, true);
+  });
+
+  test("rooms: topic and modes are stored; clearing the topic clears who set it", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    await store.moderation.claimRoom("#Ops", alice.id);
+    await store.moderation.setTopic("#ops", "Release on Friday", "alice");
+    await store.moderation.setModes("#OPS", { inviteOnly: true, moderated: false });
+    const room = async (name: string) => (await store.moderation.claimRoom(name, undefined)).room;
+    assert.deepEqual(await room("#ops"), {
+      name: "#Ops",
+      ownerId: alice.id,
+      topic: "Release on Friday",
+      topicBy: "alice",
+      inviteOnly: true,
+      moderated: false,
+    });
+    await store.moderation.setModes("#ops", { inviteOnly: false, moderated: true });
+    await store.moderation.setTopic("#ops", undefined, "bob");
+    assert.deepEqual(await room("#ops"), {
+      name: "#Ops",
+      ownerId: alice.id,
+      topic: undefined,
+      topicBy: undefined,
+      inviteOnly: false,
+      moderated: true,
+    });
+    // Settings of a room nobody claimed yet are kept too (the room then has no owner).
+    await store.moderation.setTopic("#new", "hello", "server");
+    const made = await store.moderation.claimRoom("#NEW", alice.id);
+    assert.equal(made.created, false);
+    assert.equal(made.room.topic, "hello");
+    assert.equal(made.room.ownerId, undefined);
+  });
+
+  test("rooms: operators are added once and removed, per room, case-insensitively", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    assert.deepEqual(await store.moderation.operators("#ops"), []);
+    await store.moderation.setOperator("#Ops", bob.id, true);
+    await store.moderation.setOperator("#ops", bob.id, true);
+    await store.moderation.setOperator("#OPS", alice.id, true);
+    await store.moderation.setOperator("#other", alice.id, true);
+    assert.deepEqual(
+      await store.moderation.operators("#ops"),
+      [alice.id, bob.id].sort((a, b) => a - b),
+    );
+    await store.moderation.setOperator("#oPs", alice.id, false);
+    await store.moderation.setOperator("#ops", alice.id, false); // not one any more: no-op
+    await store.moderation.setOperator("#nowhere", alice.id, false);
+    assert.deepEqual(await store.moderation.operators("#ops"), [bob.id]);
+    assert.deepEqual(await store.moderation.operators("#Other"), [alice.id]);
+    assert.deepEqual(await store.moderation.operators("#nowhere"), []);
+    await assert.rejects(store.moderation.setOperator("#ops", bob.id + 1000, true));
+  });
+
+  test("bans and mutes: one per kind and target, replaced, lifted by account or name", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    const ban = (target: Restriction["target"], ts: number, reason?: string): Restriction => ({
+      kind: "ban",
+      target,
+      by: "alice",
+      reason,
+      ts,
+    });
+    assert.deepEqual(await store.moderation.restrictions("#ops"), []);
+    await store.moderation.restrict("#ops", ban({ userId: bob.id }, 1, "spam"));
+    await store.moderation.restrict("#ops", ban({ name: "Guest7", ip: "10.0.0.7" }, 2));
+    await store.moderation.restrict("#OPS", { ...ban({ userId: bob.id }, 3), kind: "mute" });
+    await store.moderation.restrict("#ops", { ...ban({ name: "quiet" }, 4), kind: "mute" });
+    await store.moderation.restrict("#elsewhere", ban({ userId: bob.id }, 5));
+    assert.deepEqual(await store.moderation.restrictions("#Ops"), [
+      ban({ userId: bob.id }, 1, "spam"),
+      ban({ name: "guest7", ip: "10.0.0.7" }, 2),
+      { ...ban({ userId: bob.id }, 3), kind: "mute" },
+      { ...ban({ name: "quiet" }, 4), kind: "mute" },
+    ]);
+    // The same kind for the same account or name replaces; the other kind stays.
+    await store.moderation.restrict("#ops", { ...ban({ userId: bob.id }, 6, "again"), by: "root" });
+    await store.moderation.restrict("#ops", ban({ name: "GUEST7", ip: "10.0.0.8" }, 7, "evading"));
+    const now = await store.moderation.restrictions("#ops");
+    assert.equal(now.length, 4);
+    assert.deepEqual(now.filter((r) => r.kind === "ban"), [
+      { ...ban({ userId: bob.id }, 6, "again"), by: "root" },
+      ban({ name: "guest7", ip: "10.0.0.8" }, 7, "evading"),
+    ]);
+    // Lifting: by account, or by name whatever its case; whether there was one.
+    assert.equal(await store.moderation.unrestrict("#OPS", "ban", { userId: bob.id }), true);
+    assert.equal(await store.moderation.unrestrict("#ops", "ban", { userId: bob.id }), false);
+    assert.equal(await store.moderation.unrestrict("#ops", "ban", { userId: alice.id }), false);
+    assert.equal(await store.moderation.unrestrict("#ops", "mute", { name: "Guest7" }), false);
+    assert.equal(await store.moderation.unrestrict("#ops", "ban", { name: "gUeSt7" }), true);
+    assert.equal(await store.moderation.unrestrict("#nowhere", "ban", { name: "x" }), false);
+    assert.deepEqual(await store.moderation.restrictions("#ops"), [
+      { ...ban({ userId: bob.id }, 3), kind: "mute" },
+      { ...ban({ name: "quiet" }, 4), kind: "mute" },
+    ]);
+    assert.deepEqual(await store.moderation.restrictions("#elsewhere"), [
+      ban({ userId: bob.id }, 5),
+    ]);
+    assert.deepEqual(await store.moderation.restrictions("#nowhere"), []);
+  });
+
+  test("invitations: by account or guest name, taken exactly once", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    await store.moderation.invite("#Club", { userId: bob.id });
+    await store.moderation.invite("#club", { userId: bob.id }); // once
+    await store.moderation.invite("#club", { name: "Visitor", ip: "10.1.1.1" });
+    assert.equal(await store.moderation.takeInvite("#club", { userId: alice.id }), false);
+    assert.equal(await store.moderation.takeInvite("#other", { userId: bob.id }), false);
+    const takes = await Promise.all([
+      store.moderation.takeInvite("#CLUB", { userId: bob.id }),
+      store.moderation.takeInvite("#club", { userId: bob.id }),
+    ]);
+    assert.deepEqual(takes, [true, false], "exactly once, even in one turn");
+    assert.equal(await store.moderation.takeInvite("#club", { name: "visitor" }), true);
+    assert.equal(await store.moderation.takeInvite("#club", { name: "VISITOR" }), false);
+    await store.moderation.invite("#club", { userId: bob.id });
+    assert.equal(await store.moderation.takeInvite("#club", { userId: bob.id }), true, "again");
+  });
+
+  test("deleting an account drops its roles, bans, mutes and invitations; its rooms lose their owner", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    await store.moderation.claimRoom("#mine", alice.id);
+    await store.moderation.claimRoom("#bobs", bob.id);
+    for (const room of ["#mine", "#bobs"]) {
+      await store.moderation.setOperator(room, alice.id, true);
+      await store.moderation.setOperator(room, bob.id, true);
+      for (const userId of [alice.id, bob.id]) {
+        await store.moderation.restrict(room, {
+          kind: "mute",
+          target: { userId },
+          by: "x",
+          reason: undefined,
+          ts: 0,
+        });
+        await store.moderation.invite(room, { userId });
+      }
+    }
+    await store.moderation.restrict("#mine", {
+      kind: "ban",
+      target: { name: "alice" },
+      by: "x",
+      reason: undefined,
+      ts: 0,
+    });
+    await store.accounts.deleteUser(alice.id);
+    const mine = await store.moderation.claimRoom("#mine", bob.id);
+    assert.deepEqual([mine.created, mine.room.ownerId], [false, undefined]);
+    assert.equal((await store.moderation.claimRoom("#bobs", undefined)).room.ownerId, bob.id);
+    for (const room of ["#mine", "#bobs"]) {
+      assert.deepEqual(await store.moderation.operators(room), [bob.id], room);
+      assert.deepEqual(
+        (await store.moderation.restrictions(room)).map((r) => r.target),
+        room === "#mine" ? [{ userId: bob.id }, { name: "alice" }] : [{ userId: bob.id }],
+        `${room}: a guest-name ban is not the account's`,
+      );
+      assert.equal(await store.moderation.takeInvite(room, { userId: alice.id }), false, room);
+      assert.equal(await store.moderation.takeInvite(room, { userId: bob.id }), true, room);
+    }
+    // A new account of the same name inherits nothing.
+    const again = (await store.accounts.createUser("alice", "h", 1))!;
+    assert.deepEqual(await store.moderation.operators("#mine"), [bob.id]);
+    assert.equal(await store.moderation.takeInvite("#mine", { userId: again.id }), false);
+  });
+
+  test("audit log: newest first, paged with before", async (store) => {
+    assert.deepEqual(await store.moderation.auditLog(10), []);
+    for (let i = 0; i < 7; i++) {
+      await store.moderation.audit({
+        ts: 1000 + i,
+        actor: i % 2 ? "admin" : "alice",
+        action: ["kick", "ban", "topic", "passwd"][i % 4]!,
+        room: i % 4 === 3 ? undefined : "#ops",
+        target: i % 4 === 2 ? undefined : `user${i}`,
+        detail: i === 2 ? "a new topic" : undefined,
+      });
+    }
+    const all = await store.moderation.auditLog(100);
+    assert.deepEqual(all.map((e) => e.ts), [1006, 1005, 1004, 1003, 1002, 1001, 1000]);
+    assertIncreasing(all.map((e) => e.id).reverse());
+    assert.deepEqual(all.at(-1), {
+      id: all.at(-1)!.id,
+      ts: 1000,
+      actor: "alice",
+      action: "kick",
+      room: "#ops",
+      target: "user0",
+      detail: undefined,
+    });
+    assert.deepEqual(all.find((e) => e.ts === 1002), {
+      id: all.find((e) => e.ts === 1002)!.id,
+      ts: 1002,
+      actor: "alice",
+      action: "topic",
+      room: "#ops",
+      target: undefined,
+      detail: "a new topic",
+    });
+    assert.equal(all.find((e) => e.ts === 1003)!.room, undefined);
+    const page1 = await store.moderation.auditLog(3);
+    assert.deepEqual(page1, all.slice(0, 3));
+    const page2 = await store.moderation.auditLog(3, page1.at(-1)!.id);
+    assert.deepEqual(page2, all.slice(3, 6));
+    const page3 = await store.moderation.auditLog(3, page2.at(-1)!.id);
+    assert.deepEqual(page3, all.slice(6));
+    assert.deepEqual(await store.moderation.auditLog(3, page3.at(-1)!.id), []);
+  });
+
+  test("administrators' events: ids increase, read oldest first after an id", async (store) => {
+    assert.equal(await store.moderation.lastAdminEvent(), 0);
+    assert.deepEqual(await store.moderation.adminEventsAfter(0), []);
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const ids: number[] = [];
+    ids.push(
+      await store.moderation.postAdminEvent({
+        ts: 5,
+        kind: "role",
+        userId: alice.id,
+        name: "alice",
+      }),
+    );
+    ids.push(
+      await store.moderation.postAdminEvent({
+        ts: 6,
+        kind: "revoke",
+        userId: alice.id,
+        name: "alice",
+      }),
+    );
+    // Events outlive the account they name.
+    await store.accounts.deleteUser(alice.id);
+    ids.push(
+      await store.moderation.postAdminEvent({
+        ts: 7,
+        kind: "revoke",
+        userId: alice.id,
+        name: "alice",
+      }),
+    );
+    assertIncreasing(ids);
+    assert.ok(ids[0]! > 0);
+    assert.equal(await store.moderation.lastAdminEvent(), ids[2]);
+    assert.deepEqual(await store.moderation.adminEventsAfter(0), [
+      { id: ids[0], ts: 5, kind: "role", userId: alice.id, name: "alice" },
+      { id: ids[1], ts: 6, kind: "revoke", userId: alice.id, name: "alice" },
+      { id: ids[2], ts: 7, kind: "revoke", userId: alice.id, name: "alice" },
+    ]);
+    assert.deepEqual(
+      (await store.moderation.adminEventsAfter(ids[0]!)).map((e) => e.id),
+      ids.slice(1),
+    );
+    assert.deepEqual(await store.moderation.adminEventsAfter(ids[2]!), []);
   });
 
   test("a failing operation rejects alone; the rest of its turn commits", async (store) => {

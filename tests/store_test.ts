@@ -67,7 +67,20 @@ Deno.test("openSqliteStore() migrates an empty database to the current schema, i
       name: string;
     }[]).map((t) => t.name);
     for (
-      const t of ["users", "sessions", "rooms", "memberships", "messages", "pending_dms", "files"]
+      const t of [
+        "users",
+        "sessions",
+        "rooms",
+        "memberships",
+        "messages",
+        "pending_dms",
+        "files",
+        "room_operators",
+        "room_restrictions",
+        "room_invites",
+        "audit_log",
+        "admin_events",
+      ]
     ) {
       assert.ok(tables.includes(t), `table ${t}`);
     }
@@ -154,6 +167,93 @@ Deno.test("migration 3 numbers existing messages per room and per DM pair, in id
     seq: 3,
   });
   assert.deepEqual(await store.messages.append(roomMessage(0, "#new")), { id: 16, seq: 1 });
+});
+
+Deno.test("migration 4 keeps accounts and rooms: nobody is an admin, no room has an owner", async () => {
+  await using db = await tempDb();
+  const raw = new DatabaseSync(db.path);
+  for (const [v, sql] of MIGRATIONS.slice(0, 3).entries()) {
+    raw.exec(sql);
+    raw.exec(`PRAGMA user_version = ${v + 1}`);
+  }
+  raw.exec(
+    `INSERT INTO users (id, name, name_key, password_hash, created) VALUES (1, 'Ann', 'ann', 'h', 5);
+    INSERT INTO rooms (id, name, name_key) VALUES (1, '#Ops', '#ops');
+    INSERT INTO memberships (user_id, room_id) VALUES (1, 1);`,
+  );
+  raw.close();
+  await using store = await openSqliteStore(db.path);
+  assert.equal(store.schemaVersion, SCHEMA_VERSION);
+  assert.deepEqual(await store.accounts.getUser("ann"), {
+    id: 1,
+    name: "Ann",
+    passwordHash: "h",
+    created: 5,
+    disabled: false,
+    admin: false,
+  });
+  assert.deepEqual(await store.moderation.claimRoom("#OPS", 1), {
+    room: {
+      name: "#Ops",
+      ownerId: undefined,
+      topic: undefined,
+      topicBy: undefined,
+      inviteOnly: false,
+      moderated: false,
+    },
+    created: false,
+  });
+  // Deleting the account still works through the new foreign keys.
+  await store.moderation.setOperator("#ops", 1, true);
+  await store.accounts.deleteUser(1);
+  assert.deepEqual(await store.moderation.operators("#ops"), []);
+});
+
+Deno.test("backup: a consistent copy while in use, between the turn's writes; never over a file", async () => {
+  await using dir = await tempDir();
+  await using store = await openSqliteStore(`${dir.path}/parley.db`, { sync: "full" });
+  const alice = (await store.accounts.createUser("alice", "h", 0))!;
+  await store.accounts.setAdmin(alice.id, true);
+  await store.moderation.claimRoom("#ops", alice.id);
+  await store.moderation.audit({
+    ts: 1,
+    actor: "admin",
+    action: "admin",
+    room: undefined,
+    target: "alice",
+    detail: undefined,
+  });
+  const copy = `${dir.path}/copy.db`;
+  // In one turn: the writes before the backup are in the copy, the ones after are not.
+  const before = store.messages.append(roomMessage(1, "#ops"));
+  const backup = store.moderation.backup(copy);
+  const after = store.messages.append(roomMessage(2, "#ops"));
+  const [placedBefore, , placedAfter] = await Promise.all([before, backup, after]);
+  assert.equal(placedAfter.seq, placedBefore.seq + 1);
+  assert.deepEqual(
+    (await store.messages.history({ room: "#ops" }, undefined, 10)).map((m) => m.id),
+    [placedBefore.id, placedAfter.id],
+  );
+  {
+    await using restored = await openSqliteStore(copy);
+    assert.equal(restored.schemaVersion, SCHEMA_VERSION);
+    assert.deepEqual(
+      await restored.accounts.getUser("alice"),
+      await store.accounts.getUser("alice"),
+    );
+    assert.deepEqual(
+      (await restored.messages.history({ room: "#ops" }, undefined, 10)).map((m) => m.id),
+      [placedBefore.id],
+    );
+    assert.equal((await restored.moderation.claimRoom("#ops", undefined)).room.ownerId, alice.id);
+    assert.equal((await restored.moderation.auditLog(5))[0]?.target, "alice");
+  }
+  const size = (await Deno.stat(copy)).size;
+  await assert.rejects(store.moderation.backup(copy), /already exists/);
+  assert.equal((await Deno.stat(copy)).size, size, "the existing file is untouched");
+  await assert.rejects(store.moderation.backup(`${dir.path}/no/such/folder/copy.db`));
+  // The store goes on working.
+  assert.equal((await store.messages.append(roomMessage(3, "#ops"))).seq, placedAfter.seq + 1);
 });
 
 Deno.test("SQLite history, pending and seq reads use indexes, never a scan of messages", () => {

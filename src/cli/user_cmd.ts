@@ -1,5 +1,8 @@
 /**
- * `parley user`: manage accounts in a data folder (the server may be stopped).
+ * `parley user`: manage accounts in a data folder (the server may be stopped). Every change is
+ * written to the audit log (actor `admin`); the ones a running server must apply to live
+ * sessions (a password changed, an account disabled or deleted, the admin flag) are also posted
+ * as administrators' events, which servers sharing the database follow.
  *
  * @module
  */
@@ -10,15 +13,18 @@ import { passwordProblem } from "../auth/password.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { DEFAULT_CONFIG } from "../server/config.ts";
 import { openSqliteStore } from "../store/worker_store.ts";
-import type { UserRecord } from "../store/store.ts";
-import { UsageError } from "./args.ts";
+import type { AdminEvent, UserRecord } from "../store/store.ts";
+import { intFlag, UsageError } from "./args.ts";
+
+/** How many audit entries `user audit` prints by default. */
+const AUDIT_LIMIT = 50;
 
 /** `user --help`. */
 export const USER_USAGE = `Usage: parley user <action> [NAME] [options]
 
-Manages accounts in the data folder's database. Works while the server is stopped (and while
-it runs: SQLite allows it, but a running server notices a disabled account only at its next
-login).
+Manages accounts in the data folder's database, whether the server is stopped or running: a
+running server applies a new password, a disabled or deleted account and the admin flag to the
+account's live sessions within seconds. Every change is recorded in the audit log.
 
 Actions:
   add NAME        create an account
@@ -26,12 +32,32 @@ Actions:
   passwd NAME     set a new password (ends the account's sessions)
   disable NAME    refuse the account's logins and end its sessions
   enable NAME     allow the account again
-  delete NAME     delete the account, its sessions and memberships (its messages stay)
+  delete NAME     delete the account, its sessions, memberships and room roles (its messages stay)
+  admin NAME      make the account a server administrator
+  unadmin NAME    make it an ordinary account again
+  audit           print the audit log, newest first: time, actor, action, room, target, detail
 
 Options:
   --data DIR          the data folder (default ${DEFAULT_CONFIG.data})
   --password-stdin    read the password from the first line of stdin instead of prompting
+  --limit N           audit: how many entries to print (default ${AUDIT_LIMIT})
   -h, --help          show this help`;
+
+const ACTIONS = [
+  "add",
+  "list",
+  "passwd",
+  "disable",
+  "enable",
+  "delete",
+  "admin",
+  "unadmin",
+  "audit",
+] as const;
+type Action = typeof ACTIONS[number];
+
+/** The actions that take no NAME. */
+const NAMELESS: readonly Action[] = ["list", "audit"];
 
 /** Runs `parley user`; resolves to the exit code. */
 export async function userMain(args: string[]): Promise<number> {
@@ -42,6 +68,7 @@ export async function userMain(args: string[]): Promise<number> {
     options: {
       data: { type: "string" },
       "password-stdin": { type: "boolean" },
+      limit: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -49,16 +76,20 @@ export async function userMain(args: string[]): Promise<number> {
     console.log(USER_USAGE);
     return 0;
   }
-  const [action, name, ...extra] = positionals;
-  if (action === undefined) {
-    throw new UsageError("Missing action: add, list, passwd, disable, enable or delete");
+  const [given, name, ...extra] = positionals;
+  if (given === undefined) throw new UsageError(`Missing action: ${ACTIONS.join(", ")}`);
+  if (!(ACTIONS as readonly string[]).includes(given)) {
+    throw new UsageError(`unknown action '${given}'`);
   }
+  const action = given as Action;
+  const nameless = NAMELESS.includes(action);
+  if (nameless && name !== undefined) throw new UsageError(`Unexpected argument: ${name}`);
   if (extra.length > 0) throw new UsageError(`Unexpected argument: ${extra[0]}`);
-  const needsName = action !== "list";
-  if (needsName && name === undefined) throw new UsageError(`Missing NAME for 'user ${action}'`);
-  if (!["add", "list", "passwd", "disable", "enable", "delete"].includes(action)) {
-    throw new UsageError(`Unknown action '${action}'`);
+  if (!nameless && name === undefined) throw new UsageError(`Missing NAME for 'user ${action}'`);
+  if (values.limit !== undefined && action !== "audit") {
+    throw new UsageError("--limit is for 'user audit' only");
   }
+  const limit = intFlag(values.limit, "limit", AUDIT_LIMIT, 1, 100_000);
   const data = values.data ?? DEFAULT_CONFIG.data;
   Deno.mkdirSync(data, { recursive: true, mode: 0o700 });
   await using store = await openSqliteStore(`${data}/parley.db`);
@@ -73,17 +104,43 @@ export async function userMain(args: string[]): Promise<number> {
     if (user === undefined) throw new ChatError("no_such_user", `No account named ${n}`);
     return user;
   };
+  /** Records a change in the audit log, and for a running server's sake as an event. */
+  const changed = async (user: UserRecord, event?: AdminEvent["kind"]): Promise<void> => {
+    const ts = Date.now();
+    if (event !== undefined) {
+      await store.moderation.postAdminEvent({ ts, kind: event, userId: user.id, name: user.name });
+    }
+    await store.moderation.audit({
+      ts,
+      actor: "admin",
+      action,
+      room: undefined,
+      target: user.name,
+      detail: undefined,
+    });
+  };
   try {
     switch (action) {
       case "add": {
         const user = await accounts.create(name!, await readPassword());
+        await changed(user);
         console.log(`created account ${user.name}`);
         return 0;
       }
       case "list": {
         for (const u of await store.accounts.listUsers()) {
           const created = new Date(u.created).toISOString().slice(0, 16).replace("T", " ");
-          console.log(`${u.name}\t${u.disabled ? "disabled" : "active"}\tcreated ${created}`);
+          const status = `${u.disabled ? "disabled" : "active"}${u.admin ? ", admin" : ""}`;
+          console.log(`${u.name}\t${status}\tcreated ${created}`);
+        }
+        return 0;
+      }
+      case "audit": {
+        for (const e of await store.moderation.auditLog(limit)) {
+          const fields = [e.actor, e.action, e.room, e.target, e.detail].map((f) =>
+            f === undefined ? "-" : printable(f)
+          );
+          console.log([new Date(e.ts).toISOString(), ...fields].join("\t"));
         }
         return 0;
       }
@@ -94,19 +151,42 @@ export async function userMain(args: string[]): Promise<number> {
         if (problem !== undefined) throw new ChatError("weak_password", problem);
         await store.accounts.setPasswordHash(user.id, await accounts.hash(pw));
         await store.accounts.deleteSessionsOf(user.id);
+        await changed(user, "revoke");
         console.log(`password of ${user.name} changed; its sessions were ended`);
         return 0;
       }
       case "disable":
       case "enable": {
         const user = await find(name!);
-        await store.accounts.setDisabled(user.id, action === "disable");
+        const disable = action === "disable";
+        if (user.disabled === disable) {
+          console.log(`${user.name} is already ${action}d`);
+          return 0;
+        }
+        await store.accounts.setDisabled(user.id, disable);
+        await changed(user, disable ? "revoke" : undefined);
         console.log(`${user.name} ${action}d`);
         return 0;
       }
-      default: {
+      case "admin":
+      case "unadmin": {
+        const user = await find(name!);
+        const admin = action === "admin";
+        if (user.admin === admin) {
+          console.log(
+            `${user.name} is already ${admin ? "an administrator" : "not an administrator"}`,
+          );
+          return 0;
+        }
+        await store.accounts.setAdmin(user.id, admin);
+        await changed(user, "role");
+        console.log(`${user.name} is ${admin ? "now" : "no longer"} an administrator`);
+        return 0;
+      }
+      case "delete": {
         const user = await find(name!);
         await store.accounts.deleteUser(user.id);
+        await changed(user, "revoke");
         console.log(`deleted account ${user.name}`);
         return 0;
       }
@@ -118,6 +198,11 @@ export async function userMain(args: string[]): Promise<number> {
     }
     throw error;
   }
+}
+
+/** A stored text made safe for one line of a terminal: control and bidi characters become `?`. */
+function printable(text: string): string {
+  return text.replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, "?");
 }
 
 /** Reads a password: the first line of stdin, or a prompt without echo on a terminal. */

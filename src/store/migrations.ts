@@ -85,6 +85,70 @@ export const MIGRATIONS: readonly string[] = [
   CREATE UNIQUE INDEX messages_room_seq ON messages(room_id, seq);
   CREATE UNIQUE INDEX messages_dm_seq ON messages(dm_key, seq);
   `,
+  // 3 -> 4: administrators; rooms' owners, topics and modes; operators, bans and mutes,
+  // invitations; the audit log; the feed of administrators' changes for running servers.
+  // A guest is kept by its case-folded name (and, for bans and mutes, its address).
+  `
+  ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE rooms ADD COLUMN owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL;
+  ALTER TABLE rooms ADD COLUMN topic TEXT;
+  ALTER TABLE rooms ADD COLUMN topic_by TEXT;
+  ALTER TABLE rooms ADD COLUMN invite_only INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE rooms ADD COLUMN moderated INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX rooms_owner ON rooms(owner_id);
+  CREATE TABLE room_operators (
+    room_id INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    PRIMARY KEY (room_id, user_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX room_operators_user ON room_operators(user_id);
+  CREATE TABLE room_restrictions (
+    id INTEGER PRIMARY KEY,
+    room_id INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('ban', 'mute')),
+    user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    name_key TEXT,
+    ip TEXT,
+    by_name TEXT NOT NULL,
+    reason TEXT,
+    ts INTEGER NOT NULL,
+    CHECK ((user_id IS NULL) <> (name_key IS NULL))
+  );
+  CREATE INDEX room_restrictions_room ON room_restrictions(room_id);
+  CREATE UNIQUE INDEX room_restrictions_account ON room_restrictions(room_id, kind, user_id)
+    WHERE user_id IS NOT NULL;
+  CREATE UNIQUE INDEX room_restrictions_guest ON room_restrictions(room_id, kind, name_key)
+    WHERE name_key IS NOT NULL;
+  CREATE INDEX room_restrictions_user ON room_restrictions(user_id);
+  CREATE TABLE room_invites (
+    id INTEGER PRIMARY KEY,
+    room_id INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    name_key TEXT,
+    CHECK ((user_id IS NULL) <> (name_key IS NULL))
+  );
+  CREATE UNIQUE INDEX room_invites_account ON room_invites(room_id, user_id)
+    WHERE user_id IS NOT NULL;
+  CREATE UNIQUE INDEX room_invites_guest ON room_invites(room_id, name_key)
+    WHERE name_key IS NOT NULL;
+  CREATE INDEX room_invites_user ON room_invites(user_id);
+  CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    room TEXT,
+    target TEXT,
+    detail TEXT
+  );
+  CREATE TABLE admin_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('revoke', 'role')),
+    user_id INTEGER NOT NULL,
+    name TEXT NOT NULL
+  );
+  `,
 ];
 
 /** The schema version this build writes. */

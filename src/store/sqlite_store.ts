@@ -5,24 +5,30 @@
  * ({@linkcode SqliteDatabase.execute}) and commits each batch once. Tests use it directly.
  *
  * Everything {@linkcode SqliteDatabase} needs at run time is the class itself, {@linkcode dmKey},
- * `nameKey`, `MIGRATIONS`, {@linkcode SchemaTooNewError} and `DatabaseSync`: the worker is built
- * from their source text (so that starting it needs no permission to read source files). Keep
- * it that way: no other module-level names in the class body, no `using` (it compiles to helpers).
+ * `nameKey`, `MIGRATIONS`, {@linkcode SchemaTooNewError}, `DatabaseSync` and `sqliteBackup`
+ * (`node:sqlite`'s `backup`), besides globals such as `Deno`: the worker is built from their
+ * source text (so that starting it needs no permission to read source files). Keep it that way:
+ * no other module-level names in the class body, no `using` (it compiles to helpers).
  *
  * @module
  */
 
-import { DatabaseSync } from "node:sqlite";
+import { backup as sqliteBackup, DatabaseSync } from "node:sqlite";
 import type { SQLInputValue, StatementSync } from "node:sqlite";
 import type { FileRef, MessageFrame } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import type {
+  AdminEvent,
+  AuditEntry,
   FileRecord,
   FileUses,
   HistoryTarget,
   NewMessage,
   Placed,
+  Restriction,
+  RoomRecord,
+  Target,
   UserRecord,
 } from "./store.ts";
 
@@ -82,6 +88,7 @@ export type OpName =
   | "accounts.listUsers"
   | "accounts.setPasswordHash"
   | "accounts.setDisabled"
+  | "accounts.setAdmin"
   | "accounts.deleteUser"
   | "accounts.createSession"
   | "accounts.useSession"
@@ -101,7 +108,23 @@ export type OpName =
   | "files.uses"
   | "files.bytesOwnedBy"
   | "files.blobInUse"
-  | "files.expire";
+  | "files.expire"
+  | "moderation.claimRoom"
+  | "moderation.setTopic"
+  | "moderation.setModes"
+  | "moderation.operators"
+  | "moderation.setOperator"
+  | "moderation.restrictions"
+  | "moderation.restrict"
+  | "moderation.unrestrict"
+  | "moderation.invite"
+  | "moderation.takeInvite"
+  | "moderation.audit"
+  | "moderation.auditLog"
+  | "moderation.postAdminEvent"
+  | "moderation.adminEventsAfter"
+  | "moderation.lastAdminEvent"
+  | "moderation.backup";
 
 /** One operation of a batch: its name and its arguments (structured-cloneable). */
 export interface Op {
@@ -123,7 +146,10 @@ export interface ErrorData {
   known?: number;
 }
 
-/** How one operation of a batch ended. */
+/**
+ * How one operation of a batch ended. A backup's value is a promise until
+ * {@linkcode SqliteDatabase.settle} waits for it.
+ */
 export type Outcome = { ok: true; value: unknown } | { ok: false; error: ErrorData };
 
 /** Counters of an engine's work. */
@@ -142,6 +168,36 @@ interface UserRow {
   password_hash: string;
   created: number;
   disabled: number;
+  admin: number;
+}
+
+interface RoomRow {
+  name: string;
+  owner_id: number | null;
+  topic: string | null;
+  topic_by: string | null;
+  invite_only: number;
+  moderated: number;
+}
+
+interface RestrictionRow {
+  kind: Restriction["kind"];
+  user_id: number | null;
+  name_key: string | null;
+  ip: string | null;
+  by_name: string;
+  reason: string | null;
+  ts: number;
+}
+
+interface AuditRow {
+  id: number;
+  ts: number;
+  actor: string;
+  action: string;
+  room: string | null;
+  target: string | null;
+  detail: string | null;
 }
 
 interface MessageRow {
@@ -191,6 +247,7 @@ export class SqliteDatabase {
     "accounts.createUser",
     "accounts.setPasswordHash",
     "accounts.setDisabled",
+    "accounts.setAdmin",
     "accounts.deleteUser",
     "accounts.createSession",
     "accounts.useSession",
@@ -204,7 +261,24 @@ export class SqliteDatabase {
     "messages.addPending",
     "files.create",
     "files.expire",
+    "moderation.claimRoom",
+    "moderation.setTopic",
+    "moderation.setModes",
+    "moderation.setOperator",
+    "moderation.restrict",
+    "moderation.unrestrict",
+    "moderation.invite",
+    "moderation.takeInvite",
+    "moderation.audit",
+    "moderation.postAdminEvent",
   ]);
+
+  /**
+   * `moderation.backup` copies the database with SQLite's online backup API, which must not run
+   * inside the batch's transaction: a batch is split around it, the operations before it
+   * committed first.
+   */
+  static readonly BACKUP = "moderation.backup";
 
   /** A session token's expiry is pushed back only when it would move by more than this. */
   static readonly SESSION_EXTEND_STEP = 24 * 3600 * 1000;
@@ -235,6 +309,11 @@ export class SqliteDatabase {
       (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE dm_key = ?))
     RETURNING id, seq`;
   static readonly INSERT_PENDING = "INSERT INTO pending_dms (user_id, message_id) VALUES (?, ?)";
+  static readonly RESTRICTIONS = `SELECT kind, user_id, name_key, ip, by_name, reason, ts
+    FROM room_restrictions WHERE room_id = ? ORDER BY id`;
+  static readonly AUDIT_LOG = "SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?";
+  static readonly ADMIN_EVENTS = `SELECT id, ts, kind, user_id, name FROM admin_events
+    WHERE id > ? ORDER BY id`;
 
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
@@ -276,7 +355,10 @@ export class SqliteDatabase {
     return { ...this.#stats };
   }
 
-  /** Runs `EXPLAIN QUERY PLAN` for the history, pending and append queries (tests prove indexes). */
+  /**
+   * Runs `EXPLAIN QUERY PLAN` for the history, pending, append, restrictions, audit log and
+   * administrators' feed queries (tests prove indexes).
+   */
   explain(): string[] {
     const queries: [string, SQLInputValue[]][] = [
       [SqliteDatabase.HISTORY_ROOM, [1, 1, 1]],
@@ -284,6 +366,9 @@ export class SqliteDatabase {
       [SqliteDatabase.PENDING, [1]],
       ["SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE room_id = ?", [1]],
       ["SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE dm_key = ?", ["a b"]],
+      [SqliteDatabase.RESTRICTIONS, [1]],
+      [SqliteDatabase.AUDIT_LOG, [1, 1]],
+      [SqliteDatabase.ADMIN_EVENTS, [1]],
     ];
     return queries.map(([sql, params]) =>
       (this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
@@ -295,13 +380,29 @@ export class SqliteDatabase {
    * Executes a batch. A batch holding any write runs in one transaction (`BEGIN IMMEDIATE` …
    * `COMMIT`: one fsync for all of it), each write in its own savepoint, so that a failing
    * operation undoes only itself and fails alone. Operations run in order, so a read sees the
-   * writes before it. When the commit itself fails, every operation fails with its error.
+   * writes before it. When the commit itself fails, every operation fails with its error. A
+   * backup splits the batch: what comes before it is committed first, and it copies that. Its
+   * outcome's value is a promise: pass the outcomes to {@linkcode SqliteDatabase.settle}.
    *
    * @returns one outcome per operation, in order
    */
   execute(ops: readonly Op[]): Outcome[] {
     this.#stats.batches++;
     this.#stats.ops += ops.length;
+    if (!ops.some((o) => o.op === SqliteDatabase.BACKUP)) return this.#executeRun(ops);
+    const outcomes: Outcome[] = [];
+    let from = 0;
+    for (let i = 0; i <= ops.length; i++) {
+      if (i < ops.length && ops[i]!.op !== SqliteDatabase.BACKUP) continue;
+      if (i > from) outcomes.push(...this.#executeRun(ops.slice(from, i)));
+      if (i < ops.length) outcomes.push(this.#attempt(ops[i]!));
+      from = i + 1;
+    }
+    return outcomes;
+  }
+
+  /** Executes operations of which none is a backup: see {@linkcode SqliteDatabase.execute}. */
+  #executeRun(ops: readonly Op[]): Outcome[] {
     const writes = ops.some((o) => SqliteDatabase.WRITES.has(o.op));
     if (!writes) return ops.map((o) => this.#attempt(o));
     try {
@@ -336,6 +437,22 @@ export class SqliteDatabase {
       const failed: Outcome = { ok: false, error: SqliteDatabase.errorData(error) };
       return ops.map(() => failed);
     }
+  }
+
+  /**
+   * Waits for the outcomes whose value is a promise (backups), making a rejected one a failure.
+   * Returns `outcomes` itself when none is.
+   */
+  static settle(outcomes: Outcome[]): Outcome[] | Promise<Outcome[]> {
+    if (!outcomes.some((o) => o.ok && o.value instanceof Promise)) return outcomes;
+    return Promise.all(outcomes.map(async (o): Promise<Outcome> => {
+      if (!o.ok || !(o.value instanceof Promise)) return o;
+      try {
+        return { ok: true, value: await o.value };
+      } catch (error) {
+        return { ok: false, error: SqliteDatabase.errorData(error) };
+      }
+    }));
   }
 
   /** Closes the database. */
@@ -385,7 +502,11 @@ export class SqliteDatabase {
         this.#stmt("UPDATE users SET disabled = ? WHERE id = ?").run(a[1] ? 1 : 0, n(0));
         if (a[1]) this.#stmt("DELETE FROM sessions WHERE user_id = ?").run(n(0));
         return undefined;
+      case "accounts.setAdmin":
+        this.#stmt("UPDATE users SET admin = ? WHERE id = ?").run(a[1] ? 1 : 0, n(0));
+        return undefined;
       case "accounts.deleteUser":
+        // Its rooms lose their owner; its roles, bans, mutes and invitations go (foreign keys).
         this.#stmt("DELETE FROM users WHERE id = ?").run(n(0));
         return undefined;
       case "accounts.createSession":
@@ -456,6 +577,98 @@ export class SqliteDatabase {
         return this.#blobInUse(s(0));
       case "files.expire":
         return this.#expireFiles(n(0), n(1));
+      case "moderation.claimRoom":
+        return this.#claimRoom(s(0), a[1] as number | undefined);
+      case "moderation.setTopic":
+        this.#stmt("UPDATE rooms SET topic = ?, topic_by = ? WHERE id = ?").run(
+          (a[1] as string | undefined) ?? null,
+          a[1] === undefined ? null : s(2),
+          this.#roomId(s(0)),
+        );
+        return undefined;
+      case "moderation.setModes": {
+        const modes = a[1] as { inviteOnly: boolean; moderated: boolean };
+        this.#stmt("UPDATE rooms SET invite_only = ?, moderated = ? WHERE id = ?")
+          .run(modes.inviteOnly ? 1 : 0, modes.moderated ? 1 : 0, this.#roomId(s(0)));
+        return undefined;
+      }
+      case "moderation.operators": {
+        const roomId = this.#findRoom(s(0));
+        if (roomId === undefined) return [];
+        return (this.#stmt("SELECT user_id FROM room_operators WHERE room_id = ? ORDER BY user_id")
+          .all(roomId) as { user_id: number }[]).map((r) => r.user_id);
+      }
+      case "moderation.setOperator":
+        if (a[2]) {
+          this.#stmt("INSERT OR IGNORE INTO room_operators (room_id, user_id) VALUES (?, ?)")
+            .run(this.#roomId(s(0)), n(1));
+        } else {
+          this.#stmt(
+            `DELETE FROM room_operators WHERE user_id = ?
+             AND room_id = (SELECT id FROM rooms WHERE name_key = ?)`,
+          ).run(n(1), nameKey(s(0)));
+        }
+        return undefined;
+      case "moderation.restrictions": {
+        const roomId = this.#findRoom(s(0));
+        if (roomId === undefined) return [];
+        return (this.#stmt(SqliteDatabase.RESTRICTIONS).all(roomId) as unknown as RestrictionRow[])
+          .map(SqliteDatabase.#restriction);
+      }
+      case "moderation.restrict":
+        this.#restrict(s(0), a[1] as Restriction);
+        return undefined;
+      case "moderation.unrestrict":
+        return this.#unrestrict(s(0), s(1) as Restriction["kind"], a[2] as Target);
+      case "moderation.invite": {
+        const t = a[1] as Target;
+        this.#stmt(
+          "INSERT OR IGNORE INTO room_invites (room_id, user_id, name_key) VALUES (?, ?, ?)",
+        )
+          .run(this.#roomId(s(0)), ...SqliteDatabase.#who(t));
+        return undefined;
+      }
+      case "moderation.takeInvite":
+        return this.#takeInvite(s(0), a[1] as Target);
+      case "moderation.audit": {
+        const e = a[0] as Omit<AuditEntry, "id">;
+        this.#stmt(
+          `INSERT INTO audit_log (ts, actor, action, room, target, detail)
+           VALUES (?, ?, ?, ?, ?, ?)`,
+        ).run(e.ts, e.actor, e.action, e.room ?? null, e.target ?? null, e.detail ?? null);
+        return undefined;
+      }
+      case "moderation.auditLog":
+        return (this.#stmt(SqliteDatabase.AUDIT_LOG).all(
+          (a[1] as number | undefined) ?? Number.MAX_SAFE_INTEGER,
+          n(0),
+        ) as unknown as AuditRow[]).map(SqliteDatabase.#auditEntry);
+      case "moderation.postAdminEvent": {
+        const e = a[0] as Omit<AdminEvent, "id">;
+        return (this.#stmt(
+          "INSERT INTO admin_events (ts, kind, user_id, name) VALUES (?, ?, ?, ?) RETURNING id",
+        ).get(e.ts, e.kind, e.userId, e.name) as { id: number }).id;
+      }
+      case "moderation.adminEventsAfter":
+        return (this.#stmt(SqliteDatabase.ADMIN_EVENTS).all(n(0)) as {
+          id: number;
+          ts: number;
+          kind: AdminEvent["kind"];
+          user_id: number;
+          name: string;
+        }[]).map((r): AdminEvent => ({
+          id: r.id,
+          ts: r.ts,
+          kind: r.kind,
+          userId: r.user_id,
+          name: r.name,
+        }));
+      case "moderation.lastAdminEvent":
+        return (this.#stmt("SELECT coalesce(max(id), 0) AS id FROM admin_events").get() as {
+          id: number;
+        }).id;
+      case "moderation.backup":
+        return this.#backup(s(0));
       default:
         throw new Error(`Unknown store operation ${String(op)}`);
     }
@@ -587,6 +800,135 @@ export class SqliteDatabase {
     return [...new Set(doomed.map((f) => f.sha256))].filter((sha) => !this.#blobInUse(sha));
   }
 
+  #claimRoom(name: string, ownerId: number | undefined): { room: RoomRecord; created: boolean } {
+    const key = nameKey(name);
+    // Only the call that inserts the row owns the room: one that existed (made by a message, a
+    // membership or an earlier claim) keeps its owner, or its lack of one.
+    const inserted = this.#stmt(
+      `INSERT INTO rooms (name, name_key, owner_id) VALUES (?, ?, ?)
+       ON CONFLICT (name_key) DO NOTHING RETURNING id`,
+    ).get(name, key, ownerId ?? null) as { id: number } | undefined;
+    if (inserted !== undefined) this.#roomIds.set(key, inserted.id);
+    const roomId = inserted?.id ?? this.#findRoom(name)!;
+    const row = this.#stmt(
+      "SELECT name, owner_id, topic, topic_by, invite_only, moderated FROM rooms WHERE id = ?",
+    ).get(roomId) as unknown as RoomRow;
+    const room: RoomRecord = {
+      name: row.name,
+      ownerId: row.owner_id ?? undefined,
+      topic: row.topic ?? undefined,
+      topicBy: row.topic_by ?? undefined,
+      inviteOnly: row.invite_only !== 0,
+      moderated: row.moderated !== 0,
+    };
+    return { room, created: inserted !== undefined };
+  }
+
+  #restrict(room: string, r: Restriction): void {
+    const roomId = this.#roomId(room);
+    const [userId, key] = SqliteDatabase.#who(r.target);
+    // One ban (and one mute) per account or guest name per room: a new one replaces it.
+    this.#stmt(
+      `DELETE FROM room_restrictions WHERE room_id = ? AND kind = ?
+       AND (user_id = ? OR name_key = ?)`,
+    ).run(roomId, r.kind, userId, key);
+    this.#stmt(
+      `INSERT INTO room_restrictions (room_id, kind, user_id, name_key, ip, by_name, reason, ts)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      roomId,
+      r.kind,
+      userId,
+      key,
+      "userId" in r.target ? null : r.target.ip ?? null,
+      r.by,
+      r.reason ?? null,
+      r.ts,
+    );
+  }
+
+  #unrestrict(room: string, kind: Restriction["kind"], target: Target): boolean {
+    const roomId = this.#findRoom(room);
+    if (roomId === undefined) return false;
+    return Number(
+      this.#stmt(
+        `DELETE FROM room_restrictions WHERE room_id = ? AND kind = ?
+         AND (user_id = ? OR name_key = ?)`,
+      ).run(roomId, kind, ...SqliteDatabase.#who(target)).changes,
+    ) > 0;
+  }
+
+  #takeInvite(room: string, target: Target): boolean {
+    const roomId = this.#findRoom(room);
+    if (roomId === undefined) return false;
+    return Number(
+      this.#stmt("DELETE FROM room_invites WHERE room_id = ? AND (user_id = ? OR name_key = ?)")
+        .run(roomId, ...SqliteDatabase.#who(target)).changes,
+    ) > 0;
+  }
+
+  /**
+   * Copies the whole database to `path`, a new file (mode 0600), with the online backup API in
+   * one step (all pages under one read transaction: a consistent snapshot, even while other
+   * processes write). `VACUUM INTO` would do too, but Deno disables it (it attaches a database)
+   * unless the process has every permission.
+   */
+  #backup(path: string): Promise<void> {
+    // Claim the name first: never over an existing file, and Deno checks the permission to write.
+    try {
+      Deno.openSync(path, { write: true, createNew: true, mode: 0o600 }).close();
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) {
+        throw new Deno.errors.AlreadyExists(`Cannot back up to ${path}: the file already exists`);
+      }
+      throw error;
+    }
+    const forget = (error: unknown): never => {
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // already gone
+      }
+      throw error;
+    };
+    try {
+      return sqliteBackup(this.#db, path, { rate: -1 }).then(() => undefined, forget);
+    } catch (error) {
+      return forget(error);
+    }
+  }
+
+  /** A target's `user_id` and `name_key` columns (one of them null). */
+  static #who(target: Target): [number | null, string | null] {
+    return "userId" in target ? [target.userId, null] : [null, nameKey(target.name)];
+  }
+
+  static #restriction(row: RestrictionRow): Restriction {
+    let target: Target;
+    if (row.user_id !== null) target = { userId: row.user_id };
+    else if (row.ip !== null) target = { name: row.name_key!, ip: row.ip };
+    else target = { name: row.name_key! };
+    return {
+      kind: row.kind,
+      target,
+      by: row.by_name,
+      reason: row.reason ?? undefined,
+      ts: row.ts,
+    };
+  }
+
+  static #auditEntry(row: AuditRow): AuditEntry {
+    return {
+      id: row.id,
+      ts: row.ts,
+      actor: row.actor,
+      action: row.action,
+      room: row.room ?? undefined,
+      target: row.target ?? undefined,
+      detail: row.detail ?? undefined,
+    };
+  }
+
   #findRoom(name: string): number | undefined {
     const key = nameKey(name);
     const known = this.#roomIds.get(key);
@@ -619,6 +961,7 @@ export class SqliteDatabase {
       passwordHash: r.password_hash,
       created: r.created,
       disabled: r.disabled !== 0,
+      admin: r.admin !== 0,
     };
   }
 

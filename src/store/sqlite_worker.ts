@@ -74,6 +74,20 @@ export function serveWorker(port: Port, engine: typeof SqliteDatabase): void {
   /** About how many rows one reply message carries. */
   const PART_ROWS = 2000;
   let db: SqliteDatabase | undefined;
+  const answer = (outcomes: Outcome[], stats: EngineStats, start: number) => {
+    let from = 0;
+    let rows = 0;
+    for (let i = 0; i + 1 < outcomes.length; i++) {
+      const o = outcomes[i]!;
+      rows += o.ok && Array.isArray(o.value) ? o.value.length + 1 : 1;
+      if (rows < PART_ROWS) continue;
+      port.postMessage({ t: "part", outcomes: outcomes.slice(from, i + 1) });
+      from = i + 1;
+      rows = 0;
+    }
+    const rest = from === 0 ? outcomes : outcomes.slice(from);
+    port.postMessage({ t: "done", outcomes: rest, stats, ms: performance.now() - start });
+  };
   port.on("message", (request) => {
     try {
       if (request.t === "open") {
@@ -82,24 +96,16 @@ export function serveWorker(port: Port, engine: typeof SqliteDatabase): void {
       } else if (request.t === "batch") {
         if (db === undefined) throw new Error("The store is not open");
         const start = performance.now();
-        const outcomes = db.execute(request.ops);
-        let from = 0;
-        let rows = 0;
-        for (let i = 0; i + 1 < outcomes.length; i++) {
-          const o = outcomes[i]!;
-          rows += o.ok && Array.isArray(o.value) ? o.value.length + 1 : 1;
-          if (rows < PART_ROWS) continue;
-          port.postMessage({ t: "part", outcomes: outcomes.slice(from, i + 1) });
-          from = i + 1;
-          rows = 0;
+        const outcomes = engine.settle(db.execute(request.ops));
+        const stats = db.stats;
+        if (Array.isArray(outcomes)) answer(outcomes, stats, start);
+        else {
+          // A backup: the next request comes only after this answer, so nothing interleaves.
+          outcomes.then(
+            (settled) => answer(settled, stats, start),
+            (error) => port.postMessage({ t: "failed", error: engine.errorData(error) }),
+          );
         }
-        const rest = from === 0 ? outcomes : outcomes.slice(from);
-        port.postMessage({
-          t: "done",
-          outcomes: rest,
-          stats: db.stats,
-          ms: performance.now() - start,
-        });
       } else {
         db?.close();
         db = undefined;
@@ -120,7 +126,7 @@ export function workerSource(): string {
   return `(async () => {
 "use strict";
 const { parentPort } = await import("node:worker_threads");
-const { DatabaseSync } = await import("node:sqlite");
+const { DatabaseSync, backup: sqliteBackup } = await import("node:sqlite");
 const MIGRATIONS = ${JSON.stringify(MIGRATIONS)};
 const nameKey = ${nameKey.toString()};
 const dmKey = ${dmKey.toString()};

@@ -21,6 +21,8 @@ export interface UserRecord {
   /** Milliseconds since the epoch. */
   created: number;
   disabled: boolean;
+  /** A server administrator (`parley user admin NAME`). */
+  admin: boolean;
 }
 
 /**
@@ -72,6 +74,8 @@ export interface AccountStore {
   setPasswordHash(userId: number, passwordHash: string): Promise<void>;
   /** Disables or enables an account; disabling revokes its session tokens. */
   setDisabled(userId: number, disabled: boolean): Promise<void>;
+  /** Makes an account a server administrator, or not. */
+  setAdmin(userId: number, admin: boolean): Promise<void>;
   /** Deletes an account with its tokens, memberships and pending messages. */
   deleteUser(userId: number): Promise<void>;
 
@@ -142,13 +146,116 @@ export interface FileStore {
   expire(before: number, orphanBefore: number): Promise<string[]>;
 }
 
+/** A room's stored settings. */
+export interface RoomRecord {
+  /** The room's name, in the case of whoever first used it. */
+  name: string;
+  /** The account that created the room; none for rooms the server or a guest created. */
+  ownerId: number | undefined;
+  topic: string | undefined;
+  /** Who set the topic. */
+  topicBy: string | undefined;
+  /** `+i`: only invited users (and operators and above) may join. */
+  inviteOnly: boolean;
+  /** `+m`: only operators and above may send. */
+  moderated: boolean;
+}
+
 /**
- * Everything that outlives a connection, one part per concern (moderation gets its own part
- * when it arrives). Dispose it to finish pending commits and close.
+ * Whom a ban or a mute applies to: an account, or a guest by its name (case-folded) and its
+ * address.
+ */
+export type Target = { userId: number } | { name: string; ip?: string };
+
+/** A ban or a mute in one room. */
+export interface Restriction {
+  kind: "ban" | "mute";
+  target: Target;
+  /** Who imposed it (a name). */
+  by: string;
+  reason: string | undefined;
+  ts: number;
+}
+
+/** One line of the audit log. */
+export interface AuditEntry {
+  id: number;
+  ts: number;
+  /** Who acted: a name, or `admin` for the command line. */
+  actor: string;
+  /** What was done: `kick`, `ban`, `topic`, `passwd`, `disable`… */
+  action: string;
+  room: string | undefined;
+  /** Whom it was done to (a name). */
+  target: string | undefined;
+  /** The reason, the topic or the modes. */
+  detail: string | undefined;
+}
+
+/**
+ * An administrator's change to an account, made outside the server (the `parley user` command):
+ * servers sharing the database follow these to apply them to live sessions.
+ */
+export interface AdminEvent {
+  id: number;
+  ts: number;
+  /** `revoke`: end the account's sessions (password changed, disabled, deleted); `role`: its admin flag changed. */
+  kind: "revoke" | "role";
+  userId: number;
+  /** The account's name (it may be deleted by the time the event is read). */
+  name: string;
+}
+
+/** Rooms' settings, roles, bans, mutes and invitations; the audit log; the administrators' feed. */
+export interface ModerationStore {
+  /**
+   * A room's settings, creating them (owned by `ownerId`) when nobody had used the room before.
+   * `created` says whether this call created it.
+   */
+  claimRoom(
+    name: string,
+    ownerId: number | undefined,
+  ): Promise<{ room: RoomRecord; created: boolean }>;
+  /** Sets (or with `undefined`, clears) a room's topic. */
+  setTopic(room: string, topic: string | undefined, by: string): Promise<void>;
+  /** Sets a room's modes. */
+  setModes(room: string, modes: { inviteOnly: boolean; moderated: boolean }): Promise<void>;
+  /** The accounts that are operators of a room. */
+  operators(room: string): Promise<number[]>;
+  /** Names an account operator of a room, or removes it. */
+  setOperator(room: string, userId: number, operator: boolean): Promise<void>;
+  /** A room's bans and mutes. */
+  restrictions(room: string): Promise<Restriction[]>;
+  /** Adds a ban or mute (replacing one of the same kind for the same account or name). */
+  restrict(room: string, restriction: Restriction): Promise<void>;
+  /** Lifts a ban or mute of an account, or of a guest name; whether there was one. */
+  unrestrict(room: string, kind: Restriction["kind"], target: Target): Promise<boolean>;
+  /** Invites an account or a guest name into a room (once). */
+  invite(room: string, target: Target): Promise<void>;
+  /** Uses up an invitation; whether there was one. */
+  takeInvite(room: string, target: Target): Promise<boolean>;
+  /** Records an action in the audit log. */
+  audit(entry: Omit<AuditEntry, "id">): Promise<void>;
+  /** The latest `limit` entries of the audit log before id `before` (all when undefined), newest first. */
+  auditLog(limit: number, before?: number): Promise<AuditEntry[]>;
+  /** Records an administrator's change to an account for running servers to apply. */
+  postAdminEvent(event: Omit<AdminEvent, "id">): Promise<number>;
+  /** The administrators' changes after id `after`, oldest first. */
+  adminEventsAfter(after: number): Promise<AdminEvent[]>;
+  /** The id of the newest administrators' change (0 when none). */
+  lastAdminEvent(): Promise<number>;
+  /** Writes a consistent copy of the whole database to `path` while it is in use. */
+  backup(path: string): Promise<void>;
+}
+
+/**
+ * Everything that outlives a connection, one part per concern. Dispose it to finish pending
+ * commits and close.
  */
 export interface Store extends AsyncDisposable {
   readonly accounts: AccountStore;
   readonly memberships: MembershipStore;
   readonly messages: MessageStore;
   readonly files: FileStore;
+  readonly moderation: ModerationStore;
 }

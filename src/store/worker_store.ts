@@ -22,14 +22,19 @@ import { workerSource } from "./sqlite_worker.ts";
 import type { WorkerReply, WorkerRequest } from "./sqlite_worker.ts";
 import type {
   AccountStore,
+  AdminEvent,
+  AuditEntry,
   FileRecord,
   FileStore,
   FileUses,
   HistoryTarget,
   MembershipStore,
   MessageStore,
+  ModerationStore,
   NewMessage,
   Placed,
+  Restriction,
+  RoomRecord,
   Store,
   UserRecord,
 } from "./store.ts";
@@ -109,6 +114,7 @@ export class SqliteWorkerStore implements Store {
   readonly memberships: MembershipStore;
   readonly messages: MessageStore;
   readonly files: FileStore;
+  readonly moderation: ModerationStore;
 
   readonly #worker: Worker;
   #queue: Waiting[] = [];
@@ -163,6 +169,7 @@ export class SqliteWorkerStore implements Store {
       listUsers: call<UserRecord[]>("accounts.listUsers"),
       setPasswordHash: call<void>("accounts.setPasswordHash"),
       setDisabled: call<void>("accounts.setDisabled"),
+      setAdmin: call<void>("accounts.setAdmin"),
       deleteUser: call<void>("accounts.deleteUser"),
       createSession: call<void>("accounts.createSession"),
       useSession: call<UserRecord | undefined>("accounts.useSession"),
@@ -193,6 +200,24 @@ export class SqliteWorkerStore implements Store {
       bytesOwnedBy: call<number>("files.bytesOwnedBy"),
       blobInUse: call<boolean>("files.blobInUse"),
       expire: call<string[]>("files.expire"),
+    };
+    this.moderation = {
+      claimRoom: call<{ room: RoomRecord; created: boolean }>("moderation.claimRoom"),
+      setTopic: call<void>("moderation.setTopic"),
+      setModes: call<void>("moderation.setModes"),
+      operators: call<number[]>("moderation.operators"),
+      setOperator: call<void>("moderation.setOperator"),
+      restrictions: call<Restriction[]>("moderation.restrictions"),
+      restrict: call<void>("moderation.restrict"),
+      unrestrict: call<boolean>("moderation.unrestrict"),
+      invite: call<void>("moderation.invite"),
+      takeInvite: call<boolean>("moderation.takeInvite"),
+      audit: call<void>("moderation.audit"),
+      auditLog: call<AuditEntry[]>("moderation.auditLog"),
+      postAdminEvent: call<number>("moderation.postAdminEvent"),
+      adminEventsAfter: call<AdminEvent[]>("moderation.adminEventsAfter"),
+      lastAdminEvent: call<number>("moderation.lastAdminEvent"),
+      backup: call<void>("moderation.backup"),
     };
   }
 
