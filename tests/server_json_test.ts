@@ -65,6 +65,8 @@ Deno.test("json mode: join, who, rooms, part, ping", async () => {
     type: "ack",
     room: "#dev",
     members: ["alice"],
+    modes: "",
+    roles: {}, // a guest made it: nobody owns it
     ref: "j",
   });
   bob.send({ type: "join", room: "#DEV", ref: "j" });

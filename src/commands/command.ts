@@ -21,6 +21,7 @@ import type { Outcome, RequestOf, RequestType } from "../protocol/requests.ts";
 import type { ServerConfig } from "../server/config.ts";
 import type { DirectMessages } from "../services/direct_messages.ts";
 import type { Messages } from "../services/messages.ts";
+import type { Moderation, Rank } from "../services/moderation.ts";
 import type { Store, UserRecord } from "../store/store.ts";
 
 /** What a handler sees of the session that made the request. */
@@ -45,6 +46,8 @@ export interface Caller extends Member {
   loggedIn(login: AccountLogin, joined: readonly string[]): void;
   /** Brings the session online (once) and picks its current room; `joined`: rooms new to it. */
   comeOnline(joined: readonly string[]): void;
+  /** Told that its user was put out of a room. */
+  removed(room: string): void;
 }
 
 /** What handlers work with: the server's services and settings. */
@@ -54,6 +57,7 @@ export interface Services {
   accounts: Accounts;
   messages: Messages;
   dms: DirectMessages;
+  moderation: Moderation;
   /** File transfer, when the server has a data folder. */
   files: FileService | undefined;
   config: Readonly<ServerConfig>;
@@ -74,6 +78,11 @@ export interface Guard<K extends RequestType> {
   inRoom?: { room: (request: RequestOf<K>) => string | undefined; verb: string };
   /** How often one session may run it: `burst` at once, then `perSecond`. */
   rate?: { burst: number; perSecond: number };
+  /**
+   * The role it needs (in `room`, or server-wide without one), and what it is called in the
+   * refusal; undefined when this request needs none (showing a topic, say).
+   */
+  role?: (request: RequestOf<K>) => { room?: string; least: Rank; what: string } | undefined;
 }
 
 /** One entry of the command table. */

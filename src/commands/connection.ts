@@ -17,17 +17,22 @@ import type { Caller, CommandGroup, Services } from "./command.ts";
  */
 export function arrive(
   caller: Caller,
-  { hub, messages, config }: Services,
+  { hub, messages, moderation, config }: Services,
 ): { start: Start; replay?: Promise<Outcome> } {
   if (config.requireLogin) return { start: { kind: "login_required" } };
   hub.connect(caller);
   caller.autoGeneral = true;
   caller.comeOnline([DEFAULT_ROOM]);
-  const history = messages.latest([DEFAULT_ROOM], config.historyOnJoin);
-  return {
-    start: { kind: "guest", name: caller.name, room: caller.current! },
-    replay: history.then((replay) => ({ replay })),
-  };
+  const start: Start = { kind: "guest", name: caller.name, room: caller.current! };
+  // A guest banned from #general (by its address) is put out of it again, and told why.
+  const replay = moderation.admit(caller, DEFAULT_ROOM).then(
+    () => messages.latest([DEFAULT_ROOM], config.historyOnJoin).then((replay) => ({ replay })),
+    (error) => {
+      hub.evict(caller.name, DEFAULT_ROOM);
+      throw error;
+    },
+  );
+  return { start, replay };
 }
 
 /** The connection commands. */

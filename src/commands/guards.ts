@@ -4,25 +4,25 @@
  * @module
  */
 
-import type { Hub } from "../hub/hub.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { Request, RequestType } from "../protocol/requests.ts";
 import { TokenBucket } from "../session/token_bucket.ts";
-import type { Caller, Guard } from "./command.ts";
+import type { Caller, Guard, Services } from "./command.ts";
 
 /**
  * Throws the error a request meets at its command's guards, if any: not online, not logged in,
- * not in the room, or over the command's rate (`rates` keeps the caller's buckets).
+ * not in the room, over the command's rate (`rates` keeps the caller's buckets), or without the
+ * role it needs: the role is looked up in the store, so that check may be a promise.
  *
- * @throws {ChatError} `login_required`, `not_in_room`, `rate_limited`
+ * @throws {ChatError} `login_required`, `not_in_room`, `rate_limited`, `forbidden`
  */
 export function checkGuard(
   guard: Guard<RequestType>,
   request: Request,
   caller: Caller,
-  hub: Hub,
+  { hub, moderation }: Pick<Services, "hub" | "moderation">,
   rates: Map<string, TokenBucket>,
-): void {
+): void | Promise<void> {
   if (guard.needs !== "nothing" && !caller.online) {
     throw new ChatError(
       "login_required",
@@ -55,4 +55,6 @@ export function checkGuard(
       );
     }
   }
+  const role = guard.role?.(request);
+  if (role !== undefined) return moderation.require(caller, role.room, role.least, role.what);
 }

@@ -5,24 +5,30 @@
  * @module
  */
 
-import { DEFAULT_ROOM } from "../protocol/names.ts";
+import { ChatError } from "../protocol/errors.ts";
+import { checkRoom, DEFAULT_ROOM } from "../protocol/names.ts";
 import type { CommandGroup } from "./command.ts";
 
 /** The room commands. */
 export const roomCommands: CommandGroup<"join" | "part" | "rooms" | "who"> = {
   join: {
     guard: { needs: "online" },
-    async run(request, caller, { hub, store, messages, config }) {
+    async run(request, caller, { hub, store, messages, moderation, config }) {
+      checkRoom(request.room);
+      if (!hub.isIn(caller, request.room)) await moderation.admit(caller, request.room);
+      if (caller.closed) throw new ChatError("timeout", "The session ended while joining");
       const { room, members, joined } = hub.join(caller, request.room);
       if (room === DEFAULT_ROOM) caller.autoGeneral = false;
       caller.current = room;
-      const [replay] = await Promise.all([
+      const [replay, state] = await Promise.all([
         joined ? messages.latest([room], config.historyOnJoin) : [],
+        moderation.state(room),
         joined && caller.user !== undefined
           ? store.memberships.add(caller.user.id, room)
           : undefined,
       ]);
-      return { result: { command: "join", reply: { type: "ack", room, members } }, replay };
+      const reply = { type: "ack" as const, room, members, ...state };
+      return { result: { command: "join", reply }, replay };
     },
   },
   part: {
@@ -47,9 +53,10 @@ export const roomCommands: CommandGroup<"join" | "part" | "rooms" | "who"> = {
   },
   who: {
     guard: { needs: "online" },
-    run(request, _caller, { hub }) {
+    async run(request, _caller, { hub, moderation }) {
       const { room, members } = hub.who(request.room);
-      return { result: { command: "who", reply: { type: "ack", room, members } } };
+      const state = await moderation.state(room);
+      return { result: { command: "who", reply: { type: "ack", room, members, ...state } } };
     },
   },
 };

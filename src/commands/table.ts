@@ -9,6 +9,7 @@ import type { CommandTable } from "./command.ts";
 import { connectionCommands } from "./connection.ts";
 import { identityCommands } from "./identity.ts";
 import { messageCommands } from "./messages.ts";
+import { moderationCommands } from "./moderation.ts";
 import { roomCommands } from "./rooms.ts";
 
 /**
@@ -27,4 +28,5 @@ export const COMMANDS: CommandTable = {
   ...identityCommands,
   ...roomCommands,
   ...messageCommands,
+  ...moderationCommands,
 };

@@ -83,6 +83,18 @@ function words(result: Result): string[] {
       return ["Password changed; your other sessions must log in again"];
     case "help":
       return [...TEXT_HELP];
+    case "topic": {
+      const { room, topic } = result.reply;
+      return [
+        topic === undefined ? `${room} has no topic` : `Topic of ${room}: ${sanitize(topic)}`,
+      ];
+    }
+    case "mode": {
+      const { room, modes } = result.reply;
+      return [modes === "" ? `${room} has no modes` : `Modes of ${room}: ${modes}`];
+    }
+    default:
+      return ["Done"]; // kick, ban, unban, mute, unmute, op, deop, invite, wall
   }
 }
 

@@ -14,9 +14,10 @@ import type { Broker, Topic } from "../broker/broker.ts";
 import { roomTopic, userTopic } from "../broker/broker.ts";
 import { InProcessBroker } from "../broker/in_process.ts";
 import { ChatError } from "../protocol/errors.ts";
-import type { MessageFrame, PresenceFrame, RoomInfo } from "../protocol/frames.ts";
+import type { MessageFrame, PresenceFrame, RoomInfo, ServerFrame } from "../protocol/frames.ts";
 import { checkName, checkRoom, DEFAULT_ROOM, isValidRoom, nameKey } from "../protocol/names.ts";
 import { Outgoing } from "../protocol/outgoing.ts";
+import type { UserRecord } from "../store/store.ts";
 
 /** Someone the hub can route to: a session. */
 export interface Member {
@@ -24,6 +25,20 @@ export interface Member {
   name: string;
   /** Queues an event for this member. Must not throw and must not wait on I/O. */
   deliver(event: Outgoing): void;
+  /** The account it is logged in as (moderation reads its roles). */
+  readonly user?: UserRecord | undefined;
+  /** Its address (a guest is banned by name and address). */
+  readonly remoteIp?: string;
+  /** Told that its user was put out of a room (kicked or banned). */
+  removed?(room: string): void;
+}
+
+/** What the hub knows of an online user. */
+export interface OnlineUser {
+  name: string;
+  /** The account, for a logged-in user. */
+  accountId: number | undefined;
+  sessions: readonly Member[];
 }
 
 interface User {
@@ -290,6 +305,69 @@ export class Hub {
       topics.push(userTopic(from.name));
     }
     this.#broker.publish(topics, out, sender);
+  }
+
+  /** The online user of that name, if any. */
+  user(name: string): OnlineUser | undefined {
+    const user = this.#users.get(nameKey(name));
+    return user && { name: user.name, accountId: user.accountId, sessions: [...user.sessions] };
+  }
+
+  /** A room's members (none when the room does not exist). */
+  members(roomName: string): OnlineUser[] {
+    const room = this.#room(roomName, false);
+    return [...room?.members ?? []].map((user) => ({
+      name: user.name,
+      accountId: user.accountId,
+      sessions: [...user.sessions],
+    }));
+  }
+
+  /** Whether the user of that name is in the room. */
+  userIsIn(name: string, roomName: string): boolean {
+    const room = this.#room(roomName, false);
+    const user = this.#users.get(nameKey(name));
+    return room !== undefined && user !== undefined && room.members.has(user);
+  }
+
+  /** Whether the room exists (someone is in it, or it is permanent). */
+  hasRoom(roomName: string): boolean {
+    return this.#room(roomName, false) !== undefined;
+  }
+
+  /**
+   * Sends a room's event to its members and to the sessions of the user `also` (who may be about
+   * to leave it, or not be in it).
+   */
+  announce(roomName: string, frame: ServerFrame, also?: string): void {
+    const topics: Topic[] = [roomTopic(roomName)];
+    if (also !== undefined) topics.push(userTopic(also));
+    this.#broker.publish(topics, new Outgoing(frame));
+  }
+
+  /** Sends an event to every session in this process. */
+  broadcast(frame: ServerFrame): void {
+    const out = new Outgoing(frame);
+    for (const session of this.#bySession.keys()) session.deliver(out);
+  }
+
+  /**
+   * Puts the user of that name out of a room without a `left` presence (a moderation event
+   * said why); its sessions are told through `removed`. Whether it was in the room.
+   */
+  evict(name: string, roomName: string): boolean {
+    const user = this.#users.get(nameKey(name));
+    const room = this.#room(roomName, false);
+    if (user === undefined || room === undefined || !room.members.has(user)) return false;
+    user.rooms.delete(room);
+    room.members.delete(user);
+    const topic = roomTopic(room.name);
+    for (const session of user.sessions) {
+      this.#broker.unsubscribe(topic, session);
+      session.removed?.(room.name);
+    }
+    this.#dropIfEmpty(room);
+    return true;
   }
 
   /** Every room with its member count, sorted by name. */

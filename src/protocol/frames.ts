@@ -39,7 +39,35 @@ export type ClientFrame =
   | Ref & { type: "login"; name?: string; password?: string; token?: string }
   | Ref & { type: "logout" }
   | Ref & { type: "passwd"; old: string; new: string }
-  | Ref & { type: "history"; room?: string; with?: string; before?: number; limit?: number };
+  | Ref & { type: "history"; room?: string; with?: string; before?: number; limit?: number }
+  | Ref & { type: "topic"; room: string; text?: string }
+  | Ref & { type: ModerationAction; room: string; name: string; reason?: string }
+  | Ref & { type: "mode"; room: string; modes?: string }
+  | Ref & { type: "wall"; text: string };
+
+/** The moderation requests that name a target (docs/protocol.md, "Rooms, roles and moderation"). */
+export type ModerationAction =
+  | "kick"
+  | "ban"
+  | "unban"
+  | "mute"
+  | "unmute"
+  | "op"
+  | "deop"
+  | "invite";
+
+/** A member's role in a room, as `join` and `who` report it (members without one are left out). */
+export type Role = "admin" | "owner" | "op";
+
+/** What `join` and `who` say of a room besides its members. */
+export interface RoomState {
+  /** The topic, when one is set. */
+  topic?: string;
+  /** The modes: `"+i"`, `"+m"`, `"+im"`, or `""` for none. */
+  modes: string;
+  /** The members with a role, by name. */
+  roles: Record<string, Role>;
+}
 
 /** The `type` of a client frame. */
 export type ClientFrameType = ClientFrame["type"];
@@ -60,12 +88,15 @@ export interface UnreadCount {
  * What the `ack` of each request carries (docs/protocol.md, "Client frames and their replies");
  * requests answered otherwise (`hello`, `ping`, `history`) or not at all (`pong`) are absent.
  */
-export interface AckFields {
+export interface AckFields extends Record<ModerationAction, Record<never, never>> {
   nick: { name: string };
-  join: { room: string; members: string[] };
+  join: { room: string; members: string[] } & RoomState;
   part: { room: string };
   rooms: { rooms: RoomInfo[] };
-  who: { room: string; members: string[] };
+  who: { room: string; members: string[] } & RoomState;
+  topic: { room: string; topic?: string };
+  mode: { room: string; modes: string };
+  wall: Record<never, never>;
   send: { id: number; ts: number };
   login: { name: string; token: string; rooms: string[]; unread: UnreadCount[] };
   register: AckFields["login"];
@@ -156,6 +187,33 @@ export interface WelcomeFrame {
   limits: ServerLimits;
 }
 
+/** A room's topic changed (`topic` absent: cleared). */
+export interface TopicFrame {
+  type: "topic";
+  room: string;
+  topic?: string;
+  by: string;
+}
+
+/** A moderation action in a room, announced to its members and its target. */
+export type ModerationFrame =
+  | {
+    type: "moderation";
+    room: string;
+    action: ModerationAction;
+    by: string;
+    name: string;
+    reason?: string;
+  }
+  | { type: "moderation"; room: string; action: "mode"; by: string; modes: string };
+
+/** An administrator's message to everyone. */
+export interface WallFrame {
+  type: "wall";
+  from: string;
+  text: string;
+}
+
 /** A frame the server sends. */
 export type ServerFrame =
   | WelcomeFrame
@@ -167,6 +225,9 @@ export type ServerFrame =
   | HistoryFrame
   | PresenceFrame
   | { type: "notice"; text: string }
+  | TopicFrame
+  | ModerationFrame
+  | WallFrame
   | { type: "shutdown"; reason: string; permanent: boolean };
 
 type FieldKind = "string" | "number" | "boolean";
@@ -174,6 +235,12 @@ interface FieldSpec {
   readonly required: Readonly<Record<string, FieldKind>>;
   readonly optional: Readonly<Record<string, FieldKind>>;
 }
+
+/** The fields of a moderation request that names a target. */
+const TARGETED: FieldSpec = {
+  required: { room: "string", name: "string" },
+  optional: { reason: "string" },
+};
 
 /** The fields each client frame type takes, checked in one place by {@linkcode parseClientFrame}. */
 const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
@@ -198,6 +265,17 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
     required: {},
     optional: { room: "string", with: "string", before: "number", limit: "number" },
   },
+  topic: { required: { room: "string" }, optional: { text: "string" } },
+  kick: TARGETED,
+  ban: TARGETED,
+  unban: TARGETED,
+  mute: TARGETED,
+  unmute: TARGETED,
+  op: TARGETED,
+  deop: TARGETED,
+  invite: TARGETED,
+  mode: { required: { room: "string" }, optional: { modes: "string" } },
+  wall: { required: { text: "string" }, optional: {} },
 };
 
 /** Whether `type` names a client frame. */

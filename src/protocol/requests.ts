@@ -6,7 +6,14 @@
  * @module
  */
 
-import type { AckFields, ClientFrame, HistoryFrame, MessageFrame, WelcomeFrame } from "./frames.ts";
+import type {
+  AckFields,
+  ClientFrame,
+  HistoryFrame,
+  MessageFrame,
+  ModerationAction,
+  WelcomeFrame,
+} from "./frames.ts";
 
 /** A request: a client frame, or (text mode only) a request for help. */
 export type Request = ClientFrame | { type: "help"; ref?: string };
@@ -40,7 +47,10 @@ export type Result =
   | { command: "login" | "register"; reply: Ack<"login"> }
   /** `name`: who is leaving. */
   | { command: "logout" | "quit"; reply: Ack<"quit">; name: string }
-  | { command: "passwd" | "help"; reply: Ack<"help"> };
+  | { command: "passwd" | "help"; reply: Ack<"help"> }
+  | { command: "topic"; reply: Ack<"topic"> }
+  | { command: ModerationAction | "wall"; reply: Ack<"wall"> }
+  | { command: "mode"; reply: Ack<"mode"> };
 
 /** What a server-built reply holds: pages of history, and direct messages that waited. */
 export type ReplayItem = HistoryFrame | MessageFrame;

@@ -6,7 +6,14 @@
  */
 
 import { ChatError } from "./errors.ts";
-import type { ClientFrame, HistoryFrame, MessageFrame, ServerFrame } from "./frames.ts";
+import type {
+  ClientFrame,
+  HistoryFrame,
+  MessageFrame,
+  ModerationAction,
+  ModerationFrame,
+  ServerFrame,
+} from "./frames.ts";
 import { neutralizeBidi } from "./unicode.ts";
 
 /** A text-mode line turned into work: a client frame, or a request for help. */
@@ -30,6 +37,11 @@ export const TEXT_HELP: readonly string[] = [
   "  /logout              log out (ends this connection and its session token)",
   "  /passwd OLD NEW      change your password",
   "  /history [#room|NAME] [N]  show earlier messages of a room or a DM",
+  "  /topic [#room] [TEXT] show or set a room's topic (- clears it)",
+  "  /kick, /ban [#room] NAME [reason]   remove someone from a room (ban: for good)",
+  "  /unban, /mute, /unmute, /op, /deop, /invite [#room] NAME",
+  "  /mode [#room] [+i|-i|+m|-m]  show or set invite-only (i) and moderated (m)",
+  "  /wall TEXT           (administrators) tell everyone on the server",
   "  /help                this list",
   "  /quit [reason]       leave (also: logout, bye, quit)",
   "Any other line is a message to your current room; start it with // to send a leading /.",
@@ -42,6 +54,16 @@ function roomArg(arg: string): string {
 function splitFirst(rest: string): [string, string] {
   const m = /^(\S+)\s*(.*)$/s.exec(rest);
   return m ? [m[1]!, m[2]!] : ["", ""];
+}
+
+/** The moderation commands that take a reason after the name. */
+const TAKES_REASON = new Set<ModerationAction>(["kick", "ban"]);
+
+/** A command's optional leading `#room` (else the current room), and the rest of its line. */
+function roomFirst(rest: string, current: string | undefined, verb: string): [string, string] {
+  const [first, after] = splitFirst(rest);
+  if (first.startsWith("#")) return [first, after];
+  return [needRoom(current, verb), rest];
 }
 
 function needRoom(current: string | undefined, verb: string): string {
@@ -120,6 +142,36 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
       if (old === "" || password === "") throw usage("/passwd OLD NEW");
       return { type: "passwd", old, new: password };
     }
+    case "topic": {
+      const [room, text] = roomFirst(rest, current, "show the topic");
+      if (text === "") return { type: "topic", room };
+      return { type: "topic", room, text: text === "-" ? "" : text };
+    }
+    case "kick":
+    case "ban":
+    case "unban":
+    case "mute":
+    case "unmute":
+    case "op":
+    case "deop":
+    case "invite": {
+      const action = verb.toLowerCase() as ModerationAction;
+      const [room, args] = roomFirst(rest, current, action);
+      const [name, reason] = splitFirst(args);
+      if (name === "") {
+        throw usage(`/${action} [#room] NAME${TAKES_REASON.has(action) ? " [reason]" : ""}`);
+      }
+      const frame: ClientFrame = { type: action, room, name };
+      if (reason !== "" && TAKES_REASON.has(action)) frame.reason = reason;
+      return frame;
+    }
+    case "mode": {
+      const [room, modes] = roomFirst(rest, current, "show the modes");
+      return modes === "" ? { type: "mode", room } : { type: "mode", room, modes };
+    }
+    case "wall":
+      if (rest === "") throw usage("/wall TEXT");
+      return { type: "wall", text: rest };
     case "history": {
       const args = rest.split(/\s+/).filter((a) => a !== "");
       let limit: number | undefined;
@@ -201,10 +253,44 @@ export function formatTextEvent(frame: ServerFrame): string | undefined {
       return `* ${sanitize(frame.text)}`;
     case "shutdown":
       return `* Server shutting down: ${sanitize(frame.reason)}`;
+    case "topic":
+      return frame.topic === undefined
+        ? `* ${frame.by} cleared the topic of ${frame.room}`
+        : `* ${frame.by} set the topic of ${frame.room}: ${sanitize(frame.topic)}`;
+    case "moderation":
+      return `* ${moderationLine(frame)}`;
+    case "wall":
+      return `* Announcement from ${frame.from}: ${sanitize(frame.text)}`;
     case "error":
       return `! ${sanitize(frame.message)}`;
     default:
       return undefined;
+  }
+}
+
+/** What a moderation event says: `alice kicked bob from #ops (spam)`. */
+function moderationLine(frame: ModerationFrame): string {
+  const { by, room } = frame;
+  if (frame.action === "mode") return `${by} set the modes of ${room}: ${frame.modes || "none"}`;
+  const why = frame.reason === undefined ? "" : ` (${sanitize(frame.reason)})`;
+  const name = frame.name;
+  switch (frame.action) {
+    case "kick":
+      return `${by} kicked ${name} from ${room}${why}`;
+    case "ban":
+      return `${by} banned ${name} from ${room}${why}`;
+    case "unban":
+      return `${by} unbanned ${name} in ${room}`;
+    case "mute":
+      return `${by} muted ${name} in ${room}`;
+    case "unmute":
+      return `${by} unmuted ${name} in ${room}`;
+    case "op":
+      return `${by} made ${name} an operator of ${room}`;
+    case "deop":
+      return `${by} removed ${name} as an operator of ${room}`;
+    case "invite":
+      return `${by} invited ${name} to ${room}`;
   }
 }
 

@@ -9,7 +9,8 @@ import { getLogger } from "@logtape/logtape";
 import tls from "node:tls";
 import { Accounts } from "../auth/accounts.ts";
 import { Hub } from "../hub/hub.ts";
-import { encodeLine } from "../protocol/outgoing.ts";
+import { encodeLine, Outgoing } from "../protocol/outgoing.ts";
+import { DEFAULT_ROOM } from "../protocol/names.ts";
 import { Session } from "../session/session.ts";
 import type { SessionContext } from "../session/session.ts";
 import { FlushScheduler } from "../session/outbox.ts";
@@ -22,6 +23,7 @@ import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { DirectMessages } from "../services/direct_messages.ts";
 import { Messages } from "../services/messages.ts";
+import { Moderation } from "../services/moderation.ts";
 import { FileService } from "../files/files.ts";
 import { NodeSocketConnection } from "../transport/node_socket.ts";
 import { httpHandler } from "./http.ts";
@@ -85,6 +87,10 @@ export class ChatServer implements AsyncDisposable {
   /** HTTP connections over the caps being answered (see #refuseHttp). */
   #refusing = 0;
   readonly #startedAt = Date.now();
+  /** The administrators' feed (see #followAdmin): its timer, the last change applied. */
+  #adminFeed: ReturnType<typeof setInterval> | undefined;
+  #adminSeen = 0;
+  #following = false;
   /** How late the event loop runs (reported on the admin `/healthz`). */
   readonly #lag = new LagProbe();
   readonly #files: FileService | undefined;
@@ -123,11 +129,13 @@ export class ChatServer implements AsyncDisposable {
         retentionMs: config.fileRetentionMs,
       });
     }
+    const moderation = new Moderation(this.hub, store, clock);
     this.#ctx = {
       hub: this.hub,
       store,
       accounts,
-      messages: new Messages(this.hub, store.messages, clock),
+      messages: new Messages(this.hub, store.messages, moderation, clock),
+      moderation,
       dms: new DirectMessages(this.hub, store, new ReplayClaims(), clock),
       files: this.#files,
       config,
@@ -175,6 +183,10 @@ export class ChatServer implements AsyncDisposable {
       throw error;
     }
     try {
+      // The server's own rooms have no owner: claimed before anyone can join them first.
+      await store.moderation.claimRoom(DEFAULT_ROOM, undefined);
+      server.#adminSeen = await store.moderation.lastAdminEvent();
+      server.#adminFeed = setInterval(() => void server.#followAdmin(), ADMIN_POLL_MS);
       if (full.plain) {
         server.#listener = server.#listen("tcp", full.port, (conn, _remote, admission) => {
           const connection = new StreamConnection(conn, { kind: "tcp", maxLine: full.maxLine });
@@ -201,6 +213,7 @@ export class ChatServer implements AsyncDisposable {
       });
     } catch (error) {
       server.#closeListeners();
+      clearInterval(server.#adminFeed);
       server.#ctx.accounts.close();
       server.#lag[Symbol.dispose]();
       await store[Symbol.asyncDispose]();
@@ -539,6 +552,7 @@ export class ChatServer implements AsyncDisposable {
     log.info("Shutting down: {connections} connections", { connections: this.connections });
     clearInterval(this.#sweep);
     clearInterval(this.#fileSweep);
+    clearInterval(this.#adminFeed);
     this.#closeListeners();
     this.#webStop.abort(); // idle HTTP connections close at once, busy ones after their request
     await Promise.all(this.#accepting);
@@ -553,6 +567,51 @@ export class ChatServer implements AsyncDisposable {
     this.#lag[Symbol.dispose]();
     await this.store[Symbol.asyncDispose]();
     log.info("Shut down");
+  }
+
+  /**
+   * Applies what administrators changed with `parley user` (the feed in the database, which
+   * every server sharing it follows): a changed password, a disabled or deleted account ends its
+   * live sessions; a granted or removed administrator role takes effect in them at once.
+   */
+  async #followAdmin(): Promise<void> {
+    if (this.#following || this.#stopping !== undefined) return;
+    this.#following = true;
+    try {
+      const events = await this.store.moderation.adminEventsAfter(this.#adminSeen);
+      for (const event of events) {
+        this.#adminSeen = event.id;
+        const sessions = (this.hub.user(event.name)?.sessions ?? []).filter((s): s is Session =>
+          s instanceof Session && s.user?.id === event.userId
+        );
+        if (sessions.length === 0) continue;
+        if (event.kind === "revoke") {
+          for (const session of sessions) {
+            session.revoke("An administrator changed your account: log in again");
+          }
+          log.info("Ended {n} sessions of {name}: an administrator changed the account", {
+            n: sessions.length,
+            name: event.name,
+          });
+          continue;
+        }
+        const user = await this.store.accounts.getUserById(event.userId);
+        if (user === undefined) continue;
+        const text = user.admin
+          ? "You are now a server administrator"
+          : "You are no longer a server administrator";
+        for (const session of sessions) {
+          session.user = user;
+          session.deliver(new Outgoing({ type: "notice", text }));
+        }
+      }
+    } catch (error) {
+      if (this.#stopping === undefined) {
+        log.error("Cannot read the administrators' changes: {error}", { error });
+      }
+    } finally {
+      this.#following = false;
+    }
   }
 
   /** Logs a refused connection: a full server is the operator's business, the rest debug. */
@@ -615,6 +674,9 @@ export interface ServerDeps {
   listen?: boolean;
 }
 
+/** How often the administrators' feed is read (changes take effect within this, plus a commit). */
+const ADMIN_POLL_MS = 500;
+
 /** Refused HTTP connections answered at once; past this many, one is closed unanswered. */
 const MAX_REFUSING = 64;
 /** How long a refused HTTP connection has to send its request head. */
@@ -631,4 +693,15 @@ async function openStore(config: ServerConfig): Promise<Store> {
   if (config.data === ":memory:") return await openSqliteStore(":memory:", { sync: config.sync });
   await Deno.mkdir(config.data, { recursive: true, mode: 0o700 });
   return await openSqliteStore(`${config.data}/parley.db`, { sync: config.sync });
+}
+
+/**
+ * The composition root: starts a server from its settings and its parts (store, broker, clock;
+ * each made by default). The same as {@linkcode ChatServer.start}.
+ */
+export function startServer(
+  config: Partial<ServerConfig> = {},
+  deps: ServerDeps = {},
+): Promise<ChatServer> {
+  return ChatServer.start(config, deps);
 }

@@ -1,12 +1,14 @@
 /**
- * Room messages: stored first (the store gives the id and the room's sequence number), then
- * published through the hub, so nothing is delivered or acknowledged before it is durable.
+ * Room messages: checked against the room's moderation (mutes, `+m`), stored (the store gives
+ * the id and the room's sequence number), then published through the hub, so nothing is
+ * delivered or acknowledged before it is durable.
  *
  * @module
  */
 
 import type { Clock } from "../clock.ts";
-import type { Hub, Member } from "../hub/hub.ts";
+import type { Hub } from "../hub/hub.ts";
+import type { Actor, Moderation } from "./moderation.ts";
 import type { FileRef, HistoryFrame, MessageFrame } from "../protocol/frames.ts";
 import type { HistoryTarget, MessageStore, NewMessage } from "../store/store.ts";
 
@@ -41,15 +43,18 @@ export class Messages {
   readonly #hub: Hub;
   readonly #store: MessageStore;
   readonly #clock: Clock;
+  readonly #moderation: Moderation;
 
   /**
    * @param hub who is in which room
    * @param store where messages are kept
+   * @param moderation who may send where (mutes, moderated rooms)
    * @param clock stamps messages
    */
-  constructor(hub: Hub, store: MessageStore, clock: Clock) {
+  constructor(hub: Hub, store: MessageStore, moderation: Moderation, clock: Clock) {
     this.#hub = hub;
     this.#store = store;
+    this.#moderation = moderation;
     this.#clock = clock;
   }
 
@@ -58,8 +63,9 @@ export class Messages {
    *
    * @throws {ChatError} `invalid_room`, `no_such_room`, `not_in_room`
    */
-  async toRoom(sender: Member, room: string, draft: Draft): Promise<MessageFrame> {
+  async toRoom(sender: Actor, room: string, draft: Draft): Promise<MessageFrame> {
     const { from, room: name } = this.#hub.roomSender(sender, room);
+    await this.#moderation.checkSend(sender, name);
     const stored = newMessage({ room: name }, from, draft, this.#clock.now());
     const { id } = await this.#store.append(stored);
     const frame = messageFrame(id, stored);

@@ -18,7 +18,7 @@ import type { Dialect, SessionView } from "../dialects/dialect.ts";
 import { json } from "../dialects/json.ts";
 import { text } from "../dialects/text.ts";
 import { ChatError } from "../protocol/errors.ts";
-import { DEFAULT_ROOM } from "../protocol/names.ts";
+import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import { encodeLine, Outgoing } from "../protocol/outgoing.ts";
 import type { Outcome, Request, RequestType } from "../protocol/requests.ts";
 import type { WebPort } from "../protocol/sniff.ts";
@@ -199,8 +199,10 @@ export class Session implements Caller {
     try {
       // The table is indexed by the request's own type, so the request fits its entry.
       const command = COMMANDS[request.type] as unknown as Command<RequestType>;
-      checkGuard(command.guard, request, this, this.#ctx.hub, this.#rates);
-      outcome = command.run(request, this, this.#ctx);
+      const guarded = checkGuard(command.guard, request, this, this.#ctx, this.#rates);
+      outcome = guarded === undefined
+        ? command.run(request, this, this.#ctx)
+        : guarded.then(() => command.run(request, this, this.#ctx));
     } catch (error) {
       outcome = Promise.reject(error);
     }
@@ -227,6 +229,13 @@ export class Session implements Caller {
     this.user = login.user;
     this.tokenHash = login.tokenHash;
     this.comeOnline(joined);
+  }
+
+  /** Its user was put out of a room: the current room moves on if it was that one. */
+  removed(room: string): void {
+    if (this.current !== undefined && nameKey(this.current) === nameKey(room)) {
+      this.current = this.#ctx.hub.roomsOf(this).at(-1);
+    }
   }
 
   /** Brings the session online (once), and picks its current room among its rooms. */

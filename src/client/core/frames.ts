@@ -12,8 +12,11 @@ import type {
   ClientFrame,
   HistoryFrame,
   MessageFrame,
+  ModerationFrame,
   PresenceFrame,
   ServerFrame,
+  TopicFrame,
+  WallFrame,
 } from "../../protocol/frames.ts";
 
 /** The server's `welcome`, the reply to `hello` (with the limits it announces). */
@@ -83,7 +86,10 @@ export type ServerEvent =
   | PresenceFrame
   | NoticeEvent
   | ShutdownEvent
-  | UnsolicitedErrorEvent;
+  | UnsolicitedErrorEvent
+  | TopicFrame
+  | ModerationFrame
+  | WallFrame;
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "message",
@@ -92,6 +98,9 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "notice",
   "shutdown",
   "error",
+  "topic",
+  "moderation",
+  "wall",
 ]);
 
 /** Whether a frame with this `type` is an event (when it answers no request). */

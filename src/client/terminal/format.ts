@@ -7,7 +7,7 @@
  */
 
 import type { HistoryFrame, MessageFrame } from "../../protocol/frames.ts";
-import { formatSize, sanitize } from "../../protocol/text_mode.ts";
+import { formatSize, formatTextEvent, sanitize } from "../../protocol/text_mode.ts";
 import type { ChatEvent } from "../events.ts";
 import type { Exchange } from "../core/frames.ts";
 
@@ -167,6 +167,11 @@ export class Formatter {
         return [this.info(event.text)];
       case "shutdown":
         return [this.info(`Server shutting down: ${event.reason}`)];
+      case "topic":
+      case "moderation":
+      case "wall":
+        // The server's text-mode words ("* alice kicked bob from #ops"), without the marker.
+        return [this.info(formatTextEvent(event)!.slice(2))];
       case "error":
         return [this.error(event.message)];
       case "disconnected":
@@ -259,6 +264,20 @@ export class Formatter {
         return [this.info("pong")];
       case "quit":
         return [this.info(`Goodbye, ${me}`)];
+      case "topic": {
+        const { room, topic } = ex.reply;
+        return [
+          this.info(
+            topic === undefined ? `${room} has no topic` : `Topic of ${room}: ${sanitize(topic)}`,
+          ),
+        ];
+      }
+      case "mode": {
+        const { room, modes } = ex.reply;
+        return [this.info(modes === "" ? `${room} has no modes` : `Modes of ${room}: ${modes}`)];
+      }
+      default:
+        return [this.info("Done")]; // kick, ban, unban, mute, unmute, op, deop, invite, wall
     }
   }
 
