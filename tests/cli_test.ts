@@ -214,3 +214,46 @@ Deno.test("backup copies the database while a server uses it; refuses to overwri
   assert.match(readOnly.err, /no permission/);
   await assert.rejects(Deno.stat(`${dir.path}/ro.db`), Deno.errors.NotFound);
 });
+
+Deno.test("user passwd|disable|admin reach a running server's live sessions within 2 s", async () => {
+  await using dir = await tempDir("parley-cli-live-");
+  await using server = await startServer(["--data", dir.path]);
+  const connect = async (name: string) => {
+    const c = await RawClient.json(server.port);
+    const reg = await request(c, { type: "register", name, password: "correct horse" });
+    assert.equal(reg.type, "ack", JSON.stringify(reg));
+    return c;
+  };
+  await using alice = await connect("alice");
+  await using bob = await connect("bob");
+  await using carol = await connect("carol");
+  const data = ["--data", dir.path];
+  /** Runs `parley user …`; the time it finished, when the server's 2 s begin. */
+  const user = async (args: string[], stdin?: string) => {
+    const r = await runRw(["user", ...args, ...data], stdin);
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.err}`);
+    return performance.now();
+  };
+
+  // admin: bob may wall at once, without logging in again.
+  let done = await user(["admin", "bob"]);
+  await bob.frame((f) => f.type === "notice" && f.text === "You are now a server administrator");
+  assert.ok(performance.now() - done < 2000, `admin: ${performance.now() - done} ms`);
+  const wall = await request(bob, { type: "wall", text: "maintenance at noon" });
+  assert.equal(wall.type, "ack", JSON.stringify(wall));
+  await alice.frame((f) => f.type === "wall" && f.text === "maintenance at noon");
+
+  // disable and passwd: the live session is told, then closed.
+  const cases: [RawClient, string[], string | undefined][] = [
+    [alice, ["disable", "alice"], undefined],
+    [carol, ["passwd", "carol", "--password-stdin"], "brand new secret\n"],
+  ];
+  for (const [c, args, stdin] of cases) {
+    done = await user(args, stdin);
+    const told = await c.frame((f) => f.type === "error" && f.code === "auth_failed");
+    assert.match(String(told.message), /administrator changed your account/);
+    const after = await c.line(() => false, 2000).then(() => "a line", (e) => String(e));
+    assert.match(after, /ended/, `${args[0]}: the connection was closed`);
+    assert.ok(performance.now() - done < 2000, `${args[0]}: ${performance.now() - done} ms`);
+  }
+});
