@@ -178,6 +178,14 @@ Deno.test("moderation: a banned account is out for good, its stored membership g
   const login = await ok(again, { type: "login", name: "dave", password: PASSWORD });
   assert.ok(!(login.rooms as string[]).includes("#den"), "not put back in at login");
   await refused(again, { type: "join", room: "#den" }, "forbidden", /banned/);
+  // Nor by joining as a guest first, then logging in.
+  const sneaky = await guest(a, "notdave", "10.8.8.8");
+  await ok(sneaky, { type: "join", room: "#den" });
+  const carried = await ok(sneaky, { type: "login", name: "dave", password: PASSWORD });
+  assert.ok(!(carried.rooms as string[]).includes("#den"), JSON.stringify(carried.rooms));
+  assert.ok(
+    !((await ok(alice, { type: "who", room: "#den" })).members as string[]).includes("dave"),
+  );
 });
 
 Deno.test("moderation: mute and +m stop sending; +i admits the invited once, and operators", async () => {

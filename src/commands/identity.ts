@@ -107,7 +107,7 @@ async function logIn(
   command: "login" | "register",
   login: AccountLogin,
   caller: Caller,
-  { hub, store, messages, dms, config }: Services,
+  { hub, store, messages, dms, moderation, config }: Services,
 ): Promise<Outcome> {
   const { user } = login;
   if (caller.user !== undefined && caller.user.id !== user.id) {
@@ -121,8 +121,11 @@ async function logIn(
   const rooms = stored.length > 0 || caller.online ? stored : [DEFAULT_ROOM];
   const { joined } = hub.login(caller, user, rooms, drop);
   caller.loggedIn(login, joined);
-  const mine = hub.roomsOf(caller);
   const known = new Set(stored);
+  // A guest's rooms go with it into the account, except those the account is banned from.
+  const carried = hub.roomsOf(caller).filter((room) => !known.has(room));
+  for (const room of await moderation.bannedFrom(caller, carried)) hub.evict(caller.name, room);
+  const mine = hub.roomsOf(caller);
   // Claimed as they are read, so that a commit completing before the replay starts does not
   // deliver them live as well; forgotten only once written to this connection.
   const [waiting, history, added] = await Promise.allSettled([

@@ -113,6 +113,18 @@ export class Moderation {
     }
   }
 
+  /** Which of `rooms` bar `actor` (its account or, for a guest, its name or address). */
+  async bannedFrom(actor: Actor, rooms: readonly string[]): Promise<string[]> {
+    const barred: string[] = [];
+    for (const room of rooms) {
+      const policy = await this.#policy(room);
+      if (this.#rank(actor.user, policy) === "member" && this.#restricted(policy, "ban", actor)) {
+        barred.push(room);
+      }
+    }
+    return barred;
+  }
+
   /** What `join` and `who` report of a room besides its members: topic, modes, roles. */
   async state(room: string): Promise<RoomState> {
     const policy = await this.#policy(room);
