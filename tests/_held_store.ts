@@ -30,6 +30,12 @@ export class HeldStore implements Store {
       removePending: (...args) => m.removePending(...args),
       takePending: (...args) => m.takePending(...args),
       addPending: (...args) => m.addPending(...args),
+      get: (...args) => m.get(...args),
+      edit: (...args) => m.edit(...args),
+      remove: (...args) => m.remove(...args),
+      react: (...args) => m.react(...args),
+      search: (...args) => m.search(...args),
+      index: (...args) => m.index(...args),
     };
   }
 

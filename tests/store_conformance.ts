@@ -321,6 +321,379 @@ export function storeConformance(backend: Backend): void {
     assert.deepEqual(await texts(bob.id), []);
   });
 
+  test("messages: replyTo and fromAccount round-trip; get reads one message", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    const first = await store.messages.append({
+      room: "#Ops",
+      from: "alice",
+      text: "first",
+      ts: 1,
+      fromAccount: alice.id,
+    });
+    const reply = await store.messages.append({
+      room: "#ops",
+      from: "guest",
+      text: "re",
+      ts: 2,
+      replyTo: first.id,
+    });
+    const dm = await store.messages.append({
+      from: "alice",
+      to: "bob",
+      text: "psst",
+      ts: 3,
+      replyTo: first.id,
+      fromAccount: alice.id,
+      pendingFor: [bob.id],
+    });
+    assert.deepEqual(await store.messages.get(first.id), {
+      type: "message",
+      id: first.id,
+      room: "#Ops",
+      from: "alice",
+      text: "first",
+      ts: 1,
+      fromAccount: alice.id,
+    });
+    assert.deepEqual(await store.messages.get(reply.id), {
+      type: "message",
+      id: reply.id,
+      room: "#Ops",
+      from: "guest",
+      text: "re",
+      ts: 2,
+      replyTo: first.id,
+    }, "a guest's message has no account");
+    assert.deepEqual(await store.messages.get(dm.id), {
+      type: "message",
+      id: dm.id,
+      from: "alice",
+      to: "bob",
+      text: "psst",
+      ts: 3,
+      replyTo: first.id,
+      fromAccount: alice.id,
+    });
+    assert.equal(await store.messages.get(dm.id + 1000), undefined);
+    // History and pending deliveries carry the reply, not the account.
+    assert.deepEqual(
+      (await store.messages.history({ room: "#ops" }, undefined, 10)).map((m) => [
+        m.id,
+        m.replyTo,
+        "fromAccount" in m,
+      ]),
+      [[first.id, undefined, false], [reply.id, first.id, false]],
+    );
+    const [pending] = await store.messages.pendingFor(bob.id);
+    assert.equal(pending?.replyTo, first.id);
+    assert.equal("fromAccount" in pending!, false);
+    // Deleting the account keeps its messages, without their account.
+    await store.accounts.deleteUser(alice.id);
+    const kept = await store.messages.get(first.id);
+    assert.equal(kept?.text, "first");
+    assert.equal(kept?.fromAccount, undefined);
+  });
+
+  test("messages: edit replaces the text and stamps it; every read and search follow", async (store) => {
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    const m = await store.messages.append({ room: "#a", from: "alice", text: "colour", ts: 1 });
+    const dm = await store.messages.append({
+      from: "alice",
+      to: "bob",
+      text: "teh typo",
+      ts: 2,
+      pendingFor: [bob.id],
+    });
+    await store.messages.edit(m.id, "color scheme", 10);
+    await store.messages.edit(dm.id, "the typo", 11);
+    const [edited] = await store.messages.history({ room: "#a" }, undefined, 10);
+    assert.deepEqual(edited, {
+      type: "message",
+      id: m.id,
+      room: "#a",
+      from: "alice",
+      text: "color scheme",
+      ts: 1,
+      edited: 10,
+    });
+    assert.deepEqual(await store.messages.get(m.id), edited);
+    assert.deepEqual(
+      (await store.messages.pendingFor(bob.id)).map((p) => [p.text, p.edited]),
+      [["the typo", 11]],
+    );
+    assert.deepEqual(
+      (await store.messages.history({ between: ["bob", "alice"] }, undefined, 10))
+        .map((p) => [p.text, p.edited]),
+      [["the typo", 11]],
+    );
+    const scope = { rooms: ["#a"], dmsOf: "bob" };
+    const ids = async (words: string[]) =>
+      (await store.messages.search(words, scope, 10)).map((r) => r.id);
+    assert.deepEqual(await ids(["colour"]), [], "the old text is no longer found");
+    assert.deepEqual(await ids(["teh"]), []);
+    assert.deepEqual(await ids(["scheme"]), [m.id]);
+    assert.deepEqual(await ids(["the"]), [dm.id]);
+    // Again: the latest text and stamp win.
+    await store.messages.edit(m.id, "palette", 12);
+    assert.deepEqual(await ids(["color"]), []);
+    assert.deepEqual(await ids(["pal"]), [m.id]);
+    assert.equal((await store.messages.get(m.id))?.edited, 12);
+    // An empty text is allowed (a file's caption removed): nothing to find.
+    await store.messages.edit(m.id, "", 13);
+    assert.deepEqual(await ids(["pal"]), []);
+    await store.messages.edit(m.id, "back again", 14);
+    assert.deepEqual(await ids(["back"]), [m.id]);
+  });
+
+  test("messages: remove leaves a tombstone (no text, file or reactions), out of search", async (store) => {
+    const alice = (await store.accounts.createUser("alice", "h", 0))!;
+    const file = { id: "f1", name: "cat.png", size: 3, type: "image/png", sha256: "ab" };
+    await store.files.create({ ...file, ownerId: alice.id, created: 0 });
+    const doomed = await store.messages.append({
+      room: "#a",
+      from: "alice",
+      text: "secret plans",
+      ts: 1,
+      file,
+      fromAccount: alice.id,
+    });
+    const reply = await store.messages.append({
+      room: "#a",
+      from: "bob",
+      text: "secret reply",
+      ts: 2,
+      replyTo: doomed.id,
+    });
+    await store.messages.react(doomed.id, "👍", "u:1", true);
+    await store.messages.edit(doomed.id, "secret plans v2", 5);
+    assert.deepEqual((await store.files.uses("f1")).rooms, ["#a"]);
+    await store.messages.remove(doomed.id);
+    const tombstone: MessageFrame = {
+      type: "message",
+      id: doomed.id,
+      room: "#a",
+      from: "alice",
+      text: "",
+      ts: 1,
+      edited: 5,
+      deleted: true,
+    };
+    const history = await store.messages.history({ room: "#a" }, undefined, 10);
+    assert.deepEqual(history, [tombstone, {
+      type: "message",
+      id: reply.id,
+      room: "#a",
+      from: "bob",
+      text: "secret reply",
+      ts: 2,
+      replyTo: doomed.id,
+    }]);
+    assert.deepEqual(await store.messages.get(doomed.id), { ...tombstone, fromAccount: alice.id });
+    assert.deepEqual((await store.files.uses("f1")).rooms, [], "the file is no longer sent");
+    assert.deepEqual(
+      (await store.messages.search(["secret"], { rooms: ["#a"] }, 10)).map((m) => m.id),
+      [reply.id],
+    );
+    // A tombstone stays one: no edit, no reaction brings it back; removing again is harmless.
+    await store.messages.edit(doomed.id, "secret resurrected", 9);
+    assert.deepEqual(await store.messages.react(doomed.id, "🎉", "u:2", true), {});
+    await store.messages.remove(doomed.id);
+    assert.deepEqual(await store.messages.get(doomed.id), { ...tombstone, fromAccount: alice.id });
+    assert.deepEqual(
+      (await store.messages.search(["secret"], { rooms: ["#a"] }, 10)).map((m) => m.id),
+      [reply.id],
+    );
+    // Numbering goes on as before.
+    assert.equal((await store.messages.append({ room: "#a", from: "x", text: "", ts: 3 })).seq, 3);
+  });
+
+  test("messages: reactions are one per person and emoji, counted, read with every message", async (store) => {
+    const bob = (await store.accounts.createUser("bob", "h", 0))!;
+    const a = await store.messages.append({ room: "#r", from: "x", text: "alpha", ts: 1 });
+    const b = await store.messages.append({ room: "#r", from: "x", text: "beta", ts: 2 });
+    const react = store.messages.react;
+    assert.deepEqual(await react(a.id, "👍", "u:1", true), { "👍": 1 });
+    assert.deepEqual(await react(a.id, "👍", "u:1", true), { "👍": 1 }, "idempotent");
+    assert.deepEqual(await react(a.id, "👍", "u:2", true), { "👍": 2 });
+    assert.deepEqual(await react(a.id, "🎉", "u:1", true), { "👍": 2, "🎉": 1 });
+    assert.deepEqual(await react(a.id, "👍", "u:1", false), { "👍": 1, "🎉": 1 });
+    assert.deepEqual(await react(a.id, "👍", "u:1", false), { "👍": 1, "🎉": 1 }, "idempotent");
+    assert.deepEqual(await react(a.id, "🎉", "u:1", false), { "👍": 1 }, "no zero counts");
+    assert.deepEqual(await react(b.id, "👍", "u:3", false), {}, "never reacted");
+    // Any text is just a key.
+    const odd = await react(b.id, "__proto__", "u:1", true);
+    assert.equal(Object.getPrototypeOf(odd), Object.prototype);
+    assert.deepEqual(Object.entries(odd), [["__proto__", 1]]);
+    assert.deepEqual(
+      Object.entries((await store.messages.get(b.id))?.reactions ?? {}),
+      [["__proto__", 1]],
+    );
+    assert.deepEqual(await react(b.id, "__proto__", "u:1", false), {});
+    // In one turn, in order.
+    assert.deepEqual(
+      await Promise.all([
+        react(b.id, "❤️", "u:1", true),
+        react(b.id, "❤️", "u:2", true),
+        react(b.id, "❤️", "u:1", true),
+        react(b.id, "❤️", "u:2", false),
+      ]),
+      [{ "❤️": 1 }, { "❤️": 2 }, { "❤️": 2 }, { "❤️": 1 }],
+    );
+    assert.deepEqual(
+      (await store.messages.history({ room: "#r" }, undefined, 10)).map((m) => m.reactions),
+      [{ "👍": 1 }, { "❤️": 1 }],
+    );
+    assert.deepEqual((await store.messages.get(a.id))?.reactions, { "👍": 1 });
+    await react(b.id, "❤️", "u:1", false);
+    const page = await store.messages.history({ room: "#r" }, undefined, 10);
+    assert.equal("reactions" in page[1]!, false, "none: no field");
+    assert.deepEqual(
+      (await store.messages.search(["alpha"], { rooms: ["#r"] }, 10))[0]?.reactions,
+      { "👍": 1 },
+    );
+    const dm = await store.messages.append({
+      from: "x",
+      to: "bob",
+      text: "dm",
+      ts: 3,
+      pendingFor: [bob.id],
+    });
+    await react(dm.id, "👀", "u:7", true);
+    assert.deepEqual((await store.messages.pendingFor(bob.id))[0]?.reactions, { "👀": 1 });
+    // A page of many: each message gets its own counts.
+    const many: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      many.push(
+        (await store.messages.append({ room: "#many", from: "x", text: `${i}`, ts: i })).id,
+      );
+    }
+    await Promise.all(
+      many.flatMap((id, i) =>
+        Array.from({ length: i % 4 }, (_, who) => react(id, i % 2 ? "a" : "b", `u:${who}`, true))
+      ),
+    );
+    const counts = (await store.messages.history({ room: "#many" }, undefined, 100))
+      .map((m) => m.reactions);
+    assert.deepEqual(
+      counts,
+      many.map((_, i) => i % 4 === 0 ? undefined : { [i % 2 ? "a" : "b"]: i % 4 }),
+    );
+  });
+
+  test("search: every word as a prefix, in any order, case-insensitively; newest first; limit", async (store) => {
+    const texts = [
+      "Deploying the release tonight",
+      "release notes are ready",
+      "the deploy failed",
+      "tonight we celebrate the RELEASE",
+      "nothing to see",
+    ];
+    const ids: number[] = [];
+    for (const [i, text] of texts.entries()) {
+      ids.push((await store.messages.append({ room: "#dev", from: "a", text, ts: i })).id);
+    }
+    const scope = { rooms: ["#dev"] };
+    const found = async (words: string[], limit = 10) =>
+      (await store.messages.search(words, scope, limit)).map((m) => ids.indexOf(m.id));
+    assert.deepEqual(await found(["release"]), [3, 1, 0], "newest first");
+    assert.deepEqual(await found(["RELEASE", "tonight"]), [3, 0], "all words, any order");
+    assert.deepEqual(await found(["tonight", "release"]), [3, 0]);
+    assert.deepEqual(await found(["depl"]), [2, 0], "prefixes");
+    assert.deepEqual(await found(["depl", "fail"]), [2]);
+    assert.deepEqual(await found(["eploy"]), [], "a prefix, not any substring");
+    assert.deepEqual(await found(["release"], 2), [3, 1], "limit");
+    assert.deepEqual(await found([]), [], "no words, nothing");
+    assert.deepEqual(await found(["absent"]), []);
+    const [hit] = await store.messages.search(["notes"], scope, 1);
+    assert.deepEqual(hit, {
+      type: "message",
+      id: ids[1],
+      room: "#dev",
+      from: "a",
+      text: "release notes are ready",
+      ts: 1,
+    });
+    // Many matches, a small limit: the newest ones.
+    const more: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      more.push(
+        (await store.messages.append({ room: "#dev", from: "a", text: `item ${i}`, ts: i })).id,
+      );
+    }
+    assert.deepEqual(
+      (await store.messages.search(["item"], scope, 7)).map((m) => m.id),
+      more.slice(-7).reverse(),
+    );
+  });
+
+  test("search: only rooms in scope and the direct messages of dmsOf, both ways", async (store) => {
+    const say = async (m: Omit<NewMessage, "from" | "text" | "ts">, from: string) =>
+      (await store.messages.append({ ...m, from, text: `needle from ${from}`, ts: 0 })).id;
+    const inA = await say({ room: "#A" }, "x");
+    const inB = await say({ room: "#b" }, "x");
+    await say({ room: "#c" }, "x");
+    const toBob = await say({ to: "Bob" }, "alice");
+    const fromBob = await say({ to: "carol" }, "BOB");
+    await say({ to: "carol" }, "alice"); // neither is bob
+    await say({ to: "bobby" }, "alice"); // a name that starts like bob
+    await say({ to: "ob" }, "alice");
+    await say({ to: "al" }, "xbob");
+    const found = async (rooms: string[], dmsOf?: string) =>
+      (await store.messages.search(["needle"], { rooms, ...(dmsOf ? { dmsOf } : {}) }, 100))
+        .map((m) => m.id).sort((p, q) => p - q);
+    assert.deepEqual(await found(["#a", "#B"]), [inA, inB], "rooms by name, any case");
+    assert.deepEqual(await found(["#a", "#nowhere"]), [inA]);
+    assert.deepEqual(await found(["#A"], "bob"), [inA, toBob, fromBob], "sent and received");
+    assert.deepEqual(await found([], "BOB"), [toBob, fromBob]);
+    assert.deepEqual(await found([], "bo"), [], "the whole name, not a part of it");
+    assert.deepEqual(await found([], "b"), []);
+    assert.deepEqual(await found([]), [], "an empty scope finds nothing");
+    assert.deepEqual(await found(["#nowhere"]), []);
+    // A DM in the results reads as history does: to, no room.
+    const [dm] = await store.messages.search(["needle"], { rooms: [], dmsOf: "carol" }, 1);
+    assert.equal(dm?.to, "carol");
+    assert.equal(dm?.room, undefined);
+  });
+
+  test("search: the user's words are never query syntax", async (store) => {
+    const texts = [
+      'she said a"b to me',
+      "hello there",
+      "world peace",
+      "hello or else nearby",
+      "hello not there",
+      "text: colons (and parens) * stars ^carets -dashes",
+    ];
+    const ids: number[] = [];
+    for (const [i, text] of texts.entries()) {
+      ids.push((await store.messages.append({ room: "#q", from: "a", text, ts: i })).id);
+    }
+    const found = async (...words: string[]) =>
+      (await store.messages.search(words, { rooms: ["#q"] }, 10)).map((m) => ids.indexOf(m.id));
+    assert.deepEqual(await found('a"b'), [0]);
+    assert.deepEqual(await found("hello", "OR", "world"), [], "OR is a word, not an operator");
+    assert.deepEqual(await found("hello", "OR"), [3], "…found as a word");
+    assert.deepEqual(await found("hello", "NOT", "there"), [4], "NOT too");
+    assert.deepEqual(await found("hello", "AND"), []);
+    assert.deepEqual(await found("NEAR("), [3]);
+    assert.deepEqual(await found("NEAR(hello", "there)"), [], "not a NEAR group");
+    assert.deepEqual(await found("text:", "colons"), [5], "not a column filter");
+    assert.deepEqual(await found("text:colons"), [5]);
+    assert.deepEqual(await found("{text}:"), [5], "not a column set: the word text");
+    assert.deepEqual(await found("(and", "parens)"), [5]);
+    assert.deepEqual(await found("^carets"), [5]);
+    assert.deepEqual(await found("-dashes"), [5]);
+    assert.deepEqual(await found("hello", "*"), [4, 3, 1], "a word of no letters is ignored");
+    for (
+      const words of [["*"], ['"'], ['"""'], [""], ["   "], ["(", ")"], ["{}:"], ["-"], ["^"], [
+        "\0",
+      ]]
+    ) {
+      assert.deepEqual(await found(...words), [], JSON.stringify(words));
+    }
+  });
+
   test("files: create, get, uses, bytesOwnedBy, blobInUse, expire", async (store) => {
     const alice = (await store.accounts.createUser("alice", "h", 0))!;
     const bob = (await store.accounts.createUser("bob", "h", 0))!;
@@ -784,6 +1157,19 @@ export function storeConformance(backend: Backend): void {
     const history = store.messages.history({ room: "#x" }, undefined, 10);
     assert.deepEqual(await found, await created);
     assert.deepEqual((await history).map((m) => m.id), [(await appended).id]);
+  });
+
+  test("index: indexes what was stored since, then says it is up to date; search needs no call", async (store) => {
+    for (let i = 0; i < 5; i++) {
+      await store.messages.append({ room: "#idx", from: "a", text: `needle ${i}`, ts: i });
+    }
+    // A search right after the appends finds them, whether or not the indexer ran.
+    const found = await store.messages.search(["needle"], { rooms: ["#idx"] }, 10);
+    assert.equal(found.length, 5);
+    await store.messages.append({ room: "#idx", from: "a", text: "needle 5", ts: 5 });
+    assert.ok(await store.messages.index(100) >= 1);
+    assert.equal(await store.messages.index(100), 0);
+    assert.equal((await store.messages.search(["needle"], { rooms: ["#idx"] }, 10)).length, 6);
   });
 
   test("calls resolve in the order they were made, across batches and large answers", async (store) => {

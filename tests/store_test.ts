@@ -80,6 +80,8 @@ Deno.test("openSqliteStore() migrates an empty database to the current schema, i
         "room_invites",
         "audit_log",
         "admin_events",
+        "message_reactions",
+        "messages_fts",
       ]
     ) {
       assert.ok(tables.includes(t), `table ${t}`);
@@ -209,6 +211,64 @@ Deno.test("migration 4 keeps accounts and rooms: nobody is an admin, no room has
   assert.deepEqual(await store.moderation.operators("#ops"), []);
 });
 
+Deno.test("migration 5 indexes existing messages for search; they read back unchanged", async () => {
+  await using db = await tempDb();
+  const raw = new DatabaseSync(db.path);
+  for (const [v, sql] of MIGRATIONS.slice(0, 4).entries()) {
+    raw.exec(sql);
+    raw.exec(`PRAGMA user_version = ${v + 1}`);
+  }
+  raw.exec(
+    `INSERT INTO users (id, name, name_key, password_hash, created) VALUES (1, 'Ann', 'ann', 'h', 5);
+    INSERT INTO rooms (id, name, name_key) VALUES (1, '#Ops', '#ops');
+    INSERT INTO messages (id, room_id, dm_key, from_name, to_name, text, ts, seq) VALUES
+      (1, 1, NULL, 'Ann', NULL, 'the old release plan', 10, 1),
+      (2, NULL, 'ann bob', 'bob', 'Ann', 'an old secret', 11, 1),
+      (3, 1, NULL, 'bob', NULL, '', 12, 2),
+      (4, 1, NULL, 'bob', NULL, 'older news', 13, 3);
+    INSERT INTO pending_dms (user_id, message_id) VALUES (1, 2);`,
+  );
+  raw.close();
+  await using store = await openSqliteStore(db.path);
+  assert.equal(store.schemaVersion, SCHEMA_VERSION);
+  const scope = { rooms: ["#ops"], dmsOf: "ann" };
+  const found = async (...words: string[]) =>
+    (await store.messages.search(words, scope, 10)).map((m) => m.id);
+  assert.deepEqual(await found("old"), [4, 2, 1]);
+  assert.deepEqual(await found("release"), [1]);
+  assert.deepEqual(await found("secret"), [2]);
+  assert.deepEqual(await store.messages.history({ room: "#ops" }, undefined, 10), [
+    { type: "message", id: 1, room: "#Ops", from: "Ann", text: "the old release plan", ts: 10 },
+    { type: "message", id: 3, room: "#Ops", from: "bob", text: "", ts: 12 },
+    { type: "message", id: 4, room: "#Ops", from: "bob", text: "older news", ts: 13 },
+  ]);
+  assert.deepEqual(await store.messages.pendingFor(1), [
+    { type: "message", id: 2, from: "bob", to: "Ann", text: "an old secret", ts: 11 },
+  ]);
+  assert.deepEqual(await store.messages.get(1), {
+    type: "message",
+    id: 1,
+    room: "#Ops",
+    from: "Ann",
+    text: "the old release plan",
+    ts: 10,
+  });
+  // The old messages take edits, deletions and reactions; new ones join the index.
+  await store.messages.edit(1, "the new release plan", 20);
+  await store.messages.remove(4);
+  assert.deepEqual(await store.messages.react(2, "👍", "u:1", true), { "👍": 1 });
+  const placed = await store.messages.append({
+    room: "#ops",
+    from: "Ann",
+    text: "old habits",
+    ts: 30,
+    fromAccount: 1,
+  });
+  assert.deepEqual(placed, { id: 5, seq: 4 });
+  assert.deepEqual(await found("old"), [5, 2]);
+  assert.deepEqual(await found("new", "plan"), [1]);
+});
+
 Deno.test("backup: a consistent copy while in use, between the turn's writes; never over a file", async () => {
   await using dir = await tempDir();
   await using store = await openSqliteStore(`${dir.path}/parley.db`, { sync: "full" });
@@ -256,13 +316,25 @@ Deno.test("backup: a consistent copy while in use, between the turn's writes; ne
   assert.equal((await store.messages.append(roomMessage(3, "#ops"))).seq, placedAfter.seq + 1);
 });
 
-Deno.test("SQLite history, pending and seq reads use indexes, never a scan of messages", () => {
+Deno.test("SQLite history, pending, seq, reaction and search reads use indexes, never a scan of messages", () => {
   const engine = SqliteDatabase.open(":memory:");
   try {
-    for (const plan of engine.explain()) {
-      assert.doesNotMatch(plan, /SCAN m\b|SCAN messages/, plan);
+    const plans = engine.explain();
+    for (const plan of plans) {
+      assert.doesNotMatch(plan, /SCAN m\b|SCAN messages|SCAN message_reactions/, plan);
       assert.match(plan, /USING (INDEX|COVERING INDEX|INTEGER PRIMARY KEY|PRIMARY KEY)/, plan);
     }
+    // Search walks the full-text index newest first, each match looked up by id: no sort, so it
+    // stops at the limit.
+    const search = plans.find((p) => p.includes("VIRTUAL TABLE INDEX") && p.includes("SCAN f"));
+    assert.ok(search, plans.join("\n"));
+    assert.match(
+      search,
+      /^SCAN f VIRTUAL TABLE INDEX \d+:D?M1; SEARCH m USING INTEGER PRIMARY KEY/,
+    );
+    assert.doesNotMatch(search, /TEMP B-TREE/);
+    const reactions = plans.find((p) => p.includes("message_reactions"));
+    assert.match(reactions ?? "", /SEARCH message_reactions USING PRIMARY KEY \(message_id=\?\)/);
   } finally {
     engine.close();
   }

@@ -149,6 +149,33 @@ export const MIGRATIONS: readonly string[] = [
     name TEXT NOT NULL
   );
   `,
+  // 4 -> 5: replies, authors' accounts, edits and deletions (a deleted message stays as a
+  // tombstone: its text is '' and its file gone), reactions, and full-text search. The search
+  // index is contentless (it keeps no copy of the text), its rowid the message's id; it holds
+  // the messages not deleted (those with text), and is filled here from the existing ones.
+  `
+  ALTER TABLE messages ADD COLUMN reply_to INTEGER;
+  ALTER TABLE messages ADD COLUMN from_account INTEGER REFERENCES users(id) ON DELETE SET NULL;
+  ALTER TABLE messages ADD COLUMN edited INTEGER;
+  ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX messages_from_account ON messages(from_account) WHERE from_account IS NOT NULL;
+  CREATE TABLE message_reactions (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    emoji TEXT NOT NULL,
+    who TEXT NOT NULL,
+    PRIMARY KEY (message_id, emoji, who)
+  ) WITHOUT ROWID;
+  CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='', contentless_delete=1);
+  INSERT INTO messages_fts (rowid, text)
+    SELECT id, text FROM messages WHERE text <> '' AND deleted = 0;
+  -- Messages are indexed after they are stored, not as they are (see SqliteDatabase.#catchUp):
+  -- every message up to 'indexed' is in messages_fts.
+  CREATE TABLE search_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    indexed INTEGER NOT NULL
+  );
+  INSERT INTO search_state (id, indexed) SELECT 1, coalesce(max(id), 0) FROM messages;
+  `,
 ];
 
 /** The schema version this build writes. */

@@ -28,6 +28,8 @@ import type {
   Placed,
   Restriction,
   RoomRecord,
+  SearchScope,
+  StoredMessage,
   Target,
   UserRecord,
 } from "./store.ts";
@@ -103,6 +105,12 @@ export type OpName =
   | "messages.removePending"
   | "messages.takePending"
   | "messages.addPending"
+  | "messages.get"
+  | "messages.edit"
+  | "messages.remove"
+  | "messages.react"
+  | "messages.search"
+  | "messages.index"
   | "files.create"
   | "files.get"
   | "files.uses"
@@ -209,6 +217,9 @@ interface MessageRow {
   action: number;
   ts: number;
   file_json: string | null;
+  reply_to: number | null;
+  edited: number | null;
+  deleted: number;
 }
 
 interface FileRow {
@@ -259,6 +270,11 @@ export class SqliteDatabase {
     "messages.removePending",
     "messages.takePending",
     "messages.addPending",
+    "messages.edit",
+    "messages.remove",
+    "messages.search", // it indexes what was stored since the indexer last ran
+    "messages.index",
+    "messages.react",
     "files.create",
     "files.expire",
     "moderation.claimRoom",
@@ -284,28 +300,56 @@ export class SqliteDatabase {
   static readonly SESSION_EXTEND_STEP = 24 * 3600 * 1000;
 
   static readonly HISTORY_ROOM = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.text,
-      m.action, m.ts, m.file_json
+      m.action, m.ts, m.file_json, m.reply_to, m.edited, m.deleted
     FROM messages m JOIN rooms r ON r.id = m.room_id
     WHERE m.room_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`;
   static readonly HISTORY_DM = `SELECT id, NULL AS room, from_name, to_name, text, action, ts,
-      file_json
+      file_json, reply_to, edited, deleted
     FROM messages WHERE dm_key = ? AND id < ? ORDER BY id DESC LIMIT ?`;
   static readonly PENDING = `SELECT m.id, NULL AS room, m.from_name, m.to_name, m.text, m.action,
-      m.ts, m.file_json
+      m.ts, m.file_json, m.reply_to, m.edited, m.deleted
     FROM pending_dms p JOIN messages m ON m.id = p.message_id
     WHERE p.user_id = ? ORDER BY m.id`;
+  static readonly GET = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.text, m.action,
+      m.ts, m.file_json, m.reply_to, m.edited, m.deleted, m.from_account
+    FROM messages m LEFT JOIN rooms r ON r.id = m.room_id WHERE m.id = ?`;
+  /** The reactions of a page of messages (a JSON array of ids), counted per emoji. */
+  static readonly REACTIONS = `SELECT message_id, emoji, count(*) AS n FROM message_reactions
+    WHERE message_id IN (SELECT value FROM json_each(?)) GROUP BY message_id, emoji`;
+  /**
+   * Full-text search, newest first: the index yields matches in descending id order (the
+   * `CROSS JOIN` keeps it the outer loop, so no sort and the scan stops at the limit), each
+   * looked up by id and kept when in scope: ?1 the MATCH expression, ?2 a JSON array of room
+   * ids, ?3 the name key whose direct messages count (or null), ?4 the limit. A pair's `dm_key`
+   * is its two name keys, sorted, joined by a space (names have none): the name matches one side
+   * exactly.
+   */
+  static readonly SEARCH = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.text, m.action,
+      m.ts, m.file_json, m.reply_to, m.edited, m.deleted
+    FROM messages_fts f CROSS JOIN messages m ON m.id = f.rowid
+      LEFT JOIN rooms r ON r.id = m.room_id
+    WHERE messages_fts MATCH ?1 AND m.deleted = 0
+      AND (m.room_id IN (SELECT value FROM json_each(?2))
+        OR (?3 IS NOT NULL AND m.room_id IS NULL
+          AND (substr(m.dm_key, 1, length(?3) + 1) = ?3 || ' '
+            OR substr(m.dm_key, -length(?3) - 1) = ' ' || ?3)))
+    ORDER BY f.rowid DESC LIMIT ?4`;
+  static readonly FTS_INSERT = "INSERT INTO messages_fts (rowid, text) VALUES (?, ?)";
+  /** How many unindexed messages a search indexes first. */
+  static readonly SEARCH_CATCH_UP = 5000;
+  static readonly FTS_DELETE = "DELETE FROM messages_fts WHERE rowid = ?";
   // The id is the INTEGER PRIMARY KEY (one more than the highest); the sequence number is one
   // more than the highest in the room or pair, found through the unique (room_id, seq) or
   // (dm_key, seq) index. Both are assigned inside the batch's write transaction, so two
   // processes sharing the database cannot hand out the same ones.
   static readonly APPEND_ROOM = `INSERT INTO messages (room_id, dm_key, from_name, to_name, text,
-      action, ts, file_id, file_json, seq)
-    VALUES (?, NULL, ?, NULL, ?, ?, ?, ?, ?,
+      action, ts, file_id, file_json, reply_to, from_account, seq)
+    VALUES (?, NULL, ?, NULL, ?, ?, ?, ?, ?, ?, ?,
       (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE room_id = ?))
     RETURNING id, seq`;
   static readonly APPEND_DM = `INSERT INTO messages (room_id, dm_key, from_name, to_name, text,
-      action, ts, file_id, file_json, seq)
-    VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?,
+      action, ts, file_id, file_json, reply_to, from_account, seq)
+    VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
       (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE dm_key = ?))
     RETURNING id, seq`;
   static readonly INSERT_PENDING = "INSERT INTO pending_dms (user_id, message_id) VALUES (?, ?)";
@@ -356,8 +400,8 @@ export class SqliteDatabase {
   }
 
   /**
-   * Runs `EXPLAIN QUERY PLAN` for the history, pending, append, restrictions, audit log and
-   * administrators' feed queries (tests prove indexes).
+   * Runs `EXPLAIN QUERY PLAN` for the history, pending, append, restrictions, audit log,
+   * administrators' feed, get, reactions and search queries (tests prove indexes).
    */
   explain(): string[] {
     const queries: [string, SQLInputValue[]][] = [
@@ -369,6 +413,9 @@ export class SqliteDatabase {
       [SqliteDatabase.RESTRICTIONS, [1]],
       [SqliteDatabase.AUDIT_LOG, [1, 1]],
       [SqliteDatabase.ADMIN_EVENTS, [1]],
+      [SqliteDatabase.GET, [1]],
+      [SqliteDatabase.REACTIONS, ["[1,2]"]],
+      [SqliteDatabase.SEARCH, ['"a"*', "[1,2]", "a", 10]],
     ];
     return queries.map(([sql, params]) =>
       (this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
@@ -566,8 +613,9 @@ export class SqliteDatabase {
       case "messages.history":
         return this.#history(a[0] as HistoryTarget, a[1] as number | undefined, n(2));
       case "messages.pendingFor":
-        return (this.#stmt(SqliteDatabase.PENDING).all(n(0)) as unknown as MessageRow[])
-          .map(SqliteDatabase.#message);
+        return this.#messages(
+          this.#stmt(SqliteDatabase.PENDING).all(n(0)) as unknown as MessageRow[],
+        );
       case "messages.removePending": {
         const remove = this.#stmt("DELETE FROM pending_dms WHERE user_id = ? AND message_id = ?");
         for (const id of a[1] as number[]) remove.run(n(0), id);
@@ -581,6 +629,20 @@ export class SqliteDatabase {
       case "messages.addPending":
         this.#stmt(SqliteDatabase.INSERT_PENDING).run(n(0), n(1));
         return undefined;
+      case "messages.get":
+        return this.#get(n(0));
+      case "messages.edit":
+        this.#edit(n(0), s(1), n(2));
+        return undefined;
+      case "messages.remove":
+        this.#remove(n(0));
+        return undefined;
+      case "messages.react":
+        return this.#react(n(0), s(1), s(2), a[3] === true);
+      case "messages.index":
+        return this.#catchUp(n(0));
+      case "messages.search":
+        return this.#search(a[0] as string[], a[1] as SearchScope, n(2));
       case "files.create": {
         const f = a[0] as FileRecord;
         this.#stmt(
@@ -738,6 +800,8 @@ export class SqliteDatabase {
       m.ts,
       m.file?.id ?? null,
       m.file === undefined ? null : JSON.stringify(m.file),
+      m.replyTo ?? null,
+      m.fromAccount ?? null,
     ];
     let placed: Placed;
     if (m.room !== undefined) {
@@ -763,6 +827,122 @@ export class SqliteDatabase {
     return { id: placed.id, seq: placed.seq };
   }
 
+  #get(id: number): StoredMessage | undefined {
+    const row = this.#stmt(SqliteDatabase.GET).get(id) as
+      | (MessageRow & { from_account: number | null })
+      | undefined;
+    if (row === undefined) return undefined;
+    const message: StoredMessage = this.#messages([row])[0]!;
+    if (row.from_account !== null) message.fromAccount = row.from_account;
+    return message;
+  }
+
+  /** Replaces a message's text and its search entry; a deleted message stays deleted. */
+  #edit(id: number, text: string, ts: number): void {
+    const changed = this.#stmt(
+      "UPDATE messages SET text = ?, edited = ? WHERE id = ? AND deleted = 0",
+    ).run(text, ts, id).changes;
+    if (Number(changed) === 0 || id > this.#indexed()) return; // not indexed yet: it will be
+    // A contentless index cannot update a row: delete it, then insert the new text.
+    this.#stmt(SqliteDatabase.FTS_DELETE).run(id);
+    if (text !== "") this.#stmt(SqliteDatabase.FTS_INSERT).run(id, text);
+  }
+
+  /** Up to which id messages are in the search index. */
+  #indexed(): number {
+    return (this.#stmt("SELECT indexed FROM search_state WHERE id = 1").get() as { indexed: number })
+      .indexed;
+  }
+
+  /**
+   * Puts up to `limit` messages stored since the last time into the search index. Indexing costs
+   * more than storing a message (about 16 µs), so it is done here, in chunks, after the fact,
+   * not as each message is appended.
+   *
+   * @returns how many messages it looked at
+   */
+  #catchUp(limit: number): number {
+    const rows = this.#stmt(
+      "SELECT id, text, deleted FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+    ).all(this.#indexed(), limit) as { id: number; text: string; deleted: number }[];
+    if (rows.length === 0) return 0;
+    const insert = this.#stmt(SqliteDatabase.FTS_INSERT);
+    for (const row of rows) if (row.deleted === 0 && row.text !== "") insert.run(row.id, row.text);
+    this.#stmt("UPDATE search_state SET indexed = ? WHERE id = 1").run(rows.at(-1)!.id);
+    return rows.length;
+  }
+
+  /** Makes a message a tombstone: no text, no file, no search entry, no reactions. */
+  #remove(id: number): void {
+    const changed = this.#stmt(
+      `UPDATE messages SET text = '', file_id = NULL, file_json = NULL, deleted = 1
+       WHERE id = ? AND deleted = 0`,
+    ).run(id).changes;
+    if (Number(changed) === 0) return;
+    if (id <= this.#indexed()) this.#stmt(SqliteDatabase.FTS_DELETE).run(id);
+    this.#stmt("DELETE FROM message_reactions WHERE message_id = ?").run(id);
+  }
+
+  /** Adds or takes back a reaction (idempotently; a missing or deleted message takes none). */
+  #react(id: number, emoji: string, who: string, on: boolean): Record<string, number> {
+    if (on) {
+      this.#stmt(
+        `INSERT OR IGNORE INTO message_reactions (message_id, emoji, who)
+         SELECT id, ?, ? FROM messages WHERE id = ? AND deleted = 0`,
+      ).run(emoji, who, id);
+    } else {
+      this.#stmt("DELETE FROM message_reactions WHERE message_id = ? AND emoji = ? AND who = ?")
+        .run(id, emoji, who);
+    }
+    const rows = this.#stmt(
+      "SELECT emoji, count(*) AS n FROM message_reactions WHERE message_id = ? GROUP BY emoji",
+    ).all(id) as { emoji: string; n: number }[];
+    // fromEntries defines each key (an emoji `__proto__` would not set the prototype).
+    return Object.fromEntries(rows.map((r) => [r.emoji, r.n]));
+  }
+
+  #search(words: readonly string[], scope: SearchScope, limit: number): MessageFrame[] {
+    const match = SqliteDatabase.matchExpression(words);
+    if (match === undefined || limit <= 0) return [];
+    // What was stored since the indexer last ran is found too (up to a chunk's worth).
+    this.#catchUp(SqliteDatabase.SEARCH_CATCH_UP);
+    const roomIds = scope.rooms.flatMap((room) => {
+      const id = this.#findRoom(room);
+      return id === undefined ? [] : [id];
+    });
+    const dmsOf = scope.dmsOf === undefined ? null : nameKey(scope.dmsOf);
+    if (roomIds.length === 0 && dmsOf === null) return [];
+    return this.#messages(
+      this.#stmt(SqliteDatabase.SEARCH).all(
+        match,
+        JSON.stringify(roomIds),
+        dmsOf,
+        limit,
+      ) as unknown as MessageRow[],
+    );
+  }
+
+  /**
+   * The FTS5 query for words a user typed: each word a quoted phrase (a `"` in it doubled), as a
+   * prefix (`"word"*`), joined by spaces (all must match); a NUL in a word becomes a space. Nothing in a word is FTS5 syntax: no
+   * `OR`, `NEAR`, `*`, column filter or parenthesis gets through. A word with no letters or
+   * digits (no token) is ignored beside others, and alone matches nothing. `undefined` for no
+   * words.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SqliteDatabase } from "./sqlite_store.ts";
+   * assert.equal(SqliteDatabase.matchExpression(["hel", 'a"b', "OR"]), '"hel"* "a""b"* "OR"*');
+   * assert.equal(SqliteDatabase.matchExpression([]), undefined);
+   * ```
+   */
+  static matchExpression(words: readonly string[]): string | undefined {
+    if (words.length === 0) return undefined;
+    // FTS5 reads the expression as a C string: a NUL would end it inside a quoted word.
+    return words.map((w) => `"${w.replaceAll("\0", " ").replaceAll('"', '""')}"*`).join(" ");
+  }
+
   #history(target: HistoryTarget, before: number | undefined, limit: number): MessageFrame[] {
     const beforeId = before ?? Number.MAX_SAFE_INTEGER;
     let rows: MessageRow[];
@@ -781,7 +961,7 @@ export class SqliteDatabase {
         limit,
       ) as unknown as MessageRow[];
     }
-    return rows.reverse().map(SqliteDatabase.#message);
+    return this.#messages(rows.reverse());
   }
 
   #file(id: string): FileRecord | undefined {
@@ -988,6 +1168,28 @@ export class SqliteDatabase {
     };
   }
 
+  /** The frames of rows, with their reactions (one query for them all). */
+  #messages(rows: readonly MessageRow[]): MessageFrame[] {
+    const frames = rows.map(SqliteDatabase.#message);
+    if (frames.length === 0) return frames;
+    const counts = this.#stmt(SqliteDatabase.REACTIONS).all(
+      JSON.stringify(frames.map((f) => f.id)),
+    ) as { message_id: number; emoji: string; n: number }[];
+    if (counts.length === 0) return frames;
+    const byId = new Map<number, [string, number][]>();
+    for (const c of counts) {
+      const entries = byId.get(c.message_id);
+      if (entries === undefined) byId.set(c.message_id, [[c.emoji, c.n]]);
+      else entries.push([c.emoji, c.n]);
+    }
+    for (const frame of frames) {
+      const entries = byId.get(frame.id);
+      // fromEntries defines each key (an emoji `__proto__` would not set the prototype).
+      if (entries !== undefined) frame.reactions = Object.fromEntries(entries);
+    }
+    return frames;
+  }
+
   static #message(row: MessageRow): MessageFrame {
     const frame: MessageFrame = {
       type: "message",
@@ -1000,6 +1202,9 @@ export class SqliteDatabase {
     if (row.to_name !== null) frame.to = row.to_name;
     if (row.action) frame.action = true;
     if (row.file_json !== null) frame.file = JSON.parse(row.file_json) as FileRef;
+    if (row.reply_to !== null) frame.replyTo = row.reply_to;
+    if (row.edited !== null) frame.edited = row.edited;
+    if (row.deleted) frame.deleted = true;
     return frame;
   }
 

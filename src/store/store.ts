@@ -30,9 +30,26 @@ export interface UserRecord {
  * `to`) but without its id, which the store assigns; and the accounts to hold a direct message
  * for until they next log in.
  */
-export type NewMessage = Omit<MessageFrame, "type" | "id" | "offline"> & {
-  pendingFor?: readonly number[];
+export type NewMessage =
+  & Omit<MessageFrame, "type" | "id" | "offline" | "edited" | "deleted" | "reactions">
+  & {
+    pendingFor?: readonly number[];
+    /** The author's account (a guest's message has none: it can be neither edited nor deleted by its author). */
+    fromAccount?: number;
+  };
+
+/** A stored message with what the store knows of it besides its frame. */
+export type StoredMessage = MessageFrame & {
+  /** The author's account, when an account sent it. */
+  fromAccount?: number;
 };
+
+/** Whose history a search may read: rooms by name, and the direct messages of a name. */
+export interface SearchScope {
+  rooms: readonly string[];
+  /** The account name whose direct messages (sent and received) are searched too. */
+  dmsOf?: string;
+}
 
 /**
  * Where the store put a message: its id (increasing across the whole store, so several server
@@ -123,6 +140,31 @@ export interface MessageStore {
   takePending(userId: number, messageId: number): Promise<boolean>;
   /** Marks a stored direct message as waiting for an account's next login. */
   addPending(userId: number, messageId: number): Promise<void>;
+  /** One message by id (deleted ones too, as tombstones). */
+  get(id: number): Promise<StoredMessage | undefined>;
+  /** Replaces a message's text, stamping when (its search entry follows). */
+  edit(id: number, text: string, ts: number): Promise<void>;
+  /** Deletes a message: its text and file go, a tombstone stays (so replies and history hold). */
+  remove(id: number): Promise<void>;
+  /**
+   * Adds (`on`) or takes back a reaction of `who` (an account, `u:ID`) to a message.
+   *
+   * @returns the message's reactions after it, counted per emoji
+   */
+  react(id: number, emoji: string, who: string, on: boolean): Promise<Record<string, number>>;
+  /**
+   * Full-text search (every word must appear, in any order; words are matched as prefixes),
+   * newest first, within `scope`; deleted messages never match.
+   */
+  search(words: readonly string[], scope: SearchScope, limit: number): Promise<MessageFrame[]>;
+  /**
+   * Indexes up to `limit` messages stored since the last call for search (a backend may index
+   * after the fact, to keep appends cheap; a search indexes what is missing first, up to a
+   * backend's bound). The server calls it every half second.
+   *
+   * @returns how many messages it looked at (0: up to date)
+   */
+  index(limit: number): Promise<number>;
 }
 
 /** Uploaded files' records (the bytes live in the file service's folder). */

@@ -35,7 +35,9 @@ import type {
   Placed,
   Restriction,
   RoomRecord,
+  SearchScope,
   Store,
+  StoredMessage,
   UserRecord,
 } from "./store.ts";
 
@@ -192,6 +194,16 @@ export class SqliteWorkerStore implements Store {
       removePending: call<void>("messages.removePending"),
       takePending: call<boolean>("messages.takePending"),
       addPending: call<void>("messages.addPending"),
+      get: call<StoredMessage | undefined>("messages.get"),
+      edit: call<void>("messages.edit"),
+      remove: call<void>("messages.remove"),
+      react: call<Record<string, number>>("messages.react"),
+      search: call<MessageFrame[]>("messages.search") as (
+        words: readonly string[],
+        scope: SearchScope,
+        limit: number,
+      ) => Promise<MessageFrame[]>,
+      index: call<number>("messages.index"),
     };
     this.files = {
       create: call<void>("files.create") as (file: FileRecord) => Promise<void>,
