@@ -19,6 +19,7 @@ import type { Hub, Member } from "../hub/hub.ts";
 import type { ServerLimits } from "../protocol/frames.ts";
 import type { Outcome, RequestOf, RequestType } from "../protocol/requests.ts";
 import type { ServerConfig } from "../server/config.ts";
+import type { Conversation } from "../services/conversation.ts";
 import type { DirectMessages } from "../services/direct_messages.ts";
 import type { Messages } from "../services/messages.ts";
 import type { Moderation, Rank } from "../services/moderation.ts";
@@ -58,6 +59,7 @@ export interface Services {
   messages: Messages;
   dms: DirectMessages;
   moderation: Moderation;
+  conversation: Conversation;
   /** File transfer, when the server has a data folder. */
   files: FileService | undefined;
   config: Readonly<ServerConfig>;

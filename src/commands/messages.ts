@@ -7,7 +7,7 @@
 
 import { ChatError } from "../protocol/errors.ts";
 import type { FileRef, HistoryFrame } from "../protocol/frames.ts";
-import { checkName } from "../protocol/names.ts";
+import { checkName, nameKey } from "../protocol/names.ts";
 import { isBlank, textProblem, utf8Length } from "../protocol/unicode.ts";
 import type { Draft } from "../services/messages.ts";
 import type { HistoryTarget } from "../store/store.ts";
@@ -21,7 +21,7 @@ export const messageCommands: CommandGroup<"send" | "history"> = {
   send: {
     guard: { needs: "online" },
     pipelined: true,
-    async run(request, caller, { messages, dms, files, config }) {
+    async run(request, caller, { messages, dms, files, conversation, config }) {
       let { text } = request;
       // Text no store or client could keep whole is refused.
       const problem = textProblem(text);
@@ -38,19 +38,35 @@ export const messageCommands: CommandGroup<"send" | "history"> = {
           `Message too long: the limit is ${config.maxText} bytes`,
         );
       }
-      if (request.room === undefined && request.to === undefined) {
+      let { room, to } = request;
+      const draft: Draft = { text };
+      if (request.replyTo !== undefined) {
+        // A reply goes where the message it answers is (given, the place must be the same).
+        const answered = await conversation.visible(caller, request.replyTo, "reply");
+        const place = answered.room !== undefined
+          ? { room: answered.room }
+          : { to: nameKey(answered.from) === nameKey(caller.name) ? answered.to! : answered.from };
+        const same = "room" in place
+          ? room === undefined ? to === undefined : nameKey(room) === nameKey(place.room)
+          : to === undefined ? room === undefined : nameKey(to) === nameKey(place.to);
+        if (!same) {
+          throw new ChatError("bad_frame", "Cannot reply: the message answered is elsewhere");
+        }
+        ({ room, to } = { room: undefined, to: undefined, ...place });
+        draft.replyTo = request.replyTo;
+      }
+      if (room === undefined && to === undefined) {
         throw new ChatError("bad_frame", "Frame 'send' needs 'room' or 'to'");
       }
-      const draft: Draft = { text };
       if (request.action) draft.action = true;
       if (withFile) {
         if (files === undefined) throw new ChatError("no_such_file", "This server keeps no files");
         const { id, name, size, type, sha256 } = await files.attachable(caller.user, request.file!);
         draft.file = { id, name, size, type, sha256 } satisfies FileRef;
       }
-      const message = request.room !== undefined
-        ? await messages.toRoom(caller, request.room, draft)
-        : await dms.send(caller, request.to!, draft);
+      const message = room !== undefined
+        ? await messages.toRoom(caller, room, draft)
+        : await dms.send(caller, to!, draft);
       return {
         result: {
           command: "send",

@@ -7,6 +7,7 @@
 
 import type { CommandTable } from "./command.ts";
 import { connectionCommands } from "./connection.ts";
+import { conversationCommands } from "./conversation.ts";
 import { identityCommands } from "./identity.ts";
 import { messageCommands } from "./messages.ts";
 import { moderationCommands } from "./moderation.ts";
@@ -29,4 +30,5 @@ export const COMMANDS: CommandTable = {
   ...roomCommands,
   ...messageCommands,
   ...moderationCommands,
+  ...conversationCommands,
 };

@@ -11,6 +11,7 @@ import type { ServerFrame } from "../protocol/frames.ts";
 import type { ReplayItem, Result } from "../protocol/requests.ts";
 import {
   formatTextEvent,
+  historyLine,
   historyLines,
   parseTextLine,
   sanitize,
@@ -93,8 +94,18 @@ function words(result: Result): string[] {
       const { room, modes } = result.reply;
       return [modes === "" ? `${room} has no modes` : `Modes of ${room}: ${modes}`];
     }
+    case "typing":
+      return [];
+    case "search": {
+      const found = result.reply.messages;
+      if (found.length === 0) return [`No messages match "${sanitize(result.text)}"`];
+      return [
+        `* Search results for "${sanitize(result.text)}" (${found.length}, newest first):`,
+        ...found.map((m) => `${historyLine(m)} (id ${m.id})`),
+      ];
+    }
     default:
-      return ["Done"]; // kick, ban, unban, mute, unmute, op, deop, invite, wall
+      return ["Done"]; // kick, ban, unban, mute, unmute, op, deop, invite, wall, edit, delete, react
   }
 }
 

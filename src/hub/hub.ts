@@ -339,10 +339,17 @@ export class Hub {
    * Sends a room's event to its members and to the sessions of the user `also` (who may be about
    * to leave it, or not be in it).
    */
-  announce(roomName: string, frame: ServerFrame, also?: string): void {
+  announce(roomName: string, frame: ServerFrame, also?: string, except?: Member): void {
     const topics: Topic[] = [roomTopic(roomName)];
     if (also !== undefined) topics.push(userTopic(also));
-    this.#broker.publish(topics, new Outgoing(frame));
+    this.#broker.publish(topics, new Outgoing(frame), except);
+  }
+
+  /** Sends an event to every session of the users `a` and `b` (a direct conversation), but `except`. */
+  announceDirect(a: string, b: string, frame: ServerFrame, except?: Member): void {
+    const topics: Topic[] = [userTopic(a)];
+    if (nameKey(a) !== nameKey(b)) topics.push(userTopic(b));
+    this.#broker.publish(topics, new Outgoing(frame), except);
   }
 
   /** Sends an event to every session in this process. */

@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   "no_such_user",
   "no_such_room",
   "no_such_file",
+  "no_such_message",
   "not_in_room",
   "no_current_room",
   "auth_failed",

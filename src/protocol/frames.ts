@@ -33,6 +33,7 @@ export type ClientFrame =
     text: string;
     action?: boolean;
     file?: string;
+    replyTo?: number;
   }
   | Ref & { type: "quit"; reason?: string }
   | Ref & { type: "register"; name: string; password: string }
@@ -43,7 +44,26 @@ export type ClientFrame =
   | Ref & { type: "topic"; room: string; text?: string }
   | Ref & { type: ModerationAction; room: string; name: string; reason?: string }
   | Ref & { type: "mode"; room: string; modes?: string }
-  | Ref & { type: "wall"; text: string };
+  | Ref & { type: "wall"; text: string }
+  | Ref & { type: "edit"; id: number; text: string }
+  | Ref & { type: "delete"; id: number }
+  | Ref & { type: "react"; id: number; emoji: string; off?: boolean }
+  | Ref & { type: "typing"; room?: string; to?: string }
+  | Ref & { type: "search"; text: string; room?: string; with?: string; limit?: number };
+
+/** The emoji a message may be reacted to with. */
+export const REACTIONS: readonly string[] = [
+  "👍",
+  "👎",
+  "😂",
+  "❤️",
+  "🎉",
+  "😮",
+  "😢",
+  "🙏",
+  "👀",
+  "🔥",
+];
 
 /** The moderation requests that name a target (docs/protocol.md, "Rooms, roles and moderation"). */
 export type ModerationAction =
@@ -97,6 +117,11 @@ export interface AckFields extends Record<ModerationAction, Record<never, never>
   topic: { room: string; topic?: string };
   mode: { room: string; modes: string };
   wall: Record<never, never>;
+  edit: { id: number; edited: number };
+  delete: { id: number };
+  react: { id: number; reactions: Record<string, number> };
+  typing: Record<never, never>;
+  search: { messages: MessageFrame[] };
   send: { id: number; ts: number };
   login: { name: string; token: string; rooms: string[]; unread: UnreadCount[] };
   register: AckFields["login"];
@@ -146,6 +171,14 @@ export interface MessageFrame {
   offline?: boolean;
   /** The attached file, if any. */
   file?: FileRef;
+  /** The id of the message this one answers (in the same room or conversation). */
+  replyTo?: number;
+  /** When its author last edited it (ms since the epoch). */
+  edited?: number;
+  /** Deleted: its text is gone (`""`), and so is its file. */
+  deleted?: true;
+  /** Reactions, counted per emoji (only emoji someone used). */
+  reactions?: Record<string, number>;
 }
 
 /**
@@ -207,6 +240,25 @@ export type ModerationFrame =
   }
   | { type: "moderation"; room: string; action: "mode"; by: string; modes: string };
 
+/** Where a message lives: its room, or the two names of its direct conversation. */
+export type MessagePlace = { room: string } | { from: string; to: string };
+
+/** A message was edited (everyone who can see it gets this). */
+export type EditedFrame =
+  & { type: "edited"; id: number; text: string; edited: number; by: string }
+  & MessagePlace;
+
+/** A message was deleted. */
+export type DeletedFrame = { type: "deleted"; id: number; by: string } & MessagePlace;
+
+/** A message's reactions changed. */
+export type ReactionsFrame =
+  & { type: "reactions"; id: number; reactions: Record<string, number> }
+  & MessagePlace;
+
+/** Someone is typing in a room, or to you. */
+export type TypingFrame = { type: "typing"; name: string } & ({ room: string } | { to: string });
+
 /** An administrator's message to everyone. */
 export interface WallFrame {
   type: "wall";
@@ -228,6 +280,10 @@ export type ServerFrame =
   | TopicFrame
   | ModerationFrame
   | WallFrame
+  | EditedFrame
+  | DeletedFrame
+  | ReactionsFrame
+  | TypingFrame
   | { type: "shutdown"; reason: string; permanent: boolean };
 
 type FieldKind = "string" | "number" | "boolean";
@@ -254,7 +310,13 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   pong: { required: {}, optional: {} },
   send: {
     required: { text: "string" },
-    optional: { room: "string", to: "string", action: "boolean", file: "string" },
+    optional: {
+      room: "string",
+      to: "string",
+      action: "boolean",
+      file: "string",
+      replyTo: "number",
+    },
   },
   quit: { required: {}, optional: { reason: "string" } },
   register: { required: { name: "string", password: "string" }, optional: {} },
@@ -276,6 +338,14 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   invite: TARGETED,
   mode: { required: { room: "string" }, optional: { modes: "string" } },
   wall: { required: { text: "string" }, optional: {} },
+  edit: { required: { id: "number", text: "string" }, optional: {} },
+  delete: { required: { id: "number" }, optional: {} },
+  react: { required: { id: "number", emoji: "string" }, optional: { off: "boolean" } },
+  typing: { required: {}, optional: { room: "string", to: "string" } },
+  search: {
+    required: { text: "string" },
+    optional: { room: "string", with: "string", limit: "number" },
+  },
 };
 
 /** Whether `type` names a client frame. */

@@ -50,7 +50,12 @@ export type Result =
   | { command: "passwd" | "help"; reply: Ack<"help"> }
   | { command: "topic"; reply: Ack<"topic"> }
   | { command: ModerationAction | "wall"; reply: Ack<"wall"> }
-  | { command: "mode"; reply: Ack<"mode"> };
+  | { command: "mode"; reply: Ack<"mode"> }
+  | { command: "edit"; reply: Ack<"edit"> }
+  | { command: "delete"; reply: Ack<"delete"> }
+  | { command: "react"; reply: Ack<"react"> }
+  | { command: "typing"; reply: Ack<"typing"> }
+  | { command: "search"; reply: Ack<"search">; text: string };
 
 /** What a server-built reply holds: pages of history, and direct messages that waited. */
 export type ReplayItem = HistoryFrame | MessageFrame;

@@ -10,6 +10,7 @@ import type {
   ClientFrame,
   HistoryFrame,
   MessageFrame,
+  MessagePlace,
   ModerationAction,
   ModerationFrame,
   ServerFrame,
@@ -42,6 +43,10 @@ export const TEXT_HELP: readonly string[] = [
   "  /unban, /mute, /unmute, /op, /deop, /invite [#room] NAME",
   "  /mode [#room] [+i|-i|+m|-m]  show or set invite-only (i) and moderated (m)",
   "  /wall TEXT           (administrators) tell everyone on the server",
+  "  /reply ID TEXT       answer message ID (ids are shown by /search)",
+  "  /edit ID TEXT, /delete ID    change or remove a message of yours",
+  "  /react ID EMOJI, /unreact ID EMOJI   react to a message",
+  "  /search [#room|NAME:] WORDS  find messages you can read",
   "  /help                this list",
   "  /quit [reason]       leave (also: logout, bye, quit)",
   "Any other line is a message to your current room; start it with // to send a leading /.",
@@ -172,6 +177,36 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
     case "wall":
       if (rest === "") throw usage("/wall TEXT");
       return { type: "wall", text: rest };
+    case "reply":
+    case "edit": {
+      const [id, text] = splitFirst(rest);
+      if (!/^\d+$/.test(id) || text === "") throw usage(`/${verb.toLowerCase()} ID TEXT`);
+      return verb.toLowerCase() === "reply"
+        ? { type: "send", replyTo: Number(id), text }
+        : { type: "edit", id: Number(id), text };
+    }
+    case "delete":
+      if (!/^\d+$/.test(rest)) throw usage("/delete ID");
+      return { type: "delete", id: Number(rest) };
+    case "react":
+    case "unreact": {
+      const [id, emoji] = splitFirst(rest);
+      if (!/^\d+$/.test(id) || emoji === "") throw usage(`/${verb.toLowerCase()} ID EMOJI`);
+      const frame: ClientFrame = { type: "react", id: Number(id), emoji };
+      if (verb.toLowerCase() === "unreact") frame.off = true;
+      return frame;
+    }
+    case "search": {
+      const [first, after] = splitFirst(rest);
+      if (rest === "") throw usage("/search [#room|NAME:] WORDS");
+      if (first.startsWith("#") && after !== "") {
+        return { type: "search", room: first, text: after };
+      }
+      if (first.endsWith(":") && first.length > 1 && after !== "") {
+        return { type: "search", with: first.slice(0, -1), text: after };
+      }
+      return { type: "search", text: rest };
+    }
     case "history": {
       const args = rest.split(/\s+/).filter((a) => a !== "");
       let limit: number | undefined;
@@ -261,11 +296,20 @@ export function formatTextEvent(frame: ServerFrame): string | undefined {
       return `* ${moderationLine(frame)}`;
     case "wall":
       return `* Announcement from ${frame.from}: ${sanitize(frame.text)}`;
+    case "edited":
+      return `* ${frame.by} edited ${placeOf(frame)}: ${sanitize(frame.text)}`;
+    case "deleted":
+      return `* ${frame.by} deleted ${placeOf(frame)}`;
     case "error":
       return `! ${sanitize(frame.message)}`;
     default:
       return undefined;
   }
+}
+
+/** Which message an edit or deletion concerns: `a message in #ops`, or `a direct message`. */
+function placeOf(frame: MessagePlace): string {
+  return "room" in frame ? `a message in ${frame.room}` : "a direct message";
 }
 
 /** What a moderation event says: `alice kicked bob from #ops (spam)`. */
@@ -296,7 +340,9 @@ function moderationLine(frame: ModerationFrame): string {
 
 function formatMessage(frame: MessageFrame, stamp?: string): string {
   const where = (frame.room ?? "dm") + (stamp === undefined ? "" : ` ${stamp}`);
-  let text = sanitize(frame.text);
+  let text = frame.deleted ? "(message deleted)" : sanitize(frame.text);
+  if (frame.replyTo !== undefined) text = `(re ${frame.replyTo}) ${text}`;
+  if (frame.edited !== undefined && !frame.deleted) text = `${text} (edited)`;
   if (frame.file !== undefined) {
     const { name, size, id } = frame.file;
     text = `${text === "" ? "" : `${text} `}[file ${sanitize(name)}, ${
@@ -350,8 +396,11 @@ export function historyLines(frame: HistoryFrame): string[] {
       frame.more ? ", more with /history" : ""
     }):`,
   ];
-  for (const m of frame.messages) {
-    lines.push(formatMessage(m, clock(m.ts)));
-  }
+  for (const m of frame.messages) lines.push(historyLine(m));
   return lines;
+}
+
+/** One stored message as a text-mode line, with its time (UTC) and its body dimmed. */
+export function historyLine(message: MessageFrame): string {
+  return formatMessage(message, clock(message.ts));
 }

@@ -23,6 +23,7 @@ import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { DirectMessages } from "../services/direct_messages.ts";
 import { Messages } from "../services/messages.ts";
+import { Conversation } from "../services/conversation.ts";
 import { Moderation } from "../services/moderation.ts";
 import { FileService } from "../files/files.ts";
 import { NodeSocketConnection } from "../transport/node_socket.ts";
@@ -136,6 +137,7 @@ export class ChatServer implements AsyncDisposable {
       accounts,
       messages: new Messages(this.hub, store.messages, moderation, clock),
       moderation,
+      conversation: new Conversation(this.hub, store.messages, moderation, clock, config.maxText),
       dms: new DirectMessages(this.hub, store, new ReplayClaims(), clock),
       files: this.#files,
       config,
@@ -186,7 +188,13 @@ export class ChatServer implements AsyncDisposable {
       // The server's own rooms have no owner: claimed before anyone can join them first.
       await store.moderation.claimRoom(DEFAULT_ROOM, undefined);
       server.#adminSeen = await store.moderation.lastAdminEvent();
-      server.#adminFeed = setInterval(() => void server.#followAdmin(), ADMIN_POLL_MS);
+      server.#adminFeed = setInterval(() => {
+        void server.#followAdmin();
+        // Messages are indexed for search after they are stored, a chunk at a time.
+        server.store.messages.index(INDEX_CHUNK).catch((error) => {
+          if (server.#stopping === undefined) log.error("Cannot index for search: {error}", { error });
+        });
+      }, ADMIN_POLL_MS);
       if (full.plain) {
         server.#listener = server.#listen("tcp", full.port, (conn, _remote, admission) => {
           const connection = new StreamConnection(conn, { kind: "tcp", maxLine: full.maxLine });
@@ -674,8 +682,12 @@ export interface ServerDeps {
   listen?: boolean;
 }
 
-/** How often the administrators' feed is read (changes take effect within this, plus a commit). */
+/**
+ * How often the administrators' feed is read (changes take effect within this, plus a commit),
+ * and new messages are indexed for search (up to INDEX_CHUNK each time: 4,000 a second).
+ */
 const ADMIN_POLL_MS = 500;
+const INDEX_CHUNK = 2000;
 
 /** Refused HTTP connections answered at once; past this many, one is closed unanswered. */
 const MAX_REFUSING = 64;

@@ -64,7 +64,8 @@ export class DirectMessages {
       if (account !== undefined && !account.disabled) offline = account;
     }
     const { from, to: target } = this.#hub.directSender(sender, to, offline?.name);
-    const stored = newMessage({ to: target }, from, draft, this.#clock.now());
+    const author = { name: from, accountId: sender.user?.id };
+    const stored = newMessage({ to: target }, author, draft, this.#clock.now());
     if (offline !== undefined) stored.pendingFor = [offline.id];
     const { id } = await this.#messages.append(stored);
     const frame = messageFrame(id, stored);

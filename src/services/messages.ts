@@ -12,29 +12,32 @@ import type { Actor, Moderation } from "./moderation.ts";
 import type { FileRef, HistoryFrame, MessageFrame } from "../protocol/frames.ts";
 import type { HistoryTarget, MessageStore, NewMessage } from "../store/store.ts";
 
-/** What a message says: its text, whether it is an action (`/me`), and its attachment. */
+/** What a message says: its text, whether it is an action (`/me`), its attachment, and what it answers. */
 export interface Draft {
   text: string;
   action?: boolean;
   file?: FileRef;
+  replyTo?: number;
 }
 
 /** Builds the stored form of a message. */
 export function newMessage(
   where: { room: string } | { to: string },
-  from: string,
+  from: { name: string; accountId: number | undefined },
   draft: Draft,
   ts: number,
 ): NewMessage {
-  const message: NewMessage = { ...where, from, text: draft.text, ts };
+  const message: NewMessage = { ...where, from: from.name, text: draft.text, ts };
   if (draft.action) message.action = true;
   if (draft.file !== undefined) message.file = draft.file;
+  if (draft.replyTo !== undefined) message.replyTo = draft.replyTo;
+  if (from.accountId !== undefined) message.fromAccount = from.accountId;
   return message;
 }
 
 /** The message as recipients see it, once stored with `id`. */
 export function messageFrame(id: number, stored: NewMessage): MessageFrame {
-  const { pendingFor: _, ...fields } = stored;
+  const { pendingFor: _, fromAccount: _account, ...fields } = stored;
   return { type: "message", id, ...fields };
 }
 
@@ -66,7 +69,8 @@ export class Messages {
   async toRoom(sender: Actor, room: string, draft: Draft): Promise<MessageFrame> {
     const { from, room: name } = this.#hub.roomSender(sender, room);
     await this.#moderation.checkSend(sender, name);
-    const stored = newMessage({ room: name }, from, draft, this.#clock.now());
+    const author = { name: from, accountId: sender.user?.id };
+    const stored = newMessage({ room: name }, author, draft, this.#clock.now());
     const { id } = await this.#store.append(stored);
     const frame = messageFrame(id, stored);
     this.#hub.publish(sender, frame);

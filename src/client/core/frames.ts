@@ -12,8 +12,12 @@ import type {
   ClientFrame,
   HistoryFrame,
   MessageFrame,
+  DeletedFrame,
+  EditedFrame,
   ModerationFrame,
   PresenceFrame,
+  ReactionsFrame,
+  TypingFrame,
   ServerFrame,
   TopicFrame,
   WallFrame,
@@ -89,7 +93,11 @@ export type ServerEvent =
   | UnsolicitedErrorEvent
   | TopicFrame
   | ModerationFrame
-  | WallFrame;
+  | WallFrame
+  | EditedFrame
+  | DeletedFrame
+  | ReactionsFrame
+  | TypingFrame;
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "message",
@@ -101,6 +109,10 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "topic",
   "moderation",
   "wall",
+  "edited",
+  "deleted",
+  "reactions",
+  "typing",
 ]);
 
 /** Whether a frame with this `type` is an event (when it answers no request). */

@@ -170,8 +170,13 @@ export class Formatter {
       case "topic":
       case "moderation":
       case "wall":
+      case "edited":
+      case "deleted":
         // The server's text-mode words ("* alice kicked bob from #ops"), without the marker.
         return [this.info(formatTextEvent(event)!.slice(2))];
+      case "reactions":
+      case "typing":
+        return [];
       case "error":
         return [this.error(event.message)];
       case "disconnected":
@@ -276,8 +281,18 @@ export class Formatter {
         const { room, modes } = ex.reply;
         return [this.info(modes === "" ? `${room} has no modes` : `Modes of ${room}: ${modes}`)];
       }
+      case "typing":
+        return [];
+      case "search": {
+        const found = ex.reply.messages;
+        if (found.length === 0) return [this.info(`No messages match "${sanitize(ex.frame.text)}"`)];
+        return [
+          this.info(`Search results for "${sanitize(ex.frame.text)}" (${found.length}, newest first):`),
+          ...found.map((m) => this.message(m, me, { dim: true })),
+        ];
+      }
       default:
-        return [this.info("Done")]; // kick, ban, unban, mute, unmute, op, deop, invite, wall
+        return [this.info("Done")]; // kick, ban, unban, mute, unmute, op, deop, invite, wall, edit…
     }
   }
 

@@ -1,0 +1,237 @@
+// Replies, edits, deletions, reactions, typing and search, in process: the real ChatServer with
+// no ports, connections from memoryConnection(), a real SQLite store on its worker.
+import assert from "node:assert/strict";
+import { ChatServer } from "../src/server/server.ts";
+import { openSqliteStore } from "../src/store/worker_store.ts";
+import { memoryConnection } from "../src/transport/memory.ts";
+import type { MemoryPeer } from "../src/transport/memory.ts";
+
+const PASSWORD = "correct horse battery";
+type Frame = Record<string, unknown>;
+
+async function app() {
+  const store = await openSqliteStore(":memory:", { sync: "normal" });
+  const server = await ChatServer.start(
+    { data: ":memory:", lowPriorityHashing: false, hashConcurrency: 1 },
+    { store, listen: false },
+  );
+  const connect = async (ip = "127.0.0.1") => {
+    const [conn, peer] = memoryConnection(ip);
+    void server.serve(conn);
+    peer.send({ type: "hello", proto: 1, ref: "hello" });
+    await peer.frame((f) => f.ref === "hello");
+    return peer;
+  };
+  return { server, store, connect, [Symbol.asyncDispose]: () => server.shutdown() };
+}
+
+let refs = 0;
+async function ask(peer: MemoryPeer, frame: Frame): Promise<Frame> {
+  const ref = `c${++refs}`;
+  peer.send({ ...frame, ref });
+  return await peer.frame((f) => f.ref === ref);
+}
+async function ok(peer: MemoryPeer, frame: Frame): Promise<Frame> {
+  const reply = await ask(peer, frame);
+  assert.notEqual(reply.type, "error", JSON.stringify(reply));
+  return reply;
+}
+async function refused(peer: MemoryPeer, frame: Frame, code: string) {
+  const reply = await ask(peer, frame);
+  assert.equal(reply.type, "error", JSON.stringify(reply));
+  assert.equal(reply.code, code, JSON.stringify(reply));
+}
+const seen = (peer: MemoryPeer, match: (f: Frame) => boolean) =>
+  peer.frame((f) => f.ref === undefined && match(f));
+
+async function account(a: Awaited<ReturnType<typeof app>>, name: string) {
+  const peer = await a.connect();
+  await ok(peer, { type: "register", name, password: PASSWORD });
+  return peer;
+}
+
+Deno.test("conversation: a reply carries the id it answers, goes where that message is, and is in history", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  const bob = await account(a, "bob");
+  const first = await ok(alice, { type: "send", room: "#general", text: "lunch?" });
+  const reply = await ok(bob, { type: "send", replyTo: first.id, text: "yes!" });
+  const got = await seen(alice, (f) => f.type === "message" && f.text === "yes!");
+  assert.equal(got.replyTo, first.id);
+  assert.equal(got.room, "#general");
+  const page = await ok(alice, { type: "history", room: "#general" });
+  const stored = (page.messages as Frame[]).find((m) => m.id === reply.id)!;
+  assert.equal(stored.replyTo, first.id);
+  await refused(bob, { type: "send", replyTo: 999_999, text: "to nothing" }, "no_such_message");
+  await refused(bob, { type: "send", to: "alice", replyTo: first.id, text: "x" }, "bad_frame");
+  // A guest outside the room cannot answer (or learn of) its messages.
+  const guest = await a.connect("10.0.0.9");
+  await ok(guest, { type: "part", room: "#general" });
+  await refused(guest, { type: "send", replyTo: first.id, text: "hi" }, "no_such_message");
+});
+
+Deno.test("conversation: authors edit and delete their messages; everyone sees it, history too; others may not", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  const bob = await account(a, "bob");
+  const sent = await ok(alice, { type: "send", room: "#general", text: "teh plan" });
+  const edit = await ok(alice, { type: "edit", id: sent.id, text: "the plan" });
+  assert.equal(typeof edit.edited, "number");
+  assert.deepEqual(await seen(bob, (f) => f.type === "edited"), {
+    type: "edited",
+    id: sent.id,
+    text: "the plan",
+    edited: edit.edited,
+    by: "alice",
+    room: "#general",
+  });
+  await refused(bob, { type: "edit", id: sent.id, text: "hijack" }, "forbidden");
+  await refused(bob, { type: "delete", id: sent.id }, "forbidden");
+  await refused(alice, { type: "edit", id: sent.id, text: "\u0007" }, "bad_frame");
+  let page = await ok(bob, { type: "history", room: "#general" });
+  let stored = (page.messages as Frame[]).find((m) => m.id === sent.id)!;
+  assert.equal(stored.text, "the plan");
+  assert.equal(stored.edited, edit.edited);
+  await ok(alice, { type: "delete", id: sent.id });
+  await seen(bob, (f) => f.type === "deleted" && f.id === sent.id);
+  page = await ok(bob, { type: "history", room: "#general" });
+  stored = (page.messages as Frame[]).find((m) => m.id === sent.id)!;
+  assert.equal(stored.deleted, true);
+  assert.equal(stored.text, "");
+  await refused(alice, { type: "edit", id: sent.id, text: "back" }, "no_such_message");
+  // A guest's message cannot be edited by anyone who takes the name later.
+  const guest = await a.connect("10.0.0.8");
+  const g = await ok(guest, { type: "send", room: "#general", text: "guest words" });
+  await refused(guest, { type: "edit", id: g.id, text: "changed" }, "login_required");
+});
+
+Deno.test("conversation: room operators delete anyone's message in their room", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  const bob = await account(a, "bob");
+  await ok(alice, { type: "join", room: "#den" });
+  await ok(bob, { type: "join", room: "#den" });
+  const rude = await ok(bob, { type: "send", room: "#den", text: "rude words" });
+  await ok(alice, { type: "delete", id: rude.id }); // alice owns #den
+  await seen(bob, (f) => f.type === "deleted" && f.id === rude.id && f.by === "alice");
+  const fine = await ok(alice, { type: "send", room: "#general", text: "in general" });
+  await refused(bob, { type: "delete", id: fine.id }, "forbidden");
+});
+
+Deno.test("conversation: reactions are counted per emoji, idempotent, announced, and kept", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  const bob = await account(a, "bob");
+  const sent = await ok(alice, { type: "send", room: "#general", text: "shipped" });
+  assert.deepEqual((await ok(bob, { type: "react", id: sent.id, emoji: "🎉" })).reactions, {
+    "🎉": 1,
+  });
+  // (peer.frame drops what it skips: look at alice's events before she asks anything.)
+  assert.deepEqual(await seen(alice, (f) => f.type === "reactions"), {
+    type: "reactions",
+    id: sent.id,
+    reactions: { "🎉": 1 },
+    room: "#general",
+  });
+  assert.deepEqual((await ok(bob, { type: "react", id: sent.id, emoji: "🎉" })).reactions, {
+    "🎉": 1,
+  });
+  assert.deepEqual((await ok(alice, { type: "react", id: sent.id, emoji: "🎉" })).reactions, {
+    "🎉": 2,
+  });
+  await ok(bob, { type: "react", id: sent.id, emoji: "🎉", off: true });
+  await refused(bob, { type: "react", id: sent.id, emoji: "🦄" }, "bad_frame");
+  const page = await ok(bob, { type: "history", room: "#general" });
+  const stored = (page.messages as Frame[]).find((m) => m.id === sent.id)!;
+  assert.deepEqual(stored.reactions, { "🎉": 1 });
+});
+
+Deno.test("conversation: typing reaches the others in the room, at most once per 3 s, never the typist", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  const bob = await account(a, "bob");
+  await ok(alice, { type: "typing", room: "#general" });
+  await ok(alice, { type: "typing", room: "#general" }); // within 3 s: answered, not passed on
+  assert.deepEqual(await seen(bob, (f) => f.type === "typing"), {
+    type: "typing",
+    room: "#general",
+    name: "alice",
+  });
+  await ok(alice, { type: "send", room: "#general", text: "done typing" });
+  await seen(bob, (f) => f.type === "message");
+  const typed = bob.pending().map((l) => JSON.parse(l)).filter((f) => f.type === "typing");
+  assert.equal(typed.length, 0, "the second one was not sent");
+  assert.equal(alice.pending().some((l) => l.includes('"typing"') && !l.includes('"ref"')), false);
+  await ok(alice, { type: "typing", to: "bob" });
+  assert.deepEqual(await seen(bob, (f) => f.type === "typing"), {
+    type: "typing",
+    to: "bob",
+    name: "alice",
+  });
+  await refused(alice, { type: "typing", room: "#nowhere" }, "no_such_room");
+});
+
+Deno.test("conversation: search finds what you may read, newest first; nothing else; odd input is words", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  const bob = await account(a, "bob");
+  const carol = await account(a, "carol");
+  await ok(alice, { type: "join", room: "#den" });
+  await ok(alice, { type: "send", room: "#general", text: "release notes are out" });
+  await ok(alice, { type: "send", room: "#den", text: "secret release plans" });
+  await ok(alice, { type: "send", to: "bob", text: "release party at eight" });
+  await ok(carol, { type: "send", to: "alice", text: "release of carol" });
+  const latest = await ok(alice, { type: "send", room: "#general", text: "Releasing today" });
+  const mine = await ok(alice, { type: "search", text: "releas" });
+  assert.deepEqual((mine.messages as Frame[]).map((m) => m.text), [
+    "Releasing today",
+    "release of carol",
+    "release party at eight",
+    "secret release plans",
+    "release notes are out",
+  ]);
+  assert.equal((mine.messages as Frame[])[0]!.id, latest.id);
+  const bobs = await ok(bob, { type: "search", text: "release" });
+  assert.deepEqual((bobs.messages as Frame[]).map((m) => m.text).sort(), [
+    "release notes are out",
+    "release party at eight",
+  ], "not #den (bob is not in it), not alice and carol's messages");
+  const withBob = await ok(alice, { type: "search", text: "release", with: "bob" });
+  assert.deepEqual((withBob.messages as Frame[]).map((m) => m.text), ["release party at eight"]);
+  const both = await ok(alice, { type: "search", text: "release notes" });
+  assert.deepEqual((both.messages as Frame[]).map((m) => m.text), ["release notes are out"]);
+  for (const odd of ['a"b', "OR", "NEAR(", "*", "release)"]) {
+    await ok(carol, { type: "search", text: odd }); // (alice has used her burst)
+  }
+  await refused(bob, { type: "search", text: "release", room: "#den" }, "not_in_room");
+});
+
+Deno.test("conversation: searches past the rate guard are refused rate_limited", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  for (let i = 0; i < 5; i++) await ok(alice, { type: "search", text: `word${i}` });
+  await refused(alice, { type: "search", text: "one more" }, "rate_limited");
+});
+
+Deno.test("conversation: text mode replies, edits and searches with ids, and reads edits", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/nick dana");
+  await nc.line((l) => l === "* You are now dana");
+  const sent = await ok(alice, { type: "send", room: "#general", text: "what time?" });
+  await nc.line((l) => l === "[#general] <alice> what time?");
+  nc.send(`/reply ${sent.id} noon`);
+  const reply = await seen(alice, (f) => f.type === "message" && f.text === "noon");
+  assert.equal(reply.replyTo, sent.id);
+  await ok(alice, { type: "edit", id: sent.id, text: "what time tomorrow?" });
+  assert.equal(
+    await nc.line((l) => l.includes("edited")),
+    "* alice edited a message in #general: what time tomorrow?",
+  );
+  nc.send("/search tomorrow");
+  await nc.line((l) => l.startsWith('* Search results for "tomorrow" (1'));
+  const found = await nc.line((l) => l.includes("what time tomorrow?"));
+  assert.match(found, new RegExp(`\\(edited\\).*\\(id ${sent.id}\\)$`));
+});
