@@ -48,7 +48,9 @@ export const messageCommands: CommandGroup<"send" | "history"> = {
           : { to: nameKey(answered.from) === nameKey(caller.name) ? answered.to! : answered.from };
         const same = "room" in place
           ? room === undefined ? to === undefined : nameKey(room) === nameKey(place.room)
-          : to === undefined ? room === undefined : nameKey(to) === nameKey(place.to);
+          : to === undefined
+          ? room === undefined
+          : nameKey(to) === nameKey(place.to);
         if (!same) {
           throw new ChatError("bad_frame", "Cannot reply: the message answered is elsewhere");
         }

@@ -192,7 +192,9 @@ export class ChatServer implements AsyncDisposable {
         void server.#followAdmin();
         // Messages are indexed for search after they are stored, a chunk at a time.
         server.store.messages.index(INDEX_CHUNK).catch((error) => {
-          if (server.#stopping === undefined) log.error("Cannot index for search: {error}", { error });
+          if (server.#stopping === undefined) {
+            log.error("Cannot index for search: {error}", { error });
+          }
         });
       }, ADMIN_POLL_MS);
       if (full.plain) {

@@ -41,7 +41,13 @@ export class Conversation {
    * @param clock stamps edits
    * @param maxText the longest text, in UTF-8 bytes
    */
-  constructor(hub: Hub, store: MessageStore, moderation: Moderation, clock: Clock, maxText: number) {
+  constructor(
+    hub: Hub,
+    store: MessageStore,
+    moderation: Moderation,
+    clock: Clock,
+    maxText: number,
+  ) {
     this.#hub = hub;
     this.#store = store;
     this.#moderation = moderation;
@@ -69,14 +75,23 @@ export class Conversation {
    */
   async edit(actor: Actor, id: number, text: string): Promise<number> {
     const message = await this.visible(actor, id, "edit");
-    if (message.deleted) throw new ChatError("no_such_message", `Cannot edit: message ${id} was deleted`);
+    if (message.deleted) {
+      throw new ChatError("no_such_message", `Cannot edit: message ${id} was deleted`);
+    }
     if (message.fromAccount === undefined || message.fromAccount !== actor.user?.id) {
       throw new ChatError("forbidden", "Cannot edit: it is not your message");
     }
     this.checkText(text, "edit");
     const edited = this.#clock.now();
     await this.#store.edit(id, text, edited);
-    this.#announce(message, { type: "edited", id, text, edited, by: actor.name, ...placeOf(message) });
+    this.#announce(message, {
+      type: "edited",
+      id,
+      text,
+      edited,
+      by: actor.name,
+      ...placeOf(message),
+    });
     return edited;
   }
 
@@ -103,12 +118,19 @@ export class Conversation {
    * @returns the message's reactions after it
    * @throws {ChatError} `no_such_message`, `bad_frame` (an emoji outside the set)
    */
-  async react(actor: Actor, id: number, emoji: string, on: boolean): Promise<Record<string, number>> {
+  async react(
+    actor: Actor,
+    id: number,
+    emoji: string,
+    on: boolean,
+  ): Promise<Record<string, number>> {
     if (!REACTIONS.includes(emoji)) {
       throw new ChatError("bad_frame", `Cannot react with that: use one of ${REACTIONS.join(" ")}`);
     }
     const message = await this.visible(actor, id, "react");
-    if (message.deleted) throw new ChatError("no_such_message", `Cannot react: message ${id} was deleted`);
+    if (message.deleted) {
+      throw new ChatError("no_such_message", `Cannot react: message ${id} was deleted`);
+    }
     const reactions = await this.#store.react(id, emoji, `u:${actor.user!.id}`, on);
     this.#announce(message, { type: "reactions", id, reactions, ...placeOf(message) });
     return reactions;
@@ -158,7 +180,10 @@ export class Conversation {
     const words = text.split(/\s+/).filter((w) => w !== "");
     if (words.length === 0) throw new ChatError("bad_frame", "Cannot search: give some words");
     if (words.length > MAX_WORDS || words.some((w) => w.length > MAX_WORD)) {
-      throw new ChatError("bad_frame", `Cannot search: at most ${MAX_WORDS} words of ${MAX_WORD} characters`);
+      throw new ChatError(
+        "bad_frame",
+        `Cannot search: at most ${MAX_WORDS} words of ${MAX_WORD} characters`,
+      );
     }
     if (where.room !== undefined) {
       if (!this.#hub.isIn(actor, where.room)) {
@@ -170,11 +195,18 @@ export class Conversation {
     if (where.with !== undefined) {
       checkName(where.with);
       if (me === undefined) {
-        throw new ChatError("login_required", "Only logged-in accounts have direct message history");
+        throw new ChatError(
+          "login_required",
+          "Only logged-in accounts have direct message history",
+        );
       }
       const other = nameKey(where.with);
       // The store searches all of the account's direct messages; keep this conversation's.
-      const found = await this.#store.search(words, { rooms: [], dmsOf: me }, Math.min(250, limit * 5));
+      const found = await this.#store.search(
+        words,
+        { rooms: [], dmsOf: me },
+        Math.min(250, limit * 5),
+      );
       return found.filter((m) => nameKey(m.from) === other || nameKey(m.to ?? "") === other)
         .slice(0, limit);
     }
@@ -221,5 +253,7 @@ export class Conversation {
 
 /** Where a message lives, as its events say it. */
 function placeOf(message: StoredMessage): MessagePlace {
-  return message.room !== undefined ? { room: message.room } : { from: message.from, to: message.to! };
+  return message.room !== undefined
+    ? { room: message.room }
+    : { from: message.from, to: message.to! };
 }

@@ -850,7 +850,9 @@ export class SqliteDatabase {
 
   /** Up to which id messages are in the search index. */
   #indexed(): number {
-    return (this.#stmt("SELECT indexed FROM search_state WHERE id = 1").get() as { indexed: number })
+    return (this.#stmt("SELECT indexed FROM search_state WHERE id = 1").get() as {
+      indexed: number;
+    })
       .indexed;
   }
 

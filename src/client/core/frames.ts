@@ -10,16 +10,16 @@
 import type {
   AckFields,
   ClientFrame,
-  HistoryFrame,
-  MessageFrame,
   DeletedFrame,
   EditedFrame,
+  HistoryFrame,
+  MessageFrame,
   ModerationFrame,
   PresenceFrame,
   ReactionsFrame,
-  TypingFrame,
   ServerFrame,
   TopicFrame,
+  TypingFrame,
   WallFrame,
 } from "../../protocol/frames.ts";
 

@@ -285,9 +285,13 @@ export class Formatter {
         return [];
       case "search": {
         const found = ex.reply.messages;
-        if (found.length === 0) return [this.info(`No messages match "${sanitize(ex.frame.text)}"`)];
+        if (found.length === 0) {
+          return [this.info(`No messages match "${sanitize(ex.frame.text)}"`)];
+        }
         return [
-          this.info(`Search results for "${sanitize(ex.frame.text)}" (${found.length}, newest first):`),
+          this.info(
+            `Search results for "${sanitize(ex.frame.text)}" (${found.length}, newest first):`,
+          ),
           ...found.map((m) => this.message(m, me, { dim: true })),
         ];
       }
