@@ -235,3 +235,25 @@ Deno.test("conversation: text mode replies, edits and searches with ids, and rea
   const found = await nc.line((l) => l.includes("what time tomorrow?"));
   assert.match(found, new RegExp(`\\(edited\\).*\\(id ${sent.id}\\)$`));
 });
+
+Deno.test("conversation: a DM to someone offline says it will be delivered when they log in", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  const bob = await account(a, "bob");
+  const live = await ok(alice, { type: "send", to: "bob", text: "you there?" });
+  assert.equal(live.waiting, undefined, "bob is online: delivered now");
+  bob.close();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const later = await ok(alice, { type: "send", to: "bob", text: "call me" });
+  assert.equal(later.waiting, true);
+  const [conn, nc] = memoryConnection("10.0.0.6");
+  void a.server.serve(conn);
+  nc.send("/login alice " + PASSWORD);
+  await nc.line((l) => l.startsWith("* Logged in as alice"));
+  nc.send("/msg bob still there?");
+  await nc.line((l) => l === "[dm to bob] <alice> still there?");
+  assert.equal(
+    await nc.line(),
+    "* bob is offline: it will be delivered when they log in",
+  );
+});

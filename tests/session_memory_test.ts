@@ -157,3 +157,26 @@ Deno.test("in process: the clock in the server's deps stamps messages and expire
   assert.equal(login.type, "error");
   assert.equal(login.code, "auth_failed");
 });
+
+Deno.test("in process: at shutdown every client hears of it before any presence of others leaving", async () => {
+  const app = await inProcess();
+  const peers = [];
+  for (const name of ["ann", "ben", "cat", "dan"]) {
+    const peer = await app.connect();
+    assert.equal((await ask(peer, { type: "nick", name })).name, name);
+    peers.push(peer);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the renames' presence is delivered
+  const before = peers.map((p) => p.pending().length);
+  await app.server.shutdown();
+  peers.forEach((peer, i) => {
+    const after = peer.pending().slice(before[i]).map((l) => JSON.parse(l));
+    const first = after.findIndex((f) => f.type === "shutdown");
+    assert.ok(first >= 0, `client ${i} got the notice`);
+    assert.equal(
+      after.slice(0, first).filter((f) => f.type === "presence").length,
+      0,
+      `client ${i}: ${JSON.stringify(after)}`,
+    );
+  });
+});

@@ -66,13 +66,13 @@ export const messageCommands: CommandGroup<"send" | "history"> = {
         const { id, name, size, type, sha256 } = await files.attachable(caller.user, request.file!);
         draft.file = { id, name, size, type, sha256 } satisfies FileRef;
       }
-      const message = room !== undefined
-        ? await messages.toRoom(caller, room, draft)
+      const { message, waiting } = room !== undefined
+        ? { message: await messages.toRoom(caller, room, draft), waiting: false }
         : await dms.send(caller, to!, draft);
       return {
         result: {
           command: "send",
-          reply: { type: "ack", id: message.id, ts: message.ts },
+          reply: { type: "ack", id: message.id, ts: message.ts, ...waiting ? { waiting } : {} },
           message,
         },
       };

@@ -65,7 +65,11 @@ function words(result: Result): string[] {
     case "send": {
       const m = result.message;
       // A room message shows up as the room's own line; a direct one is echoed.
-      return m.to === undefined ? [] : [`[dm to ${m.to}] <${m.from}> ${sanitize(m.text)}`];
+      if (m.to === undefined) return [];
+      const echo = `[dm to ${m.to}] <${m.from}> ${sanitize(m.text)}`;
+      return result.reply.waiting
+        ? [echo, `${m.to} is offline: it will be delivered when they log in`]
+        : [echo];
     }
     case "login":
     case "register": {

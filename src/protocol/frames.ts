@@ -122,7 +122,7 @@ export interface AckFields extends Record<ModerationAction, Record<never, never>
   react: { id: number; reactions: Record<string, number> };
   typing: Record<never, never>;
   search: { messages: MessageFrame[] };
-  send: { id: number; ts: number };
+  send: { id: number; ts: number; waiting?: true };
   login: { name: string; token: string; rooms: string[]; unread: UnreadCount[] };
   register: AckFields["login"];
   logout: Record<never, never>;

@@ -567,7 +567,10 @@ export class ChatServer implements AsyncDisposable {
     this.#webStop.abort(); // idle HTTP connections close at once, busy ones after their request
     await Promise.all(this.#accepting);
     const grace = this.config.shutdownGraceMs;
-    await Promise.all([...this.#sessions].map((s) => s.shutdown(reason, grace)));
+    // Everyone hears of the shutdown before anyone's going offline is announced to them.
+    const notice = new Outgoing({ type: "shutdown", reason, permanent: false });
+    for (const session of this.#sessions) session.deliver(notice);
+    await Promise.all([...this.#sessions].map((s) => s.shutdown(reason, grace, true)));
     await Promise.all(this.#tasks);
     // Downloads and uploads still running get what is left of the grace period.
     await settlesWithin(Promise.all(this.#webTasks), grace);

@@ -53,11 +53,15 @@ export class DirectMessages {
 
   /**
    * Stores a direct message and delivers it: to the recipient's sessions if it is online (or
-   * keeps it waiting for its next login), and to the sender's other sessions.
+   * keeps it waiting for its next login: `waiting`), and to the sender's other sessions.
    *
    * @throws {ChatError} `invalid_name`, `no_such_user` (nobody online and no such account)
    */
-  async send(sender: Member, to: string, draft: Draft): Promise<MessageFrame> {
+  async send(
+    sender: Member,
+    to: string,
+    draft: Draft,
+  ): Promise<{ message: MessageFrame; waiting: boolean }> {
     let offline: UserRecord | undefined;
     if (!this.#hub.isOnline(to)) {
       const account = await this.#accounts.getUser(to);
@@ -69,8 +73,13 @@ export class DirectMessages {
     if (offline !== undefined) stored.pendingFor = [offline.id];
     const { id } = await this.#messages.append(stored);
     const frame = messageFrame(id, stored);
-    this.#hub.publish(sender, frame, await this.#live(frame, offline));
-    return frame;
+    const live = await this.#live(frame, offline);
+    this.#hub.publish(sender, frame, live);
+    // Not delivered live: it waits for the recipient's next login (a guest's could not).
+    return {
+      message: frame,
+      waiting: !live && (offline !== undefined || !this.#hub.isOnline(target)),
+    };
   }
 
   /**

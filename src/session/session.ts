@@ -324,11 +324,11 @@ export class Session implements Caller {
   }
 
   /**
-   * Tells the client the server is going away, flushes what is queued (up to `deadlineMs`),
-   * and closes.
+   * Tells the client the server is going away (unless `told`: the server told everyone first),
+   * flushes what is queued (up to `deadlineMs`), and closes.
    */
-  async shutdown(reason: string, deadlineMs: number): Promise<void> {
-    this.deliver(new Outgoing({ type: "shutdown", reason, permanent: false }));
+  async shutdown(reason: string, deadlineMs: number, told = false): Promise<void> {
+    if (!told) this.deliver(new Outgoing({ type: "shutdown", reason, permanent: false }));
     this.#stop();
     this.#goOffline();
     await this.#flush(deadlineMs);
