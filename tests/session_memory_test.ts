@@ -180,3 +180,34 @@ Deno.test("in process: at shutdown every client hears of it before any presence 
     );
   });
 });
+
+Deno.test("in process: a hello that logs in comes online as the account, never as a guest first", async () => {
+  await using app = await inProcess();
+  const alice = await account(app.connect, "alice");
+  alice.peer.close();
+  const watcher = await app.connect();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const [conn, peer] = memoryConnection();
+  void app.server.serve(conn);
+  peer.send({ type: "hello", proto: 1, token: alice.token, ref: "h" });
+  const welcome = await peer.frame((f) => f.ref === "h");
+  assert.equal(welcome.type, "welcome", JSON.stringify(welcome));
+  assert.equal(welcome.name, "alice");
+  const login = welcome.login as { name: string; token: string; rooms: string[] };
+  assert.equal(login.name, "alice");
+  assert.equal(login.token, alice.token);
+  assert.deepEqual(login.rooms, ["#general"]);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const presence = watcher.pending().map((l) => JSON.parse(l)).filter((f) => f.type === "presence");
+  assert.deepEqual(presence, [
+    { type: "presence", room: "#general", name: "alice", event: "joined" },
+  ], "one join, no guest, no rename");
+  // A hello whose token is refused says so, and the session is a guest after all.
+  const [conn2, other] = memoryConnection();
+  void app.server.serve(conn2);
+  other.send({ type: "hello", proto: 1, token: "not-a-token-at-all", ref: "h2" });
+  const refused = await other.frame((f) => f.ref === "h2");
+  assert.equal(refused.code, "auth_failed");
+  const who = await ask(other, { type: "who", room: "#general" });
+  assert.ok((who.members as string[]).some((m) => m.startsWith("guest-")));
+});

@@ -49,6 +49,8 @@ export interface Caller extends Member {
   comeOnline(joined: readonly string[]): void;
   /** Told that its user was put out of a room. */
   removed(room: string): void;
+  /** Comes online as a guest (see `arrive`), if it has not arrived yet. */
+  arrive(): void;
 }
 
 /** What handlers work with: the server's services and settings. */

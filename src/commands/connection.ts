@@ -9,7 +9,29 @@ import { PROTO } from "../protocol/frames.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { Outcome } from "../protocol/requests.ts";
 import type { Start } from "../dialects/dialect.ts";
+import type { AccountLogin } from "../auth/accounts.ts";
+import type { RequestOf } from "../protocol/requests.ts";
+import type { WelcomeFrame } from "../protocol/frames.ts";
 import type { Caller, CommandGroup, Services } from "./command.ts";
+import { logIn } from "./identity.ts";
+
+/** Whether a request is a `hello` that logs in (a token, or a name and a password). */
+export function logsIn(request: { type: string }): boolean {
+  if (request.type !== "hello") return false;
+  const hello = request as RequestOf<"hello">;
+  return hello.token !== undefined || (hello.name !== undefined && hello.password !== undefined);
+}
+
+/** The login a `hello` asks for. */
+function credentials(
+  hello: RequestOf<"hello">,
+  caller: Caller,
+  { accounts }: Services,
+): Promise<AccountLogin> {
+  return hello.token !== undefined
+    ? accounts.resume(hello.token, caller.remoteIp)
+    : accounts.login(hello.name!, hello.password!, caller.remoteIp);
+}
 
 /**
  * What a session does at its first line: unless the server requires logins, it comes online as a
@@ -39,24 +61,42 @@ export function arrive(
 export const connectionCommands: CommandGroup<"hello" | "ping" | "pong" | "help" | "quit"> = {
   hello: {
     guard: { needs: "nothing" },
-    run(request, caller, { version, limits }) {
+    async run(request, caller, services) {
       if (request.proto !== undefined && request.proto !== PROTO) {
+        caller.arrive();
         throw new ChatError("bad_frame", `Unsupported protocol version ${request.proto}`);
       }
-      return {
-        result: {
-          command: "hello",
-          reply: {
-            type: "welcome",
-            server: "parley",
-            version,
-            proto: PROTO,
-            name: caller.name,
-            limits,
-          },
-          online: caller.online,
-        },
+      let login: Outcome | undefined;
+      if (logsIn(request)) {
+        try {
+          login = await logIn(
+            "login",
+            await credentials(request, caller, services),
+            caller,
+            services,
+          );
+        } catch (error) {
+          caller.arrive(); // as a guest after all (or, with --require-login, not yet)
+          throw error;
+        }
+      }
+      const welcome: WelcomeFrame = {
+        type: "welcome",
+        server: "parley",
+        version: services.version,
+        proto: PROTO,
+        name: caller.name,
+        limits: services.limits,
       };
+      if (login?.result?.command === "login") {
+        const { type: _, ...fields } = login.result.reply;
+        welcome.login = fields;
+      }
+      const outcome: Outcome = {
+        result: { command: "hello", reply: welcome, online: caller.online },
+      };
+      if (login?.replay !== undefined) outcome.replay = login.replay;
+      return outcome;
     },
   },
   ping: {

@@ -103,7 +103,7 @@ function isRevocable(member: object): member is Revocable {
 }
 
 /** After a successful login or registration: join the account's rooms, replay, deliver. */
-async function logIn(
+export async function logIn(
   command: "login" | "register",
   login: AccountLogin,
   caller: Caller,

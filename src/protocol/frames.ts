@@ -18,7 +18,15 @@ interface Ref {
 
 /** A frame a client sends. Text-mode commands are translated into these too. */
 export type ClientFrame =
-  | Ref & { type: "hello"; client?: string; proto?: number }
+  | Ref & {
+    type: "hello";
+    client?: string;
+    proto?: number;
+    /** Log in at once (a session token, or name and password), before the session is announced. */
+    token?: string;
+    name?: string;
+    password?: string;
+  }
   | Ref & { type: "nick"; name: string }
   | Ref & { type: "join"; room: string }
   | Ref & { type: "part"; room: string }
@@ -218,6 +226,8 @@ export interface WelcomeFrame {
   proto: number;
   name: string;
   limits: ServerLimits;
+  /** When `hello` logged in: what a `login` ack says. */
+  login?: { name: string; token: string; rooms: string[]; unread: UnreadCount[] };
 }
 
 /** A room's topic changed (`topic` absent: cleared). */
@@ -300,7 +310,16 @@ const TARGETED: FieldSpec = {
 
 /** The fields each client frame type takes, checked in one place by {@linkcode parseClientFrame}. */
 const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
-  hello: { required: {}, optional: { client: "string", proto: "number" } },
+  hello: {
+    required: {},
+    optional: {
+      client: "string",
+      proto: "number",
+      token: "string",
+      name: "string",
+      password: "string",
+    },
+  },
   nick: { required: { name: "string" }, optional: {} },
   join: { required: { room: "string" }, optional: {} },
   part: { required: { room: "string" }, optional: {} },

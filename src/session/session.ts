@@ -12,7 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import type { AccountLogin } from "../auth/accounts.ts";
 import type { Caller, Command, Services } from "../commands/command.ts";
 import { checkGuard } from "../commands/guards.ts";
-import { arrive } from "../commands/connection.ts";
+import { arrive, logsIn } from "../commands/connection.ts";
 import { COMMANDS } from "../commands/table.ts";
 import type { Dialect, SessionView } from "../dialects/dialect.ts";
 import { json } from "../dialects/json.ts";
@@ -77,6 +77,7 @@ export class Session implements Caller {
   readonly #rates = new Map<string, TokenBucket>();
   #dialect: Dialect | undefined;
   #started = false;
+  #arrived = false;
   readonly #startedAt = performance.now();
   #lastInput = performance.now();
   #pinged = false;
@@ -179,8 +180,13 @@ export class Session implements Caller {
         : "Invalid UTF-8: the line was discarded";
       return this.#replies.respond(undefined, new ChatError(event.error, message));
     }
-    if (!this.#started) this.#start(event.line);
-    const parsed = this.#dialect!.parse(event.line, this.#view());
+    this.#dialect ??= event.line.startsWith("{") ? json : text;
+    const parsed = this.#dialect.parse(event.line, this.#view());
+    if (!this.#started) {
+      this.#started = true;
+      // A first hello that logs in comes online as the account, never as a guest first.
+      if (!(parsed !== undefined && "request" in parsed && logsIn(parsed.request))) this.arrive();
+    }
     if (parsed === undefined) return true;
     if ("error" in parsed) return this.#replies.respond(parsed.ref, parsed.error);
     const { request, ref } = parsed;
@@ -209,12 +215,12 @@ export class Session implements Caller {
     return this.#replies.respond(ref, outcome);
   }
 
-  /** Starts at the first line: picks the dialect, and arrives (see `arrive`). */
-  #start(firstLine: string): void {
-    this.#started = true;
-    this.#dialect ??= firstLine.startsWith("{") ? json : text;
+  /** Arrives (see `arrive`), once: at the first line, or after a hello whose login failed. */
+  arrive(): void {
+    if (this.#arrived) return;
+    this.#arrived = true;
     const { start, replay } = arrive(this, this.#ctx);
-    const greeting = this.#dialect.start(start);
+    const greeting = this.#dialect!.start(start);
     if (greeting !== null) this.#outbox.push(greeting);
     // Through the reply queue, so the commands after it wait for the replay to be written.
     if (replay !== undefined) this.#replies.respond(undefined, replay);
