@@ -179,6 +179,10 @@ Deno.test("metrics: /metrics parses as the Prometheus text format and its counte
   assert.ok(moved("parley_event_loop_lag_seconds") > 0, "the lag probe ran");
   assert.equal(value(after, "parley_password_hash_queue"), 0);
   assert.ok(value(after, "parley_build_info", { version: "0.1.0" }) === 1);
+  const documented = await Deno.readTextFile(new URL("../docs/operations.md", import.meta.url));
+  for (const name of after.keys()) {
+    assert.ok(documented.includes(`| \`${name}\``), `${name} is documented in docs/operations.md`);
+  }
   const batches = after.get("parley_store_batch_ops")!.metrics[0]!;
   console.log(
     `metrics: ${after.size} families; ${sent} flood messages to cut the stuck WebSocket off; ` +

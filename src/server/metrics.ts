@@ -302,11 +302,16 @@ export function renderMetrics(c: ServerCounters, s: ServerSnapshot): string {
         [{ reason: "rate" }, c.refusedRate],
       ],
     )
-    .family("parley_sessions", "gauge", "Chat sessions by state: online as a guest, as an account, or not yet online.", [
-      [{ state: "guest" }, s.sessionsOnline - s.sessionsAccounts],
-      [{ state: "account" }, s.sessionsAccounts],
-      [{ state: "pending" }, s.sessionsPending],
-    ])
+    .family(
+      "parley_sessions",
+      "gauge",
+      "Chat sessions by state: online as a guest, as an account, or not yet online.",
+      [
+        [{ state: "guest" }, s.sessionsOnline - s.sessionsAccounts],
+        [{ state: "account" }, s.sessionsAccounts],
+        [{ state: "pending" }, s.sessionsPending],
+      ],
+    )
     .family("parley_rooms", "gauge", "Rooms that exist now (permanent ones included).", s.rooms)
     .family("parley_messages_total", "counter", "Messages stored and published, by kind.", [
       [{ kind: "room" }, c.roomMessages],
@@ -375,7 +380,12 @@ export function renderMetrics(c: ServerCounters, s: ServerSnapshot): string {
   const st = s.store;
   if (st !== undefined) {
     out
-      .family("parley_store_batches_total", "counter", "Batches the store's worker ran.", st.batches)
+      .family(
+        "parley_store_batches_total",
+        "counter",
+        "Batches the store's worker ran.",
+        st.batches,
+      )
       .family("parley_store_commits_total", "counter", "Transactions committed.", st.commits)
       .family("parley_store_ops_total", "counter", "Store operations executed.", st.ops)
       .family(
@@ -408,7 +418,12 @@ export function renderMetrics(c: ServerCounters, s: ServerSnapshot): string {
         "The longest the main thread spent in the store's code at once, since start.",
         st.longestMainThreadMs / 1000,
       )
-      .family("parley_store_queued_ops", "gauge", "Operations waiting for the next batch.", st.queued)
+      .family(
+        "parley_store_queued_ops",
+        "gauge",
+        "Operations waiting for the next batch.",
+        st.queued,
+      )
       .family(
         "parley_store_in_flight_ops",
         "gauge",
