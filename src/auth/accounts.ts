@@ -23,6 +23,17 @@ import {
 import type { Argon2Params, Derive } from "./password.ts";
 import { hashToken, newToken } from "./tokens.ts";
 
+/** What {@linkcode Accounts} counts (reported on `/metrics`). */
+export interface AccountsStats {
+  /** Password hashes running, and waiting for a slot. */
+  hashRunning: number;
+  hashWaiting: number;
+  /** Password hashes refused `busy` because too many waited. */
+  hashBusy: number;
+  /** Failed logins (password or session token) by why they failed. */
+  loginFailures: { auth_failed: number; rate_limited: number; busy: number };
+}
+
 /** Settings for {@linkcode Accounts}. */
 export interface AccountsOptions {
   /** Whether new accounts may be registered over the network. */
@@ -84,6 +95,7 @@ export class Accounts {
   readonly #accountFailures: KeyedThrottle;
   readonly #registrations: KeyedThrottle;
   readonly #knownIps = new Map<number, Set<string>>();
+  readonly #loginFailures = { auth_failed: 0, rate_limited: 0, busy: 0 };
 
   /**
    * @param store where accounts live
@@ -168,7 +180,11 @@ export class Accounts {
    *
    * @throws {ChatError} `auth_failed` (whether or not the name exists), `rate_limited`
    */
-  async login(name: string, password: string, ip: string): Promise<AccountLogin> {
+  login(name: string, password: string, ip: string): Promise<AccountLogin> {
+    return this.#counted(this.#login(name, password, ip));
+  }
+
+  async #login(name: string, password: string, ip: string): Promise<AccountLogin> {
     // A throttled address is refused before it costs a lookup; the charge itself comes after.
     const ipWait = this.#ipFailures.retryAfter(ip);
     if (ipWait > 0) throw rateLimited(ipWait);
@@ -187,7 +203,11 @@ export class Accounts {
    *
    * @throws {ChatError} `auth_failed`, `rate_limited`
    */
-  async resume(token: string, ip: string): Promise<AccountLogin> {
+  resume(token: string, ip: string): Promise<AccountLogin> {
+    return this.#counted(this.#resume(token, ip));
+  }
+
+  async #resume(token: string, ip: string): Promise<AccountLogin> {
     // Unlike a password, a token costs no hash and cannot be guessed (256 bits): failures are
     // counted, but concurrent good tokens from one address (a reconnect storm) are not charged.
     const wait = this.#ipFailures.retryAfter(ip);
@@ -201,6 +221,29 @@ export class Accounts {
     }
     this.#remember(user.id, ip);
     return { user, token, tokenHash };
+  }
+
+  /** Counts a login that fails (for `/metrics`). */
+  async #counted(login: Promise<AccountLogin>): Promise<AccountLogin> {
+    try {
+      return await login;
+    } catch (error) {
+      const code = error instanceof ChatError ? error.code : undefined;
+      if (code === "auth_failed" || code === "rate_limited" || code === "busy") {
+        this.#loginFailures[code]++;
+      }
+      throw error;
+    }
+  }
+
+  /** Password hashes running and waiting, and failed logins by why, since start. */
+  get stats(): AccountsStats {
+    return {
+      hashRunning: this.#hashing.running,
+      hashWaiting: this.#hashing.waiting,
+      hashBusy: this.#hashing.refused,
+      loginFailures: { ...this.#loginFailures },
+    };
   }
 
   /** Revokes a session token. */

@@ -16,6 +16,7 @@ export class Semaphore {
   readonly #queue: number;
   #running = 0;
   #waiting: (() => void)[] = [];
+  #refused = 0;
 
   /**
    * @param limit tasks at once
@@ -26,6 +27,21 @@ export class Semaphore {
     this.#queue = queue;
   }
 
+  /** Tasks running now. */
+  get running(): number {
+    return this.#running;
+  }
+
+  /** Tasks waiting for a slot. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** Tasks refused `busy` so far. */
+  get refused(): number {
+    return this.#refused;
+  }
+
   /**
    * Runs `task` when a slot is free.
    *
@@ -34,6 +50,7 @@ export class Semaphore {
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.#running >= this.#limit) {
       if (this.#waiting.length >= this.#queue) {
+        this.#refused++;
         throw new ChatError("busy", "The server is busy: try again in a moment", 1);
       }
       await new Promise<void>((resolve) => this.#waiting.push(resolve));

@@ -1,6 +1,7 @@
 /**
- * The HTTP side of the server: the embedded web client, `/healthz`, and `/ws`, which upgrades
- * to a WebSocket served by the same session code as TCP.
+ * The HTTP side of the server: the embedded web client, `/healthz`, `/metrics` (for
+ * administrators), and `/ws`, which upgrades to a WebSocket served by the same session code as
+ * TCP.
  *
  * @module
  */
@@ -10,6 +11,8 @@ import type { FileService } from "../files/files.ts";
 import type { Connection } from "../transport/connection.ts";
 import type { HttpRequestInfo } from "./http_server.ts";
 import { isLoopback } from "../net.ts";
+import { ChatError } from "../protocol/errors.ts";
+import { METRICS_CONTENT_TYPE, type MetricsEndpoint } from "./metrics.ts";
 import type { Asset } from "../web/asset.ts";
 import { ASSETS } from "../web/assets.gen.ts";
 
@@ -27,6 +30,8 @@ export interface HttpContext {
   health(detailed: boolean): Record<string, unknown>;
   /** File transfer, when the server has a data folder. */
   files: FileService | undefined;
+  /** `/metrics` for administrators; absent: 404. */
+  metrics?: MetricsEndpoint;
 }
 
 /** Headers every response carries. */
@@ -163,6 +168,9 @@ export function httpHandler(
         "cache-control": "no-store",
       });
     }
+    if (url.pathname === "/metrics" && ctx.metrics !== undefined) {
+      return metrics(ctx.metrics, req, info.remoteAddr.hostname);
+    }
     const served = STATIC.get(url.pathname);
     if (served === undefined) return respond("Not found\n", 404, { "content-type": "text/plain" });
     const { asset } = served;
@@ -181,6 +189,52 @@ export function httpHandler(
     headers["content-length"] = String(body.length);
     return respond(req.method === "HEAD" ? null : body, 200, headers);
   };
+}
+
+/**
+ * `/metrics`, for administrators: a bearer session token of an account with the administrator
+ * flag (401 for a token that is no session, 403 for one of another account), or, without a
+ * token, a request made on this machine directly (not through a proxy on it).
+ */
+async function metrics(endpoint: MetricsEndpoint, req: Request, ip: string): Promise<Response> {
+  const headers = { "cache-control": "no-store", "content-type": "text/plain; charset=utf-8" };
+  const authorization = req.headers.get("authorization");
+  if (authorization !== null) {
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1];
+    if (token === undefined) {
+      return respond("Use Authorization: Bearer TOKEN\n", 401, {
+        ...headers,
+        "www-authenticate": 'Bearer realm="parley"',
+      });
+    }
+    try {
+      if (await endpoint.authorize(token, ip) !== "admin") {
+        return respond("Metrics are for administrators\n", 403, headers);
+      }
+    } catch (error) {
+      if (!(error instanceof ChatError)) throw error;
+      if (error.code === "rate_limited") {
+        return respond(`${error.message}\n`, 429, {
+          ...headers,
+          "retry-after": String(error.retryAfter ?? 1),
+        });
+      }
+      return respond("Unknown or expired session token\n", 401, {
+        ...headers,
+        "www-authenticate": 'Bearer realm="parley", error="invalid_token"',
+      });
+    }
+  } else if (!fromLocalAdmin(req, ip)) {
+    return respond("Metrics are for administrators: send Authorization: Bearer TOKEN\n", 401, {
+      ...headers,
+      "www-authenticate": 'Bearer realm="parley"',
+    });
+  }
+  const body = endpoint.render();
+  return respond(req.method === "HEAD" ? null : body, 200, {
+    ...headers,
+    "content-type": METRICS_CONTENT_TYPE,
+  });
 }
 
 async function files(ctx: HttpContext, req: Request, url: URL, ip: string): Promise<Response> {

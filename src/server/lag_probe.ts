@@ -37,11 +37,16 @@ export class LagProbe implements Disposable {
   readonly #intervalMs: number;
   #timer: number | undefined;
   #due = 0;
+  readonly #onSample: ((lateMs: number) => void) | undefined;
   #stats: LagStats = { samples: 0, maxMs: 0, over5ms: 0, over50ms: 0 };
 
-  /** @param intervalMs how often to look, in ms */
-  constructor(intervalMs = 5) {
+  /**
+   * @param intervalMs how often to look, in ms
+   * @param onSample told how late each run came, in ms (for a histogram); must be cheap
+   */
+  constructor(intervalMs = 5, onSample?: (lateMs: number) => void) {
     this.#intervalMs = intervalMs;
+    this.#onSample = onSample;
     this.#arm();
   }
 
@@ -68,6 +73,7 @@ export class LagProbe implements Disposable {
     if (late > s.maxMs) s.maxMs = late;
     if (late > 5) s.over5ms++;
     if (late > 50) s.over50ms++;
+    this.#onSample?.(late);
     this.#arm();
   }
 

@@ -15,7 +15,7 @@ import { Session } from "../session/session.ts";
 import type { SessionContext } from "../session/session.ts";
 import { FlushScheduler } from "../session/outbox.ts";
 import { ReplayClaims } from "../session/replay.ts";
-import { openSqliteStore } from "../store/worker_store.ts";
+import { openSqliteStore, SqliteWorkerStore } from "../store/worker_store.ts";
 import type { Store } from "../store/store.ts";
 import type { Broker } from "../broker/broker.ts";
 import { InProcessBroker } from "../broker/in_process.ts";
@@ -40,6 +40,8 @@ import type { ServerConfig } from "./config.ts";
 import { acceptLoop } from "./accept.ts";
 import { ConnectionLimits } from "./limits.ts";
 import { LagProbe } from "./lag_probe.ts";
+import { countResponses, renderMetrics, ServerCounters, tokenRole } from "./metrics.ts";
+import type { ServerSnapshot } from "./metrics.ts";
 import type { Admission, Refusal } from "./limits.ts";
 
 const log = getLogger(["parley", "server"]);
@@ -92,8 +94,10 @@ export class ChatServer implements AsyncDisposable {
   #adminFeed: ReturnType<typeof setInterval> | undefined;
   #adminSeen = 0;
   #following = false;
-  /** How late the event loop runs (reported on the admin `/healthz`). */
-  readonly #lag = new LagProbe();
+  /** What `/metrics` reports that is counted as it happens. */
+  readonly #counters = new ServerCounters();
+  /** How late the event loop runs (reported on the admin `/healthz` and `/metrics`). */
+  readonly #lag = new LagProbe(5, (late) => this.#counters.lagSeconds.observe(late / 1000));
   readonly #files: FileService | undefined;
   #fileSweep: ReturnType<typeof setInterval> | undefined;
   readonly #limits: ConnectionLimits;
@@ -119,6 +123,9 @@ export class ChatServer implements AsyncDisposable {
       clock,
     });
     this.#limits = new ConnectionLimits(config);
+    if (store instanceof SqliteWorkerStore) {
+      store.onBatch = (ops, ms) => this.#counters.batch(ops, ms);
+    }
     if (config.data !== ":memory:") {
       this.#files = new FileService(store, accounts, {
         clock,
@@ -151,6 +158,7 @@ export class ChatServer implements AsyncDisposable {
       },
       flusher: new FlushScheduler(),
       web: undefined,
+      counters: this.#counters,
     };
   }
 
@@ -242,27 +250,34 @@ export class ChatServer implements AsyncDisposable {
   #listenHttp(): void {
     const { config } = this;
     const secure = config.tlsCert !== undefined;
-    const handler = httpHandler({
-      allowOrigins: config.allowOrigins,
-      maxLine: config.maxLine,
-      serve: (conn) => this.#track(this.#serve(conn, HELD_BY_HTTP)),
-      health: (detailed) => {
-        const status = this.#stopping === undefined ? "ok" : "stopping";
-        if (!detailed) return { status };
-        const store = (this.store as { stats?: Record<string, number> }).stats;
-        return {
-          status,
-          version: VERSION,
-          uptime: Math.round((Date.now() - this.#startedAt) / 1000),
-          connections: this.connections,
-          ...memory(),
-          eventLoop: this.#lag.stats,
-          ...store === undefined ? {} : { store },
-        };
-      },
-      originRefused: (origin) => this.#originRefused(origin),
-      files: this.#files,
-    });
+    const handler = countResponses(
+      this.#counters,
+      httpHandler({
+        allowOrigins: config.allowOrigins,
+        maxLine: config.maxLine,
+        serve: (conn) => this.#track(this.#serve(conn, HELD_BY_HTTP)),
+        health: (detailed) => {
+          const status = this.#stopping === undefined ? "ok" : "stopping";
+          if (!detailed) return { status };
+          const store = (this.store as { stats?: Record<string, number> }).stats;
+          return {
+            status,
+            version: VERSION,
+            uptime: Math.round((Date.now() - this.#startedAt) / 1000),
+            connections: this.connections,
+            ...memory(),
+            eventLoop: this.#lag.stats,
+            ...store === undefined ? {} : { store },
+          };
+        },
+        originRefused: (origin) => this.#originRefused(origin),
+        files: this.#files,
+        metrics: {
+          authorize: (token, ip) => tokenRole((t, i) => this.#ctx.accounts.resume(t, i), token, ip),
+          render: () => renderMetrics(this.#counters, this.#snapshot()),
+        },
+      }),
+    );
     const serve = (conn: ByteConn, remoteAddr: Deno.NetAddr, admission: Admission) => {
       this.#webConns.add(conn);
       const remote = `${remoteAddr.hostname}:${remoteAddr.port}`;
@@ -549,6 +564,31 @@ export class ChatServer implements AsyncDisposable {
     return this.#tasks.size;
   }
 
+  /** What `/metrics` reads when scraped, besides the counters. */
+  #snapshot(): ServerSnapshot {
+    let online = 0;
+    let accounts = 0;
+    for (const session of this.#sessions) {
+      if (!session.online) continue;
+      online++;
+      if (session.user !== undefined) accounts++;
+    }
+    const store = (this.store as { stats?: ServerSnapshot["store"] }).stats;
+    return {
+      version: VERSION,
+      uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
+      startTimeSeconds: Math.floor(this.#startedAt / 1000),
+      ...memory(),
+      sessionsOnline: online,
+      sessionsAccounts: accounts,
+      sessionsPending: this.#sessions.size - online,
+      rooms: this.hub.rooms().length,
+      accounts: this.#ctx.accounts.stats,
+      lag: this.#lag.stats,
+      store,
+    };
+  }
+
   /** Stops the server (see the class description). Safe to call more than once. */
   shutdown(reason = "the server is shutting down"): Promise<void> {
     return this.#stopping ??= this.#shutdown(reason);
@@ -629,6 +669,7 @@ export class ChatServer implements AsyncDisposable {
 
   /** Logs a refused connection: a full server is the operator's business, the rest debug. */
   #refused(remote: string, refusal: Refusal): void {
+    this.#counters.refused(refusal.kind);
     if (refusal.kind === "full") {
       log.warn("Refused {remote}: {reason}", { remote, reason: refusal.reason });
     } else log.debug("Refused {remote}: {reason}", { remote, reason: refusal.reason });
@@ -656,6 +697,7 @@ export class ChatServer implements AsyncDisposable {
     }
     const session = new Session(conn, this.#ctx);
     this.#sessions.add(session);
+    this.#counters.connection(conn.kind, 1);
     try {
       if (this.#stopping !== undefined) {
         await session.shutdown("the server is shutting down", this.config.shutdownGraceMs);
@@ -666,6 +708,7 @@ export class ChatServer implements AsyncDisposable {
       log.error("Connection {remote} failed: {error}", { remote: conn.remote, error });
     } finally {
       this.#sessions.delete(session);
+      this.#counters.connection(conn.kind, -1);
       session.close();
       admission.release();
     }

@@ -50,6 +50,19 @@ export interface SessionContext extends Services {
   flusher: FlushScheduler;
   /** Where the web client is served (set once its listener is up), for HTTP on the chat port. */
   web: WebPort | undefined;
+  /** Where sessions count what they do, for the server's metrics. */
+  counters?: SessionCounters;
+}
+
+/** What sessions count: integer fields, bumped in place (src/server/metrics.ts reads them). */
+export interface SessionCounters {
+  /** Events queued to a session. */
+  deliveries: number;
+  /** Sessions closed because their send queue overflowed. */
+  sendQueueCutoffs: number;
+  /** Messages accepted, to rooms and to people. */
+  roomMessages: number;
+  directMessages: number;
 }
 
 /** The keepalive the server sends to a silent JSON connection. */
@@ -73,6 +86,7 @@ export class Session implements Caller {
   readonly #outbox: Outbox;
   readonly #flood: FloodGate;
   readonly #replies: ReplyQueue;
+  readonly #counters: SessionCounters;
   /** Per-command rate limits (the `rate` guards), made on first use. */
   readonly #rates = new Map<string, TokenBucket>();
   #dialect: Dialect | undefined;
@@ -89,6 +103,12 @@ export class Session implements Caller {
   constructor(conn: Connection, ctx: SessionContext) {
     this.#conn = conn;
     this.#ctx = ctx;
+    this.#counters = ctx.counters ?? {
+      deliveries: 0,
+      sendQueueCutoffs: 0,
+      roomMessages: 0,
+      directMessages: 0,
+    };
     this.remote = conn.remote;
     this.remoteIp = conn.remoteIp;
     if (conn.framed) this.#dialect = json;
@@ -106,6 +126,7 @@ export class Session implements Caller {
           name: this.name,
           max: config.maxSendq,
         });
+        this.#counters.sendQueueCutoffs++;
         this.close();
       },
       onError: () => this.close(),
@@ -117,7 +138,9 @@ export class Session implements Caller {
   /** Queues an event in this connection's dialect. Never blocks, never throws. */
   deliver(event: Outgoing): void {
     const bytes = event.bytes(this.#dialect ?? text);
-    if (bytes !== null) this.#outbox.push(bytes);
+    if (bytes === null) return;
+    this.#outbox.push(bytes);
+    this.#counters.deliveries++;
   }
 
   /**
@@ -264,6 +287,10 @@ export class Session implements Caller {
   #answer(ref: string | undefined, answer: Outcome | ChatError): boolean | Promise<boolean> {
     if (answer instanceof ChatError) return this.#say(answer, ref);
     if (answer.result !== undefined) {
+      if (answer.result.command === "send") {
+        if (answer.result.message.room !== undefined) this.#counters.roomMessages++;
+        else this.#counters.directMessages++;
+      }
       const bytes = this.#dialect!.result(answer.result, ref, this.#view());
       if (bytes !== null) this.#outbox.push(bytes);
     }

@@ -143,6 +143,13 @@ export class SqliteWorkerStore implements Store {
     slicesOver5ms: 0,
     workerMs: 0,
   };
+  /** When the batch in flight was posted. */
+  #postedAt = 0;
+  /**
+   * Told of each batch the worker answered: how many operations it held, and the milliseconds
+   * from posting it to its answer (for the server's metrics). Must be cheap and must not throw.
+   */
+  onBatch: ((ops: number, ms: number) => void) | undefined;
 
   /** Use {@linkcode openSqliteStore}. */
   constructor(worker: Worker) {
@@ -327,6 +334,7 @@ export class SqliteWorkerStore implements Store {
     const batch = this.#queue.length <= MAX_BATCH ? this.#queue : this.#queue.slice(0, MAX_BATCH);
     this.#queue = this.#queue.length <= MAX_BATCH ? [] : this.#queue.slice(MAX_BATCH);
     this.#inFlight = batch;
+    this.#postedAt = performance.now();
     this.#worker.ref();
     try {
       this.#worker.postMessage({ t: "batch", ops: batch.map((w) => w.op) } as WorkerRequest);
@@ -352,6 +360,7 @@ export class SqliteWorkerStore implements Store {
     if (reply.t === "done") {
       const start = performance.now();
       const batch = (this.#inFlight ?? []).slice(this.#partsSettled);
+      this.onBatch?.(this.#inFlight?.length ?? 0, start - this.#postedAt);
       this.#inFlight = undefined;
       this.#partsSettled = 0;
       this.#stats.batches = reply.stats.batches;
