@@ -36,6 +36,8 @@ export class HeldStore implements Store {
       react: (...args) => m.react(...args),
       search: (...args) => m.search(...args),
       index: (...args) => m.index(...args),
+      markRead: (...args) => m.markRead(...args),
+      unread: (...args) => m.unread(...args),
     };
   }
 

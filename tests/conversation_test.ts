@@ -257,3 +257,30 @@ Deno.test("conversation: a DM to someone offline says it will be delivered when 
     "* bob is offline: it will be delivered when they log in",
   );
 });
+
+Deno.test("conversation: read markers agree across an account's devices; unread lists rooms and DMs", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  const phone = await a.connect("10.0.0.5");
+  await ok(phone, { type: "login", name: "alice", password: PASSWORD });
+  const bob = await account(a, "bob");
+  const m1 = await ok(bob, { type: "send", room: "#general", text: "one" });
+  await ok(bob, { type: "send", room: "#general", text: "two" });
+  await ok(bob, { type: "send", to: "alice", text: "private" });
+  const before = await ok(alice, { type: "unread" });
+  assert.deepEqual(before.rooms, [{ room: "#general", read: 0, unread: 2 }]);
+  const dm = (before.conversations as Frame[])[0]!;
+  assert.equal(dm.with, "bob");
+  assert.equal(dm.unread, 1);
+  assert.equal((dm.last as Frame).text, "private");
+  assert.equal((await ok(alice, { type: "read", room: "#general", id: m1.id })).id, m1.id);
+  assert.deepEqual(await seen(phone, (f) => f.type === "read"), {
+    type: "read",
+    id: m1.id,
+    room: "#general",
+  });
+  const fromPhone = await ok(phone, { type: "unread" });
+  assert.deepEqual(fromPhone.rooms, [{ room: "#general", read: m1.id, unread: 1 }]);
+  const guest = await a.connect("10.0.0.4");
+  await refused(guest, { type: "unread" }, "login_required");
+});

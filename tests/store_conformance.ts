@@ -1172,6 +1172,30 @@ export function storeConformance(backend: Backend): void {
     assert.equal((await store.messages.search(["needle"], { rooms: ["#idx"] }, 10)).length, 6);
   });
 
+  test("read markers only move forward; unread counts rooms and direct conversations, newest first", async (store) => {
+    const alice = (await store.accounts.createUser("Alice", "h", 0))!;
+    const r1 = await store.messages.append({ room: "#ops", from: "bob", text: "one", ts: 1 });
+    await store.messages.append({ room: "#ops", from: "bob", text: "two", ts: 2 });
+    await store.messages.append({ room: "#ops", from: "bob", text: "three", ts: 3 });
+    await store.messages.append({ to: "alice", from: "carol", text: "hi", ts: 4 });
+    const mine = await store.messages.append({ to: "carol", from: "Alice", text: "yo", ts: 5 });
+    await store.messages.append({ to: "alice", from: "bob", text: "psst", ts: 6 });
+    assert.equal(await store.messages.markRead(alice.id, { room: "#OPS" }, r1.id), r1.id);
+    assert.equal(await store.messages.markRead(alice.id, { room: "#ops" }, 0), r1.id, "not back");
+    const state = await store.messages.unread(alice.id, "Alice", ["#ops", "#quiet"], 10);
+    assert.deepEqual(state.rooms, [
+      { room: "#ops", read: r1.id, unread: 2 },
+      { room: "#quiet", read: 0, unread: 0 },
+    ]);
+    assert.deepEqual(state.conversations.map((c) => [c.with, c.unread, c.last.text]), [
+      ["bob", 1, "psst"],
+      ["carol", 1, "yo"], // carol's "hi" is unread; alice's own "yo" is not counted
+    ]);
+    await store.messages.markRead(alice.id, { with: "CAROL" }, mine.id);
+    const after = await store.messages.unread(alice.id, "alice", [], 1);
+    assert.deepEqual(after.conversations.map((c) => [c.with, c.unread]), [["bob", 1]], "limit 1");
+  });
+
   test("calls resolve in the order they were made, across batches and large answers", async (store) => {
     // The direct-message service relies on it: a login's read of its waiting messages and a
     // sender's take of one are seen in the order the store ran them.

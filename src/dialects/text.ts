@@ -99,7 +99,17 @@ function words(result: Result): string[] {
       return [modes === "" ? `${room} has no modes` : `Modes of ${room}: ${modes}`];
     }
     case "typing":
+    case "read":
       return [];
+    case "unread": {
+      const { rooms, conversations } = result.reply;
+      const count = (n: number) => n >= 1000 ? "999+" : String(n);
+      const parts = [
+        ...rooms.filter((r) => r.unread > 0).map((r) => `${r.room} (${count(r.unread)})`),
+        ...conversations.filter((c) => c.unread > 0).map((c) => `${c.with} (${count(c.unread)})`),
+      ];
+      return [parts.length === 0 ? "Nothing unread" : `Unread: ${parts.join(", ")}`];
+    }
     case "search": {
       const found = result.reply.messages;
       if (found.length === 0) return [`No messages match "${sanitize(result.text)}"`];

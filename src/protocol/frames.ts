@@ -57,7 +57,9 @@ export type ClientFrame =
   | Ref & { type: "delete"; id: number }
   | Ref & { type: "react"; id: number; emoji: string; off?: boolean }
   | Ref & { type: "typing"; room?: string; to?: string }
-  | Ref & { type: "search"; text: string; room?: string; with?: string; limit?: number };
+  | Ref & { type: "search"; text: string; room?: string; with?: string; limit?: number }
+  | Ref & { type: "read"; room?: string; with?: string; id: number }
+  | Ref & { type: "unread" };
 
 /** The emoji a message may be reacted to with. */
 export const REACTIONS: readonly string[] = [
@@ -130,6 +132,11 @@ export interface AckFields extends Record<ModerationAction, Record<never, never>
   react: { id: number; reactions: Record<string, number> };
   typing: Record<never, never>;
   search: { messages: MessageFrame[] };
+  read: { id: number };
+  unread: {
+    rooms: { room: string; read: number; unread: number }[];
+    conversations: { with: string; read: number; unread: number; last: MessageFrame }[];
+  };
   send: { id: number; ts: number; waiting?: true };
   login: { name: string; token: string; rooms: string[]; unread: UnreadCount[] };
   register: AckFields["login"];
@@ -266,6 +273,9 @@ export type ReactionsFrame =
   & { type: "reactions"; id: number; reactions: Record<string, number> }
   & MessagePlace;
 
+/** Another session of your account read up to a message. */
+export type ReadFrame = { type: "read"; id: number } & ({ room: string } | { with: string });
+
 /** Someone is typing in a room, or to you. */
 export type TypingFrame = { type: "typing"; name: string } & ({ room: string } | { to: string });
 
@@ -294,6 +304,7 @@ export type ServerFrame =
   | DeletedFrame
   | ReactionsFrame
   | TypingFrame
+  | ReadFrame
   | { type: "shutdown"; reason: string; permanent: boolean };
 
 type FieldKind = "string" | "number" | "boolean";
@@ -365,6 +376,8 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
     required: { text: "string" },
     optional: { room: "string", with: "string", limit: "number" },
   },
+  read: { required: { id: "number" }, optional: { room: "string", with: "string" } },
+  unread: { required: {}, optional: {} },
 };
 
 /** Whether `type` names a client frame. */

@@ -55,7 +55,9 @@ export type Result =
   | { command: "delete"; reply: Ack<"delete"> }
   | { command: "react"; reply: Ack<"react"> }
   | { command: "typing"; reply: Ack<"typing"> }
-  | { command: "search"; reply: Ack<"search">; text: string };
+  | { command: "search"; reply: Ack<"search">; text: string }
+  | { command: "read"; reply: Ack<"read"> }
+  | { command: "unread"; reply: Ack<"unread"> };
 
 /** What a server-built reply holds: pages of history, and direct messages that waited. */
 export type ReplayItem = HistoryFrame | MessageFrame;

@@ -47,6 +47,7 @@ export const TEXT_HELP: readonly string[] = [
   "  /edit ID TEXT, /delete ID    change or remove a message of yours",
   "  /react ID EMOJI, /unreact ID EMOJI   react to a message",
   "  /search [#room|NAME:] WORDS  find messages you can read",
+  "  /unread              what you have not read, in your rooms and direct messages",
   "  /help                this list",
   "  /quit [reason]       leave (also: logout, bye, quit)",
   "Any other line is a message to your current room; start it with // to send a leading /.",
@@ -196,6 +197,8 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
       if (verb.toLowerCase() === "unreact") frame.off = true;
       return frame;
     }
+    case "unread":
+      return { type: "unread" };
     case "search": {
       const [first, after] = splitFirst(rest);
       if (rest === "") throw usage("/search [#room|NAME:] WORDS");

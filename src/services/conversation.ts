@@ -22,6 +22,8 @@ export const TYPING_EVERY_MS = 3000;
 /** The most words a search takes, and the longest word. */
 const MAX_WORDS = 10;
 const MAX_WORD = 64;
+/** How many direct conversations `unread` lists (the most recent). */
+const MAX_CONVERSATIONS = 50;
 /** How many typing stamps are kept before they are forgotten all at once. */
 const MAX_TYPING_STAMPS = 10_000;
 
@@ -214,6 +216,45 @@ export class Conversation {
       ? { rooms: this.#hub.roomsOf(actor) }
       : { rooms: this.#hub.roomsOf(actor), dmsOf: me };
     return await this.#store.search(words, scope, limit);
+  }
+
+  /**
+   * Moves the actor's read marker in a room it is in, or in its direct messages with someone,
+   * forward to `id`; its other sessions are told.
+   *
+   * @returns the marker after it
+   * @throws {ChatError} `not_in_room`, `invalid_name`, `bad_frame`
+   */
+  async markRead(
+    actor: Actor,
+    where: { room?: string; with?: string },
+    id: number,
+  ): Promise<number> {
+    if (!Number.isSafeInteger(id) || id < 0) {
+      throw new ChatError("bad_frame", "Field 'id' must be a message id");
+    }
+    const user = actor.user!;
+    let place: { room: string } | { with: string };
+    if (where.room !== undefined) {
+      if (!this.#hub.isIn(actor, where.room)) {
+        throw new ChatError("not_in_room", `Cannot mark as read: you are not in ${where.room}`);
+      }
+      place = { room: this.#hub.who(where.room).room };
+    } else if (where.with !== undefined) {
+      checkName(where.with);
+      place = { with: where.with };
+    } else {
+      throw new ChatError("bad_frame", "Frame 'read' needs 'room' or 'with'");
+    }
+    const read = await this.#store.markRead(user.id, place, id);
+    this.#hub.announceDirect(user.name, user.name, { type: "read", id: read, ...place }, actor);
+    return read;
+  }
+
+  /** Where the actor stands: unread counts in its rooms, and its direct conversations. */
+  unread(actor: Actor): Promise<Awaited<ReturnType<MessageStore["unread"]>>> {
+    const user = actor.user!;
+    return this.#store.unread(user.id, user.name, this.#hub.roomsOf(actor), MAX_CONVERSATIONS);
   }
 
   /** The text rules of `send`, for an edit. */

@@ -176,6 +176,29 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO search_state (id, indexed) SELECT 1, coalesce(max(id), 0) FROM messages;
   `,
+  // 5 -> 6: read markers (per account and conversation) and each name's direct-message partners
+  // with their latest message, so unread counts and the conversation list come from the server.
+  `
+  CREATE TABLE read_markers (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    place TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    PRIMARY KEY (user_id, place)
+  ) WITHOUT ROWID;
+  CREATE TABLE dm_partners (
+    name_key TEXT NOT NULL,
+    partner TEXT NOT NULL,
+    last_id INTEGER NOT NULL,
+    PRIMARY KEY (name_key, partner)
+  ) WITHOUT ROWID;
+  CREATE INDEX dm_partners_recent ON dm_partners(name_key, last_id);
+  INSERT INTO dm_partners (name_key, partner, last_id)
+    SELECT substr(dm_key, 1, instr(dm_key, ' ') - 1), substr(dm_key, instr(dm_key, ' ') + 1), max(id)
+    FROM messages WHERE dm_key IS NOT NULL GROUP BY dm_key;
+  INSERT OR REPLACE INTO dm_partners (name_key, partner, last_id)
+    SELECT substr(dm_key, instr(dm_key, ' ') + 1), substr(dm_key, 1, instr(dm_key, ' ') - 1), max(id)
+    FROM messages WHERE dm_key IS NOT NULL GROUP BY dm_key;
+  `,
 ];
 
 /** The schema version this build writes. */

@@ -26,11 +26,13 @@ import type {
   HistoryTarget,
   NewMessage,
   Placed,
+  ReadPlace,
   Restriction,
   RoomRecord,
   SearchScope,
   StoredMessage,
   Target,
+  UnreadState,
   UserRecord,
 } from "./store.ts";
 
@@ -111,6 +113,8 @@ export type OpName =
   | "messages.react"
   | "messages.search"
   | "messages.index"
+  | "messages.markRead"
+  | "messages.unread"
   | "files.create"
   | "files.get"
   | "files.uses"
@@ -274,6 +278,7 @@ export class SqliteDatabase {
     "messages.remove",
     "messages.search", // it indexes what was stored since the indexer last ran
     "messages.index",
+    "messages.markRead",
     "messages.react",
     "files.create",
     "files.expire",
@@ -639,6 +644,10 @@ export class SqliteDatabase {
         return undefined;
       case "messages.react":
         return this.#react(n(0), s(1), s(2), a[3] === true);
+      case "messages.markRead":
+        return this.#markRead(n(0), a[1] as ReadPlace, n(2));
+      case "messages.unread":
+        return this.#unread(n(0), s(1), a[2] as string[], n(3));
       case "messages.index":
         return this.#catchUp(n(0));
       case "messages.search":
@@ -822,6 +831,16 @@ export class SqliteDatabase {
         key,
       ) as unknown as Placed;
     }
+    if (m.to !== undefined) {
+      // Both names' lists of partners know of this conversation's latest message.
+      const partners = this.#stmt(
+        `INSERT INTO dm_partners (name_key, partner, last_id) VALUES (?, ?, ?)
+         ON CONFLICT (name_key, partner) DO UPDATE SET last_id = excluded.last_id`,
+      );
+      const [a, b] = [nameKey(m.from), nameKey(m.to)];
+      partners.run(a, b, placed.id);
+      if (a !== b) partners.run(b, a, placed.id);
+    }
     const pending = this.#stmt(SqliteDatabase.INSERT_PENDING);
     for (const userId of m.pendingFor ?? []) pending.run(userId, placed.id);
     return { id: placed.id, seq: placed.seq };
@@ -846,6 +865,68 @@ export class SqliteDatabase {
     // A contentless index cannot update a row: delete it, then insert the new text.
     this.#stmt(SqliteDatabase.FTS_DELETE).run(id);
     if (text !== "") this.#stmt(SqliteDatabase.FTS_INSERT).run(id, text);
+  }
+
+  /** Moves an account's read marker in a room or a direct conversation forward (never back). */
+  #markRead(userId: number, place: ReadPlace, id: number): number {
+    const key = "room" in place
+      ? `r:${nameKey(place.room)}`
+      : `d:${dmKey(this.#userName(userId), place.with)}`;
+    return (this.#stmt(
+      `INSERT INTO read_markers (user_id, place, message_id) VALUES (?, ?, ?)
+       ON CONFLICT (user_id, place) DO UPDATE SET message_id = max(message_id, excluded.message_id)
+       RETURNING message_id`,
+    ).get(userId, key, id) as { message_id: number }).message_id;
+  }
+
+  #userName(userId: number): string {
+    const row = this.#stmt("SELECT name FROM users WHERE id = ?").get(userId) as
+      | { name: string }
+      | undefined;
+    if (row === undefined) throw new Error(`No account ${userId}`);
+    return row.name;
+  }
+
+  /**
+   * An account's read state: for each of `rooms`, its marker and how many messages came after it;
+   * for its `limit` most recent direct conversations, the partner, the latest message, the marker
+   * and how many of the partner's messages came after it. Counts stop at 1000.
+   */
+  #unread(userId: number, name: string, rooms: readonly string[], limit: number): UnreadState {
+    const me = nameKey(name);
+    const marker = this.#stmt(
+      "SELECT message_id FROM read_markers WHERE user_id = ? AND place = ?",
+    );
+    const readOf = (place: string) =>
+      (marker.get(userId, place) as { message_id: number } | undefined)?.message_id ?? 0;
+    const countRoom = this.#stmt(
+      `SELECT count(*) AS n FROM (SELECT 1 FROM messages
+       WHERE room_id = ? AND id > ? AND deleted = 0 LIMIT 1000)`,
+    );
+    const roomState = rooms.flatMap((room) => {
+      const id = this.#findRoom(room);
+      const read = readOf(`r:${nameKey(room)}`);
+      const unread = id === undefined ? 0 : (countRoom.get(id, read) as { n: number }).n;
+      return [{ room, read, unread }];
+    });
+    const partners = this.#stmt(
+      "SELECT partner, last_id FROM dm_partners WHERE name_key = ? ORDER BY last_id DESC LIMIT ?",
+    ).all(me, limit) as { partner: string; last_id: number }[];
+    const countDm = this.#stmt(
+      `SELECT count(*) AS n FROM (SELECT 1 FROM messages
+       WHERE dm_key = ? AND id > ? AND deleted = 0 AND lower(from_name) <> ? LIMIT 1000)`,
+    );
+    const conversations = partners.flatMap(({ partner, last_id }) => {
+      const last = this.#get(last_id);
+      if (last === undefined) return [];
+      const { fromAccount: _, ...message } = last;
+      const key = dmKey(me, partner);
+      const read = readOf(`d:${key}`);
+      const unread = (countDm.get(key, read, me) as { n: number }).n;
+      const other = nameKey(message.from) === me ? message.to! : message.from;
+      return [{ with: other, read, unread, last: message }];
+    });
+    return { rooms: roomState, conversations };
   }
 
   /** Up to which id messages are in the search index. */

@@ -44,6 +44,16 @@ export type StoredMessage = MessageFrame & {
   fromAccount?: number;
 };
 
+/** A conversation an account reads: a room, or its direct messages with one name. */
+export type ReadPlace = { room: string } | { with: string };
+
+/** Where an account stands in its conversations (counts stop at 1000). */
+export interface UnreadState {
+  rooms: { room: string; read: number; unread: number }[];
+  /** Its direct conversations, the most recent first, each with its latest message. */
+  conversations: { with: string; read: number; unread: number; last: MessageFrame }[];
+}
+
 /** Whose history a search may read: rooms by name, and the direct messages of a name. */
 export interface SearchScope {
   rooms: readonly string[];
@@ -165,6 +175,22 @@ export interface MessageStore {
    * @returns how many messages it looked at (0: up to date)
    */
   index(limit: number): Promise<number>;
+  /**
+   * Moves an account's read marker in a conversation forward to message `id` (never back).
+   *
+   * @returns the marker after it
+   */
+  markRead(userId: number, place: ReadPlace, id: number): Promise<number>;
+  /**
+   * An account's read state in `rooms` and in its `limit` most recent direct conversations
+   * (`name` is the account's name).
+   */
+  unread(
+    userId: number,
+    name: string,
+    rooms: readonly string[],
+    limit: number,
+  ): Promise<UnreadState>;
 }
 
 /** Uploaded files' records (the bytes live in the file service's folder). */

@@ -38,6 +38,7 @@ import type {
   SearchScope,
   Store,
   StoredMessage,
+  UnreadState,
   UserRecord,
 } from "./store.ts";
 
@@ -211,6 +212,8 @@ export class SqliteWorkerStore implements Store {
         limit: number,
       ) => Promise<MessageFrame[]>,
       index: call<number>("messages.index"),
+      markRead: call<number>("messages.markRead"),
+      unread: call<UnreadState>("messages.unread"),
     };
     this.files = {
       create: call<void>("files.create") as (file: FileRecord) => Promise<void>,

@@ -17,6 +17,7 @@ import type {
   ModerationFrame,
   PresenceFrame,
   ReactionsFrame,
+  ReadFrame,
   ServerFrame,
   TopicFrame,
   TypingFrame,
@@ -97,7 +98,8 @@ export type ServerEvent =
   | EditedFrame
   | DeletedFrame
   | ReactionsFrame
-  | TypingFrame;
+  | TypingFrame
+  | ReadFrame;
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "message",
@@ -113,6 +115,7 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "deleted",
   "reactions",
   "typing",
+  "read",
 ]);
 
 /** Whether a frame with this `type` is an event (when it answers no request). */

@@ -176,6 +176,7 @@ export class Formatter {
         return [this.info(formatTextEvent(event)!.slice(2))];
       case "reactions":
       case "typing":
+      case "read":
         return [];
       case "error":
         return [this.error(event.message)];
@@ -282,6 +283,7 @@ export class Formatter {
         return [this.info(modes === "" ? `${room} has no modes` : `Modes of ${room}: ${modes}`)];
       }
       case "typing":
+      case "read":
         return [];
       case "search": {
         const found = ex.reply.messages;
