@@ -104,7 +104,8 @@ Logging (on stderr):
   -h, --help               show this help
 
 On start it prints one line per listener: listening on tcp://HOST:PORT
-SIGINT or SIGTERM: stop accepting, tell clients, flush (5 s at most), exit 0.`;
+SIGINT or SIGTERM: stop accepting, tell clients, flush (5 s at most), exit 0. A second one
+during that (200 ms or more after the first) exits at once: 130 for SIGINT, 143 for SIGTERM.`;
 
 /** What `server` flags say: the server's config and the logging options. */
 export interface ServerArgs {
@@ -261,17 +262,41 @@ export async function serverMain(args: string[]): Promise<number> {
   for (const address of server.addresses) console.log(listeningLine(address));
 
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", () => server.reloadTls());
-  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((signal) => {
-    const handler = () => stop(signal);
-    Deno.addSignalListener(signal, handler);
-    return [signal, handler] as const;
-  });
-  const signal = await stopped;
-  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  const signal = await stopSignal();
   console.log(`received ${signal}, shutting down`);
   await server.shutdown();
   await closeLogging();
   return 0;
+}
+
+/**
+ * Two signals this close together are one: Ctrl-C on `deno task server` reaches the server
+ * twice, once from the terminal (which signals the whole process group) and once forwarded by
+ * the `deno task` process.
+ */
+export const SAME_SIGNAL_MS = 200;
+
+/**
+ * Resolves with the first SIGINT or SIGTERM. The listeners stay for the rest of the process:
+ * removing them would restore the default action, and the duplicate of the same Ctrl-C would
+ * kill the server mid-drain with status 130. A later signal (a deliberate second Ctrl-C)
+ * exits at once with 128 + its number (130 for SIGINT, 143 for SIGTERM).
+ */
+function stopSignal(): Promise<Deno.Signal> {
+  const { promise, resolve } = Promise.withResolvers<Deno.Signal>();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  let first: number | undefined;
+  for (const signal of signals) {
+    Deno.addSignalListener(signal, () => {
+      const now = performance.now();
+      if (first === undefined) {
+        first = now;
+        resolve(signal);
+      } else if (now - first > SAME_SIGNAL_MS) {
+        console.error(`received ${signal} again, exiting at once`);
+        Deno.exit(signal === "SIGINT" ? 130 : 143);
+      }
+    });
+  }
+  return promise;
 }
