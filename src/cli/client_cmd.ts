@@ -15,7 +15,7 @@ import { Formatter } from "../client/terminal/format.ts";
 import { runTerminal } from "../client/terminal/run.ts";
 import type { TerminalOptions } from "../client/terminal/run.ts";
 import { VERSION } from "../version.ts";
-import { intFlag, UsageError } from "./args.ts";
+import { intFlag, quote, UsageError } from "./args.ts";
 
 /** The port used when none is given. */
 export const DEFAULT_CLIENT_PORT = 5000;
@@ -131,7 +131,7 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
     },
   });
   if (values.help) return undefined;
-  if (positionals.length > 2) throw new UsageError(`Unexpected argument: ${positionals[2]}`);
+  if (positionals.length > 2) throw new UsageError(`unexpected argument ${quote(positionals[2])}`);
   let [host, port] = positionals;
   if (host !== undefined && /^\d+$/.test(host)) {
     if (port === undefined) throw new UsageError(`Missing HOST: use client HOST [PORT]`);
@@ -149,7 +149,7 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
   const tls = values.tls === true || values.ca !== undefined || values.insecure === true;
   const parsed: ClientArgs = {
     host,
-    port: intFlag(port, "port", tls ? DEFAULT_CLIENT_TLS_PORT : DEFAULT_CLIENT_PORT, 1, 65535),
+    port: intFlag(port, "PORT", tls ? DEFAULT_CLIENT_TLS_PORT : DEFAULT_CLIENT_PORT, 1, 65535),
     color: !values["no-color"],
   };
   if (values.name !== undefined) parsed.name = values.name;

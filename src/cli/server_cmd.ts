@@ -12,7 +12,7 @@ import { DEFAULT_CONFIG } from "../server/config.ts";
 import type { ServerConfig } from "../server/config.ts";
 import { listeningLine } from "../server/listening.ts";
 import { ChatServer } from "../server/server.ts";
-import { choiceFlag, intFlag, UsageError } from "./args.ts";
+import { choiceFlag, intFlag, quote, UsageError } from "./args.ts";
 
 const d = DEFAULT_CONFIG;
 
@@ -169,7 +169,7 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     },
   });
   if (values.help) return undefined;
-  if (positionals.length > 0) throw new UsageError(`Unexpected argument: ${positionals[0]}`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quote(positionals[0])}`);
   const config: ServerConfig = {
     ...DEFAULT_CONFIG,
     host: values.host ?? d.host,

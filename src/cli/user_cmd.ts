@@ -53,7 +53,7 @@ export async function userMain(args: string[]): Promise<number> {
   if (action === undefined) {
     throw new UsageError("Missing action: add, list, passwd, disable, enable or delete");
   }
-  if (extra.length > 0) throw new UsageError(`Unexpected argument: ${extra[0]}`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
   const needsName = action !== "list";
   if (needsName && name === undefined) throw new UsageError(`Missing NAME for 'user ${action}'`);
   if (!["add", "list", "passwd", "disable", "enable", "delete"].includes(action)) {
