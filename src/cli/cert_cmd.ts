@@ -83,7 +83,7 @@ export async function certMain(args: string[]): Promise<number> {
     console.log(CERT_USAGE);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quote(positionals[0])}`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quote(positionals[0]!)}`);
   const hosts = values.host ?? ["localhost"];
   for (const h of hosts) {
     if (!/^[A-Za-z0-9.*:-]{1,253}$/.test(h)) {

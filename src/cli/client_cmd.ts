@@ -131,7 +131,7 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
     },
   });
   if (values.help) return undefined;
-  if (positionals.length > 2) throw new UsageError(`unexpected argument ${quote(positionals[2])}`);
+  if (positionals.length > 2) throw new UsageError(`unexpected argument ${quote(positionals[2]!)}`);
   let [host, port] = positionals;
   if (host !== undefined && /^\d+$/.test(host)) {
     if (port === undefined) throw new UsageError(`Missing HOST: use client HOST [PORT]`);
