@@ -169,7 +169,7 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     },
   });
   if (values.help) return undefined;
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quote(positionals[0])}`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quote(positionals[0]!)}`);
   const config: ServerConfig = {
     ...DEFAULT_CONFIG,
     host: values.host ?? d.host,
@@ -249,6 +249,11 @@ export async function serverMain(args: string[]): Promise<number> {
     return 0;
   }
   const { config, logging } = parsed;
+  const refused = permissionHint(config, args);
+  if (refused !== undefined) {
+    console.error(`parley server: cannot start: ${refused}`);
+    return 1;
+  }
   await setupLogging(logging);
   let server: ChatServer;
   try {
@@ -299,4 +304,39 @@ function stopSignal(): Promise<Deno.Signal> {
     });
   }
   return promise;
+}
+
+/**
+ * When this run may not read and write the data folder or read the certificate (`deno task
+ * server` allows ./parley-data only), says so with the `deno run` command that allows them;
+ * `undefined` when it may.
+ */
+export function permissionHint(config: ServerConfig, args: readonly string[]): string | undefined {
+  const reads = [config.tlsCert, config.tlsKey].filter((p) => p !== undefined);
+  const data = config.data === ":memory:" ? [] : [config.data];
+  const denied = [
+    ...data.flatMap((path) => [{ name: "read", path }, { name: "write", path }] as const),
+    ...reads.map((path) => ({ name: "read", path }) as const),
+  ].filter((descriptor) => Deno.permissions.querySync(descriptor).state !== "granted");
+  if (denied.length === 0) return undefined;
+  const what = [...new Set(denied.map((d) => d.path))].join(" and ");
+  const command = [
+    "deno",
+    "run",
+    "--allow-net",
+    "--allow-env=NO_COLOR",
+    "--allow-sys=setPriority",
+    `--allow-read=${[...data, ...reads].join(",")}`,
+    ...data.length > 0 ? [`--allow-write=${data.join(",")}`] : [],
+    "main.ts",
+    "server",
+    ...args,
+  ].map(shellQuote).join(" ");
+  return `this run may not use ${what} ('deno task server' allows ./parley-data only); ` +
+    `run instead:\n  ${command}`;
+}
+
+/** `word` as a POSIX shell word: as is when it is safe, else in single quotes. */
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }

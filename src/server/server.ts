@@ -35,6 +35,8 @@ import { VERSION } from "../version.ts";
 import { DEFAULT_CONFIG } from "./config.ts";
 import type { ServerConfig } from "./config.ts";
 import { acceptLoop } from "./accept.ts";
+import { claimDataFolder, databaseError, StartError } from "./data_folder.ts";
+import type { DataFolder } from "./data_folder.ts";
 import { ConnectionLimits } from "./limits.ts";
 import { LagProbe } from "./lag_probe.ts";
 import type { Admission, Refusal } from "./limits.ts";
@@ -97,6 +99,8 @@ export class ChatServer implements AsyncDisposable {
   /** Origins refused so far (logged once each). */
   readonly #origins = new Set<string>();
   #stopping: Promise<void> | undefined;
+  /** The data folder's lock, when the server opened the store there. */
+  #folder: DataFolder | undefined;
 
   private constructor(config: ServerConfig, store: Store, deps: ServerDeps) {
     this.config = config;
@@ -166,12 +170,16 @@ export class ChatServer implements AsyncDisposable {
     if (!full.plain && full.tlsCert === undefined && deps.listen !== false) {
       throw new TypeError("Cannot start: --no-plain needs --tls-cert and --tls-key");
     }
-    const store = deps.store ?? await openStore(full);
+    const { store, folder } = deps.store === undefined
+      ? await openStore(full)
+      : { store: deps.store, folder: undefined };
     let server: ChatServer;
     try {
       server = new ChatServer(full, store, deps);
+      server.#folder = folder;
     } catch (error) {
       await store[Symbol.asyncDispose]();
+      folder?.release();
       throw error;
     }
     try {
@@ -204,6 +212,7 @@ export class ChatServer implements AsyncDisposable {
       server.#ctx.accounts.close();
       server.#lag[Symbol.dispose]();
       await store[Symbol.asyncDispose]();
+      folder?.release();
       throw error;
     }
     return server;
@@ -290,7 +299,12 @@ export class ChatServer implements AsyncDisposable {
     port: number,
     onConn: (conn: Deno.TcpConn, remote: Deno.NetAddr, admission: Admission | Refusal) => void,
   ): Deno.Listener<Deno.TcpConn> {
-    const listener = Deno.listen({ hostname: this.config.host, port });
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({ hostname: this.config.host, port });
+    } catch (error) {
+      throw listenError(error, port, PORT_FLAGS[scheme], this.config.host);
+    }
     const { hostname, port: bound } = listener.addr;
     this.#accepting.push(acceptLoop(listener, (conn) => {
       const remote = conn.remoteAddr;
@@ -552,6 +566,7 @@ export class ChatServer implements AsyncDisposable {
     this.#ctx.accounts.close();
     this.#lag[Symbol.dispose]();
     await this.store[Symbol.asyncDispose]();
+    this.#folder?.release();
     log.info("Shut down");
   }
 
@@ -626,9 +641,46 @@ function memory(): { rss: number; heap: number } {
   return { rss, heap: heapUsed };
 }
 
-/** Creates the data folder (mode 0700) if needed and opens the database in it. */
-async function openStore(config: ServerConfig): Promise<Store> {
-  if (config.data === ":memory:") return await openSqliteStore(":memory:", { sync: config.sync });
-  await Deno.mkdir(config.data, { recursive: true, mode: 0o700 });
-  return await openSqliteStore(`${config.data}/parley.db`, { sync: config.sync });
+/** The flag that sets each listener's port, for the messages about it. */
+const PORT_FLAGS: Record<ListenAddress["scheme"], string> = {
+  tcp: "--port",
+  tls: "--tls-port",
+  http: "--http-port",
+  https: "--http-port",
+};
+
+/** What binding `port` (set by `flag`) on `host` failed with, worded for the operator. */
+function listenError(error: unknown, port: number, flag: string, host: string): Error {
+  if (error instanceof Deno.errors.AddrInUse) {
+    return new StartError(`port ${port} (${flag}) is in use: stop what holds it or pick another`);
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new StartError(
+      `port ${port} (${flag}) needs privileges to bind: pick one above 1023, or allow it ` +
+        "(e.g. setcap cap_net_bind_service)",
+    );
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return new StartError(`cannot listen on ${host} (--host): no such local address`);
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * Makes, checks and locks the data folder (see src/server/data_folder.ts) and opens the
+ * database in it.
+ */
+async function openStore(
+  config: ServerConfig,
+): Promise<{ store: Store; folder: DataFolder | undefined }> {
+  if (config.data === ":memory:") {
+    return { store: await openSqliteStore(":memory:", { sync: config.sync }), folder: undefined };
+  }
+  const folder = await claimDataFolder(config.data);
+  try {
+    return { store: await openSqliteStore(folder.db, { sync: config.sync }), folder };
+  } catch (error) {
+    folder.release();
+    throw databaseError(folder.db, error);
+  }
 }
