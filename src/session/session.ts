@@ -204,7 +204,7 @@ export class Session implements Caller {
     } catch (error) {
       outcome = Promise.reject(error);
     }
-    return this.#replies.respond(ref, outcome);
+    return this.#replies.respond(ref, outcome, request.type);
   }
 
   /** Starts at the first line: picks the dialect, and arrives (see `arrive`). */
