@@ -51,8 +51,9 @@ Options:
   --ca FILE          trust this CA or self-signed certificate (PEM) for TLS (implies --tls;
                        repeatable)
   --insecure         TLS WITHOUT verifying the certificate (implies --tls; warns every time)
-  --http-port PORT   the server's web port, for /send and /get (default ${DEFAULT_HTTP_PORT};
-                       HTTPS with --tls, trusted like the chat connection)
+  --http-port PORT   the server's web port, for /send and /get (default: the one the server
+                       announces, with its scheme; else ${DEFAULT_HTTP_PORT}, HTTPS with --tls),
+                       trusted like the chat connection
   --no-token-file    do not read or save session tokens
   --no-color         no colors (also when NO_COLOR is set or stdout is not a terminal)
   -h, --help         show this help
@@ -231,8 +232,9 @@ export async function clientMain(args: string[]): Promise<number> {
   const { host, port } = parsed;
   const options: ChatClientOptions = {
     clientName: `parley-cli/${VERSION}`,
-    httpPort: parsed.httpPort ?? DEFAULT_HTTP_PORT,
   };
+  // Without --http-port, the web port (and its scheme) comes from the server's welcome.
+  if (parsed.httpPort !== undefined) options.httpPort = parsed.httpPort;
   if (parsed.tls) options.tls = true;
   if (parsed.ca !== undefined) {
     const certs = await readCaFiles(parsed.ca);

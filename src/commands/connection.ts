@@ -8,6 +8,7 @@ import { ChatError } from "../protocol/errors.ts";
 import { PROTO } from "../protocol/frames.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { Outcome } from "../protocol/requests.ts";
+import type { WebPort } from "../protocol/sniff.ts";
 import type { Start } from "../dialects/dialect.ts";
 import type { Caller, CommandGroup, Services } from "./command.ts";
 
@@ -34,7 +35,7 @@ export function arrive(
 export const connectionCommands: CommandGroup<"hello" | "ping" | "pong" | "help" | "quit"> = {
   hello: {
     guard: { needs: "nothing" },
-    run(request, caller, { version, limits }) {
+    run(request, caller, { version, limits, web, config }) {
       if (request.proto !== undefined && request.proto !== PROTO) {
         throw new ChatError("bad_frame", `Unsupported protocol version ${request.proto}`);
       }
@@ -48,6 +49,7 @@ export const connectionCommands: CommandGroup<"hello" | "ping" | "pong" | "help"
             proto: PROTO,
             name: caller.name,
             limits,
+            ...web === undefined ? {} : { web: webUrl(web, config.host) },
           },
           online: caller.online,
         },
@@ -74,3 +76,10 @@ export const connectionCommands: CommandGroup<"hello" | "ping" | "pong" | "help"
     }),
   },
 };
+
+/** The web port as `welcome` announces it: `https://HOST:PORT` (or `http://`). */
+export function webUrl(web: WebPort, host: string): string {
+  return `${web.secure ? "https" : "http"}://${
+    host.includes(":") ? `[${host}]` : host
+  }:${web.port}`;
+}

@@ -154,6 +154,13 @@ export interface WelcomeFrame {
   proto: number;
   name: string;
   limits: ServerLimits;
+  /**
+   * The web port as a URL, `http://HOST:PORT` or `https://HOST:PORT`, when the server has one:
+   * where files go (`POST /files`, `GET /files/ID`) whichever port the chat connection is on.
+   * HOST is the address the server listens on (perhaps `0.0.0.0`): clients use the host they
+   * connected to, with this scheme and port.
+   */
+  web?: string;
 }
 
 /** A frame the server sends. */
