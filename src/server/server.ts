@@ -270,9 +270,15 @@ export class ChatServer implements AsyncDisposable {
       );
     };
     if (secure) {
-      this.#webTls = this.#listenTlsOn("https", config.httpPort, (socket, remote, admission) => {
-        serve(new NodeByteConn(socket, remote), remote, admission);
-      }, ["http/1.1"]);
+      this.#webTls = this.#listenTlsOn(
+        "https",
+        config.httpPort,
+        (socket, remote, admission) => {
+          serve(new NodeByteConn(socket, remote), remote, admission);
+        },
+        ["http/1.1"],
+        true,
+      );
       return;
     }
     this.#webListener = this.#listen("http", config.httpPort, (conn, remoteAddr, admission) => {
@@ -389,21 +395,84 @@ export class ChatServer implements AsyncDisposable {
    * descriptors), `node:tls` over each accepted connection. A connection counts against the
    * caps from its accept, its handshake included (one over them is closed before any handshake
    * work), must finish its handshake within `--handshake-timeout`, and is handed to `onSecure`
-   * with its place under the caps, released when the socket closes.
+   * with its place under the caps, released when the socket closes. With `redirectPlain`, a
+   * connection whose first byte does not start a TLS handshake (0x16) is read as a plain HTTP
+   * request and answered with a redirect to https:// on the same port.
    */
   #listenTlsOn(
     scheme: "tls" | "https",
     port: number,
     onSecure: (socket: tls.TLSSocket, remote: Deno.NetAddr, admission: Admission) => void,
     alpn?: string[],
+    redirectPlain = false,
   ): Deno.Listener {
     this.#tlsContext ??= tls.createSecureContext(this.#secureContext());
-    return this.#listen(scheme, port, (conn, remote, admission) => {
+    const listener = this.#listen(scheme, port, (conn, remote, admission) => {
       if ("reason" in admission) {
         this.#refused(`${remote.hostname}:${remote.port}`, admission);
         closeQuietly(conn);
+      } else if (redirectPlain) {
+        void this.#sniffTls(conn, remote, admission, (first) => {
+          this.#handshake(conn, remote, admission, onSecure, alpn, first);
+        }, (listener.addr as Deno.NetAddr).port);
       } else this.#handshake(conn, remote, admission, onSecure, alpn);
     });
+    return listener;
+  }
+
+  /**
+   * Reads the first bytes of a connection to the HTTPS port: a TLS handshake (0x16) goes on to
+   * `tlsHandshake` with them; anything else is taken for plain HTTP and answered with a 301 to
+   * https:// on the same port (see {@linkcode plainHttpAnswer}), then closed. Either way within
+   * the handshake deadline.
+   */
+  async #sniffTls(
+    conn: Deno.TcpConn,
+    remote: Deno.NetAddr,
+    admission: Admission,
+    tlsHandshake: (first: Uint8Array) => void,
+    port: number,
+  ): Promise<void> {
+    this.#handshaking.add(conn);
+    const timer = setTimeout(() => closeQuietly(conn), this.config.handshakeTimeoutMs);
+    let head = new Uint8Array(0);
+    let handedOn = false;
+    try {
+      const buf = new Uint8Array(PLAIN_HEAD_MAX);
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) return;
+        const got = new Uint8Array(head.length + n);
+        got.set(head);
+        got.set(buf.subarray(0, n), head.length);
+        head = got;
+        if (head[0] === 0x16) {
+          clearTimeout(timer);
+          this.#handshaking.delete(conn);
+          handedOn = true;
+          tlsHandshake(head);
+          return;
+        }
+        const text = new TextDecoder().decode(head);
+        if (text.includes("\r\n\r\n") || text.includes("\n\n") || head.length >= PLAIN_HEAD_MAX) {
+          log.debug("Plain HTTP on the HTTPS port from {remote}: redirected", {
+            remote: `${remote.hostname}:${remote.port}`,
+          });
+          const answer = new TextEncoder().encode(plainHttpAnswer(text, port));
+          for (let at = 0; at < answer.length;) at += await conn.write(answer.subarray(at));
+          return;
+        }
+      }
+    } catch {
+      // the peer left, or the deadline closed it
+    } finally {
+      if (!handedOn) {
+        clearTimeout(timer);
+        this.#handshaking.delete(conn);
+        closeQuietly(conn);
+        admission.release();
+      }
+    }
   }
 
   /** Runs a TLS handshake over `conn` within the deadline; closes it on any failure. */
@@ -413,6 +482,7 @@ export class ChatServer implements AsyncDisposable {
     admission: Admission,
     onSecure: (socket: tls.TLSSocket, remote: Deno.NetAddr, admission: Admission) => void,
     alpn: string[] | undefined,
+    first?: Uint8Array,
   ): void {
     try {
       conn.setNoDelay(true);
@@ -420,7 +490,7 @@ export class ChatServer implements AsyncDisposable {
     } catch {
       // gone already: the handshake will notice
     }
-    const stream = connDuplex(conn);
+    const stream = connDuplex(conn, first);
     const socket = new tls.TLSSocket(stream, {
       isServer: true,
       secureContext: this.#tlsContext!,
@@ -634,6 +704,39 @@ export interface ServerDeps {
 const MAX_REFUSING = 64;
 /** How long a refused HTTP connection has to send its request head. */
 const REFUSAL_HEAD_MS = 2_000;
+
+/** The longest plain HTTP request head read on the HTTPS port before it is answered. */
+const PLAIN_HEAD_MAX = 8 * 1024;
+const HOST_RE = /^(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253})(?::(\d{1,5}))?$/;
+
+/**
+ * The answer to a plain HTTP request that reached the HTTPS port: 301 to the same host, port
+ * and path over https:// (a 400 saying so when the request has no usable `Host`), then close.
+ *
+ * @param head the request head as read (perhaps cut short)
+ * @param port the HTTPS port, when the `Host` header names none
+ */
+export function plainHttpAnswer(head: string, port: number): string {
+  const [requestLine = "", ...headers] = head.split(/\r?\n/);
+  const [method = "", target = "/"] = requestLine.split(" ");
+  const hostHeader = headers.find((h) => /^host:/i.test(h))?.slice(5).trim();
+  const m = hostHeader === undefined ? null : HOST_RE.exec(hostHeader);
+  const path = /^\/[\x21-\x7e]{0,2047}$/.test(target) ? target : "/";
+  const url = m === null ? undefined : `https://${m[1]}:${m[2] ?? port}${path}`;
+  const body = url === undefined
+    ? `This port speaks HTTPS: use https:// (port ${port}).\n`
+    : `This port speaks HTTPS: ${url}\n`;
+  const lines = [
+    url === undefined ? "HTTP/1.1 400 Bad Request" : "HTTP/1.1 301 Moved Permanently",
+    ...url === undefined ? [] : [`location: ${url}`],
+    "content-type: text/plain; charset=utf-8",
+    `content-length: ${new TextEncoder().encode(body).length}`,
+    "connection: close",
+    "",
+    "",
+  ].join("\r\n");
+  return method === "HEAD" ? lines : lines + body;
+}
 
 /** The process's memory: resident set and V8 heap in use, in bytes. */
 function memory(): { rss: number; heap: number } {
