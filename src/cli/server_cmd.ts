@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { getLogger } from "@logtape/logtape";
 import { closeLogging, LOG_FORMATS, LOG_LEVELS, setupLogging } from "../log.ts";
 import type { LoggingOptions } from "../log.ts";
 import { DEFAULT_CONFIG } from "../server/config.ts";
@@ -15,6 +16,7 @@ import { ChatServer } from "../server/server.ts";
 import { choiceFlag, intFlag, quote, UsageError } from "./args.ts";
 
 const d = DEFAULT_CONFIG;
+const log = getLogger(["parley", "server"]);
 
 /** `server --help`. */
 export const SERVER_USAGE = `Usage: parley server [options]
@@ -249,26 +251,39 @@ export async function serverMain(args: string[]): Promise<number> {
     return 0;
   }
   const { config, logging } = parsed;
-  const refused = permissionHint(config, args);
-  if (refused !== undefined) {
-    console.error(`parley server: cannot start: ${refused}`);
-    return 1;
-  }
   await setupLogging(logging);
+  // With --log-format json, stderr carries JSON lines only: what the server says about its
+  // start and stop goes there as records too (the listening lines also stay on stdout).
+  const json = logging.format === "json";
+  const cannotStart = async (reason: string) => {
+    if (json) log.error(literal(`parley server: cannot start: ${reason}`), { reason });
+    else console.error(`parley server: cannot start: ${reason}`);
+    await closeLogging();
+    return 1;
+  };
+  const refused = permissionHint(config, args);
+  if (refused !== undefined) return await cannotStart(refused);
   let server: ChatServer;
   try {
     server = await ChatServer.start(config);
   } catch (error) {
-    const cause = error instanceof Error ? error.message : String(error);
-    console.error(`parley server: cannot start: ${cause}`);
-    await closeLogging();
-    return 1;
+    return await cannotStart(error instanceof Error ? error.message : String(error));
   }
-  for (const address of server.addresses) console.log(listeningLine(address));
+  for (const address of server.addresses) {
+    const line = listeningLine(address);
+    console.log(line);
+    if (json) log.info(literal(line), { ...address });
+  }
 
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", () => server.reloadTls());
-  const signal = await stopSignal();
+  const signal = await stopSignal(async (again) => {
+    const message = `received ${again} again, exiting at once`;
+    if (!json) return console.error(message);
+    log.warn(literal(message), { signal: again });
+    await Promise.race([closeLogging(), new Promise((r) => setTimeout(r, 200))]);
+  });
   console.log(`received ${signal}, shutting down`);
+  if (json) log.info(literal(`received ${signal}, shutting down`), { signal });
   await server.shutdown();
   await closeLogging();
   return 0;
@@ -285,9 +300,9 @@ export const SAME_SIGNAL_MS = 200;
  * Resolves with the first SIGINT or SIGTERM. The listeners stay for the rest of the process:
  * removing them would restore the default action, and the duplicate of the same Ctrl-C would
  * kill the server mid-drain with status 130. A later signal (a deliberate second Ctrl-C)
- * exits at once with 128 + its number (130 for SIGINT, 143 for SIGTERM).
+ * exits at once with 128 + its number (130 for SIGINT, 143 for SIGTERM), once `again` has said so.
  */
-function stopSignal(): Promise<Deno.Signal> {
+function stopSignal(again: (signal: Deno.Signal) => unknown): Promise<Deno.Signal> {
   const { promise, resolve } = Promise.withResolvers<Deno.Signal>();
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   let first: number | undefined;
@@ -298,8 +313,9 @@ function stopSignal(): Promise<Deno.Signal> {
         first = now;
         resolve(signal);
       } else if (now - first > SAME_SIGNAL_MS) {
-        console.error(`received ${signal} again, exiting at once`);
-        Deno.exit(signal === "SIGINT" ? 130 : 143);
+        void Promise.resolve(again(signal)).finally(() => {
+          Deno.exit(signal === "SIGINT" ? 130 : 143);
+        });
       }
     });
   }
@@ -339,4 +355,9 @@ export function permissionHint(config: ServerConfig, args: readonly string[]): s
 /** `word` as a POSIX shell word: as is when it is safe, else in single quotes. */
 function shellQuote(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** `text` as a logtape message template that renders as itself (its braces escaped). */
+function literal(text: string): string {
+  return text.replaceAll("{", "{{").replaceAll("}", "}}");
 }
