@@ -269,19 +269,21 @@ export async function serverMain(args: string[]): Promise<number> {
   } catch (error) {
     return await cannotStart(error instanceof Error ? error.message : String(error));
   }
-  for (const address of server.addresses) {
-    const line = listeningLine(address);
-    console.log(line);
-    if (json) log.info(literal(line), { ...address });
-  }
-
+  // The signals are handled before the listening lines say the server is up: a script that
+  // stops it as soon as it listens gets a clean stop, not the default action.
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", () => server.reloadTls());
-  const signal = await stopSignal(async (again) => {
+  const stopped = stopSignal(async (again) => {
     const message = `received ${again} again, exiting at once`;
     if (!json) return console.error(message);
     log.warn(literal(message), { signal: again });
     await Promise.race([closeLogging(), new Promise((r) => setTimeout(r, 200))]);
   });
+  for (const address of server.addresses) {
+    const line = listeningLine(address);
+    console.log(line);
+    if (json) log.info(literal(line), { ...address });
+  }
+  const signal = await stopped;
   console.log(`received ${signal}, shutting down`);
   if (json) log.info(literal(`received ${signal}, shutting down`), { signal });
   await server.shutdown();
