@@ -57,8 +57,32 @@ export async function main(args: string[]): Promise<number> {
       console.error(`parley ${name}: ${error.message}; run 'parley ${name} --help'`);
       return 2;
     }
+    const refusal = permissionRefusal(error);
+    if (refusal !== undefined) {
+      console.error(`parley ${name}: ${refusal}`);
+      return 1;
+    }
     throw error;
   }
+}
+
+/**
+ * One line for a permission refused, by Deno (`Deno.errors.NotCapable`: what to allow) or by the
+ * operating system (`Deno.errors.PermissionDenied`); `undefined` for any other error.
+ */
+export function permissionRefusal(error: unknown): string | undefined {
+  if (error instanceof Deno.errors.NotCapable) {
+    const m = /^Requires (\w+) access to "?([^",]+?)"?,/.exec(error.message);
+    if (m === null) return `not allowed: ${error.message}`;
+    const [, kind, what] = m;
+    const verb = kind === "read" || kind === "write" ? kind : `use ${kind} for`;
+    return `this run may not ${verb} ${what}: run it ` +
+      `with --allow-${kind}=${what} (or add it to the permission set the task uses in deno.json)`;
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return `permission denied: ${error.message}`;
+  }
+  return undefined;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -160,6 +160,7 @@ export async function makeCert(dir: string, ...hosts: string[]): Promise<Cert> {
       "cert",
       "--out",
       dir,
+      "--force", // the certificate tests replace theirs (SIGHUP reloads)
       ...hosts.flatMap((h) => ["--host", h]),
     ],
     stdin: "null",

@@ -52,7 +52,7 @@ Deno.test("mistakes on the command line exit 2 with one clear line", async () =>
   assert.match(badFlag.err, /--bogus/);
   const badPort = await run("server", "--port", "70000");
   assert.equal(badPort.code, 2);
-  assert.match(badPort.err, /--port must be an integer from 0 to 65535/);
+  assert.match(badPort.err, /--port must be a number from 0 to 65535, got '70000'/);
   const badLevel = await run("server", "--log-level", "loud");
   assert.equal(badLevel.code, 2);
   assert.match(badLevel.err, /--log-level must be one of/);
@@ -147,7 +147,7 @@ Deno.test("user admin|unadmin|passwd|disable|enable|delete: audited, and posted 
   assert.match(missing.err, /parley user admin: No account named nobody/);
   const badLimit = await runRw(["user", "audit", "--limit", "0", ...data]);
   assert.equal(badLimit.code, 2);
-  assert.match(badLimit.err, /--limit must be an integer from 1/);
+  assert.match(badLimit.err, /--limit must be a number from 1 to 100000, got '0'/);
 });
 
 Deno.test("user: an unknown action or a stray argument exits 2 with one clear line", async () => {
@@ -159,7 +159,7 @@ Deno.test("user: an unknown action or a stray argument exits 2 with one clear li
   );
   const stray = await run("user", "audit", "extra");
   assert.equal(stray.code, 2);
-  assert.match(stray.err, /Unexpected argument: extra/);
+  assert.match(stray.err, /unexpected argument 'extra'/);
   const nameless = await run("user", "admin");
   assert.equal(nameless.code, 2);
   assert.match(nameless.err, /Missing NAME for 'user admin'/);
@@ -255,5 +255,74 @@ Deno.test("user passwd|disable|admin reach a running server's live sessions with
     const after = await c.line(() => false, 2000).then(() => "a line", (e) => String(e));
     assert.match(after, /ended/, `${args[0]}: the connection was closed`);
     assert.ok(performance.now() - done < 2000, `${args[0]}: ${performance.now() - done} ms`);
+  }
+});
+
+Deno.test("every usage error quotes what was given, one line, exit 2", async () => {
+  const cases: [string[], string][] = [
+    [["server", "--port", "abc"], "parley server: --port must be a number, got 'abc'"],
+    [["server", "--http-port", "8o8o"], "parley server: --http-port must be a number, got '8o8o'"],
+    [
+      ["server", "--tls-port", "99999"],
+      "parley server: --tls-port must be a number from 0 to 65535, got '99999'",
+    ],
+    [
+      ["server", "--idle-timeout", "1.5"],
+      "parley server: --idle-timeout must be a number, got '1.5'",
+    ],
+    [
+      ["server", "--sync", "maybe"],
+      "parley server: --sync must be one of full, normal, got 'maybe'",
+    ],
+    [["server", "extra"], "parley server: unexpected argument 'extra'"],
+    [["client", "localhost", "abc"], "parley client: PORT must be a number, got 'abc'"],
+    [["client", "localhost", "5000", "more"], "parley client: unexpected argument 'more'"],
+    [
+      ["client", "localhost", "--http-port", "x"],
+      "parley client: --http-port must be a number, got 'x'",
+    ],
+    [["cert", "--days", "soon"], "parley cert: --days must be a number, got 'soon'"],
+    [
+      ["cert", "--host", "a b"],
+      "parley cert: --host must be a DNS name or an IP address, got 'a b'",
+    ],
+    [["cert", "extra"], "parley cert: unexpected argument 'extra'"],
+    [["user", "add", "bob", "extra"], "parley user: unexpected argument 'extra'"],
+    [["user", "frob", "bob"], "parley user: unknown action 'frob'"],
+  ];
+  for (const [args, message] of cases) {
+    const { code, err } = await run(...args);
+    assert.equal(code, 2, args.join(" "));
+    assert.equal(err.trim().split("\n").length, 1, err);
+    assert.ok(
+      err.startsWith(`${message}; run 'parley ${args[0]} --help'`),
+      `${args.join(" ")}: ${err}`,
+    );
+  }
+});
+
+Deno.test("cert refuses to replace an existing key without --force", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-cert-" });
+  try {
+    const cert = (...more: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-read", "--allow-write", MAIN, "cert", "--out", dir, ...more],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+    assert.equal((await cert()).code, 0);
+    const key = await Deno.readTextFile(`${dir}/key.pem`);
+    const again = await cert();
+    assert.equal(again.code, 2);
+    assert.match(
+      new TextDecoder().decode(again.stderr),
+      new RegExp(`^parley cert: '${dir}/key.pem' exists: pass --force to replace it`),
+    );
+    assert.equal(await Deno.readTextFile(`${dir}/key.pem`), key, "the key is untouched");
+    assert.equal((await cert("--force")).code, 0);
+    assert.notEqual(await Deno.readTextFile(`${dir}/key.pem`), key);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -13,8 +13,14 @@ export class UsageError extends Error {
   }
 }
 
+/** How a usage error names what was given: `'abc'`. */
+export function quote(value: string): string {
+  return `'${value}'`;
+}
+
 /**
- * Reads an integer flag, checking its range.
+ * Reads an integer flag, checking its range. `name` is the flag without its dashes (`port`), or
+ * a positional argument's name in capitals (`PORT`).
  *
  * @throws {UsageError} when the value is not an integer in `[min, max]`
  */
@@ -27,8 +33,12 @@ export function intFlag(
 ): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not ${value}`);
+  const flag = /^[A-Z]/.test(name) ? name : `--${name}`;
+  if (!/^[+-]?\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
+    throw new UsageError(`${flag} must be a number, got ${quote(value)}`);
+  }
+  if (n < min || n > max) {
+    throw new UsageError(`${flag} must be a number from ${min} to ${max}, got ${quote(value)}`);
   }
   return n;
 }
@@ -46,7 +56,7 @@ export function choiceFlag<const T extends string>(
 ): T {
   if (value === undefined) return fallback;
   if (!(choices as readonly string[]).includes(value)) {
-    throw new UsageError(`--${name} must be one of ${choices.join(", ")}, not ${value}`);
+    throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got ${quote(value)}`);
   }
   return value as T;
 }

@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import * as x509 from "@peculiar/x509";
 import { DEFAULT_CONFIG } from "../server/config.ts";
-import { intFlag, UsageError } from "./args.ts";
+import { intFlag, quote, UsageError } from "./args.ts";
 
 /** `cert --help`. */
 export const CERT_USAGE = `Usage: parley cert --host NAME [--host NAME…] [options]
@@ -20,6 +20,7 @@ Options:
   --host NAME     a DNS name or IP address the certificate is for (repeatable; default localhost)
   --out DIR       where to write (default ${DEFAULT_CONFIG.data}/tls)
   --days N        validity in days (default 365)
+  --force         replace a cert.pem or key.pem already in DIR (refused without it)
   -h, --help      show this help`;
 
 const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
@@ -74,6 +75,7 @@ export async function certMain(args: string[]): Promise<number> {
       host: { type: "string", multiple: true },
       out: { type: "string" },
       days: { type: "string" },
+      force: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -81,13 +83,25 @@ export async function certMain(args: string[]): Promise<number> {
     console.log(CERT_USAGE);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`Unexpected argument: ${positionals[0]}`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quote(positionals[0]!)}`);
   const hosts = values.host ?? ["localhost"];
   for (const h of hosts) {
-    if (!/^[A-Za-z0-9.*:-]{1,253}$/.test(h)) throw new UsageError(`Invalid --host ${h}`);
+    if (!/^[A-Za-z0-9.*:-]{1,253}$/.test(h)) {
+      throw new UsageError(`--host must be a DNS name or an IP address, got ${quote(h)}`);
+    }
   }
   const days = intFlag(values.days, "days", 365, 1, 3650);
   const out = values.out ?? `${DEFAULT_CONFIG.data}/tls`;
+  if (!values.force) {
+    for (const file of [`${out}/key.pem`, `${out}/cert.pem`]) {
+      if (await exists(file)) {
+        throw new UsageError(
+          `${quote(file)} exists: pass --force to replace it (clients that trust the old ` +
+            `certificate will need the new one)`,
+        );
+      }
+    }
+  }
   const made = await selfSigned(hosts, days);
   await Deno.mkdir(out, { recursive: true, mode: 0o700 });
   await Deno.writeTextFile(`${out}/cert.pem`, made.cert, { mode: 0o644 });
@@ -97,4 +111,15 @@ export async function certMain(args: string[]): Promise<number> {
   console.log(`SHA-256 fingerprint: ${made.fingerprint}`);
   console.log(`start: parley server --tls-cert ${out}/cert.pem --tls-key ${out}/key.pem`);
   return 0;
+}
+
+/** Whether `path` exists (a dangling link counts). */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
 }

@@ -15,7 +15,7 @@ import { Formatter } from "../client/terminal/format.ts";
 import { runTerminal } from "../client/terminal/run.ts";
 import type { TerminalOptions } from "../client/terminal/run.ts";
 import { VERSION } from "../version.ts";
-import { intFlag, UsageError } from "./args.ts";
+import { intFlag, quote, UsageError } from "./args.ts";
 
 /** The port used when none is given. */
 export const DEFAULT_CLIENT_PORT = 5000;
@@ -51,8 +51,9 @@ Options:
   --ca FILE          trust this CA or self-signed certificate (PEM) for TLS (implies --tls;
                        repeatable)
   --insecure         TLS WITHOUT verifying the certificate (implies --tls; warns every time)
-  --http-port PORT   the server's web port, for /send and /get (default ${DEFAULT_HTTP_PORT};
-                       HTTPS with --tls, trusted like the chat connection)
+  --http-port PORT   the server's web port, for /send and /get (default: the one the server
+                       announces, with its scheme; else ${DEFAULT_HTTP_PORT}, HTTPS with --tls),
+                       trusted like the chat connection
   --no-token-file    do not read or save session tokens
   --no-color         no colors (also when NO_COLOR is set or stdout is not a terminal)
   -h, --help         show this help
@@ -131,7 +132,7 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
     },
   });
   if (values.help) return undefined;
-  if (positionals.length > 2) throw new UsageError(`Unexpected argument: ${positionals[2]}`);
+  if (positionals.length > 2) throw new UsageError(`unexpected argument ${quote(positionals[2]!)}`);
   let [host, port] = positionals;
   if (host !== undefined && /^\d+$/.test(host)) {
     if (port === undefined) throw new UsageError(`Missing HOST: use client HOST [PORT]`);
@@ -149,7 +150,7 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
   const tls = values.tls === true || values.ca !== undefined || values.insecure === true;
   const parsed: ClientArgs = {
     host,
-    port: intFlag(port, "port", tls ? DEFAULT_CLIENT_TLS_PORT : DEFAULT_CLIENT_PORT, 1, 65535),
+    port: intFlag(port, "PORT", tls ? DEFAULT_CLIENT_TLS_PORT : DEFAULT_CLIENT_PORT, 1, 65535),
     color: !values["no-color"],
   };
   if (values.name !== undefined) parsed.name = values.name;
@@ -231,8 +232,9 @@ export async function clientMain(args: string[]): Promise<number> {
   const { host, port } = parsed;
   const options: ChatClientOptions = {
     clientName: `parley-cli/${VERSION}`,
-    httpPort: parsed.httpPort ?? DEFAULT_HTTP_PORT,
   };
+  // Without --http-port, the web port (and its scheme) comes from the server's welcome.
+  if (parsed.httpPort !== undefined) options.httpPort = parsed.httpPort;
   if (parsed.tls) options.tls = true;
   if (parsed.ca !== undefined) {
     const certs = await readCaFiles(parsed.ca);

@@ -6,15 +6,17 @@
  */
 
 import { parseArgs } from "node:util";
+import { getLogger } from "@logtape/logtape";
 import { closeLogging, LOG_FORMATS, LOG_LEVELS, setupLogging } from "../log.ts";
 import type { LoggingOptions } from "../log.ts";
 import { DEFAULT_CONFIG } from "../server/config.ts";
 import type { ServerConfig } from "../server/config.ts";
 import { listeningLine } from "../server/listening.ts";
 import { ChatServer } from "../server/server.ts";
-import { choiceFlag, intFlag, UsageError } from "./args.ts";
+import { choiceFlag, intFlag, quote, UsageError } from "./args.ts";
 
 const d = DEFAULT_CONFIG;
+const log = getLogger(["parley", "server"]);
 
 /** `server --help`. */
 export const SERVER_USAGE = `Usage: parley server [options]
@@ -104,7 +106,8 @@ Logging (on stderr):
   -h, --help               show this help
 
 On start it prints one line per listener: listening on tcp://HOST:PORT
-SIGINT or SIGTERM: stop accepting, tell clients, flush (5 s at most), exit 0.`;
+SIGINT or SIGTERM: stop accepting, tell clients, flush (5 s at most), exit 0. A second one
+during that (200 ms or more after the first) exits at once: 130 for SIGINT, 143 for SIGTERM.`;
 
 /** What `server` flags say: the server's config and the logging options. */
 export interface ServerArgs {
@@ -168,7 +171,7 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     },
   });
   if (values.help) return undefined;
-  if (positionals.length > 0) throw new UsageError(`Unexpected argument: ${positionals[0]}`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quote(positionals[0]!)}`);
   const config: ServerConfig = {
     ...DEFAULT_CONFIG,
     host: values.host ?? d.host,
@@ -249,29 +252,114 @@ export async function serverMain(args: string[]): Promise<number> {
   }
   const { config, logging } = parsed;
   await setupLogging(logging);
+  // With --log-format json, stderr carries JSON lines only: what the server says about its
+  // start and stop goes there as records too (the listening lines also stay on stdout).
+  const json = logging.format === "json";
+  const cannotStart = async (reason: string) => {
+    if (json) log.error(literal(`parley server: cannot start: ${reason}`), { reason });
+    else console.error(`parley server: cannot start: ${reason}`);
+    await closeLogging();
+    return 1;
+  };
+  const refused = permissionHint(config, args);
+  if (refused !== undefined) return await cannotStart(refused);
   let server: ChatServer;
   try {
     server = await ChatServer.start(config);
   } catch (error) {
-    const cause = error instanceof Error ? error.message : String(error);
-    console.error(`parley server: cannot start: ${cause}`);
-    await closeLogging();
-    return 1;
+    return await cannotStart(error instanceof Error ? error.message : String(error));
   }
-  for (const address of server.addresses) console.log(listeningLine(address));
-
+  // The signals are handled before the listening lines say the server is up: a script that
+  // stops it as soon as it listens gets a clean stop, not the default action.
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", () => server.reloadTls());
-  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((signal) => {
-    const handler = () => stop(signal);
-    Deno.addSignalListener(signal, handler);
-    return [signal, handler] as const;
+  const stopped = stopSignal(async (again) => {
+    const message = `received ${again} again, exiting at once`;
+    if (!json) return console.error(message);
+    log.warn(literal(message), { signal: again });
+    await Promise.race([closeLogging(), new Promise((r) => setTimeout(r, 200))]);
   });
+  for (const address of server.addresses) {
+    const line = listeningLine(address);
+    console.log(line);
+    if (json) log.info(literal(line), { ...address });
+  }
   const signal = await stopped;
-  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   console.log(`received ${signal}, shutting down`);
+  if (json) log.info(literal(`received ${signal}, shutting down`), { signal });
   await server.shutdown();
   await closeLogging();
   return 0;
+}
+
+/**
+ * Two signals this close together are one: Ctrl-C on `deno task server` reaches the server
+ * twice, once from the terminal (which signals the whole process group) and once forwarded by
+ * the `deno task` process.
+ */
+export const SAME_SIGNAL_MS = 200;
+
+/**
+ * Resolves with the first SIGINT or SIGTERM. The listeners stay for the rest of the process:
+ * removing them would restore the default action, and the duplicate of the same Ctrl-C would
+ * kill the server mid-drain with status 130. A later signal (a deliberate second Ctrl-C)
+ * exits at once with 128 + its number (130 for SIGINT, 143 for SIGTERM), once `again` has said so.
+ */
+function stopSignal(again: (signal: Deno.Signal) => unknown): Promise<Deno.Signal> {
+  const { promise, resolve } = Promise.withResolvers<Deno.Signal>();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  let first: number | undefined;
+  for (const signal of signals) {
+    Deno.addSignalListener(signal, () => {
+      const now = performance.now();
+      if (first === undefined) {
+        first = now;
+        resolve(signal);
+      } else if (now - first > SAME_SIGNAL_MS) {
+        void Promise.resolve(again(signal)).finally(() => {
+          Deno.exit(signal === "SIGINT" ? 130 : 143);
+        });
+      }
+    });
+  }
+  return promise;
+}
+
+/**
+ * When this run may not read and write the data folder or read the certificate (`deno task
+ * server` allows ./parley-data only), says so with the `deno run` command that allows them;
+ * `undefined` when it may.
+ */
+export function permissionHint(config: ServerConfig, args: readonly string[]): string | undefined {
+  const reads = [config.tlsCert, config.tlsKey].filter((p) => p !== undefined);
+  const data = config.data === ":memory:" ? [] : [config.data];
+  const denied = [
+    ...data.flatMap((path) => [{ name: "read", path }, { name: "write", path }] as const),
+    ...reads.map((path) => ({ name: "read", path }) as const),
+  ].filter((descriptor) => Deno.permissions.querySync(descriptor).state !== "granted");
+  if (denied.length === 0) return undefined;
+  const what = [...new Set(denied.map((d) => d.path))].join(" and ");
+  const command = [
+    "deno",
+    "run",
+    "--allow-net",
+    "--allow-env=NO_COLOR",
+    "--allow-sys=setPriority",
+    `--allow-read=${[...data, ...reads].join(",")}`,
+    ...data.length > 0 ? [`--allow-write=${data.join(",")}`] : [],
+    "main.ts",
+    "server",
+    ...args,
+  ].map(shellQuote).join(" ");
+  return `this run may not use ${what} ('deno task server' allows ./parley-data only); ` +
+    `run instead:\n  ${command}`;
+}
+
+/** `word` as a POSIX shell word: as is when it is safe, else in single quotes. */
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** `text` as a logtape message template that renders as itself (its braces escaped). */
+function literal(text: string): string {
+  return text.replaceAll("{", "{{").replaceAll("}", "}}");
 }

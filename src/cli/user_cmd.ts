@@ -83,8 +83,8 @@ export async function userMain(args: string[]): Promise<number> {
   }
   const action = given as Action;
   const nameless = NAMELESS.includes(action);
-  if (nameless && name !== undefined) throw new UsageError(`Unexpected argument: ${name}`);
-  if (extra.length > 0) throw new UsageError(`Unexpected argument: ${extra[0]}`);
+  if (nameless && name !== undefined) throw new UsageError(`unexpected argument '${name}'`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
   if (!nameless && name === undefined) throw new UsageError(`Missing NAME for 'user ${action}'`);
   if (values.limit !== undefined && action !== "audit") {
     throw new UsageError("--limit is for 'user audit' only");

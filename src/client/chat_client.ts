@@ -65,7 +65,10 @@ export interface ChatClientOptions {
    * store) plus `caCerts`, and that it is valid for `hostname`. @default false
    */
   tls?: boolean;
-  /** With `tls`: more certificates to trust (PEM), e.g. a private CA or a self-signed one. */
+  /**
+   * More certificates to trust (PEM), e.g. a private CA or a self-signed one: for the chat
+   * connection with `tls`, and for the HTTPS web port (files) either way.
+   */
   caCerts?: string[];
   /**
    * With `tls`: do NOT verify the server's certificate. The connection is encrypted but anyone
@@ -75,7 +78,8 @@ export interface ChatClientOptions {
   insecure?: boolean;
   /**
    * The server's web port, for file transfer (HTTPS with `tls`, trusted the same way as the
-   * chat connection). @default 8080
+   * chat connection). @default the port (and scheme) the server's `welcome` announces in `web`;
+   * 8080 before it arrives or from a server that announces none
    */
   httpPort?: number;
 }
@@ -92,6 +96,8 @@ export interface Welcome {
   name: string;
   /** The server's limits, when it announces them (parley 0.1 servers before them do not). */
   limits: ServerLimits | undefined;
+  /** The server's web port as a URL (`https://HOST:PORT`), when it announces one. */
+  web?: string;
 }
 
 /** A room in its canonical case and its members, sorted. */
@@ -177,7 +183,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   #rooms: string[] = [];
   #quitting = false;
   readonly #endpoint: Endpoint;
-  readonly #http: HttpTransport;
+  #http: HttpTransport;
   /** Files seen in messages (and uploaded), oldest first, at most {@linkcode KNOWN_FILES}. */
   readonly #files = new Map<string, FileRef>();
   #readyWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
@@ -206,7 +212,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    * @throws {SessionRefusedError} when the server refused the connection
    * @throws {TlsVerificationError} when the server's TLS certificate does not verify
    * @throws {Deno.errors.ConnectionRefused} and other network errors when it cannot be reached
-   * @throws {TypeError} when `caCerts` or `insecure` is given without `tls`, or both are given
+   * @throws {TypeError} when `insecure` is given without `tls`, or both are given
    */
   static async connect(
     hostname: string,
@@ -214,8 +220,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     options: ChatClientOptions = {},
   ): Promise<ChatClient> {
     options.signal?.throwIfAborted();
-    if (!options.tls && (options.caCerts !== undefined || options.insecure)) {
-      throw new TypeError("Cannot connect: caCerts and insecure need tls: true");
+    // caCerts without tls trust the HTTPS web port a plain chat connection sends files to.
+    if (!options.tls && options.insecure) {
+      throw new TypeError("Cannot connect: insecure needs tls: true");
     }
     if (options.insecure && options.caCerts !== undefined) {
       throw new TypeError("Cannot connect: caCerts has no use with insecure: true");
@@ -638,6 +645,29 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     if (this.#files.size > KNOWN_FILES) this.#files.delete(this.#files.keys().next().value!);
   }
 
+  /**
+   * Sends files to the web port `welcome` announced, with its scheme (a client on the plain
+   * chat port of a server with TLS uploads over HTTPS), unless `httpPort` was given. The host
+   * stays the one this client connected to: the URL's may be the server's wildcard address.
+   */
+  #followWeb(web: string | undefined): void {
+    if (web === undefined || this.#options.httpPort !== undefined) return;
+    let url: URL;
+    try {
+      url = new URL(web);
+    } catch {
+      return;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") return;
+    const tls = url.protocol === "https:";
+    const port = Number(url.port || (tls ? 443 : 80));
+    const current = this.#http.base;
+    const next = new HttpTransport({ ...this.#endpoint, port, tls });
+    if (next.base === current) return;
+    this.#http.close();
+    this.#http = next;
+  }
+
   /** Keeps the name and the rooms in step with successful requests. */
   #track<F extends RequestFrame>(frame: F, reply: ReplyTo<F["type"]>): void {
     const ex = exchange(frame, reply);
@@ -645,6 +675,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       case "hello":
         this.#welcome = toWelcome(ex.reply);
         this.#name = this.#welcome.name;
+        this.#followWeb(this.#welcome.web);
         break;
       case "nick":
         this.#name = ex.reply.name;
@@ -785,6 +816,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     }
     if (done.lostRooms.length > 0) result.lostRooms = done.lostRooms.map((l) => l.room);
     this.#welcome = { ...toWelcome(done.welcome), name: done.name };
+    this.#followWeb(this.#welcome.web);
     this.#name = done.name;
     this.#rooms = done.rooms;
     return result;
@@ -798,6 +830,7 @@ function toWelcome(reply: WelcomeFrame): Welcome {
     proto: reply.proto,
     name: reply.name,
     limits: toLimits(reply.limits),
+    ...typeof reply.web === "string" ? { web: reply.web } : {},
   };
 }
 

@@ -17,6 +17,7 @@ import type { AccountLogin, Accounts } from "../auth/accounts.ts";
 import type { FileService } from "../files/files.ts";
 import type { Hub, Member } from "../hub/hub.ts";
 import type { ServerLimits } from "../protocol/frames.ts";
+import type { WebPort } from "../protocol/sniff.ts";
 import type { Outcome, RequestOf, RequestType } from "../protocol/requests.ts";
 import type { ServerConfig } from "../server/config.ts";
 import type { Conversation } from "../services/conversation.ts";
@@ -69,6 +70,8 @@ export interface Services {
   version: string;
   /** The limits `welcome` announces. */
   limits: ServerLimits;
+  /** The web port, which `welcome` announces as its `web` URL. */
+  web?: WebPort | undefined;
 }
 
 /** What a session must be, and may do, before a command runs. */

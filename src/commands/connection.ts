@@ -8,6 +8,7 @@ import { ChatError } from "../protocol/errors.ts";
 import { PROTO } from "../protocol/frames.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { Outcome } from "../protocol/requests.ts";
+import type { WebPort } from "../protocol/sniff.ts";
 import type { Start } from "../dialects/dialect.ts";
 import type { AccountLogin } from "../auth/accounts.ts";
 import type { RequestOf } from "../protocol/requests.ts";
@@ -87,6 +88,7 @@ export const connectionCommands: CommandGroup<"hello" | "ping" | "pong" | "help"
         proto: PROTO,
         name: caller.name,
         limits: services.limits,
+        ...services.web === undefined ? {} : { web: webUrl(services.web, services.config.host) },
       };
       if (login?.result?.command === "login") {
         const { type: _, ...fields } = login.result.reply;
@@ -119,3 +121,10 @@ export const connectionCommands: CommandGroup<"hello" | "ping" | "pong" | "help"
     }),
   },
 };
+
+/** The web port as `welcome` announces it: `https://HOST:PORT` (or `http://`). */
+export function webUrl(web: WebPort, host: string): string {
+  return `${web.secure ? "https" : "http"}://${
+    host.includes(":") ? `[${host}]` : host
+  }:${web.port}`;
+}

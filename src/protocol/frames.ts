@@ -233,6 +233,13 @@ export interface WelcomeFrame {
   proto: number;
   name: string;
   limits: ServerLimits;
+  /**
+   * The web port as a URL, `http://HOST:PORT` or `https://HOST:PORT`, when the server has one:
+   * where files go (`POST /files`, `GET /files/ID`) whichever port the chat connection is on.
+   * HOST is the address the server listens on (perhaps `0.0.0.0`): clients use the host they
+   * connected to, with this scheme and port.
+   */
+  web?: string;
   /** When `hello` logged in: what a `login` ack says. */
   login?: { name: string; token: string; rooms: string[]; unread: UnreadCount[] };
 }

@@ -38,6 +38,8 @@ import { VERSION } from "../version.ts";
 import { DEFAULT_CONFIG } from "./config.ts";
 import type { ServerConfig } from "./config.ts";
 import { acceptLoop } from "./accept.ts";
+import { claimDataFolder, databaseError, StartError } from "./data_folder.ts";
+import type { DataFolder } from "./data_folder.ts";
 import { ConnectionLimits } from "./limits.ts";
 import { LagProbe } from "./lag_probe.ts";
 import { countResponses, renderMetrics, ServerCounters, tokenRole } from "./metrics.ts";
@@ -108,6 +110,8 @@ export class ChatServer implements AsyncDisposable {
   /** Origins refused so far (logged once each). */
   readonly #origins = new Set<string>();
   #stopping: Promise<void> | undefined;
+  /** The data folder's lock, when the server opened the store there. */
+  #folder: DataFolder | undefined;
 
   private constructor(config: ServerConfig, store: Store, deps: ServerDeps) {
     this.config = config;
@@ -184,12 +188,16 @@ export class ChatServer implements AsyncDisposable {
     if (!full.plain && full.tlsCert === undefined && deps.listen !== false) {
       throw new TypeError("Cannot start: --no-plain needs --tls-cert and --tls-key");
     }
-    const store = deps.store ?? await openStore(full);
+    const { store, folder } = deps.store === undefined
+      ? await openStore(full)
+      : { store: deps.store, folder: undefined };
     let server: ChatServer;
     try {
       server = new ChatServer(full, store, deps);
+      server.#folder = folder;
     } catch (error) {
       await store[Symbol.asyncDispose]();
+      folder?.release();
       throw error;
     }
     try {
@@ -235,6 +243,7 @@ export class ChatServer implements AsyncDisposable {
       server.#ctx.accounts.close();
       server.#lag[Symbol.dispose]();
       await store[Symbol.asyncDispose]();
+      folder?.release();
       throw error;
     }
     return server;
@@ -299,9 +308,15 @@ export class ChatServer implements AsyncDisposable {
       );
     };
     if (secure) {
-      this.#webTls = this.#listenTlsOn("https", config.httpPort, (socket, remote, admission) => {
-        serve(new NodeByteConn(socket, remote), remote, admission);
-      }, ["http/1.1"]);
+      this.#webTls = this.#listenTlsOn(
+        "https",
+        config.httpPort,
+        (socket, remote, admission) => {
+          serve(new NodeByteConn(socket, remote), remote, admission);
+        },
+        ["http/1.1"],
+        true,
+      );
       return;
     }
     this.#webListener = this.#listen("http", config.httpPort, (conn, remoteAddr, admission) => {
@@ -328,7 +343,12 @@ export class ChatServer implements AsyncDisposable {
     port: number,
     onConn: (conn: Deno.TcpConn, remote: Deno.NetAddr, admission: Admission | Refusal) => void,
   ): Deno.Listener<Deno.TcpConn> {
-    const listener = Deno.listen({ hostname: this.config.host, port });
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({ hostname: this.config.host, port });
+    } catch (error) {
+      throw listenError(error, port, PORT_FLAGS[scheme], this.config.host);
+    }
     const { hostname, port: bound } = listener.addr;
     this.#accepting.push(acceptLoop(listener, (conn) => {
       const remote = conn.remoteAddr;
@@ -413,21 +433,84 @@ export class ChatServer implements AsyncDisposable {
    * descriptors), `node:tls` over each accepted connection. A connection counts against the
    * caps from its accept, its handshake included (one over them is closed before any handshake
    * work), must finish its handshake within `--handshake-timeout`, and is handed to `onSecure`
-   * with its place under the caps, released when the socket closes.
+   * with its place under the caps, released when the socket closes. With `redirectPlain`, a
+   * connection whose first byte does not start a TLS handshake (0x16) is read as a plain HTTP
+   * request and answered with a redirect to https:// on the same port.
    */
   #listenTlsOn(
     scheme: "tls" | "https",
     port: number,
     onSecure: (socket: tls.TLSSocket, remote: Deno.NetAddr, admission: Admission) => void,
     alpn?: string[],
+    redirectPlain = false,
   ): Deno.Listener {
     this.#tlsContext ??= tls.createSecureContext(this.#secureContext());
-    return this.#listen(scheme, port, (conn, remote, admission) => {
+    const listener = this.#listen(scheme, port, (conn, remote, admission) => {
       if ("reason" in admission) {
         this.#refused(`${remote.hostname}:${remote.port}`, admission);
         closeQuietly(conn);
+      } else if (redirectPlain) {
+        void this.#sniffTls(conn, remote, admission, (first) => {
+          this.#handshake(conn, remote, admission, onSecure, alpn, first);
+        }, (listener.addr as Deno.NetAddr).port);
       } else this.#handshake(conn, remote, admission, onSecure, alpn);
     });
+    return listener;
+  }
+
+  /**
+   * Reads the first bytes of a connection to the HTTPS port: a TLS handshake (0x16) goes on to
+   * `tlsHandshake` with them; anything else is taken for plain HTTP and answered with a 301 to
+   * https:// on the same port (see {@linkcode plainHttpAnswer}), then closed. Either way within
+   * the handshake deadline.
+   */
+  async #sniffTls(
+    conn: Deno.TcpConn,
+    remote: Deno.NetAddr,
+    admission: Admission,
+    tlsHandshake: (first: Uint8Array) => void,
+    port: number,
+  ): Promise<void> {
+    this.#handshaking.add(conn);
+    const timer = setTimeout(() => closeQuietly(conn), this.config.handshakeTimeoutMs);
+    let head = new Uint8Array(0);
+    let handedOn = false;
+    try {
+      const buf = new Uint8Array(PLAIN_HEAD_MAX);
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) return;
+        const got = new Uint8Array(head.length + n);
+        got.set(head);
+        got.set(buf.subarray(0, n), head.length);
+        head = got;
+        if (head[0] === 0x16) {
+          clearTimeout(timer);
+          this.#handshaking.delete(conn);
+          handedOn = true;
+          tlsHandshake(head);
+          return;
+        }
+        const text = new TextDecoder().decode(head);
+        if (text.includes("\r\n\r\n") || text.includes("\n\n") || head.length >= PLAIN_HEAD_MAX) {
+          log.debug("Plain HTTP on the HTTPS port from {remote}: redirected", {
+            remote: `${remote.hostname}:${remote.port}`,
+          });
+          const answer = new TextEncoder().encode(plainHttpAnswer(text, port));
+          for (let at = 0; at < answer.length;) at += await conn.write(answer.subarray(at));
+          return;
+        }
+      }
+    } catch {
+      // the peer left, or the deadline closed it
+    } finally {
+      if (!handedOn) {
+        clearTimeout(timer);
+        this.#handshaking.delete(conn);
+        closeQuietly(conn);
+        admission.release();
+      }
+    }
   }
 
   /** Runs a TLS handshake over `conn` within the deadline; closes it on any failure. */
@@ -437,6 +520,7 @@ export class ChatServer implements AsyncDisposable {
     admission: Admission,
     onSecure: (socket: tls.TLSSocket, remote: Deno.NetAddr, admission: Admission) => void,
     alpn: string[] | undefined,
+    first?: Uint8Array,
   ): void {
     try {
       conn.setNoDelay(true);
@@ -444,7 +528,7 @@ export class ChatServer implements AsyncDisposable {
     } catch {
       // gone already: the handshake will notice
     }
-    const stream = connDuplex(conn);
+    const stream = connDuplex(conn, first);
     const socket = new tls.TLSSocket(stream, {
       isServer: true,
       secureContext: this.#tlsContext!,
@@ -619,6 +703,7 @@ export class ChatServer implements AsyncDisposable {
     this.#ctx.accounts.close();
     this.#lag[Symbol.dispose]();
     await this.store[Symbol.asyncDispose]();
+    this.#folder?.release();
     log.info("Shut down");
   }
 
@@ -742,17 +827,87 @@ const MAX_REFUSING = 64;
 /** How long a refused HTTP connection has to send its request head. */
 const REFUSAL_HEAD_MS = 2_000;
 
+/** The longest plain HTTP request head read on the HTTPS port before it is answered. */
+const PLAIN_HEAD_MAX = 8 * 1024;
+const HOST_RE = /^(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253})(?::(\d{1,5}))?$/;
+
+/**
+ * The answer to a plain HTTP request that reached the HTTPS port: 301 to the same host, port
+ * and path over https:// (a 400 saying so when the request has no usable `Host`), then close.
+ *
+ * @param head the request head as read (perhaps cut short)
+ * @param port the HTTPS port, when the `Host` header names none
+ */
+export function plainHttpAnswer(head: string, port: number): string {
+  const [requestLine = "", ...headers] = head.split(/\r?\n/);
+  const [method = "", target = "/"] = requestLine.split(" ");
+  const hostHeader = headers.find((h) => /^host:/i.test(h))?.slice(5).trim();
+  const m = hostHeader === undefined ? null : HOST_RE.exec(hostHeader);
+  const path = /^\/[\x21-\x7e]{0,2047}$/.test(target) ? target : "/";
+  const url = m === null ? undefined : `https://${m[1]}:${m[2] ?? port}${path}`;
+  const body = url === undefined
+    ? `This port speaks HTTPS: use https:// (port ${port}).\n`
+    : `This port speaks HTTPS: ${url}\n`;
+  const lines = [
+    url === undefined ? "HTTP/1.1 400 Bad Request" : "HTTP/1.1 301 Moved Permanently",
+    ...url === undefined ? [] : [`location: ${url}`],
+    "content-type: text/plain; charset=utf-8",
+    `content-length: ${new TextEncoder().encode(body).length}`,
+    "connection: close",
+    "",
+    "",
+  ].join("\r\n");
+  return method === "HEAD" ? lines : lines + body;
+}
+
 /** The process's memory: resident set and V8 heap in use, in bytes. */
 function memory(): { rss: number; heap: number } {
   const { rss, heapUsed } = Deno.memoryUsage();
   return { rss, heap: heapUsed };
 }
 
-/** Creates the data folder (mode 0700) if needed and opens the database in it. */
-async function openStore(config: ServerConfig): Promise<Store> {
-  if (config.data === ":memory:") return await openSqliteStore(":memory:", { sync: config.sync });
-  await Deno.mkdir(config.data, { recursive: true, mode: 0o700 });
-  return await openSqliteStore(`${config.data}/parley.db`, { sync: config.sync });
+/** The flag that sets each listener's port, for the messages about it. */
+const PORT_FLAGS: Record<ListenAddress["scheme"], string> = {
+  tcp: "--port",
+  tls: "--tls-port",
+  http: "--http-port",
+  https: "--http-port",
+};
+
+/** What binding `port` (set by `flag`) on `host` failed with, worded for the operator. */
+function listenError(error: unknown, port: number, flag: string, host: string): Error {
+  if (error instanceof Deno.errors.AddrInUse) {
+    return new StartError(`port ${port} (${flag}) is in use: stop what holds it or pick another`);
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new StartError(
+      `port ${port} (${flag}) needs privileges to bind: pick one above 1023, or allow it ` +
+        "(e.g. setcap cap_net_bind_service)",
+    );
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return new StartError(`cannot listen on ${host} (--host): no such local address`);
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * Makes, checks and locks the data folder (see src/server/data_folder.ts) and opens the
+ * database in it.
+ */
+async function openStore(
+  config: ServerConfig,
+): Promise<{ store: Store; folder: DataFolder | undefined }> {
+  if (config.data === ":memory:") {
+    return { store: await openSqliteStore(":memory:", { sync: config.sync }), folder: undefined };
+  }
+  const folder = await claimDataFolder(config.data);
+  try {
+    return { store: await openSqliteStore(folder.db, { sync: config.sync }), folder };
+  } catch (error) {
+    folder.release();
+    throw databaseError(folder.db, error);
+  }
 }
 
 /**

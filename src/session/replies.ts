@@ -67,15 +67,17 @@ export class ReplyQueue {
 
   /**
    * Answers a request: at once when nothing waits and the answer is ready, else behind the
-   * replies before it. Returns (or resolves to) false when the session should end.
+   * replies before it. Returns (or resolves to) false when the session should end. `command`
+   * (the request's type) names it in the log when its handler fails.
    */
   respond(
     ref: string | undefined,
     answer: Outcome | ChatError | Promise<Outcome>,
+    command?: string,
   ): boolean | Promise<boolean> {
     if (!(answer instanceof Promise) && this.#tail === undefined) return this.#write(ref, answer);
     this.#pending++;
-    const settled = Promise.resolve(answer).catch((error) => this.#asError(error));
+    const settled = Promise.resolve(answer).catch((error) => this.#asError(error, command));
     const done = (this.#tail ?? Promise.resolve()).then(() => settled).then((reply) =>
       this.#write(ref, reply)
     );
@@ -87,9 +89,13 @@ export class ReplyQueue {
   }
 
   /** A handler's failure as the error to answer: its own, or `internal` (logged). */
-  #asError(error: unknown): ChatError {
+  #asError(error: unknown, command = "unknown"): ChatError {
     if (error instanceof ChatError) return error;
-    log.error("A command from {remote} failed: {error}", { remote: this.#remote, error });
+    log.error("The {command} command from {remote} failed: {error}", {
+      command,
+      remote: this.#remote,
+      error,
+    });
     return new ChatError("internal", "Internal error: the command failed");
   }
 }

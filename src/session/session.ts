@@ -235,7 +235,7 @@ export class Session implements Caller {
     } catch (error) {
       outcome = Promise.reject(error);
     }
-    return this.#replies.respond(ref, outcome);
+    return this.#replies.respond(ref, outcome, request.type);
   }
 
   /** Arrives (see `arrive`), once: at the first line, or after a hello whose login failed. */

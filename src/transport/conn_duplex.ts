@@ -19,12 +19,19 @@ const MAX_READ = 32 * 1024;
  * closes the socket.
  *
  * @param conn the accepted connection
+ * @param first bytes already read from `conn` (sniffed), delivered before the rest
  * @returns the stream, to hand to `new tls.TLSSocket(stream, { isServer: true, … })`
  */
-export function connDuplex(conn: Deno.Conn): Duplex {
+export function connDuplex(conn: Deno.Conn, first?: Uint8Array): Duplex {
   let size = MIN_READ;
+  let pending = first !== undefined && first.length > 0 ? first : undefined;
   return new Duplex({
     read() {
+      if (pending !== undefined) {
+        this.push(pending);
+        pending = undefined;
+        return;
+      }
       const buf = new Uint8Array(size);
       conn.read(buf).then(
         (n) => {

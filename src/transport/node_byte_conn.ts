@@ -7,6 +7,7 @@
 
 import type { Socket } from "node:net";
 import type { ByteConn } from "./byte_conn.ts";
+import { endSocket } from "./node_socket.ts";
 
 /** Past this many unread bytes, the socket is paused (TCP backpressure). */
 const HIGH_WATER = 64 * 1024;
@@ -127,8 +128,8 @@ export class NodeByteConn implements ByteConn {
     return Promise.resolve();
   }
 
-  /** Destroys the socket. */
+  /** Ends the socket (a TLS close_notify first), destroyed once that is written. */
   close(): void {
-    this.#socket.destroy();
+    endSocket(this.#socket);
   }
 }

@@ -68,6 +68,24 @@ export class NodeSocketConnection implements Connection {
   }
 
   close(): void {
-    this.#socket.destroy();
+    endSocket(this.#socket);
   }
+}
+
+/** How long {@linkcode endSocket} waits for the end to be written before destroying. */
+const END_GRACE_MS = 1_000;
+
+/**
+ * Closes a socket the polite way: `end()` (for TLS a close_notify alert, then FIN), destroyed
+ * once that is written, or after a second at most (a peer that does not read).
+ */
+export function endSocket(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const timer = setTimeout(() => socket.destroy(), END_GRACE_MS);
+  socket.once("close", () => clearTimeout(timer));
+  socket.end(() => socket.destroy());
 }
