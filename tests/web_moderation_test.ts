@@ -178,6 +178,9 @@ browserTest(
     await carol.locator("[data-testid=conversation][data-key='#den']").waitFor({
       state: "detached",
     });
+    // …and the line is written where carol is now.
+    await carol.locator("[data-testid=conv-title]", { hasText: "#general" }).waitFor();
+    await notice(carol, "alice kicked carol from #den (bye now)");
     await screenshot(carol, "moderation-kicked.png");
 
     // Banned: joining again is refused, and the refusal is shown.

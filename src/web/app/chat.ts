@@ -319,8 +319,6 @@ export class Chat {
 
   async #who(room: string): Promise<void> {
     const ack = await this.#link.request({ type: "who", room });
-    // Not for a room left meanwhile: `who` answers for any room.
-    if (this.store.state.conversations[roomKey(ack.room)] === undefined) return;
     this.#setMembers(ack.room, ack.members, ack);
   }
 
