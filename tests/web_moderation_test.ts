@@ -103,6 +103,7 @@ browserTest(
     await alice.keyboard.press("Enter");
     const menu = alice.getByRole("menu", { name: "Moderate bob" });
     await menu.waitFor();
+    await alice.waitForFunction("document.activeElement?.getAttribute('role') === 'menuitem'");
     assert.deepEqual(await menu.getByRole("menuitem").allTextContents(), [
       "Kick",
       "Ban",
@@ -124,6 +125,7 @@ browserTest(
     );
     await alice.keyboard.press("Enter");
     await menu.waitFor();
+    await alice.waitForFunction("document.activeElement?.textContent === 'Kick'");
     await alice.keyboard.press("Enter"); // Kick
     const reason = alice.getByTestId("moderation-reason");
     await reason.waitFor();

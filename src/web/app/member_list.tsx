@@ -10,7 +10,7 @@
  * @module
  */
 
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { nameKey } from "../../protocol/names.ts";
 import { avatarClass, initial } from "./format.ts";
 import { useChat } from "./hooks.ts";
@@ -108,8 +108,8 @@ function MemberMenu(
     if (refocus) button.current?.focus();
   };
 
-  // Opening focuses the first item; asking for a reason focuses its box.
-  useEffect(() => {
+  // Opening focuses the first item; asking for a reason focuses its box (before the next key).
+  useLayoutEffect(() => {
     if (!open) return;
     if (asking !== undefined) reasonBox.current?.focus();
     else wrap.current?.querySelector<HTMLElement>("[role=menuitem]")?.focus();
