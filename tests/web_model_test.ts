@@ -5,8 +5,13 @@ import {
   dmConversationKey,
   fromFrame,
   mentions,
+  menuActions,
   mergeMessages,
+  modeBadges,
+  newConversation,
   parseComposer,
+  roleOf,
+  rolesFrom,
   roomKey,
   sortNames,
   withMember,
@@ -117,6 +122,81 @@ Deno.test("parseComposer() reads text and the few commands", () => {
   assert.equal(parseComposer("/msg bob").kind, "error");
   assert.equal(parseComposer("/me").kind, "error");
   assert.equal(parseComposer("/frob x").kind, "error");
+});
+
+Deno.test("parseComposer() reads the moderation commands as text mode does, in the open room", () => {
+  assert.deepEqual(parseComposer("/kick bob spam, again", "#den"), {
+    kind: "request",
+    frame: { type: "kick", room: "#den", name: "bob", reason: "spam, again" },
+  });
+  assert.deepEqual(parseComposer("/ban #ops carol", "#den"), {
+    kind: "request",
+    frame: { type: "ban", room: "#ops", name: "carol" },
+  });
+  assert.deepEqual(parseComposer("/topic Release day", "#den"), {
+    kind: "request",
+    frame: { type: "topic", room: "#den", text: "Release day" },
+  });
+  assert.deepEqual(parseComposer("/topic -", "#den"), {
+    kind: "request",
+    frame: { type: "topic", room: "#den", text: "" },
+  });
+  assert.deepEqual(parseComposer("/mode", "#den"), {
+    kind: "request",
+    frame: { type: "mode", room: "#den" },
+  });
+  assert.deepEqual(parseComposer("/MUTE bob", "#den"), {
+    kind: "request",
+    frame: { type: "mute", room: "#den", name: "bob" },
+  });
+  assert.deepEqual(parseComposer("/wall Restarting at noon"), {
+    kind: "request",
+    frame: { type: "wall", text: "Restarting at noon" },
+  });
+  assert.deepEqual(parseComposer("/kick", "#den"), {
+    kind: "error",
+    message: "Usage: /kick [#room] NAME [reason]",
+  });
+  assert.deepEqual(parseComposer("/kick bob"), {
+    kind: "error",
+    message: "Cannot kick: you are in no room",
+  });
+});
+
+Deno.test("menuActions(): operators and above act on lower ranks; the owner and admins name operators", () => {
+  const den = {
+    ...newConversation("room", "#den"),
+    members: ["alice", "Bob", "carol", "dave", "root"],
+    roles: rolesFrom({ alice: "owner", Bob: "op", root: "admin", x: "king" }),
+  };
+  assert.deepEqual(den.roles, { alice: "owner", bob: "op", root: "admin" });
+  assert.equal(roleOf(den, "BOB"), "op");
+  assert.equal(roleOf(den, "carol"), undefined);
+  const names = (me: string, target: string) => menuActions(den, me, target).map((a) => a.label);
+  assert.deepEqual(names("alice", "bob"), ["Kick", "Ban", "Mute", "Remove operator"]);
+  assert.deepEqual(names("alice", "carol"), ["Kick", "Ban", "Mute", "Make operator"]);
+  assert.deepEqual(names("bob", "carol"), ["Kick", "Ban", "Mute"], "operators name no operators");
+  assert.deepEqual(names("bob", "alice"), [], "nobody acts on a higher rank");
+  assert.deepEqual(names("alice", "alice"), [], "nor on themselves");
+  assert.deepEqual(names("alice", "root"), []);
+  assert.deepEqual(names("root", "alice"), ["Kick", "Ban", "Mute", "Make operator"]);
+  assert.deepEqual(names("carol", "dave"), [], "a member without a role has no menu");
+  assert.deepEqual(names("dave", "carol"), []);
+  const muted = { ...den, muted: ["carol"] };
+  assert.deepEqual(menuActions(muted, "bob", "carol").map((a) => a.action), [
+    "kick",
+    "ban",
+    "unmute",
+  ]);
+  assert.deepEqual(
+    menuActions(den, "alice", "carol").filter((a) => a.reason).map((a) => a.action),
+    [
+      "kick",
+      "ban",
+    ],
+  );
+  assert.deepEqual(modeBadges(""), []);
+  assert.deepEqual(modeBadges("+im"), ["invite only", "moderated"]);
 });
 
 Deno.test("withMember() and sortNames() keep one entry per name, sorted case-insensitively", () => {

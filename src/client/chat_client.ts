@@ -5,7 +5,15 @@
  * @module
  */
 
-import type { FileRef, HistoryFrame, RoomInfo, ServerLimits } from "../protocol/frames.ts";
+import type {
+  FileRef,
+  HistoryFrame,
+  ModerationAction,
+  Role,
+  RoomInfo,
+  RoomState,
+  ServerLimits,
+} from "../protocol/frames.ts";
 import { PROTO } from "../protocol/frames.ts";
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import { VERSION } from "../version.ts";
@@ -17,7 +25,13 @@ import { PEER_DEFAULTS } from "./core/peer.ts";
 import type { Peer } from "./core/peer.ts";
 import { Reconnector } from "./core/reconnect.ts";
 import { restore } from "./core/restore.ts";
-import type { ChatEvent, ReconnectedEvent, ServerEvent } from "./events.ts";
+import type {
+  ChatEvent,
+  ModerationEvent,
+  ReconnectedEvent,
+  ServerEvent,
+  TopicEvent,
+} from "./events.ts";
 import { downloadFile, statFile, uploadFile } from "./file_transfer.ts";
 import type { Downloaded, DownloadOptions, UploadOptions } from "./file_transfer.ts";
 import { EventQueue } from "./_event_queue.ts";
@@ -181,6 +195,8 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   #chosenName: string | undefined;
   #token: string | undefined;
   #rooms: string[] = [];
+  /** What the `join`/`who` acks and later events said of each joined room, by room key. */
+  readonly #roomStates = new Map<string, RoomState>();
   #quitting = false;
   readonly #endpoint: Endpoint;
   #http: HttpTransport;
@@ -267,6 +283,18 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   /** The rooms this client is in, in the order joined (canonical case). */
   get joinedRooms(): readonly string[] {
     return this.#rooms;
+  }
+
+  /**
+   * What the client knows of a joined room's settings: its topic, modes and the members with a
+   * role, as the last `join` or `who` ack said and kept current by `topic` and `moderation`
+   * events (`mode`, `op`, `deop`, and kicks and bans, which drop the target's role). Undefined
+   * for a room not joined, or joined without an ack that carried them (an account's rooms at
+   * login: call {@linkcode ChatClient.who} to learn them). A copy: changing it changes nothing.
+   */
+  roomState(room: string): RoomState | undefined {
+    const state = this.#roomStates.get(nameKey(room));
+    return state === undefined ? undefined : { ...state, roles: { ...state.roles } };
   }
 
   /** The session token after `login` or `register` (keep it secret), else undefined. */
@@ -421,6 +449,58 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     const { ref: _, ...page } = await this.request(frame);
     for (const m of page.messages) if (m.file !== undefined) this.#remember(m.file);
     return page;
+  }
+
+  /**
+   * Shows a room's topic, or sets it (`""` clears it; operators and above).
+   *
+   * @returns the topic now, undefined when there is none
+   * @throws {ServerError} `forbidden`, `no_such_room`, `text_too_long`, …
+   */
+  async topic(room: string, text?: string): Promise<string | undefined> {
+    const frame: Extract<RequestFrame, { type: "topic" }> = text === undefined
+      ? { type: "topic", room }
+      : { type: "topic", room, text };
+    return (await this.request(frame)).topic;
+  }
+
+  /**
+   * Shows a room's modes, or changes them (`"+i"`, `"-m"`, `"+i-m"`; operators and above).
+   *
+   * @returns the modes now (`""` for none)
+   * @throws {ServerError} `forbidden`, `no_such_room`, `bad_frame` (malformed modes)
+   */
+  async mode(room: string, modes?: string): Promise<string> {
+    const frame: Extract<RequestFrame, { type: "mode" }> = modes === undefined
+      ? { type: "mode", room }
+      : { type: "mode", room, modes };
+    return (await this.request(frame)).modes;
+  }
+
+  /**
+   * Acts on someone in a room: `kick`, `ban` (both with an optional reason), `unban`, `mute`,
+   * `unmute`, `invite` (operators and above), `op`, `deop` (the owner and administrators).
+   *
+   * @throws {ServerError} `forbidden`, `no_such_user`, `not_in_room`, `no_such_room`
+   */
+  async moderate(
+    action: ModerationAction,
+    room: string,
+    name: string,
+    reason?: string,
+  ): Promise<void> {
+    const frame: Extract<RequestFrame, { type: ModerationAction }> = { type: action, room, name };
+    if (reason !== undefined && reason !== "") frame.reason = reason;
+    await this.request(frame);
+  }
+
+  /**
+   * Sends a message to every connected session (administrators only).
+   *
+   * @throws {ServerError} `forbidden`, `login_required`, `text_too_long`
+   */
+  async wall(text: string): Promise<void> {
+    await this.request({ type: "wall", text });
   }
 
   /**
@@ -633,9 +713,64 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         if (event.type === "history") {
           for (const m of event.messages) if (m.file !== undefined) this.#remember(m.file);
         }
+        if (event.type === "topic" || event.type === "moderation") this.#follow(event);
         this.#events.push(event);
       },
     });
+  }
+
+  /**
+   * Keeps the rooms and their state in step with `topic` and `moderation` events. A kick or a
+   * ban naming this client puts it out of the room (the server sends no `left` for it): the
+   * room is dropped from {@linkcode ChatClient.joinedRooms}, so a reconnect does not re-join it.
+   */
+  #follow(event: TopicEvent | ModerationEvent): void {
+    const key = nameKey(event.room);
+    if (event.type === "moderation" && (event.action === "kick" || event.action === "ban")) {
+      if (nameKey(event.name) === nameKey(this.#name)) {
+        this.#rooms = this.#rooms.filter((r) => nameKey(r) !== key);
+        this.#roomStates.delete(key);
+        return;
+      }
+    }
+    const state = this.#roomStates.get(key);
+    if (state === undefined) return;
+    if (event.type === "topic") {
+      if (event.topic === undefined) delete state.topic;
+      else state.topic = event.topic;
+      return;
+    }
+    switch (event.action) {
+      case "mode":
+        state.modes = event.modes;
+        break;
+      case "op":
+        if (state.roles[event.name] === undefined) state.roles[event.name] = "op";
+        break;
+      case "deop":
+      case "kick":
+      case "ban":
+        if (event.action !== "deop" || state.roles[event.name] === "op") {
+          delete state.roles[event.name];
+        }
+        break;
+    }
+  }
+
+  /** Keeps what a `join` or `who` ack says of a joined room. */
+  #keepState(ack: { room: string } & RoomState): void {
+    const state: RoomState = { modes: typeof ack.modes === "string" ? ack.modes : "", roles: {} };
+    if (typeof ack.topic === "string") state.topic = ack.topic;
+    if (typeof ack.roles === "object" && ack.roles !== null) {
+      state.roles = Object.assign(Object.create(null), ack.roles) as Record<string, Role>;
+    }
+    this.#roomStates.set(nameKey(ack.room), state);
+  }
+
+  /** Forgets the state of rooms no longer joined. */
+  #pruneStates(): void {
+    const joined = new Set(this.#rooms.map(nameKey));
+    for (const key of this.#roomStates.keys()) if (!joined.has(key)) this.#roomStates.delete(key);
   }
 
   /** Keeps a file's description (for its SHA-256), forgetting the oldest beyond the limit. */
@@ -688,6 +823,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         this.#chosenName = login.name;
         this.#token = login.token;
         this.#rooms = login.rooms;
+        this.#pruneStates();
         break;
       }
       case "join": {
@@ -695,11 +831,31 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         if (!this.#rooms.some((r) => nameKey(r) === nameKey(room))) {
           this.#rooms = [...this.#rooms, room];
         }
+        this.#keepState(ex.reply);
+        break;
+      }
+      case "who":
+        if (this.#rooms.some((r) => nameKey(r) === nameKey(ex.reply.room))) {
+          this.#keepState(ex.reply);
+        }
+        break;
+      case "topic": {
+        const state = this.#roomStates.get(nameKey(ex.reply.room));
+        if (state !== undefined) {
+          if (ex.reply.topic === undefined) delete state.topic;
+          else state.topic = ex.reply.topic;
+        }
+        break;
+      }
+      case "mode": {
+        const state = this.#roomStates.get(nameKey(ex.reply.room));
+        if (state !== undefined) state.modes = ex.reply.modes;
         break;
       }
       case "part": {
         const key = nameKey(ex.reply.room);
         this.#rooms = this.#rooms.filter((r) => nameKey(r) !== key);
+        this.#roomStates.delete(key);
         break;
       }
     }
@@ -819,6 +975,8 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     this.#followWeb(this.#welcome.web);
     this.#name = done.name;
     this.#rooms = done.rooms;
+    this.#pruneStates();
+    for (const ack of done.joined) this.#keepState(ack);
     return result;
   }
 }

@@ -10,11 +10,15 @@ import type { ServerEvent } from "./core/frames.ts";
 
 export type {
   HistoryEvent,
+  ModerationEvent,
   NoticeEvent,
   ServerEvent,
   ShutdownEvent,
+  TopicEvent,
   UnsolicitedErrorEvent,
+  WallEvent,
 } from "./core/frames.ts";
+export type { ModerationAction, Role, RoomState } from "../protocol/frames.ts";
 
 /**
  * The connection dropped. `reconnecting` says whether the client will try again; when it is

@@ -84,6 +84,19 @@ export type UnsolicitedErrorEvent = ErrorFrame;
 /** Recent messages of a room, sent when it is joined (oldest first). */
 export type HistoryEvent = HistoryFrame;
 
+/** A room's topic changed (`topic` absent: cleared) and who changed it. */
+export type TopicEvent = TopicFrame;
+
+/**
+ * A moderation action in a room (kick, ban, unban, mute, unmute, op, deop, invite: with `name`
+ * and maybe `reason`; or `mode`, with the room's `modes` after it). A kick or a ban naming you
+ * means you are out of the room (no `left` presence follows).
+ */
+export type ModerationEvent = ModerationFrame;
+
+/** An administrator's message to everyone on the server. */
+export type WallEvent = WallFrame;
+
 /** An event the server sent. Replies (`welcome`, `ack`, `pong`, errors with a `ref`) never appear. */
 export type ServerEvent =
   | MessageFrame
@@ -92,9 +105,9 @@ export type ServerEvent =
   | NoticeEvent
   | ShutdownEvent
   | UnsolicitedErrorEvent
-  | TopicFrame
-  | ModerationFrame
-  | WallFrame
+  | TopicEvent
+  | ModerationEvent
+  | WallEvent
   | EditedFrame
   | DeletedFrame
   | ReactionsFrame

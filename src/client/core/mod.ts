@@ -27,6 +27,7 @@ export type {
   ErrorFrame,
   Exchange,
   HistoryEvent,
+  ModerationEvent,
   NoticeEvent,
   PongFrame,
   Reply,
@@ -35,7 +36,9 @@ export type {
   RequestType,
   ServerEvent,
   ShutdownEvent,
+  TopicEvent,
   UnsolicitedErrorEvent,
+  WallEvent,
   WelcomeFrame,
 } from "./frames.ts";
 export { Peer, PEER_DEFAULTS } from "./peer.ts";

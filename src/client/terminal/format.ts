@@ -223,10 +223,14 @@ export class Formatter {
       case "nick":
         return [this.info(`You are now ${ex.reply.name}`)];
       case "join": {
-        const { room, members } = ex.reply;
-        return [
+        const { room, members, topic } = ex.reply;
+        const lines = [
           this.info(`You joined ${room}; members (${members.length}): ${members.join(", ")}`),
         ];
+        if (typeof topic === "string" && topic !== "") {
+          lines.push(this.info(`Topic of ${room}: ${sanitize(topic)}`));
+        }
+        return lines;
       }
       case "part":
         return [this.info(`You left ${ex.reply.room}`)];

@@ -266,6 +266,13 @@ export async function runTerminal(
     for await (const event of client) {
       while (resume !== undefined) await resume.promise;
       show(fmt.event(event, client.name));
+      if (event.type === "moderation" && current !== undefined && !isIn(current)) {
+        // Kicked or banned from the current room (the client dropped it): the latest joined
+        // room is current now.
+        current = client.joinedRooms.at(-1);
+        show([fmt.info(current ? `Current room: ${current}` : "You are in no room; /join one")]);
+        prompt();
+      }
       if (event.type === "reconnected") {
         if (event.lostSession === "auth_failed" && event.lostName !== undefined) {
           const lost = event.lostName;

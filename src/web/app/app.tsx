@@ -17,8 +17,8 @@ import { MenuIcon, PeopleIcon } from "./icons.tsx";
 import { Login } from "./login.tsx";
 import { MemberList } from "./member_list.tsx";
 import { MessageList } from "./message_list.tsx";
-import { isOnline, sortedConversations, totalUnread } from "./model.ts";
-import type { ChatState } from "./model.ts";
+import { canModerate, isOnline, modeBadges, sortedConversations, totalUnread } from "./model.ts";
+import type { ChatState, Conversation } from "./model.ts";
 import { Sidebar } from "./sidebar.tsx";
 import { StatusBanner, StatusPill } from "./status.tsx";
 
@@ -168,6 +168,10 @@ function ChatScreen({ state }: { state: ChatState }) {
             <h1 id="conv-title" class="conv-title" data-testid="conv-title">
               {conv?.name ?? "parley"}
             </h1>
+            {conv?.kind === "room" &&
+              modeBadges(conv.modes).map((b) => (
+                <span key={b} class="mode-badge" data-testid="mode-badge">{b}</span>
+              ))}
             <span class="subtitle">{subtitle}</span>
           </div>
           <StatusPill link={state.link} />
@@ -184,6 +188,7 @@ function ChatScreen({ state }: { state: ChatState }) {
             </button>
           )}
         </header>
+        {conv?.kind === "room" && <RoomTopic key={conv.key} conv={conv} me={state.me} />}
         <StatusBanner link={state.link} />
         {state.toast !== undefined && (
           <p class="toast" role="status" data-testid="toast">{state.toast}</p>
@@ -213,6 +218,100 @@ function ChatScreen({ state }: { state: ChatState }) {
         )}
       </main>
       {conv?.kind === "room" && <MemberList conv={conv} me={state.me} onPicked={closeDrawers} />}
+    </div>
+  );
+}
+
+/**
+ * A room's topic under its header; an operator (or the owner, or an administrator) may edit it
+ * there (Enter saves, Escape cancels, an empty topic clears it).
+ */
+function RoomTopic({ conv, me }: { conv: Conversation; me: string }) {
+  const chat = useChat();
+  const [editing, setEditing] = useState(false);
+  const [text, setText] = useState(conv.topic);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const box = useRef<HTMLInputElement>(null);
+  const edit = useRef<HTMLButtonElement>(null);
+  const may = canModerate(conv, me);
+  useEffect(() => {
+    if (editing) box.current?.focus();
+  }, [editing]);
+  if (!editing && conv.topic === "" && !may) return null;
+
+  const stop = () => {
+    setEditing(false);
+    setError(undefined);
+    // After the render that brings the edit button back.
+    setTimeout(() => edit.current?.focus());
+  };
+  const save = async () => {
+    setBusy(true);
+    const problem = await chat.setTopic(conv.key, text);
+    setBusy(false);
+    if (problem === undefined) stop();
+    else setError(problem);
+  };
+
+  if (editing) {
+    return (
+      <form
+        class="topic-bar editing"
+        data-testid="topic-form"
+        onSubmit={(ev) => {
+          ev.preventDefault();
+          save();
+        }}
+        onKeyDown={(ev) => {
+          if (ev.key !== "Escape") return;
+          ev.preventDefault();
+          ev.stopPropagation();
+          stop();
+        }}
+      >
+        <label for="topic-input" class="sr-only">Topic of {conv.name}</label>
+        <input
+          ref={box}
+          id="topic-input"
+          type="text"
+          maxLength={300}
+          autocomplete="off"
+          placeholder="No topic (leave empty to clear it)"
+          value={text}
+          aria-invalid={error !== undefined}
+          aria-describedby="topic-error"
+          data-testid="topic-input"
+          onInput={(ev) => setText((ev.target as HTMLInputElement).value)}
+        />
+        <button type="submit" class="primary compact" disabled={busy} data-testid="topic-save">
+          Save
+        </button>
+        <button type="button" class="small" onClick={stop}>Cancel</button>
+        <p id="topic-error" class="form-error" role="alert">{error ?? ""}</p>
+      </form>
+    );
+  }
+  return (
+    <div class="topic-bar">
+      <p class={`topic${conv.topic === "" ? " muted" : ""}`} data-testid="topic">
+        {conv.topic === "" ? "No topic" : conv.topic}
+      </p>
+      {may && (
+        <button
+          ref={edit}
+          type="button"
+          class="small"
+          aria-label={`Edit the topic of ${conv.name}`}
+          data-testid="topic-edit"
+          onClick={() => {
+            setText(conv.topic);
+            setEditing(true);
+          }}
+        >
+          Edit topic
+        </button>
+      )}
     </div>
   );
 }

@@ -11,10 +11,15 @@ import type {
   FileRef,
   HistoryFrame,
   MessageFrame,
+  ModerationAction,
+  ModerationFrame,
   PresenceFrame,
   RoomInfo,
+  RoomState,
   ServerLimits,
+  TopicFrame,
   UnreadCount,
+  WallFrame,
 } from "../../protocol/frames.ts";
 import { PROTO } from "../../protocol/frames.ts";
 import { ConnectionClosedError, ServerError } from "../../client/core/errors.ts";
@@ -24,7 +29,7 @@ import { restore } from "../../client/core/restore.ts";
 import type { RestorePlan } from "../../client/core/restore.ts";
 import { isValidName, isValidRoom, nameKey } from "../../protocol/names.ts";
 import { utf8Length } from "../../protocol/unicode.ts";
-import { formatSize } from "../../protocol/text_mode.ts";
+import { formatSize, formatTextEvent } from "../../protocol/text_mode.ts";
 import { Link } from "./connection.ts";
 import type { LinkState } from "./connection.ts";
 import {
@@ -36,11 +41,19 @@ import {
   mergeMessages,
   newConversation,
   parseComposer,
+  rolesFrom,
   roomKey,
   sortedConversations,
   withMember,
 } from "./model.ts";
-import type { ChatMessage, Conversation, Item, Notice, Upload } from "./model.ts";
+import type {
+  ChatMessage,
+  Conversation,
+  Item,
+  ModerationRequest,
+  Notice,
+  Upload,
+} from "./model.ts";
 import {
   fetchFile,
   FileError,
@@ -96,6 +109,11 @@ export const GUEST_FILES = "Files need an account: log in or register to send th
 
 /** A setup failure that must not be retried: back to the login form with `message`. */
 class SetupRefused extends Error {}
+
+/** A topic, moderation or wall event as a line: the server's text-mode words without "* ". */
+function systemLine(frame: TopicFrame | ModerationFrame | WallFrame): string {
+  return (formatTextEvent(frame) ?? "").replace(/^\* /, "");
+}
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -282,7 +300,7 @@ export class Chat {
    */
   async #setUpRooms(
     rooms: string[],
-    joined: { room: string; members: string[] }[],
+    joined: ({ room: string; members: string[] } & Partial<RoomState>)[],
     lost: { room: string; error: ServerError }[],
   ): Promise<void> {
     const keys = new Set(rooms.map(roomKey));
@@ -294,20 +312,27 @@ export class Chat {
     await Promise.all(rooms.map((room) => {
       const ack = acks.get(roomKey(room));
       if (ack === undefined) return this.#who(room);
-      this.#setMembers(ack.room, ack.members);
+      this.#setMembers(ack.room, ack.members, ack);
       return undefined;
     }));
   }
 
   async #who(room: string): Promise<void> {
     const ack = await this.#link.request({ type: "who", room });
-    this.#setMembers(ack.room, ack.members);
+    this.#setMembers(ack.room, ack.members, ack);
   }
 
-  #setMembers(room: string, members: string[]): void {
+  /** A room's members, and its topic, modes and roles as a `join` or `who` ack says them. */
+  #setMembers(room: string, members: string[], state: Partial<RoomState>): void {
     this.store.conversation(
       roomKey(room),
-      () => ({ name: room, members: [...members] }),
+      () => ({
+        name: room,
+        members: [...members],
+        topic: typeof state.topic === "string" ? state.topic : "",
+        modes: typeof state.modes === "string" ? state.modes : "",
+        roles: rolesFrom(state.roles),
+      }),
       () => newConversation("room", room),
     );
   }
@@ -406,6 +431,15 @@ export class Chat {
       case "shutdown":
         if (frame.permanent) this.#link.stop();
         return this.#toast(`Server: ${frame.reason}`);
+      case "topic":
+        return this.#onTopic(frame);
+      case "moderation":
+        return this.#onModeration(frame);
+      case "wall": {
+        const line = systemLine(frame);
+        this.store.update(() => ({ announcement: line }));
+        return this.#notice(this.store.state.active, line);
+      }
       default:
         return; // replies nobody waits for any more
     }
@@ -500,6 +534,8 @@ export class Chat {
         (c) => ({ members: withMember(c.members, frame.name, true) }),
       );
       this.#notice(key, `${frame.name} joined ${frame.room}`, frame.name);
+      // The newcomer may have a role here (the owner, an operator, an administrator).
+      if (this.store.state.conversations[key] !== undefined) this.#who(frame.room).catch(() => {});
     } else if (frame.event === "left" && frame.room !== undefined) {
       const key = roomKey(frame.room);
       if (self) return this.#dropConversation(key);
@@ -548,6 +584,65 @@ export class Chat {
       }
       if (renamed && !self) this.#renameDm(frame.name, frame.newName!);
     }
+  }
+
+  #onTopic(frame: TopicFrame): void {
+    const key = roomKey(frame.room);
+    if (this.store.state.conversations[key] === undefined) return;
+    this.store.conversation(key, () => ({ topic: frame.topic ?? "" }));
+    this.#systemNotice(key, systemLine(frame));
+  }
+
+  /**
+   * A moderation event: the room's state follows it (modes, roles, who is muted, who is out),
+   * and it shows as a line in the server's words. Kicked or banned ourselves, the room is left
+   * (the server sends no `left` for it) and the notice shows where the reader is now.
+   */
+  #onModeration(frame: ModerationFrame): void {
+    const key = roomKey(frame.room);
+    const s = this.store.state;
+    if (s.conversations[key] === undefined) return;
+    const line = systemLine(frame);
+    if (frame.action === "mode") {
+      this.store.conversation(key, () => ({ modes: frame.modes }));
+      return this.#systemNotice(key, line);
+    }
+    const target = nameKey(frame.name);
+    if ((frame.action === "kick" || frame.action === "ban") && target === nameKey(s.me)) {
+      this.#dropConversation(key);
+      this.#toast(`${line}: you are no longer in ${frame.room}`);
+      const now = this.store.state.active;
+      if (now !== undefined) this.#notice(now, line);
+      return;
+    }
+    this.store.conversation(key, (c) => {
+      const roles = { ...c.roles };
+      switch (frame.action) {
+        case "op":
+          if (roles[target] === undefined) roles[target] = "op";
+          return { roles };
+        case "deop":
+          if (roles[target] === "op") delete roles[target];
+          return { roles };
+        case "mute":
+          return { muted: [...c.muted.filter((m) => m !== target), target] };
+        case "unmute":
+          return { muted: c.muted.filter((m) => m !== target) };
+        case "kick":
+        case "ban":
+          delete roles[target];
+          return { roles, members: withMember(c.members, frame.name, false) };
+        default:
+          return {};
+      }
+    });
+    this.#systemNotice(key, line);
+  }
+
+  /** A notice read out too when its conversation is the one shown. */
+  #systemNotice(key: string, line: string): void {
+    this.#notice(key, line);
+    if (this.store.state.active === key) this.store.update(() => ({ announcement: line }));
   }
 
   #renameDm(from: string, to: string): void {
@@ -794,10 +889,12 @@ export class Chat {
     const s = this.store.state;
     const conv = s.active === undefined ? undefined : s.conversations[s.active];
     if (input.trim() === "") return undefined;
-    const cmd = parseComposer(input);
+    const cmd = parseComposer(input, conv?.kind === "room" ? conv.name : undefined);
     switch (cmd.kind) {
       case "error":
         return cmd.message;
+      case "request":
+        return await this.#moderationRequest(cmd.frame, conv?.key);
       case "join":
         return await this.join(cmd.room);
       case "part": {
@@ -939,11 +1036,80 @@ export class Chat {
     try {
       const ack = await this.#link.request({ type: "join", room });
       const name = ack.room;
-      this.#setMembers(name, ack.members);
+      this.#setMembers(name, ack.members, ack);
       this.select(roomKey(name));
       return undefined;
     } catch (error) {
+      // A refusal in the server's words ("Cannot join #den: you are banned from it").
+      if (error instanceof ServerError && error.message.startsWith("Cannot join")) {
+        return error.message;
+      }
       return `Cannot join ${room}: ${errorText(error)}`;
+    }
+  }
+
+  /**
+   * Acts on `name` in room conversation `key` (kick, ban, mute, op, …), with an optional reason
+   * for kicks and bans.
+   *
+   * @returns the server's refusal to show, or undefined when done (the room's event follows)
+   */
+  moderate(
+    key: string,
+    action: ModerationAction,
+    name: string,
+    reason = "",
+  ): Promise<string | undefined> {
+    const conv = this.store.state.conversations[key];
+    if (conv?.kind !== "room") return Promise.resolve("That is not a room");
+    const frame: ModerationRequest = { type: action, room: conv.name, name };
+    if (reason.trim() !== "" && (action === "kick" || action === "ban")) {
+      frame.reason = reason.trim();
+    }
+    return this.#moderationRequest(frame, undefined);
+  }
+
+  /** Sets the topic of room conversation `key` (`""` clears it); returns a refusal, if any. */
+  setTopic(key: string, text: string): Promise<string | undefined> {
+    const conv = this.store.state.conversations[key];
+    if (conv?.kind !== "room") return Promise.resolve("That is not a room");
+    return this.#moderationRequest(
+      { type: "topic", room: conv.name, text: text.trim() },
+      undefined,
+    );
+  }
+
+  /**
+   * Sends a moderation request. A question (`/topic`, `/mode` without a value) is answered in
+   * `shownIn`, the conversation it was typed in; changes show through the events they cause.
+   */
+  async #moderationRequest(
+    frame: ModerationRequest,
+    shownIn: string | undefined,
+  ): Promise<string | undefined> {
+    if (this.store.state.link.kind !== "online") return "Not connected: wait for the reconnect";
+    try {
+      // The acks of topic and mode carry `topic` and `modes`; the others, nothing.
+      const reply = (await this.#link.request(frame)) as { topic?: string; modes?: string };
+      if (frame.type === "topic" && frame.text === undefined && shownIn !== undefined) {
+        const topic = reply.topic;
+        this.#notice(
+          shownIn,
+          topic === undefined ? `${frame.room} has no topic` : `Topic of ${frame.room}: ${topic}`,
+        );
+      } else if (frame.type === "mode" && frame.modes === undefined && shownIn !== undefined) {
+        const modes = reply.modes ?? "";
+        this.#notice(
+          shownIn,
+          modes === "" ? `${frame.room} has no modes` : `Modes of ${frame.room}: ${modes}`,
+        );
+      } else if (frame.type === "topic") {
+        const topic = reply.topic ?? "";
+        this.store.conversation(roomKey(frame.room), () => ({ topic }));
+      }
+      return undefined;
+    } catch (error) {
+      return errorText(error);
     }
   }
 

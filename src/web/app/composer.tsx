@@ -1,8 +1,9 @@
 /// <reference lib="dom" />
 /** @jsxImportSource preact */
 /**
- * The message box: Enter sends, Shift+Enter starts a new line; `/me`, `/join`, `/part` and
- * `/msg` work as in the terminal client. Each conversation keeps its own draft. Files come in
+ * The message box: Enter sends, Shift+Enter starts a new line; `/me`, `/join`, `/part`,
+ * `/msg` and the moderation commands (`/topic`, `/kick`, `/ban`, `/mute`, `/op`, `/mode`,
+ * `/wall`, …) work as in the terminal client. Each conversation keeps its own draft. Files come in
  * through the attach button, a pasted image, or a drop on the conversation (app.tsx); their
  * uploads show here with a progress bar until they are sent.
  *
@@ -205,7 +206,8 @@ export function Composer({ conv, online, account, uploads, attachRef }: Composer
         {error ?? ""}
       </p>
       <p id="composer-hint" class="hint composer-hint">
-        Enter to send, Shift+Enter for a new line. /me, /join #room, /msg name text.{" "}
+        Enter to send, Shift+Enter for a new line. /me, /join #room, /msg name text, /topic, /kick
+        name.{" "}
         <span id="attach-why">
           {account ? "Drop or paste files to attach them." : GUEST_FILES + "."}
         </span>

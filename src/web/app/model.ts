@@ -6,8 +6,16 @@
  * @module
  */
 
-import type { FileRef, MessageFrame } from "../../protocol/frames.ts";
+import { ChatError } from "../../protocol/errors.ts";
+import type {
+  ClientFrame,
+  FileRef,
+  MessageFrame,
+  ModerationAction,
+  Role,
+} from "../../protocol/frames.ts";
 import { nameKey } from "../../protocol/names.ts";
+import { parseTextLine } from "../../protocol/text_mode.ts";
 
 /** A chat message as the list shows it. */
 export interface ChatMessage {
@@ -85,6 +93,14 @@ export interface Conversation {
   mentions: number;
   /** Rooms: who is in it (online), sorted case-insensitively. */
   members: string[];
+  /** Rooms: the topic (`""` for none). */
+  topic: string;
+  /** Rooms: the modes (`"+i"`, `"+m"`, `"+im"`; `""` for none). */
+  modes: string;
+  /** Rooms: the members with a role, by name key (`nameKey`), as `join` and `who` say. */
+  roles: Readonly<Record<string, Role>>;
+  /** Rooms: members seen muted here (by `mute` events; keys), so the menu offers Unmute. */
+  muted: readonly string[];
 }
 
 /** The state of the link to the server, as the status bar shows it. */
@@ -207,6 +223,10 @@ export function newConversation(
     unread: 0,
     mentions: 0,
     members: [],
+    topic: "",
+    modes: "",
+    roles: {},
+    muted: [],
   };
 }
 
@@ -287,9 +307,119 @@ export function isOnline(state: ChatState, name: string): boolean {
   );
 }
 
+// ---- roles and moderation ----
+
+const RANKS: Readonly<Record<Role | "member", number>> = { member: 0, op: 1, owner: 2, admin: 3 };
+
+/** What a role is called in the member list. */
+export const ROLE_LABELS: Readonly<Record<Role, string>> = {
+  admin: "admin",
+  owner: "owner",
+  op: "op",
+};
+
+/** The role of `name` in a room, if any. */
+export function roleOf(conv: Conversation, name: string): Role | undefined {
+  return Object.hasOwn(conv.roles, nameKey(name)) ? conv.roles[nameKey(name)] : undefined;
+}
+
+/** A room's roles from a `join`/`who` ack (`{ alice: "owner" }`), keyed by name key. */
+export function rolesFrom(roles: unknown): Record<string, Role> {
+  const out: Record<string, Role> = {};
+  if (typeof roles !== "object" || roles === null) return out;
+  for (const [name, role] of Object.entries(roles)) {
+    if (role === "admin" || role === "owner" || role === "op") out[nameKey(name)] = role;
+  }
+  return out;
+}
+
+/** Whether `me` may set the topic and modes of the room (an operator or above). */
+export function canModerate(conv: Conversation, me: string): boolean {
+  return conv.kind === "room" && RANKS[roleOf(conv, me) ?? "member"] >= RANKS.op;
+}
+
+/** A moderation menu entry. */
+export interface MenuAction {
+  action: ModerationAction;
+  /** As the menu shows it. */
+  label: string;
+  /** Whether to ask for an optional reason first (kick and ban). */
+  reason: boolean;
+}
+
+/**
+ * What `me` may do to `target` in a room: nothing unless `me` is an operator or above and
+ * `target` ranks lower (the server's rule); Kick, Ban, Mute or Unmute; and for the owner and
+ * administrators, Make operator or Remove operator.
+ *
+ * @example
+ * ```ts
+ * /// <reference lib="deno.ns" />
+ * import assert from "node:assert/strict";
+ * import { menuActions, newConversation } from "./model.ts";
+ * const den = { ...newConversation("room", "#den"), roles: { alice: "owner" as const } };
+ * assert.deepEqual(menuActions(den, "alice", "bob").map((a) => a.action), [
+ *   "kick", "ban", "mute", "op",
+ * ]);
+ * assert.deepEqual(menuActions(den, "bob", "alice"), []);
+ * ```
+ */
+export function menuActions(conv: Conversation, me: string, target: string): MenuAction[] {
+  if (conv.kind !== "room" || nameKey(me) === nameKey(target)) return [];
+  const mine = RANKS[roleOf(conv, me) ?? "member"];
+  const role = roleOf(conv, target);
+  if (mine < RANKS.op || RANKS[role ?? "member"] >= mine) return [];
+  const muted = conv.muted.includes(nameKey(target));
+  const actions: MenuAction[] = [
+    { action: "kick", label: "Kick", reason: true },
+    { action: "ban", label: "Ban", reason: true },
+    muted
+      ? { action: "unmute", label: "Unmute", reason: false }
+      : { action: "mute", label: "Mute", reason: false },
+  ];
+  if (mine >= RANKS.owner) {
+    actions.push(
+      role === "op"
+        ? { action: "deop", label: "Remove operator", reason: false }
+        : { action: "op", label: "Make operator", reason: false },
+    );
+  }
+  return actions;
+}
+
+/** What the modes mean, for the room header: `+i` invite only, `+m` moderated. */
+export function modeBadges(modes: string): string[] {
+  const out: string[] = [];
+  if (modes.includes("i")) out.push("invite only");
+  if (modes.includes("m")) out.push("moderated");
+  return out;
+}
+
+/** The composer's moderation commands, read by the server's own text-mode grammar. */
+const MODERATION_VERBS = new Set([
+  "topic",
+  "kick",
+  "ban",
+  "unban",
+  "mute",
+  "unmute",
+  "op",
+  "deop",
+  "invite",
+  "mode",
+  "wall",
+]);
+
+/** A moderation request typed in the composer. */
+export type ModerationRequest = Extract<
+  ClientFrame,
+  { type: ModerationAction | "topic" | "mode" | "wall" }
+>;
+
 /** What a composer line means. */
 export type ComposerCommand =
   | { kind: "say"; text: string; action: boolean }
+  | { kind: "request"; frame: ModerationRequest }
   | { kind: "join"; room: string }
   | { kind: "part"; room: string | undefined }
   | { kind: "dm"; to: string; text: string }
@@ -297,8 +427,10 @@ export type ComposerCommand =
 
 /**
  * Reads what was typed in the composer: plain text, `//text` (a message starting with `/`),
- * `/me`, `/join`, `/part` (`/leave`), `/msg` (`/dm`). Other `/words` are refused so typos are
- * not sent to everyone.
+ * `/me`, `/join`, `/part` (`/leave`), `/msg` (`/dm`), and the moderation commands (`/topic`,
+ * `/kick`, `/ban`, `/unban`, `/mute`, `/unmute`, `/op`, `/deop`, `/invite`, `/mode`, `/wall`),
+ * read as the server's text mode reads them, acting on `room` (the open room) unless they name
+ * one. Other `/words` are refused so typos are not sent to everyone.
  *
  * @example
  * ```ts
@@ -308,7 +440,7 @@ export type ComposerCommand =
  * assert.deepEqual(parseComposer("/me waves"), { kind: "say", text: "waves", action: true });
  * ```
  */
-export function parseComposer(input: string): ComposerCommand {
+export function parseComposer(input: string, room?: string): ComposerCommand {
   if (!input.startsWith("/")) {
     return { kind: "say", text: input, action: false };
   }
@@ -318,6 +450,19 @@ export function parseComposer(input: string): ComposerCommand {
   const m = /^\/(\S+)(?:\s+([\s\S]*))?$/.exec(input);
   const verb = (m?.[1] ?? "").toLowerCase();
   const rest = (m?.[2] ?? "").trim();
+  if (MODERATION_VERBS.has(verb)) {
+    try {
+      const frame = parseTextLine(input, room);
+      if (frame !== undefined && MODERATION_VERBS.has(frame.type)) {
+        return { kind: "request", frame: frame as ModerationRequest };
+      }
+    } catch (error) {
+      if (error instanceof ChatError) {
+        return { kind: "error", message: error.message.replace(/; \/join one first$/, "") };
+      }
+      throw error;
+    }
+  }
   switch (verb) {
     case "me":
       return rest === ""
@@ -343,7 +488,8 @@ export function parseComposer(input: string): ComposerCommand {
     default:
       return {
         kind: "error",
-        message: `Unknown command /${verb}: use /me, /join, /part or /msg (// sends a leading /)`,
+        message: `Unknown command /${verb}: use /me, /join, /part, /msg, /topic, /kick, /ban, ` +
+          `/mute, /op, /mode… (// sends a leading /)`,
       };
   }
 }
