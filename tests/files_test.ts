@@ -335,3 +335,41 @@ Deno.test("files: server memory stays flat while a slow receiver downloads a lar
     `server RSS grew by ${(growth / MiB).toFixed(1)} MiB for a ${size / MiB} MiB file`,
   );
 });
+
+Deno.test("files: a text-mode account gets a signed, expiring link to each file it receives, which curl can fetch", async () => {
+  await using server = await startServer();
+  await using alice = await RawClient.json(server.port);
+  const reg = await request(alice, { type: "register", name: "alice", password: "correct horse" });
+  assert.equal(reg.type, "ack", JSON.stringify(reg));
+  await using nc = await RawClient.text(server.port);
+  nc.send("/register bob correct-horse");
+  await nc.line((l) => l.startsWith("* Registered and logged in as bob"));
+  const up = await upload(base(server), String(reg.token), "the quarterly numbers", "q3.txt");
+  assert.equal(up.status, 201);
+  const { id } = await up.json();
+  const sent = await request(alice, { type: "send", room: "#general", text: "see", file: id });
+  assert.equal(sent.type, "ack", JSON.stringify(sent));
+  await nc.line((l) => l.startsWith("[#general] <alice> see [file q3.txt"));
+  const line = await nc.line((l) => l.startsWith("* Download (24 h): "));
+  const link = line.slice("* Download (24 h): ".length);
+  assert.match(
+    link,
+    new RegExp(`^http://127\\.0\\.0\\.1:${server.httpPort}/files/${id}\\?u=\\d+&e=\\d+&s=`),
+  );
+  const curl = new Deno.Command("curl", { args: ["-s", "-f", link], stdout: "piped" });
+  const got = await curl.output().catch(() => undefined);
+  if (got !== undefined) {
+    assert.equal(got.code, 0, "curl fetched it");
+    assert.equal(new TextDecoder().decode(got.stdout), "the quarterly numbers");
+  } else {
+    const res = await fetch(link); // no curl here: the same request
+    assert.equal(await res.text(), "the quarterly numbers");
+  }
+  const forged = link.replace(/s=[^&]+$/, "s=AAAA");
+  assert.equal(await fetch(forged).then(async (r) => (await r.body?.cancel(), r.status)), 404);
+  const expired = link.replace(/e=\d+/, "e=1");
+  assert.equal(await fetch(expired).then(async (r) => (await r.body?.cancel(), r.status)), 404);
+  // A JSON client gets no link in the message: it sends its token.
+  const frame = await alice.frame((f) => f.type === "message", 300).catch(() => undefined);
+  assert.equal(frame, undefined, "the sender's own JSON session is not sent its message");
+});

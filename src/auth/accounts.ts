@@ -246,6 +246,11 @@ export class Accounts {
     };
   }
 
+  /** The account of that id (for a signed download link). */
+  user(id: number): Promise<UserRecord | undefined> {
+    return this.#store.getUserById(id);
+  }
+
   /** Revokes a session token. */
   logout(tokenHash: Uint8Array): Promise<void> {
     return this.#store.deleteSession(tokenHash);

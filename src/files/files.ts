@@ -16,6 +16,7 @@ import { nameKey } from "../protocol/names.ts";
 import { sanitize } from "../protocol/text_mode.ts";
 import { revealHidden, utf8Length } from "../protocol/unicode.ts";
 import type { Clock } from "../clock.ts";
+import { FileLinks } from "./capability.ts";
 import { systemClock } from "../clock.ts";
 import type { FileRecord, FileStore, MembershipStore, UserRecord } from "../store/store.ts";
 
@@ -148,6 +149,8 @@ export class FileService {
   readonly #memberships: MembershipStore;
   readonly #accounts: Accounts;
   readonly #clock: Clock;
+  /** Signs the download links text-mode users get (see src/files/capability.ts). */
+  readonly links = new FileLinks();
   readonly #options: FileOptions;
   readonly #uploads: KeyedThrottle;
   readonly #usage = new Map<number, Usage>();
@@ -405,7 +408,7 @@ export class FileService {
   }
 
   async #download(req: Request, ip: string, id: string): Promise<Response> {
-    const user = await this.#authenticate(req, ip);
+    const user = (await this.#linked(req, id)) ?? await this.#authenticate(req, ip);
     if (user instanceof Response) return user;
     const file = ID_RE.test(id) ? await this.#files.get(id) : undefined;
     if (file === undefined || !(await this.canRead(user, file))) return notFound();
@@ -491,6 +494,19 @@ export class FileService {
         await Deno.remove(path).catch(() => {});
       }
     }
+  }
+
+  /**
+   * The account a signed download link (`?u=…&e=…&s=…`, see src/files/capability.ts) grants
+   * file `id` to; undefined when the request carries none. A link that is forged, expired or for
+   * another file answers 404, like a file that does not exist.
+   */
+  async #linked(req: Request, id: string): Promise<UserRecord | Response | undefined> {
+    const query = new URL(req.url).searchParams;
+    if (!query.has("s")) return undefined;
+    const userId = ID_RE.test(id) ? this.links.check(id, query, this.#clock.now()) : undefined;
+    const user = userId === undefined ? undefined : await this.#accounts.user(userId);
+    return user === undefined || user.disabled ? notFound() : user;
   }
 
   async #authenticate(req: Request, ip: string): Promise<UserRecord | Response> {

@@ -12,7 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import type { AccountLogin } from "../auth/accounts.ts";
 import type { Caller, Command, Services } from "../commands/command.ts";
 import { checkGuard } from "../commands/guards.ts";
-import { arrive, logsIn } from "../commands/connection.ts";
+import { arrive, logsIn, webUrl } from "../commands/connection.ts";
 import { COMMANDS } from "../commands/table.ts";
 import type { Dialect, SessionView } from "../dialects/dialect.ts";
 import { json } from "../dialects/json.ts";
@@ -137,10 +137,29 @@ export class Session implements Caller {
 
   /** Queues an event in this connection's dialect. Never blocks, never throws. */
   deliver(event: Outgoing): void {
-    const bytes = event.bytes(this.#dialect ?? text);
+    const dialect = this.#dialect ?? text;
+    const bytes = event.bytes(dialect);
     if (bytes === null) return;
     this.#outbox.push(bytes);
     this.#counters.deliveries++;
+    const frame = event.frame;
+    if (dialect === text && frame.type === "message" && frame.file !== undefined) {
+      this.#fileLink(frame.file.id);
+    }
+  }
+
+  /**
+   * A text-mode account that receives a file gets a link `curl` can fetch: signed for it,
+   * expiring (src/files/capability.ts). The only per-recipient bytes of a fan-out, and only for
+   * file messages in text mode.
+   */
+  #fileLink(id: string): void {
+    const { files, web, config } = this.#ctx;
+    if (files === undefined || web === undefined || this.user === undefined) return;
+    const wildcard = config.host === "0.0.0.0" || config.host === "::";
+    const host = wildcard ? this.#conn.localIp ?? "localhost" : config.host;
+    const url = files.links.url(webUrl(web, host), id, this.user.id, Date.now());
+    this.#outbox.push(encodeLine(`* Download (24 h): ${url}`));
   }
 
   /**

@@ -24,6 +24,8 @@ export interface Connection {
   readonly remoteIp: string;
   /** The peer's address, for logs (`ip:port`). */
   readonly remote: string;
+  /** The address the peer reached this server at, when known (for links it is sent). */
+  readonly localIp?: string;
   /**
    * Whether messages arrive as frames (WebSocket): such a connection gets no banner and speaks
    * JSON mode from its first frame.

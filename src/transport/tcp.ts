@@ -20,6 +20,7 @@ const TLS_HANDSHAKE = 0x16;
 export class StreamConnection implements Connection {
   readonly kind: TransportKind;
   readonly remoteIp: string;
+  readonly localIp?: string;
   readonly remote: string;
   readonly framed = false;
   readonly #conn: Deno.Conn;
@@ -37,6 +38,8 @@ export class StreamConnection implements Connection {
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.remoteIp = addr.hostname ?? "unknown";
     this.remote = addr.port === undefined ? this.remoteIp : `${this.remoteIp}:${addr.port}`;
+    const local = conn.localAddr as Deno.NetAddr;
+    if (local.hostname !== undefined) this.localIp = local.hostname;
     if ("setNoDelay" in conn) {
       const tcp = conn as Deno.TcpConn;
       try {
