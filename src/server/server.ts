@@ -183,10 +183,10 @@ export class ChatServer implements AsyncDisposable {
       Object.assign(full, { plain: false, http: false, tlsCert: undefined, tlsKey: undefined });
     }
     if ((full.tlsCert === undefined) !== (full.tlsKey === undefined)) {
-      throw new TypeError("Cannot start: give both --tls-cert and --tls-key, or neither");
+      throw new TypeError("give both --tls-cert and --tls-key, or neither");
     }
     if (!full.plain && full.tlsCert === undefined && deps.listen !== false) {
-      throw new TypeError("Cannot start: --no-plain needs --tls-cert and --tls-key");
+      throw new TypeError("--no-plain needs --tls-cert and --tls-key");
     }
     const { store, folder } = deps.store === undefined
       ? await openStore(full)
