@@ -63,7 +63,8 @@ export const conversationCommands: CommandGroup<
     },
   },
   unread: {
-    guard: { needs: "account" },
+    // Counting reads every room the account is in: a few at once, then one every 2 s.
+    guard: { needs: "account", rate: { burst: 5, perSecond: 0.5 } },
     async run(_request, caller, { conversation }) {
       const state = await conversation.unread(caller);
       return { result: { command: "unread", reply: { type: "ack", ...state } } };

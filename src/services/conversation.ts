@@ -22,6 +22,8 @@ export const TYPING_EVERY_MS = 3000;
 /** The most words a search takes, and the longest word. */
 const MAX_WORDS = 10;
 const MAX_WORD = 64;
+/** How many of its rooms `unread` counts (each count reads up to 1,000 rows). */
+const MAX_COUNTED_ROOMS = 200;
 /** How many direct conversations `unread` lists (the most recent). */
 const MAX_CONVERSATIONS = 50;
 /** How many typing stamps are kept before they are forgotten all at once. */
@@ -254,7 +256,8 @@ export class Conversation {
   /** Where the actor stands: unread counts in its rooms, and its direct conversations. */
   unread(actor: Actor): Promise<Awaited<ReturnType<MessageStore["unread"]>>> {
     const user = actor.user!;
-    return this.#store.unread(user.id, user.name, this.#hub.roomsOf(actor), MAX_CONVERSATIONS);
+    const rooms = this.#hub.roomsOf(actor).slice(0, MAX_COUNTED_ROOMS);
+    return this.#store.unread(user.id, user.name, rooms, MAX_CONVERSATIONS);
   }
 
   /** The text rules of `send`, for an edit. */
