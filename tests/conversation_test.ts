@@ -284,3 +284,10 @@ Deno.test("conversation: read markers agree across an account's devices; unread 
   const guest = await a.connect("10.0.0.4");
   await refused(guest, { type: "unread" }, "login_required");
 });
+
+Deno.test("conversation: unread past its rate guard is refused rate_limited", async () => {
+  await using a = await app();
+  const alice = await account(a, "alice");
+  for (let i = 0; i < 5; i++) await ok(alice, { type: "unread" });
+  await refused(alice, { type: "unread" }, "rate_limited");
+});
