@@ -10,6 +10,7 @@
 import process from "node:process";
 import * as readline from "node:readline";
 import type { Line } from "./format.ts";
+import { cursorAfter } from "./width.ts";
 
 /** Where the terminal client reads and writes. */
 export interface TerminalIO {
@@ -177,7 +178,7 @@ class PromptConsole implements TerminalIO {
     process.stdout.write(
       line.text + "\n" + (this.#status === undefined ? "" : this.#status + "\n"),
     );
-    this.#rl.prompt(true);
+    this.#redraw();
   }
 
   status(text: string | undefined): void {
@@ -189,15 +190,38 @@ class PromptConsole implements TerminalIO {
     this.#clearBelow();
     this.#status = text;
     if (text !== undefined) process.stdout.write(text + "\n");
-    this.#rl.prompt(true);
+    this.#redraw();
   }
 
-  /** Moves to the start of the status line (or the prompt) and clears from there down. */
+  /**
+   * Moves to the start of the status line (or the prompt) and clears from there down: every
+   * row the prompt and the draft (wrapped, wide characters counted as 2 columns) occupy.
+   */
   #clearBelow(): void {
-    const { rows } = this.#rl.getCursorPos();
-    readline.moveCursor(process.stdout, 0, -rows - (this.#status === undefined ? 0 : 1));
+    readline.moveCursor(
+      process.stdout,
+      0,
+      -this.#cursorRow() - (this.#status === undefined ? 0 : 1),
+    );
     readline.cursorTo(process.stdout, 0);
     readline.clearScreenDown(process.stdout);
+  }
+
+  /** The row of the cursor within the prompt and the draft (0: the prompt's first row). */
+  #cursorRow(): number {
+    const rl = this.#rl as unknown as { line: string; cursor: number };
+    const before = this.#rl.getPrompt() + rl.line.slice(0, rl.cursor);
+    return cursorAfter(before, process.stdout.columns || 80).row;
+  }
+
+  /**
+   * Redraws the prompt and the draft from the cursor's row (cleared by {@linkcode #clearBelow}
+   * and written below). The line editor would first move up by the rows the draft took before,
+   * over what was just printed: it is told the cursor is on the draft's first row.
+   */
+  #redraw(): void {
+    (this.#rl as unknown as { prevRows?: number }).prevRows = 0;
+    this.#rl.prompt(true);
   }
 
   setPrompt(prompt: string): void {
@@ -254,9 +278,8 @@ class PromptConsole implements TerminalIO {
 
   /** How many rows the prompt and the just-entered `line` took. */
   #echoRows(line: string): number {
-    const columns = process.stdout.columns || 80;
-    const width = [...this.#rl.getPrompt()].length + [...line].length;
-    return Math.max(1, Math.ceil(width / columns));
+    const { row, column } = cursorAfter(this.#rl.getPrompt() + line, process.stdout.columns || 80);
+    return Math.max(1, row + (column > 0 ? 1 : 0));
   }
 }
 
