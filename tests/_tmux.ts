@@ -104,6 +104,11 @@ export class TmuxClient implements AsyncDisposable {
     return await this.tmux("capture-pane", "-p", "-t", "t");
   }
 
+  /** The visible screen with its colours and styles as escape sequences. */
+  async styled(): Promise<string> {
+    return await this.tmux("capture-pane", "-p", "-e", "-J", "-t", "t");
+  }
+
   /** The visible screen with rows that wrapped joined back into one line each. */
   async joined(): Promise<string> {
     return await this.tmux("capture-pane", "-p", "-J", "-t", "t");

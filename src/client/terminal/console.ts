@@ -30,6 +30,11 @@ export interface TerminalIO {
   /** Sets the prompt (interactive only). */
   setPrompt(prompt: string): void;
   /**
+   * Sets what Tab completes (interactive only): given the line up to the cursor, the
+   * candidates and the word they replace.
+   */
+  setCompleter(completer: (line: string) => [string[], string]): void;
+  /**
    * Shows `text` on a status line kept just above the prompt (e.g. a progress bar), replacing
    * the previous one; undefined removes it. Interactive only: otherwise nothing is shown.
    */
@@ -99,6 +104,7 @@ class PromptConsole implements TerminalIO {
   readonly #canMute: boolean;
   /** The status line shown above the prompt, if any (one row: the caller keeps it short). */
   #status: string | undefined;
+  #completer: ((line: string) => [string[], string]) | undefined;
 
   constructor(options: ConsoleOptions) {
     this.#rl = readline.createInterface({
@@ -107,6 +113,7 @@ class PromptConsole implements TerminalIO {
       prompt: options.prompt ?? "> ",
       terminal: true,
       historySize: 200,
+      completer: (line: string): [string[], string] => this.#completer?.(line) ?? [[], line],
     });
     // Readline writes what is typed through _writeToOutput (an internal of node:readline, as in
     // Node): silencing it is how a password is typed without echo.
@@ -163,7 +170,12 @@ class PromptConsole implements TerminalIO {
     return promise;
   }
 
+  setCompleter(completer: (line: string) => [string[], string]): void {
+    this.#completer = completer;
+  }
+
   print(line: Line): void {
+    if (line.bell) process.stdout.write("\x07");
     if (this.#closed) {
       process.stdout.write(line.text + "\n");
       return;
@@ -338,6 +350,8 @@ class PlainConsole implements TerminalIO {
   }
 
   setPrompt(): void {}
+
+  setCompleter(): void {}
 
   status(): void {}
 
