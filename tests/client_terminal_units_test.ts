@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { complete, SeenIds } from "../src/client/terminal/complete.ts";
 import { Formatter, mentions, NAME_PALETTE, nameColor } from "../src/client/terminal/format.ts";
+import { parseClientArgs } from "../src/cli/client_cmd.ts";
 import { cursorAfter, displayWidth } from "../src/client/terminal/width.ts";
 
 Deno.test("displayWidth: wide characters and emoji take 2 columns, combining marks 0", () => {
@@ -130,4 +131,9 @@ Deno.test("client task: write access to the token and download folders, with XDG
     new Set(await taskWrites({ HOME: "/h", XDG_CONFIG_HOME: "/c", XDG_DOWNLOAD_DIR: "/d" })),
     new Set([".", "/h/.config/parley", "/c/parley", "/h/Downloads", "/d"]),
   );
+});
+
+Deno.test("parseClientArgs(): --bell", () => {
+  assert.equal(parseClientArgs(["example.org", "--bell"])?.bell, true);
+  assert.equal(parseClientArgs(["example.org"])?.bell, undefined);
 });
