@@ -372,7 +372,7 @@ export function clientPermissions(config: string): string[] {
     "--allow-net",
     "--allow-read",
     `--allow-write=${config}/parley`,
-    "--allow-env=NO_COLOR,HOME,XDG_CONFIG_HOME,APPDATA",
+    "--allow-env=NO_COLOR,HOME,XDG_CONFIG_HOME,XDG_DOWNLOAD_DIR,APPDATA",
   ];
 }
 

@@ -326,6 +326,32 @@ Deno.test("client /send and /get: a file goes through the terminal client, hash 
     [],
     "nothing written where it may not",
   );
+
+  // Without PATH: into $XDG_DOWNLOAD_DIR, else ~/Downloads when it exists (and may be written).
+  const xdg = `${dir.path}/xdg`;
+  const home = `${dir.path}/home`;
+  await Deno.mkdir(xdg);
+  await Deno.mkdir(`${home}/Downloads`, { recursive: true });
+  for (
+    const [env, into] of [[{ XDG_DOWNLOAD_DIR: xdg }, xdg], [
+      { HOME: home },
+      `${home}/Downloads`,
+    ]] as const
+  ) {
+    await using again = new ClientProcess([...common, "--name", "bob"], {
+      permissions: ["--allow-net", "--allow-read", `--allow-write=${into}`, "--allow-env"],
+      cwd: elsewhere,
+      env: { XDG_CONFIG_HOME: elsewhere, NO_COLOR: "1", XDG_DOWNLOAD_DIR: "", ...env },
+    });
+    await again.type(PASSWORD, `/get ${id}`);
+    const r = await again.finish();
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(
+      r.stdout.some((l) => l.includes(`* Saved ${into}/My Report.bin`)),
+      r.stdout.join("\n"),
+    );
+    assert.equal(await sha256Of(`${into}/My Report.bin`), sha256);
+  }
 });
 
 Deno.test("parseFileCommand() reads /send and /get; safeFileName() and freeName() keep files safe", () => {

@@ -8,7 +8,7 @@ import { TokenStore } from "../src/client/token_store.ts";
 import type { ChatEvent } from "../src/client/events.ts";
 import { exchange } from "../src/client/core/frames.ts";
 import type { Reply, RequestFrame } from "../src/client/core/frames.ts";
-import { clock, Formatter, Painter } from "../src/client/terminal/format.ts";
+import { clock, Formatter, nameColor, Painter } from "../src/client/terminal/format.ts";
 import { parseClientArgs } from "../src/cli/client_cmd.ts";
 import { UsageError } from "../src/cli/args.ts";
 
@@ -188,7 +188,10 @@ Deno.test("Formatter colors only when asked, and strips control characters from 
   assert.equal(plain.event(evil)[0]!.text, "03:04:05 [#a] <bob> x [31my  ");
   const line = colored.event(evil)[0]!.text;
   assert.ok(line.includes("\x1b[36m[#a]\x1b[39m"), "room in cyan");
-  assert.ok(line.includes("\x1b[1m<bob>\x1b[22m"), "sender in bold");
+  assert.ok(
+    line.includes(`\x1b[1;${nameColor("bob")}m<bob>\x1b[22;39m`),
+    "sender in bold, in its own colour",
+  );
   assert.ok(!line.includes("\x1b[31my"), "the sender's escape is neutralized");
   assert.equal(colored.error("bad").text, "\x1b[2m03:04:05\x1b[22m \x1b[31m! bad\x1b[39m");
   assert.equal(colored.info("hi").text, "\x1b[2m03:04:05\x1b[22m \x1b[2m* hi\x1b[22m");

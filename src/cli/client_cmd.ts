@@ -56,6 +56,7 @@ Options:
                        trusted like the chat connection
   --no-token-file    do not read or save session tokens
   --no-color         no colors (also when NO_COLOR is set or stdout is not a terminal)
+  --bell             ring the terminal bell when a message mentions your name
   -h, --help         show this help
 
 Session tokens from logins (--name, /login, /register) are saved in
@@ -69,8 +70,9 @@ Commands (as in the server's text mode):
   logout, bye, quit, Ctrl-C or end of input (Ctrl-D) leave cleanly.
 Files (logged-in accounts; a progress bar at a terminal):
   /send [#room|NAME] PATH   upload PATH and send it (default: to the current room)
-  /get ID [PATH]            download into the current folder (or PATH); resumes an
-                              interrupted download, checks the SHA-256, never overwrites
+  /get ID [PATH]            download to PATH (a file or a folder), else into
+                              $XDG_DOWNLOAD_DIR or ~/Downloads if it exists, else the current
+                              folder; resumes, checks the SHA-256, never overwrites
 
 Piped: printf '/join #ops\\nhello\\n' | parley client 127.0.0.1 --name bot
 sends each line in order, waits for every reply, and exits.
@@ -100,6 +102,8 @@ export interface ClientArgs {
   ca?: string[];
   /** TLS without verification. */
   insecure?: boolean;
+  /** Ring the bell on mentions. */
+  bell?: boolean;
   /** Neither read nor save session tokens. */
   noTokenFile?: boolean;
   /** The server's web port, for file transfer, when given (else {@linkcode DEFAULT_HTTP_PORT}). */
@@ -128,6 +132,7 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
       "http-port": { type: "string" },
       "no-token-file": { type: "boolean" },
       "no-color": { type: "boolean" },
+      bell: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -156,6 +161,7 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
   if (values.name !== undefined) parsed.name = values.name;
   if (values["password-stdin"]) parsed.passwordStdin = true;
   if (values.room !== undefined) parsed.room = values.room;
+  if (values.bell) parsed.bell = true;
   if (tls) parsed.tls = true;
   if (values.ca !== undefined) parsed.ca = values.ca;
   if (values.insecure) parsed.insecure = true;
@@ -274,7 +280,7 @@ export async function clientMain(args: string[]): Promise<number> {
   for (const s of signals) Deno.addSignalListener(s, interrupt);
   try {
     const session: TerminalOptions = {
-      format: new Formatter(useColor(parsed.color)),
+      format: new Formatter(useColor(parsed.color), Date.now, { bell: parsed.bell ?? false }),
     };
     if (parsed.name !== undefined) session.name = parsed.name;
     if (parsed.passwordStdin) session.passwordFromInput = true;

@@ -10,6 +10,7 @@
 import process from "node:process";
 import * as readline from "node:readline";
 import type { Line } from "./format.ts";
+import { cursorAfter } from "./width.ts";
 
 /** Where the terminal client reads and writes. */
 export interface TerminalIO {
@@ -28,6 +29,11 @@ export interface TerminalIO {
   print(line: Line): void;
   /** Sets the prompt (interactive only). */
   setPrompt(prompt: string): void;
+  /**
+   * Sets what Tab completes (interactive only): given the line up to the cursor, the
+   * candidates and the word they replace.
+   */
+  setCompleter(completer: (line: string) => [string[], string]): void;
   /**
    * Shows `text` on a status line kept just above the prompt (e.g. a progress bar), replacing
    * the previous one; undefined removes it. Interactive only: otherwise nothing is shown.
@@ -98,6 +104,7 @@ class PromptConsole implements TerminalIO {
   readonly #canMute: boolean;
   /** The status line shown above the prompt, if any (one row: the caller keeps it short). */
   #status: string | undefined;
+  #completer: ((line: string) => [string[], string]) | undefined;
 
   constructor(options: ConsoleOptions) {
     this.#rl = readline.createInterface({
@@ -106,6 +113,7 @@ class PromptConsole implements TerminalIO {
       prompt: options.prompt ?? "> ",
       terminal: true,
       historySize: 200,
+      completer: (line: string): [string[], string] => this.#completer?.(line) ?? [[], line],
     });
     // Readline writes what is typed through _writeToOutput (an internal of node:readline, as in
     // Node): silencing it is how a password is typed without echo.
@@ -162,7 +170,12 @@ class PromptConsole implements TerminalIO {
     return promise;
   }
 
+  setCompleter(completer: (line: string) => [string[], string]): void {
+    this.#completer = completer;
+  }
+
   print(line: Line): void {
+    if (line.bell) process.stdout.write("\x07");
     if (this.#closed) {
       process.stdout.write(line.text + "\n");
       return;
@@ -177,7 +190,7 @@ class PromptConsole implements TerminalIO {
     process.stdout.write(
       line.text + "\n" + (this.#status === undefined ? "" : this.#status + "\n"),
     );
-    this.#rl.prompt(true);
+    this.#redraw();
   }
 
   status(text: string | undefined): void {
@@ -189,15 +202,38 @@ class PromptConsole implements TerminalIO {
     this.#clearBelow();
     this.#status = text;
     if (text !== undefined) process.stdout.write(text + "\n");
-    this.#rl.prompt(true);
+    this.#redraw();
   }
 
-  /** Moves to the start of the status line (or the prompt) and clears from there down. */
+  /**
+   * Moves to the start of the status line (or the prompt) and clears from there down: every
+   * row the prompt and the draft (wrapped, wide characters counted as 2 columns) occupy.
+   */
   #clearBelow(): void {
-    const { rows } = this.#rl.getCursorPos();
-    readline.moveCursor(process.stdout, 0, -rows - (this.#status === undefined ? 0 : 1));
+    readline.moveCursor(
+      process.stdout,
+      0,
+      -this.#cursorRow() - (this.#status === undefined ? 0 : 1),
+    );
     readline.cursorTo(process.stdout, 0);
     readline.clearScreenDown(process.stdout);
+  }
+
+  /** The row of the cursor within the prompt and the draft (0: the prompt's first row). */
+  #cursorRow(): number {
+    const rl = this.#rl as unknown as { line: string; cursor: number };
+    const before = this.#rl.getPrompt() + rl.line.slice(0, rl.cursor);
+    return cursorAfter(before, process.stdout.columns || 80).row;
+  }
+
+  /**
+   * Redraws the prompt and the draft from the cursor's row (cleared by {@linkcode #clearBelow}
+   * and written below). The line editor would first move up by the rows the draft took before,
+   * over what was just printed: it is told the cursor is on the draft's first row.
+   */
+  #redraw(): void {
+    (this.#rl as unknown as { prevRows?: number }).prevRows = 0;
+    this.#rl.prompt(true);
   }
 
   setPrompt(prompt: string): void {
@@ -254,9 +290,8 @@ class PromptConsole implements TerminalIO {
 
   /** How many rows the prompt and the just-entered `line` took. */
   #echoRows(line: string): number {
-    const columns = process.stdout.columns || 80;
-    const width = [...this.#rl.getPrompt()].length + [...line].length;
-    return Math.max(1, Math.ceil(width / columns));
+    const { row, column } = cursorAfter(this.#rl.getPrompt() + line, process.stdout.columns || 80);
+    return Math.max(1, row + (column > 0 ? 1 : 0));
   }
 }
 
@@ -315,6 +350,8 @@ class PlainConsole implements TerminalIO {
   }
 
   setPrompt(): void {}
+
+  setCompleter(): void {}
 
   status(): void {}
 

@@ -17,6 +17,8 @@ export interface Line {
   text: string;
   /** Whether it reports a failure. */
   error: boolean;
+  /** Whether it mentions you and the terminal should ring its bell (`--bell`). */
+  bell?: boolean;
 }
 
 const SGR = {
@@ -25,7 +27,47 @@ const SGR = {
   red: ["\x1b[31m", "\x1b[39m"],
   cyan: ["\x1b[36m", "\x1b[39m"],
   magenta: ["\x1b[35m", "\x1b[39m"],
+  mention: ["\x1b[1;33m", "\x1b[22;39m"],
 } as const;
+
+/** The colours names are drawn in (not red: errors are red). */
+export const NAME_PALETTE: readonly number[] = [32, 33, 34, 35, 36, 92, 93, 94, 95, 96];
+
+/**
+ * The stable colour of a name: the SGR foreground code its FNV-1a hash (of the name in lower
+ * case, as the server compares names) picks in {@linkcode NAME_PALETTE}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nameColor } from "./format.ts";
+ * assert.equal(nameColor("Alice"), nameColor("alice"));
+ * ```
+ */
+export function nameColor(name: string): number {
+  let h = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(name.toLowerCase())) {
+    h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  }
+  return NAME_PALETTE[h % NAME_PALETTE.length]!;
+}
+
+/**
+ * Whether `text` mentions `name`: the name as a whole word, in any case (`@name` too).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mentions } from "./format.ts";
+ * assert.equal(mentions("hi @Alice!", "alice"), true);
+ * assert.equal(mentions("malice", "alice"), false);
+ * ```
+ */
+export function mentions(text: string, name: string): boolean {
+  if (name === "") return false;
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(^|[^\\p{L}\\p{N}_-])${escaped}($|[^\\p{L}\\p{N}_-])`, "iu").test(text);
+}
 
 /** A style name {@linkcode Painter.paint} accepts. */
 export type StyleName = keyof typeof SGR;
@@ -58,6 +100,13 @@ export class Painter {
     const [on, off] = SGR[style];
     return on + clean + off;
   }
+
+  /** Sanitizes `name` and draws it bold in its own stable colour ({@linkcode nameColor}). */
+  name(name: string, text = name): string {
+    const clean = sanitize(text);
+    if (!this.color) return clean;
+    return `\x1b[1;${nameColor(name)}m${clean}\x1b[22;39m`;
+  }
 }
 
 /**
@@ -81,14 +130,17 @@ export function clock(ms: number): string {
 export class Formatter {
   readonly #p: Painter;
   readonly #now: () => number;
+  readonly #bell: boolean;
 
   /**
    * @param color whether to emit ANSI styles
    * @param now the clock, for lines that carry no server time @default Date.now
+   * @param options `bell`: lines mentioning you ask for the terminal bell
    */
-  constructor(color: boolean, now: () => number = Date.now) {
+  constructor(color: boolean, now: () => number = Date.now, options: { bell?: boolean } = {}) {
     this.#p = new Painter(color);
     this.#now = now;
+    this.#bell = options.bell ?? false;
   }
 
   /** A dimmed notice line: `HH:MM:SS * text`. */
@@ -124,12 +176,15 @@ export class Formatter {
       : `${m.text === "" ? "" : `${m.text} `}[file ${m.file.name}, ${
         formatSize(m.file.size)
       }: /get ${m.file.id}]`;
+    const mentioned = me !== undefined && m.from !== me && mentions(m.text, me);
     const text = options.dim
       ? p.paint("dim", `${where} ${sender} ${body}`)
-      : `${p.paint(m.room !== undefined ? "cyan" : "magenta", where)} ${p.paint("bold", sender)} ${
-        sanitize(body)
+      : `${p.paint(m.room !== undefined ? "cyan" : "magenta", where)} ${p.name(m.from, sender)} ${
+        mentioned ? p.paint("mention", body) : sanitize(body)
       }${late && p.paint("dim", late)}`;
-    return { text: `${this.#time(m.ts)} ${text}`, error: false };
+    const line: Line = { text: `${this.#time(m.ts)} ${text}`, error: false };
+    if (mentioned && !options.dim && this.#bell) line.bell = true;
+    return line;
   }
 
   /** A page of history: a header, then each message dimmed, oldest first. */

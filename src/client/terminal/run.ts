@@ -13,10 +13,12 @@ import { parseTextLine, TEXT_HELP } from "../../protocol/text_mode.ts";
 import type { ChatClient } from "../chat_client.ts";
 import { exchange } from "../core/frames.ts";
 import type { Reply, RequestFrame } from "../core/frames.ts";
+import type { ChatEvent } from "../events.ts";
 import { ConnectionClosedError, ServerError } from "../errors.ts";
 import type { TokenStore } from "../token_store.ts";
 import type { Formatter } from "./format.ts";
 import type { TerminalIO } from "./console.ts";
+import { complete, SeenIds } from "./complete.ts";
 import { FILE_HELP, parseFileCommand } from "./file_commands.ts";
 import type { FileCommand } from "./file_commands.ts";
 import { isReadableFile, runFileCommand } from "./transfers.ts";
@@ -47,6 +49,15 @@ const HELP: readonly string[] = (() => {
     ? [...TEXT_HELP, ...FILE_HELP]
     : [...TEXT_HELP.slice(0, at), ...FILE_HELP, ...TEXT_HELP.slice(at)];
 })();
+
+/** The command words Tab completes: every `/word` the help names. */
+const COMMANDS: readonly string[] = [
+  ...new Set(HELP.flatMap((line) => [...line.matchAll(/(?<![\w/])\/[a-z]+/g)].map((m) => m[0]))),
+];
+
+/** Where a message is, with its id: the key history is deduplicated by. */
+const messageKey = (m: { id: number; room?: string; from: string; to?: string }): string =>
+  m.room !== undefined ? `${nameKey(m.room)}:${m.id}` : `dm:${m.id}`;
 
 /** Requests whose reply the server follows with `history` (and offline DM) frames. */
 const REPLAYING = new Set<RequestFrame["type"]>(["join", "login", "register"]);
@@ -80,6 +91,42 @@ export async function runTerminal(
     room !== undefined && client.joinedRooms.some((r) => nameKey(r) === nameKey(room));
   const prompt = () => io.setPrompt(`${current ?? "(no room)"}> `);
   const show = (lines: { text: string; error: boolean }[]) => lines.forEach((l) => io.print(l));
+
+  /** The members of each room (by key) as far as this session saw them, for Tab. */
+  const members = new Map<string, Set<string>>();
+  /** Rooms seen in `/rooms`, for Tab. */
+  const knownRooms = new Set<string>();
+  /** Messages already shown: history replayed on a reconnect or a re-join shows only new ones. */
+  const seen = new SeenIds();
+  io.setCompleter((line) =>
+    complete(line, {
+      commands: COMMANDS,
+      rooms: [...client.joinedRooms, ...knownRooms],
+      names: current === undefined
+        ? []
+        : [...members.get(nameKey(current)) ?? []].filter((n) => n !== client.name),
+    })
+  );
+  /** Keeps {@linkcode members} in step with an event. */
+  const track = (event: ChatEvent): void => {
+    if (event.type === "presence") {
+      const { room, name, newName } = event;
+      if (event.event === "joined" && room !== undefined) {
+        members.set(nameKey(room), (members.get(nameKey(room)) ?? new Set<string>()).add(name));
+        return;
+      }
+      const sets = event.event === "left" && room !== undefined
+        ? [members.get(nameKey(room))]
+        : [...members.values()];
+      for (const set of sets) {
+        if (set?.delete(name) && event.event === "renamed" && newName !== undefined) {
+          set.add(newName);
+        }
+      }
+    } else if (event.type === "message" && event.room !== undefined) {
+      members.get(nameKey(event.room))?.add(event.from);
+    }
+  };
 
   // Events wait while the session starts and while a request that replays history is out, so
   // that "Logged in as…" or "You joined…" comes before the history it brings.
@@ -145,6 +192,15 @@ export async function runTerminal(
       const reply = await client.request(frame);
       const ex = exchange(frame, reply);
       show(fmt.reply(ex, name));
+      if (ex.type === "join" || ex.type === "who") {
+        members.set(nameKey(ex.reply.room), new Set(ex.reply.members));
+      } else if (ex.type === "rooms") {
+        for (const r of ex.reply.rooms) knownRooms.add(r.name);
+      } else if (ex.type === "send" && typeof ex.reply.id === "number") {
+        seen.add(messageKey({ ...ex.frame, from: name, id: ex.reply.id }));
+      } else if (ex.type === "history") {
+        for (const m of ex.reply.messages) seen.add(messageKey(m));
+      }
       if ((ex.type === "login" && ex.frame.token === undefined) || ex.type === "register") {
         const { name, token } = ex.reply;
         await tokenStore("save", (s) => s.set(server, name, token));
@@ -265,7 +321,19 @@ export async function runTerminal(
   const printing = (async () => {
     for await (const event of client) {
       while (resume !== undefined) await resume.promise;
-      show(fmt.event(event, client.name));
+      track(event);
+      if (event.type === "message") {
+        if (!seen.add(messageKey(event))) continue;
+        show(fmt.event(event, client.name));
+      } else if (event.type === "history") {
+        // Replayed on a (re-)join: what was shown already is not shown again.
+        const fresh = event.messages.filter((m) => seen.add(messageKey(m)));
+        if (fresh.length > 0 || event.messages.length === 0) {
+          show(fmt.history({ ...event, messages: fresh }, client.name));
+        }
+      } else {
+        show(fmt.event(event, client.name));
+      }
       if (event.type === "moderation" && current !== undefined && !isIn(current)) {
         // Kicked or banned from the current room (the client dropped it): the latest joined
         // room is current now.

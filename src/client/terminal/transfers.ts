@@ -45,6 +45,28 @@ export function expandHome(path: string): string {
   return home === undefined ? path : home + path.slice(1);
 }
 
+/** An environment variable when it may be read without asking and is not empty. */
+function envVar(name: string): string | undefined {
+  if (!granted({ name: "env", variable: name })) return undefined;
+  const value = Deno.env.get(name);
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/**
+ * Where `/get ID` saves when no PATH is typed: `$XDG_DOWNLOAD_DIR`, else `~/Downloads`, when
+ * that folder exists and may be written; else the working folder (`.`).
+ */
+export function downloadsFolder(): string {
+  const home = envVar("HOME");
+  const candidates = [envVar("XDG_DOWNLOAD_DIR"), home && join(home, "Downloads")];
+  for (const dir of candidates) {
+    if (dir === undefined || dir === "") continue;
+    const full = expandHome(dir);
+    if (granted({ name: "write", path: full }) && isDirectory(full)) return full;
+  }
+  return ".";
+}
+
 /** Whether `path` is an existing file, asking nothing when it may not be read. */
 export function isReadableFile(path: string): boolean {
   const full = expandHome(path);
@@ -165,9 +187,9 @@ async function getFile(
     if (client.state === "closed") return false;
     return fail(downloadFailure(id, error));
   }
-  // Where: a folder (the current one by default) and the file's own name made safe, or the
-  // path typed; never over an existing file.
-  let dir = ".";
+  // Where: a folder (the downloads folder by default, else the current one) and the file's own
+  // name made safe, or the path typed; never over an existing file.
+  let dir = command.path === undefined ? downloadsFolder() : ".";
   let name = safeFileName(file.name);
   if (command.path !== undefined) {
     const path = expandHome(command.path);

@@ -1,0 +1,139 @@
+/**
+ * Unit tests of the terminal client's pure parts: display width, name colours, dedupe,
+ * completion.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { complete, SeenIds } from "../src/client/terminal/complete.ts";
+import { Formatter, mentions, NAME_PALETTE, nameColor } from "../src/client/terminal/format.ts";
+import { parseClientArgs } from "../src/cli/client_cmd.ts";
+import { cursorAfter, displayWidth } from "../src/client/terminal/width.ts";
+
+Deno.test("displayWidth: wide characters and emoji take 2 columns, combining marks 0", () => {
+  assert.equal(displayWidth("hello"), 5);
+  assert.equal(displayWidth("漢字テスト"), 10);
+  assert.equal(displayWidth("한국"), 4);
+  assert.equal(displayWidth("ＡＢ"), 4, "fullwidth forms");
+  assert.equal(displayWidth("🎉👍"), 4);
+  assert.equal(displayWidth("👍🏽"), 2, "a skin tone modifier joins its emoji");
+  assert.equal(displayWidth("👩‍👩‍👧"), 2, "a ZWJ sequence is one emoji");
+  assert.equal(displayWidth("❤️"), 2, "text symbol with VS16");
+  assert.equal(displayWidth("cafe\u0301"), 4);
+  assert.equal(displayWidth("\u200b"), 0);
+  assert.equal(displayWidth("\x1b[31mred\x1b[39m"), 3);
+});
+
+Deno.test("cursorAfter: wraps at the row's end, a wide character that does not fit moves down", () => {
+  assert.deepEqual(cursorAfter("", 10), { row: 0, column: 0 });
+  assert.deepEqual(cursorAfter("a".repeat(130), 80), { row: 1, column: 50 });
+  assert.deepEqual(cursorAfter("a".repeat(80), 80), { row: 1, column: 0 });
+  assert.deepEqual(cursorAfter("a".repeat(39) + "漢", 40), { row: 1, column: 2 });
+  assert.deepEqual(cursorAfter("漢".repeat(70), 40), { row: 3, column: 20 });
+  assert.deepEqual(cursorAfter("a".repeat(130), 200), { row: 0, column: 130 });
+});
+
+Deno.test("nameColor: a name keeps its colour, whatever its case, and names spread over the palette", () => {
+  assert.equal(nameColor("alice"), nameColor("alice"));
+  assert.equal(nameColor("Alice"), nameColor("ALICE"));
+  assert.ok(NAME_PALETTE.includes(nameColor("bob")));
+  const names = Array.from({ length: 50 }, (_, i) => `user${i}`);
+  assert.ok(new Set(names.map(nameColor)).size >= 5, "at least 5 colours over 50 names");
+  const f = new Formatter(true, () => 0);
+  const a = f.message({ room: "#r", from: "alice", text: "x", ts: 0 }).text;
+  const b = f.message({ room: "#r", from: "alice", text: "y", ts: 0 }).text;
+  assert.ok(a.includes(`\x1b[1;${nameColor("alice")}m<alice>`), a);
+  assert.equal(a.slice(0, a.indexOf("<alice>")), b.slice(0, b.indexOf("<alice>")));
+  const plain = new Formatter(false, () => 0).message({
+    room: "#r",
+    from: "alice",
+    text: "x",
+    ts: 0,
+  });
+  assert.ok(!plain.text.includes("\x1b"), "no colour when colours are off (NO_COLOR)");
+});
+
+Deno.test("mentions: your name as a word is highlighted, and rings only with the bell option", () => {
+  assert.equal(mentions("hey alice, look", "Alice"), true);
+  assert.equal(mentions("@alice", "alice"), true);
+  assert.equal(mentions("malice aforethought", "alice"), false);
+  assert.equal(mentions("alice2 is here", "alice"), false);
+  const m = { room: "#r", from: "bob", text: "hi alice", ts: 0 };
+  const quiet = new Formatter(true, () => 0).message(m, "alice");
+  assert.ok(quiet.text.includes("\x1b[1;33mhi alice"), quiet.text);
+  assert.equal(quiet.bell, undefined);
+  assert.equal(new Formatter(true, () => 0, { bell: true }).message(m, "alice").bell, true);
+  assert.equal(
+    new Formatter(true, () => 0, { bell: true }).message({ ...m, from: "alice" }, "alice").bell,
+    undefined,
+    "your own messages do not ring",
+  );
+});
+
+Deno.test("SeenIds: a bounded set, oldest forgotten first", () => {
+  const seen = new SeenIds(3);
+  assert.deepEqual(["a", "b", "a", "c", "d", "b", "a"].map((k) => seen.add(k)), [
+    true,
+    true,
+    false,
+    true,
+    true,
+    false,
+    true,
+  ]);
+  assert.equal(seen.size, 3);
+  const big = new SeenIds();
+  for (let i = 0; i < 10_000; i++) big.add(String(i));
+  assert.equal(big.size, big.limit);
+});
+
+Deno.test("complete: commands, rooms and names", () => {
+  const c = {
+    commands: ["/join", "/part", "/msg", "/me"],
+    rooms: ["#ops", "#Offtopic"],
+    names: ["bob", "Bea"],
+  };
+  assert.deepEqual(complete("/j", c), [["/join "], "/j"]);
+  assert.deepEqual(complete("/m", c), [["/me", "/msg"], "/m"]);
+  assert.deepEqual(complete("/join #o", c), [["#Offtopic", "#ops"], "#o"]);
+  assert.deepEqual(complete("b", c), [["Bea", "bob"], "b"]);
+  assert.deepEqual(complete("bo", c), [["bob: "], "bo"]);
+  assert.deepEqual(complete("hi bo", c), [["bob "], "bo"]);
+  assert.deepEqual(complete("/msg be", c), [["Bea "], "be"]);
+  assert.deepEqual(complete("x", c), [[], "x"]);
+});
+
+/** The `--allow-write` folders the `client` task grants in `env` (its shell, echoing). */
+async function taskWrites(env: Record<string, string>): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const task: string = config.tasks.client;
+  const m = /^sh -c '(.*)' client$/.exec(task);
+  assert.ok(m, task);
+  const out = await new Deno.Command("sh", {
+    args: ["-c", m[1]!.replace(/^exec deno /, "printf '%s\\n' deno "), "client", "HOST"],
+    clearEnv: true,
+    env,
+    stdout: "piped",
+  }).output();
+  const words = new TextDecoder().decode(out.stdout).split("\n");
+  assert.equal(words.at(-2), "HOST", "the task's arguments are passed on");
+  return words.find((w) => w.startsWith("--allow-write="))!.slice("--allow-write=".length)
+    .split(",");
+}
+
+Deno.test("client task: write access to the token and download folders, with XDG_* set or not", async () => {
+  assert.deepEqual(
+    new Set(await taskWrites({ HOME: "/h" })),
+    new Set([".", "/h/.config/parley", "/h/Downloads"]),
+  );
+  assert.deepEqual(
+    new Set(await taskWrites({ HOME: "/h", XDG_CONFIG_HOME: "/c", XDG_DOWNLOAD_DIR: "/d" })),
+    new Set([".", "/h/.config/parley", "/c/parley", "/h/Downloads", "/d"]),
+  );
+});
+
+Deno.test("parseClientArgs(): --bell", () => {
+  assert.equal(parseClientArgs(["example.org", "--bell"])?.bell, true);
+  assert.equal(parseClientArgs(["example.org"])?.bell, undefined);
+});
