@@ -8,20 +8,24 @@
  */
 
 import type {
+  DeletedFrame,
+  EditedFrame,
   FileRef,
   HistoryFrame,
   MessageFrame,
   ModerationAction,
   ModerationFrame,
   PresenceFrame,
+  ReactionsFrame,
   RoomInfo,
   RoomState,
   ServerLimits,
   TopicFrame,
+  TypingFrame,
   UnreadCount,
   WallFrame,
 } from "../../protocol/frames.ts";
-import { PROTO } from "../../protocol/frames.ts";
+import { PROTO, REACTIONS } from "../../protocol/frames.ts";
 import { ConnectionClosedError, ServerError } from "../../client/core/errors.ts";
 import type { ServerEvent } from "../../client/core/frames.ts";
 import type { Peer } from "../../client/core/peer.ts";
@@ -33,8 +37,10 @@ import { formatSize, formatTextEvent } from "../../protocol/text_mode.ts";
 import { Link } from "./connection.ts";
 import type { LinkState } from "./connection.ts";
 import {
+  changeMessage,
   conversationOf,
   dmConversationKey,
+  findMessage,
   firstId,
   fromFrame,
   initialState,
@@ -50,6 +56,7 @@ import type {
   ChatMessage,
   Conversation,
   Item,
+  MessageChange,
   ModerationRequest,
   Notice,
   Upload,
@@ -104,6 +111,11 @@ function serverLimits(
 /** The most bytes of images kept in memory for thumbnails (oldest dropped first). */
 const BLOB_CACHE_BYTES = 64 * 1024 * 1024;
 
+/** How often `typing` is sent while one types (the server passes on at most this often). */
+export const TYPING_EVERY_MS = 3000;
+/** How long "alice is typing…" shows after her last `typing` event. */
+export const TYPING_SHOWN_MS = 5000;
+
 /** What guests are told when they try to send a file. */
 export const GUEST_FILES = "Files need an account: log in or register to send them";
 
@@ -135,6 +147,9 @@ export class Chat {
   readonly #draftListeners = new Set<(key: string) => void>();
   /** The files of the uploads in `state.uploads` (kept to try again), with their requests. */
   readonly #uploads = new Map<string, { file: File; task: UploadTask | undefined }>();
+  /** When `typing` was last sent, by conversation key. */
+  readonly #typingSent = new Map<string, number>();
+  #typingTimer: ReturnType<typeof setTimeout> | undefined;
   /** Fetched (or just uploaded) images for thumbnails, by file id; oldest first. */
   readonly #blobs = new Map<string, { size: number; blob: Promise<Blob> }>();
 
@@ -440,6 +455,19 @@ export class Chat {
         this.store.update(() => ({ announcement: line }));
         return this.#notice(this.store.state.active, line);
       }
+      case "edited":
+        return this.#onChange(frame, {
+          kind: "edited",
+          text: frame.text,
+          edited: frame.edited,
+          me: this.store.state.me,
+        });
+      case "deleted":
+        return this.#onChange(frame, { kind: "deleted" });
+      case "reactions":
+        return this.#onChange(frame, { kind: "reactions", reactions: frame.reactions });
+      case "typing":
+        return this.#onTyping(frame);
       default:
         return; // replies nobody waits for any more
     }
@@ -466,6 +494,9 @@ export class Chat {
     );
     if (dm) this.#rememberPartner(name);
     if (mine) return;
+    if (this.store.state.typing[key]?.some((t) => nameKey(t.name) === nameKey(frame.from))) {
+      this.#setTypist(key, frame.from, 0);
+    }
     const where = dm ? "direct message" : name;
     const said = frame.file === undefined
       ? frame.text
@@ -483,6 +514,63 @@ export class Chat {
       const title = dm ? `${msg.from} (direct message)` : `${msg.from} in ${where}`;
       notify(title, said, key, () => this.select(key));
     }
+  }
+
+  /** The conversation an `edited`, `deleted` or `reactions` event is about. */
+  #placeKey(frame: EditedFrame | DeletedFrame | ReactionsFrame): string {
+    if ("room" in frame) return roomKey(frame.room);
+    const me = nameKey(this.store.state.me);
+    return dmConversationKey(nameKey(frame.from) === me ? frame.to : frame.from);
+  }
+
+  #onChange(frame: EditedFrame | DeletedFrame | ReactionsFrame, change: MessageChange): void {
+    this.#changeMessage(this.#placeKey(frame), frame.id, change);
+  }
+
+  #changeMessage(key: string, id: number, change: MessageChange): void {
+    this.store.conversation(key, (c) => ({ items: changeMessage(c.items, id, change) }));
+  }
+
+  #onTyping(frame: TypingFrame): void {
+    const key = "room" in frame ? roomKey(frame.room) : dmConversationKey(frame.name);
+    if (this.store.state.conversations[key] === undefined && "room" in frame) return;
+    if (nameKey(frame.name) === nameKey(this.store.state.me)) return;
+    this.#setTypist(key, frame.name, Date.now() + TYPING_SHOWN_MS);
+  }
+
+  /** Shows (or, with `until` 0, hides) "NAME is typing…" in conversation `key`. */
+  #setTypist(key: string, name: string, until: number): void {
+    const now = Date.now();
+    this.store.update((s) => {
+      const rest = (s.typing[key] ?? []).filter((t) =>
+        nameKey(t.name) !== nameKey(name) && t.until > now
+      );
+      const list = until > now ? [...rest, { name, until }] : rest;
+      const typing = { ...s.typing };
+      if (list.length === 0) delete typing[key];
+      else typing[key] = list;
+      return { typing };
+    });
+    this.#scheduleTypingExpiry();
+  }
+
+  #scheduleTypingExpiry(): void {
+    clearTimeout(this.#typingTimer);
+    const all = Object.values(this.store.state.typing).flat();
+    if (all.length === 0) return;
+    const next = Math.min(...all.map((t) => t.until));
+    this.#typingTimer = setTimeout(() => {
+      const now = Date.now();
+      this.store.update((s) => {
+        const typing: Record<string, readonly { name: string; until: number }[]> = {};
+        for (const [key, list] of Object.entries(s.typing)) {
+          const live = list.filter((t) => t.until > now);
+          if (live.length > 0) typing[key] = live;
+        }
+        return { typing };
+      });
+      this.#scheduleTypingExpiry();
+    }, Math.max(0, next - Date.now()) + 20);
   }
 
   #applyHistory(frame: HistoryFrame): void {
@@ -916,11 +1004,23 @@ export class Chat {
         if (conv === undefined) {
           return "Join a room or open a conversation first";
         }
-        return this.#send(conv, cmd.text, cmd.action);
+        return this.#send(conv, cmd.text, cmd.action, undefined, this.#replyingIn(conv.key));
     }
   }
 
-  #send(conv: Conversation, text: string, action: boolean, file?: FileRef): string | undefined {
+  /** The id of the message the composer of `key` answers, if any. */
+  #replyingIn(key: string): number | undefined {
+    const r = this.store.state.replying;
+    return r?.convKey === key ? r.id : undefined;
+  }
+
+  #send(
+    conv: Conversation,
+    text: string,
+    action: boolean,
+    file?: FileRef,
+    replyTo?: number,
+  ): string | undefined {
     if (text.trim() === "" && file === undefined) return "Type a message first";
     const long = tooLong(text, this.#limits.maxText);
     if (long !== undefined) return long;
@@ -939,7 +1039,10 @@ export class Chat {
       mention: false,
       status: "pending",
       ...(file === undefined ? {} : { file }),
+      ...(replyTo === undefined ? {} : { replyTo }),
     };
+    if (replyTo !== undefined) this.store.update(() => ({ replying: undefined }));
+    this.#typingSent.delete(conv.key);
     if (!online) {
       // The file is uploaded already: keep it on screen to send again once reconnected.
       this.store.conversation(conv.key, (c) => ({
@@ -958,6 +1061,7 @@ export class Chat {
       text,
       ...(action ? { action } : {}),
       ...(file === undefined ? {} : { file: file.id }),
+      ...(replyTo === undefined ? {} : { replyTo }),
     }).then(
       (ack) => {
         const id = ack.id;
@@ -1003,8 +1107,91 @@ export class Chat {
       item.text,
       item.action,
       item.file,
+      item.replyTo,
     );
     if (error !== undefined) this.#toast(error);
+  }
+
+  // ---- replies, edits, deletions, reactions, typing ----
+
+  /** Makes the composer of conversation `key` answer message `id` (`undefined`: stop). */
+  replyTo(key: string, id: number | undefined): void {
+    this.store.update(() => ({ replying: id === undefined ? undefined : { convKey: key, id } }));
+  }
+
+  /** Edits message `id` of conversation `key`; returns the refusal to show, if any. */
+  async edit(key: string, id: number, text: string): Promise<string | undefined> {
+    if (text.trim() === "") return "Type the new text (or delete the message)";
+    const long = tooLong(text, this.#limits.maxText);
+    if (long !== undefined) return long;
+    if (this.store.state.link.kind !== "online") return "Not connected: wait for the reconnect";
+    try {
+      const ack = await this.#link.request({ type: "edit", id, text });
+      this.#changeMessage(key, id, {
+        kind: "edited",
+        text,
+        edited: ack.edited,
+        me: this.store.state.me,
+      });
+      return undefined;
+    } catch (error) {
+      return errorText(error);
+    }
+  }
+
+  /** Deletes message `id` of conversation `key`; returns the refusal to show, if any. */
+  async remove(key: string, id: number): Promise<string | undefined> {
+    if (this.store.state.link.kind !== "online") return "Not connected: wait for the reconnect";
+    try {
+      await this.#link.request({ type: "delete", id });
+      this.#changeMessage(key, id, { kind: "deleted" });
+      const r = this.store.state.replying;
+      if (r?.id === id) this.store.update(() => ({ replying: undefined }));
+      return undefined;
+    } catch (error) {
+      return errorText(error);
+    }
+  }
+
+  /** Adds this account's `emoji` to message `id`, or takes it back when it is there. */
+  async react(key: string, id: number, emoji: string): Promise<void> {
+    if (!REACTIONS.includes(emoji)) return;
+    if (!this.store.state.account) return this.#toast("Reactions need an account: log in");
+    const msg = findMessage(this.store.state.conversations[key]?.items ?? [], id);
+    if (msg === undefined || msg.deleted) return;
+    const off = msg.mine?.includes(emoji) === true;
+    try {
+      const ack = await this.#link.request({
+        type: "react",
+        id,
+        emoji,
+        ...(off ? { off: true } : {}),
+      });
+      const now = findMessage(this.store.state.conversations[key]?.items ?? [], id);
+      const mine = (now?.mine ?? []).filter((e) => e !== emoji);
+      this.#changeMessage(key, id, {
+        kind: "reactions",
+        reactions: ack.reactions,
+        mine: off ? mine : [...mine, emoji],
+      });
+    } catch (error) {
+      this.#toast(`Cannot react: ${errorText(error)}`);
+    }
+  }
+
+  /**
+   * Says that the user is typing in conversation `key` (the composer calls this on input):
+   * sent at most every {@linkcode TYPING_EVERY_MS}, never for commands.
+   */
+  typing(key: string, text: string): void {
+    const conv = this.store.state.conversations[key];
+    if (conv === undefined || this.store.state.link.kind !== "online") return;
+    if (text.trim() === "" || (text.startsWith("/") && !text.startsWith("//"))) return;
+    const now = Date.now();
+    if (now - (this.#typingSent.get(key) ?? -Infinity) < TYPING_EVERY_MS) return;
+    this.#typingSent.set(key, now);
+    const target = conv.kind === "room" ? { room: conv.name } : { to: conv.name };
+    this.#link.request({ type: "typing", ...target }).catch(() => {});
   }
 
   #replaceItem(
