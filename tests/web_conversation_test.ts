@@ -164,3 +164,55 @@ browserTest(
     assert.deepEqual(problems, []);
   },
 );
+
+browserTest(
+  "web search: results from the sidebar, newest first; a click opens the conversation at a message older than the loaded history",
+  async () => {
+    await using server = await startServer();
+    const url = `http://127.0.0.1:${server.httpPort}`;
+    await using pw = await launchChromium();
+    const problems: string[] = [];
+
+    await using bob = await RawClient.json(server.port);
+    await request(bob, { type: "register", name: "bob", password: PASSWORD });
+    const old = await request(bob, { type: "send", room: "#general", text: "the needle plan" });
+    for (let i = 0; i < 60; i++) {
+      await request(bob, { type: "send", room: "#general", text: `filler ${i}` });
+    }
+    const recent = await request(bob, { type: "send", room: "#general", text: "needles again" });
+
+    const alice = await openPage(pw.browser, url, problems, []);
+    await alice.getByTestId("mode-register").click();
+    await alice.getByLabel("Name").fill("alice");
+    await alice.getByLabel("Password").fill(PASSWORD);
+    await alice.getByTestId("login-submit").click();
+    await message(alice, recent.id).waitFor();
+    assert.equal(await message(alice, old.id).count(), 0, "not in the history on join");
+
+    await alice.getByTestId("search-input").fill("needle");
+    await alice.getByTestId("search-input").press("Enter");
+    const results = alice.getByTestId("search-result");
+    await results.first().waitFor();
+    assert.deepEqual(
+      await results.evaluateAll((els) => els.map((e) => e.getAttribute("data-id"))),
+      [String(recent.id), String(old.id)],
+    );
+    await results.nth(1).click();
+    const row = message(alice, old.id);
+    await row.waitFor();
+    // Scrolled into view (within the list's box).
+    await alice.waitForFunction(`(() => {
+      const el = document.querySelector('[data-testid=message][data-id="${old.id}"]');
+      const box = document.querySelector("[data-testid=messages]");
+      if (el === null || box === null) return false;
+      const a = el.getBoundingClientRect();
+      const b = box.getBoundingClientRect();
+      return a.top >= b.top && a.bottom <= b.bottom;
+    })()`);
+    // Nothing found says so.
+    await alice.getByTestId("search-input").fill("nothingmatches");
+    await alice.getByTestId("search-input").press("Enter");
+    await alice.getByTestId("search-results").filter({ hasText: "No messages found." }).waitFor();
+    assert.deepEqual(problems, []);
+  },
+);

@@ -201,6 +201,7 @@ function ChatScreen({ state }: { state: ChatState }) {
               me={state.me}
               account={state.account}
               typing={state.typing[conv.key]}
+              focus={state.focus?.convKey === conv.key ? state.focus : undefined}
             />
           )
           : (

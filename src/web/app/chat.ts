@@ -1180,6 +1180,46 @@ export class Chat {
   }
 
   /**
+   * Searches every room the user is in (and an account's direct messages) for messages with
+   * all the words of `text`, newest first.
+   *
+   * @throws {ServerError} when the server refuses (too many words, rate limited)
+   */
+  async search(text: string): Promise<MessageFrame[]> {
+    const ack = await this.#link.request({ type: "search", text: text.trim(), limit: 50 });
+    return ack.messages.filter((m) => typeof m.id === "number");
+  }
+
+  /**
+   * Opens the conversation of a message (a search result) and scrolls to it, first loading the
+   * page of history that ends with it when it is not held.
+   */
+  async openMessage(frame: MessageFrame): Promise<void> {
+    const s = this.store.state;
+    const { key, name } = conversationOf(frame, s.me);
+    if (frame.room === undefined) {
+      const problem = this.openDm(name);
+      if (problem !== undefined) return this.#toast(problem);
+    } else if (s.conversations[key] === undefined) {
+      return this.#toast(`You are not in ${frame.room} any more`);
+    } else this.select(key);
+    const conv = this.store.state.conversations[key];
+    if (conv !== undefined && findMessage(conv.items, frame.id) === undefined) {
+      try {
+        const target = frame.room === undefined ? { with: name } : { room: frame.room };
+        this.#applyHistory(
+          await this.#link.request({ type: "history", ...target, before: frame.id + 1, limit: 50 }),
+        );
+      } catch (error) {
+        this.#toast(`Cannot load that message: ${errorText(error)}`);
+      }
+    }
+    this.store.update(() => ({
+      focus: { convKey: key, id: frame.id, seq: ++this.#pendingSeq },
+    }));
+  }
+
+  /**
    * Says that the user is typing in conversation `key` (the composer calls this on input):
    * sent at most every {@linkcode TYPING_EVERY_MS}, never for commands.
    */

@@ -40,11 +40,13 @@ const BOTTOM_SLACK = 60;
 
 /** The scrolling list of a conversation's items. */
 export function MessageList(
-  { conv, me, account, typing }: {
+  { conv, me, account, typing, focus }: {
     conv: Conversation;
     me: string;
     account: boolean;
     typing?: readonly Typist[] | undefined;
+    /** A message to scroll to (once per new value). */
+    focus?: { id: number; seq: number } | undefined;
   },
 ) {
   const chat = useChat();
@@ -96,6 +98,12 @@ export function MessageList(
     observer.observe(inner);
     return () => observer.disconnect();
   }, []);
+
+  // A search result opened: show that message (it is in the list by now).
+  useEffect(() => {
+    if (focus === undefined) return;
+    if (scrollToMessage(focus.id)) atBottom.current = false;
+  }, [focus?.seq]);
 
   // A page too short to scroll could never ask for more: fill the view instead.
   useEffect(() => {

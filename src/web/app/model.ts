@@ -149,6 +149,8 @@ export interface ChatState {
   uploads: readonly Upload[];
   /** The message the composer answers, if any (cleared when sent or cancelled). */
   replying: { convKey: string; id: number } | undefined;
+  /** A message to scroll to and highlight (a search result opened); `seq` makes each new. */
+  focus: { convKey: string; id: number; seq: number } | undefined;
   /** Who is typing, by conversation key: names with when the line expires (ms). */
   typing: Readonly<Record<string, readonly Typist[]>>;
 }
@@ -185,6 +187,7 @@ export function initialState(): ChatState {
     announcement: "",
     uploads: [],
     replying: undefined,
+    focus: undefined,
     typing: {},
   };
 }
