@@ -216,3 +216,47 @@ browserTest(
     assert.deepEqual(problems, []);
   },
 );
+
+browserTest(
+  "web markdown: bold, italic, code and links render; hostile text (script tags, javascript: links, HTML) stays text and nothing runs",
+  async () => {
+    await using server = await startServer();
+    const url = `http://127.0.0.1:${server.httpPort}`;
+    await using pw = await launchChromium();
+    const problems: string[] = [];
+    const alice = await openPage(pw.browser, url, problems, []);
+    await alice.getByLabel("Name").fill("alice");
+    await alice.getByTestId("guest").click();
+    await alice.locator("[data-testid=connection-status][data-state=online]").waitFor();
+
+    await using bob = await RawClient.json(server.port, "bob");
+    const hostile = [
+      "**bold** *it* `a<b>` see https://x.test/a_b",
+      '<script>window.pwned = 1</script> <img src=x onerror="window.pwned = 2">',
+      "[click](javascript:window.pwned=3) javascript:window.pwned=4 **<b onclick=x>**",
+      "```",
+      "<script>window.pwned = 5</script>",
+      "```",
+    ].join("\n");
+    const sent = await request(bob, { type: "send", room: "#general", text: hostile });
+    const row = message(alice, sent.id);
+    await row.waitFor();
+    assert.equal(await row.locator("strong").first().textContent(), "bold");
+    assert.equal(await row.locator("em").first().textContent(), "it");
+    assert.equal(await row.locator("code.msg-code").textContent(), "a<b>");
+    assert.equal(
+      await row.getByTestId("code-block").textContent(),
+      "<script>window.pwned = 5</script>",
+    );
+    const links = row.getByTestId("link");
+    assert.equal(await links.count(), 1, "only the http link is a link");
+    assert.equal(await links.getAttribute("href"), "https://x.test/a_b");
+    assert.equal(await links.getAttribute("rel"), "noopener noreferrer nofollow");
+    assert.equal(await row.locator("script, img, b, [onclick], [onerror]").count(), 0);
+    assert.ok((await row.textContent())!.includes("<script>window.pwned = 1</script>"));
+    assert.ok((await row.textContent())!.includes("[click](javascript:window.pwned=3)"));
+    await row.locator("strong", { hasText: "<b onclick=x>" }).waitFor();
+    assert.equal(await alice.evaluate("window.pwned"), undefined, "nothing ran");
+    assert.deepEqual(problems, []);
+  },
+);

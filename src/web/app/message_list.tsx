@@ -23,8 +23,9 @@ import {
   hasThumbnail,
   initial,
   revealText,
-  segments,
 } from "./format.ts";
+import { markdown } from "./markdown.ts";
+import type { MdNode } from "./markdown.ts";
 import { ClipIcon } from "./icons.tsx";
 import { FileName, Revealed } from "./reveal.tsx";
 import { useChat } from "./hooks.ts";
@@ -616,28 +617,47 @@ function Failed({ convKey, msg }: { convKey: string; msg: ChatMessage }) {
 }
 
 /**
- * Message text as text nodes; http(s) links become links that open in a new tab. A link's
- * text is isolated left to right with its hidden characters shown, so what it says is where
- * it goes: neither its own bidi controls nor the text before it can reorder it.
+ * Message text with the Markdown subset of {@linkcode markdown} (bold, italic, inline code,
+ * code blocks), as Preact text nodes and elements: never HTML. http(s) links become links that
+ * open in a new tab. A link's text is isolated left to right with its hidden characters shown,
+ * so what it says is where it goes: neither its own bidi controls nor the text before it can
+ * reorder it.
  */
 function Text({ text }: { text: string }) {
-  return (
-    <>
-      {segments(text).map((s, i) =>
-        s.kind === "text" ? s.text : (
+  return <>{nodes(markdown(text))}</>;
+}
+
+function nodes(list: readonly MdNode[]): ComponentChildren[] {
+  return list.map((n, i) => {
+    switch (n.kind) {
+      case "text":
+        return n.text;
+      case "strong":
+        return <strong key={i}>{nodes(n.children)}</strong>;
+      case "em":
+        return <em key={i}>{nodes(n.children)}</em>;
+      case "code":
+        return <code key={i} class="msg-code">{n.text}</code>;
+      case "pre":
+        return (
+          <pre key={i} class="msg-pre" data-testid="code-block">
+            <code>{n.text}</code>
+          </pre>
+        );
+      case "link":
+        return (
           <a
             key={i}
-            href={s.href}
+            href={n.href}
             target="_blank"
             rel="noopener noreferrer nofollow"
             dir="ltr"
             class="msg-link"
             data-testid="link"
           >
-            <Revealed text={s.text} />
+            <Revealed text={n.text} />
           </a>
-        )
-      )}
-    </>
-  );
+        );
+    }
+  });
 }
