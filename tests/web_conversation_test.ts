@@ -260,3 +260,67 @@ browserTest(
     assert.deepEqual(problems, []);
   },
 );
+
+browserTest(
+  "web read markers: opening a conversation sends read; after a reload the unread counts and the new-messages line come from the server; another device's read clears a badge; DMs come from unread",
+  async () => {
+    await using server = await startServer();
+    const url = `http://127.0.0.1:${server.httpPort}`;
+    await using pw = await launchChromium();
+    const problems: string[] = [];
+    const sent: string[] = [];
+
+    const alice = await openPage(pw.browser, url, problems, sent);
+    await alice.getByTestId("mode-register").click();
+    await alice.getByLabel("Name").fill("alice");
+    await alice.getByLabel("Password").fill(PASSWORD);
+    await alice.getByTestId("login-submit").click();
+    await alice.locator("[data-testid=conv-title]", { hasText: "#general" }).waitFor();
+    await alice.getByLabel("Join or create a room").fill("#den");
+    await alice.getByRole("button", { name: "Join", exact: true }).click();
+    await alice.locator("[data-testid=conv-title]", { hasText: "#den" }).waitFor();
+
+    await using bob = await RawClient.json(server.port);
+    await request(bob, { type: "register", name: "bob", password: PASSWORD });
+    await using phone = await RawClient.json(server.port);
+    await request(phone, { type: "login", name: "alice", password: PASSWORD });
+
+    const general = alice.locator("[data-testid=conversation][data-key='#general']");
+    const m1 = await request(bob, { type: "send", room: "#general", text: "one" });
+    await general.getByTestId("unread-badge").waitFor();
+    await general.locator(".conv-button").click();
+    await message(alice, m1.id).waitFor();
+    const read = await phone.frame((f) => f.type === "read");
+    assert.deepEqual(read, { type: "read", id: m1.id, room: "#general" });
+    assert.ok(sent.some((f) => JSON.parse(f).type === "unread"), "unread asked at login");
+
+    // Away in #den: two more arrive; a reload counts them from the server's marker.
+    await alice.locator("[data-testid=conversation][data-key='#den'] .conv-button").click();
+    const m2 = await request(bob, { type: "send", room: "#general", text: "two" });
+    await request(bob, { type: "send", room: "#general", text: "three" });
+    // A direct conversation alice had on another device only.
+    await request(phone, { type: "send", to: "bob", text: "from my phone" });
+    await general.getByTestId("unread-badge").filter({ hasText: "2" }).waitFor();
+    await alice.reload();
+    await alice.locator("[data-testid=connection-status][data-state=online]").waitFor();
+    await general.getByTestId("unread-badge").locator("[aria-hidden]").filter({ hasText: /^2$/ })
+      .waitFor();
+    await alice.locator("[data-testid=conversation][data-key='@bob']").waitFor();
+    await general.locator(".conv-button").click();
+    const line = alice.getByTestId("new-line");
+    await line.waitFor();
+    assert.equal(
+      await line.evaluate((el) => el.nextElementSibling?.getAttribute("data-id")),
+      String(m2.id),
+      "the line is right before the first unread message",
+    );
+
+    // Read on the phone: the badge goes here too.
+    await alice.locator("[data-testid=conversation][data-key='#den'] .conv-button").click();
+    const m4 = await request(bob, { type: "send", room: "#general", text: "four" });
+    await general.getByTestId("unread-badge").waitFor();
+    await request(phone, { type: "read", room: "#general", id: m4.id });
+    await general.getByTestId("unread-badge").waitFor({ state: "detached" });
+    assert.deepEqual(problems, []);
+  },
+);

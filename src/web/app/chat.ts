@@ -42,14 +42,17 @@ import {
   dmConversationKey,
   findMessage,
   firstId,
+  firstUnread,
   fromFrame,
   initialState,
+  lastId,
   mergeMessages,
   newConversation,
   parseComposer,
   rolesFrom,
   roomKey,
   sortedConversations,
+  unreadAfter,
   withMember,
 } from "./model.ts";
 import type {
@@ -73,7 +76,7 @@ import {
 } from "./browser.ts";
 import type { UploadTask } from "./browser.ts";
 import { hasThumbnail, revealText, saveName } from "./format.ts";
-import { KEYS, load, partners, save, setPartner } from "./storage.ts";
+import { KEYS, load, save } from "./storage.ts";
 import { StateStore } from "./state_store.ts";
 
 /** How the session is (re)established on each new link. */
@@ -352,11 +355,36 @@ export class Chat {
     );
   }
 
-  /** Fetches the latest direct messages with everyone we talked to (accounts only). */
+  /**
+   * Accounts: the read markers and unread counts of every room and the recent direct
+   * conversations (`unread`), then the latest direct messages of each of those conversations
+   * (and of those opened meanwhile). A room without a marker yet (never read on any device)
+   * keeps the count of what arrived in this session.
+   */
   async #setUpDms(): Promise<void> {
     const me = this.store.state.me;
     const names = new Map<string, string>();
-    for (const n of partners(me)) names.set(nameKey(n), n);
+    try {
+      const ack = await this.#link.request({ type: "unread" });
+      for (const r of ack.rooms) {
+        const key = roomKey(r.room);
+        if (this.store.state.conversations[key] === undefined || !(r.read > 0)) continue;
+        this.#setMarker(key, r.read, r.unread);
+      }
+      for (const c of ack.conversations) {
+        if (!isValidName(c.with)) continue;
+        const key = dmConversationKey(c.with);
+        names.set(nameKey(c.with), c.with);
+        this.store.conversation(key, () => ({}), () => newConversation("dm", c.with));
+        if (c.last !== undefined && typeof c.last.id === "number") {
+          const last = fromFrame(c.last, me);
+          this.store.conversation(key, (conv) => ({ items: mergeMessages(conv.items, [last]) }));
+        }
+        this.#setMarker(key, c.read, c.unread);
+      }
+    } catch (error) {
+      if (!(error instanceof ServerError)) throw error;
+    }
     for (const c of Object.values(this.store.state.conversations)) {
       if (c.kind === "dm") names.set(nameKey(c.name), c.name);
     }
@@ -374,6 +402,38 @@ export class Chat {
         if (!(error instanceof ServerError)) throw error;
       }
     }));
+    this.#sendRead(this.store.state.active);
+  }
+
+  /** A read marker from the server, with its count of unread messages when it gave one. */
+  #setMarker(key: string, read: number, unread?: number): void {
+    const me = this.store.state.me;
+    const seen = this.#isSeen(key);
+    this.store.conversation(key, (c) => {
+      const at = Math.max(c.read, Number.isFinite(read) ? read : 0);
+      const counted = unreadAfter(c, at, me, unread ?? c.unread);
+      return {
+        read: at,
+        unread: seen ? 0 : unread === undefined ? counted.unread : Math.max(0, unread),
+        mentions: seen ? 0 : counted.mentions,
+      };
+    });
+  }
+
+  /**
+   * Tells the server (accounts) that the open conversation is read up to its latest message,
+   * when the tab is visible and the marker is behind.
+   */
+  #sendRead(key: string | undefined): void {
+    const s = this.store.state;
+    const conv = key === undefined ? undefined : s.conversations[key];
+    if (conv === undefined || !s.account || s.link.kind !== "online") return;
+    if (!this.#isSeen(conv.key)) return;
+    const id = lastId(conv);
+    if (id === undefined || id <= conv.read) return;
+    this.store.conversation(conv.key, () => ({ read: id }));
+    const target = conv.kind === "room" ? { room: conv.name } : { with: conv.name };
+    this.#link.request({ type: "read", ...target, id }).catch(() => {});
   }
 
   #applyUnread(unread: UnreadCount[]): void {
@@ -386,7 +446,6 @@ export class Chat {
         () => ({ unread: seen ? 0 : count }),
         () => newConversation("dm", from),
       );
-      this.#rememberPartner(from);
     }
   }
 
@@ -468,6 +527,11 @@ export class Chat {
         return this.#onChange(frame, { kind: "reactions", reactions: frame.reactions });
       case "typing":
         return this.#onTyping(frame);
+      case "read":
+        return this.#setMarker(
+          "room" in frame ? roomKey(frame.room) : dmConversationKey(frame.with),
+          frame.id,
+        );
       default:
         return; // replies nobody waits for any more
     }
@@ -492,7 +556,7 @@ export class Chat {
       }),
       () => newConversation(dm ? "dm" : "room", name),
     );
-    if (dm) this.#rememberPartner(name);
+    if (seen) this.#sendRead(key);
     if (mine) return;
     if (this.store.state.typing[key]?.some((t) => nameKey(t.name) === nameKey(frame.from))) {
       this.#setTypist(key, frame.from, 0);
@@ -597,6 +661,7 @@ export class Chat {
         fetched: true,
       };
     }, create);
+    if (this.#isSeen(key)) this.#sendRead(key);
   }
 
   #onPresence(frame: PresenceFrame): void {
@@ -753,6 +818,10 @@ export class Chat {
     const conv = this.store.state.conversations[key];
     if (conv === undefined) return;
     const changed = this.store.state.active !== key;
+    if (changed) {
+      const divider = firstUnread(conv, this.store.state.me);
+      this.store.conversation(key, () => ({ divider }));
+    }
     this.store.update(() => ({ active: key }));
     save(KEYS.active, key);
     this.#markRead(key);
@@ -1359,7 +1428,6 @@ export class Chat {
     const key = dmConversationKey(name);
     this.store.conversation(key, () => ({}), () => newConversation("dm", name));
     this.select(key);
-    this.#rememberPartner(name);
     const conv = this.store.state.conversations[key]!;
     if (s.account && !conv.fetched && s.link.kind === "online") {
       this.store.conversation(key, () => ({ fetched: true }));
@@ -1374,7 +1442,6 @@ export class Chat {
     const conv = this.store.state.conversations[key];
     if (conv?.kind !== "dm") return;
     this.#dropConversation(key);
-    setPartner(this.store.state.me, conv.name, false);
   }
 
   /** Fetches the page of messages before the first one held. */
@@ -1424,11 +1491,11 @@ export class Chat {
 
   #markRead(key: string | undefined): void {
     const conv = key === undefined ? undefined : this.store.state.conversations[key];
-    if (conv === undefined || (conv.unread === 0 && conv.mentions === 0)) {
-      return;
+    if (conv === undefined || document.hidden) return;
+    if (conv.unread !== 0 || conv.mentions !== 0) {
+      this.store.conversation(conv.key, () => ({ unread: 0, mentions: 0 }));
     }
-    if (document.hidden) return;
-    this.store.conversation(conv.key, () => ({ unread: 0, mentions: 0 }));
+    this.#sendRead(conv.key);
   }
 
   #notice(key: string | undefined, text: string, joined?: string): void {
@@ -1467,10 +1534,5 @@ export class Chat {
       active: s.active === key ? undefined : s.active,
     }));
     if (s.active === key) this.#pickActive();
-  }
-
-  #rememberPartner(name: string): void {
-    const { me, account } = this.store.state;
-    if (account && me !== "") setPartner(me, name, true);
   }
 }

@@ -194,6 +194,13 @@ function rows(conv: Conversation, me: string, account: boolean): ComponentChildr
   const out: ComponentChildren[] = [];
   let prev: Item | undefined;
   for (const item of items) {
+    if (item.kind === "message" && item.id !== undefined && item.id === conv.divider) {
+      out.push(
+        <li key="new-line" class="new-line" data-testid="new-line">
+          <span>New messages</span>
+        </li>,
+      );
+    }
     if (prev === undefined || dayKey(prev.ts) !== dayKey(item.ts)) {
       out.push(
         <li key={`d${item.key}`} class="day">

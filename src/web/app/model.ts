@@ -102,6 +102,10 @@ export interface Conversation {
   unread: number;
   /** How many of the unread ones mention the current user. */
   mentions: number;
+  /** Accounts: the read marker (the last message id read, on any device; 0: none). */
+  read: number;
+  /** The marker when the conversation was opened with unread messages: the "new messages" line. */
+  divider: number | undefined;
   /** Rooms: who is in it (online), sorted case-insensitively. */
   members: string[];
   /** Rooms: the topic (`""` for none). */
@@ -357,12 +361,57 @@ export function newConversation(
     fetched: false,
     unread: 0,
     mentions: 0,
+    read: 0,
+    divider: undefined,
     members: [],
     topic: "",
     modes: "",
     roles: {},
     muted: [],
   };
+}
+
+/** The id of the latest stored message, if any. */
+export function lastId(conv: Conversation): number | undefined {
+  for (let i = conv.items.length - 1; i >= 0; i--) {
+    const item = conv.items[i]!;
+    if (item.kind === "message" && item.id !== undefined) return item.id;
+  }
+  return undefined;
+}
+
+/**
+ * The unread count and mentions once the marker is at `read`: the held messages of others after
+ * it (never more than `before`, the count as it was, since older messages may not be held).
+ */
+export function unreadAfter(
+  conv: Conversation,
+  read: number,
+  me: string,
+  before: number,
+): { unread: number; mentions: number } {
+  let unread = 0;
+  let mentions = 0;
+  for (const item of conv.items) {
+    if (item.kind !== "message" || item.id === undefined || item.id <= read) continue;
+    if (nameKey(item.from) === nameKey(me)) continue;
+    unread++;
+    if (item.mention) mentions++;
+  }
+  return { unread: Math.min(unread, before), mentions: Math.min(mentions, unread, before) };
+}
+
+/**
+ * The id of the first unread message, where the "new messages" line goes: the first message of
+ * others after the read marker, or (without one) the `unread`-th last message of others.
+ */
+export function firstUnread(conv: Conversation, me: string): number | undefined {
+  if (conv.unread <= 0) return undefined;
+  const others = conv.items.filter((i): i is ChatMessage =>
+    i.kind === "message" && i.id !== undefined && nameKey(i.from) !== nameKey(me)
+  );
+  if (conv.read > 0) return others.find((m) => m.id! > conv.read)?.id;
+  return others.at(-Math.min(conv.unread, others.length))?.id;
 }
 
 /** The id of the first stored message, if any. */
