@@ -324,3 +324,38 @@ browserTest(
     assert.deepEqual(problems, []);
   },
 );
+
+browserTest(
+  "web: a kept token logs in with hello itself, so the others never see a guest join and rename",
+  async () => {
+    await using server = await startServer();
+    const url = `http://127.0.0.1:${server.httpPort}`;
+    await using pw = await launchChromium();
+    const problems: string[] = [];
+    const sent: string[] = [];
+    const alice = await openPage(pw.browser, url, problems, sent);
+    await alice.getByTestId("mode-register").click();
+    await alice.getByLabel("Name").fill("alice");
+    await alice.getByLabel("Password").fill(PASSWORD);
+    await alice.getByTestId("login-submit").click();
+    await alice.locator("[data-testid=connection-status][data-state=online]").waitFor();
+
+    await using bob = await RawClient.json(server.port, "bob");
+    sent.length = 0;
+    await alice.reload();
+    await alice.locator("[data-testid=connection-status][data-state=online]").waitFor();
+    await alice.getByTestId("me").filter({ hasText: "alice" }).waitFor();
+    const first = JSON.parse(sent[0]!);
+    assert.equal(first.type, "hello");
+    assert.equal(typeof first.token, "string");
+    assert.ok(!sent.some((f) => JSON.parse(f).type === "login"), "no separate login");
+    const seen: string[] = [];
+    for (;;) {
+      const f = await bob.frame((f) => f.type === "presence");
+      seen.push(`${f.name} ${f.event}`);
+      if (f.event === "joined" && f.name === "alice") break;
+    }
+    assert.ok(!seen.some((p) => p.startsWith("guest-")), `no guest first: ${seen.join(", ")}`);
+    assert.deepEqual(problems, []);
+  },
+);

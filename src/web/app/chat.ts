@@ -254,6 +254,7 @@ export class Chat {
     const plan: RestorePlan = { hello: { type: "hello", client: "parley-web", proto: PROTO } };
     if (auth.kind === "token") {
       plan.token = auth.token;
+      plan.tokenInHello = true;
     } else if (auth.kind === "guest") {
       const wanted = auth.name ?? (this.#established ? this.store.state.me : undefined);
       if (wanted !== undefined) plan.name = wanted;
