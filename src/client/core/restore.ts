@@ -23,6 +23,13 @@ export interface RestorePlan {
   greeted?: Promise<WelcomeFrame>;
   /** Log in with this session token. */
   token?: string;
+  /**
+   * Send `token` in the `hello` itself, so the session comes online as the account and never
+   * as a guest first (no `guest-1234 joined` then a rename). A server that logs in on `hello`
+   * answers with `welcome.login`; one that does not (it ignores the field) is sent a `login`
+   * after its welcome. A refused token then fails the `hello` (its `ServerError`).
+   */
+  tokenInHello?: boolean;
   /** Without a token: log in (or `register`) with a name and password. */
   credentials?: { name: string; password: string; register?: boolean };
   /** Without a token or credentials: take this name (a guest's chosen name). */
@@ -100,9 +107,14 @@ export interface Restored {
  */
 export async function restore(peer: Peer, plan: RestorePlan): Promise<Restored> {
   const general = nameKey(DEFAULT_ROOM);
-  const hello = plan.greeted ?? peer.request(plan.hello);
   const { token, credentials } = plan;
-  const login = token !== undefined
+  const early = plan.tokenInHello === true && plan.greeted === undefined && token !== undefined;
+  const hello = plan.greeted ?? peer.request(early ? { ...plan.hello, token } : plan.hello);
+  const login = early
+    ? hello.then((w): Promise<AckOf<"login">> | AckOf<"login"> =>
+      w.login === undefined ? peer.request({ type: "login", token }) : { type: "ack", ...w.login }
+    )
+    : token !== undefined
     ? peer.request({ type: "login", token })
     : credentials !== undefined
     ? peer.request(

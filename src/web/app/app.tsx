@@ -194,7 +194,16 @@ function ChatScreen({ state }: { state: ChatState }) {
           <p class="toast" role="status" data-testid="toast">{state.toast}</p>
         )}
         {conv !== undefined
-          ? <MessageList key={conv.key} conv={conv} />
+          ? (
+            <MessageList
+              key={conv.key}
+              conv={conv}
+              me={state.me}
+              account={state.account}
+              typing={state.typing[conv.key]}
+              focus={state.focus?.convKey === conv.key ? state.focus : undefined}
+            />
+          )
           : (
             <div class="messages-wrap">
               <p class="empty">
@@ -210,6 +219,9 @@ function ChatScreen({ state }: { state: ChatState }) {
           account={state.account}
           uploads={state.uploads}
           attachRef={attach}
+          replying={conv !== undefined && state.replying?.convKey === conv.key
+            ? state.replying.id
+            : undefined}
         />
         {dropping && conv !== undefined && (
           <div class="drop-zone" aria-hidden="true" data-testid="drop-zone">

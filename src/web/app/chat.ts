@@ -8,20 +8,24 @@
  */
 
 import type {
+  DeletedFrame,
+  EditedFrame,
   FileRef,
   HistoryFrame,
   MessageFrame,
   ModerationAction,
   ModerationFrame,
   PresenceFrame,
+  ReactionsFrame,
   RoomInfo,
   RoomState,
   ServerLimits,
   TopicFrame,
+  TypingFrame,
   UnreadCount,
   WallFrame,
 } from "../../protocol/frames.ts";
-import { PROTO } from "../../protocol/frames.ts";
+import { PROTO, REACTIONS } from "../../protocol/frames.ts";
 import { ConnectionClosedError, ServerError } from "../../client/core/errors.ts";
 import type { ServerEvent } from "../../client/core/frames.ts";
 import type { Peer } from "../../client/core/peer.ts";
@@ -33,23 +37,29 @@ import { formatSize, formatTextEvent } from "../../protocol/text_mode.ts";
 import { Link } from "./connection.ts";
 import type { LinkState } from "./connection.ts";
 import {
+  changeMessage,
   conversationOf,
   dmConversationKey,
+  findMessage,
   firstId,
+  firstUnread,
   fromFrame,
   initialState,
+  lastId,
   mergeMessages,
   newConversation,
   parseComposer,
   rolesFrom,
   roomKey,
   sortedConversations,
+  unreadAfter,
   withMember,
 } from "./model.ts";
 import type {
   ChatMessage,
   Conversation,
   Item,
+  MessageChange,
   ModerationRequest,
   Notice,
   Upload,
@@ -66,7 +76,7 @@ import {
 } from "./browser.ts";
 import type { UploadTask } from "./browser.ts";
 import { hasThumbnail, revealText, saveName } from "./format.ts";
-import { KEYS, load, partners, save, setPartner } from "./storage.ts";
+import { KEYS, load, save } from "./storage.ts";
 import { StateStore } from "./state_store.ts";
 
 /** How the session is (re)established on each new link. */
@@ -104,6 +114,11 @@ function serverLimits(
 /** The most bytes of images kept in memory for thumbnails (oldest dropped first). */
 const BLOB_CACHE_BYTES = 64 * 1024 * 1024;
 
+/** How often `typing` is sent while one types (the server passes on at most this often). */
+export const TYPING_EVERY_MS = 3000;
+/** How long "alice is typing…" shows after her last `typing` event. */
+export const TYPING_SHOWN_MS = 5000;
+
 /** What guests are told when they try to send a file. */
 export const GUEST_FILES = "Files need an account: log in or register to send them";
 
@@ -135,6 +150,9 @@ export class Chat {
   readonly #draftListeners = new Set<(key: string) => void>();
   /** The files of the uploads in `state.uploads` (kept to try again), with their requests. */
   readonly #uploads = new Map<string, { file: File; task: UploadTask | undefined }>();
+  /** When `typing` was last sent, by conversation key. */
+  readonly #typingSent = new Map<string, number>();
+  #typingTimer: ReturnType<typeof setTimeout> | undefined;
   /** Fetched (or just uploaded) images for thumbnails, by file id; oldest first. */
   readonly #blobs = new Map<string, { size: number; blob: Promise<Blob> }>();
 
@@ -236,6 +254,7 @@ export class Chat {
     const plan: RestorePlan = { hello: { type: "hello", client: "parley-web", proto: PROTO } };
     if (auth.kind === "token") {
       plan.token = auth.token;
+      plan.tokenInHello = true;
     } else if (auth.kind === "guest") {
       const wanted = auth.name ?? (this.#established ? this.store.state.me : undefined);
       if (wanted !== undefined) plan.name = wanted;
@@ -337,11 +356,36 @@ export class Chat {
     );
   }
 
-  /** Fetches the latest direct messages with everyone we talked to (accounts only). */
+  /**
+   * Accounts: the read markers and unread counts of every room and the recent direct
+   * conversations (`unread`), then the latest direct messages of each of those conversations
+   * (and of those opened meanwhile). A room without a marker yet (never read on any device)
+   * keeps the count of what arrived in this session.
+   */
   async #setUpDms(): Promise<void> {
     const me = this.store.state.me;
     const names = new Map<string, string>();
-    for (const n of partners(me)) names.set(nameKey(n), n);
+    try {
+      const ack = await this.#link.request({ type: "unread" });
+      for (const r of ack.rooms) {
+        const key = roomKey(r.room);
+        if (this.store.state.conversations[key] === undefined || !(r.read > 0)) continue;
+        this.#setMarker(key, r.read, r.unread);
+      }
+      for (const c of ack.conversations) {
+        if (!isValidName(c.with)) continue;
+        const key = dmConversationKey(c.with);
+        names.set(nameKey(c.with), c.with);
+        this.store.conversation(key, () => ({}), () => newConversation("dm", c.with));
+        if (c.last !== undefined && typeof c.last.id === "number") {
+          const last = fromFrame(c.last, me);
+          this.store.conversation(key, (conv) => ({ items: mergeMessages(conv.items, [last]) }));
+        }
+        this.#setMarker(key, c.read, c.unread);
+      }
+    } catch (error) {
+      if (!(error instanceof ServerError)) throw error;
+    }
     for (const c of Object.values(this.store.state.conversations)) {
       if (c.kind === "dm") names.set(nameKey(c.name), c.name);
     }
@@ -359,6 +403,38 @@ export class Chat {
         if (!(error instanceof ServerError)) throw error;
       }
     }));
+    this.#sendRead(this.store.state.active);
+  }
+
+  /** A read marker from the server, with its count of unread messages when it gave one. */
+  #setMarker(key: string, read: number, unread?: number): void {
+    const me = this.store.state.me;
+    const seen = this.#isSeen(key);
+    this.store.conversation(key, (c) => {
+      const at = Math.max(c.read, Number.isFinite(read) ? read : 0);
+      const counted = unreadAfter(c, at, me, unread ?? c.unread);
+      return {
+        read: at,
+        unread: seen ? 0 : unread === undefined ? counted.unread : Math.max(0, unread),
+        mentions: seen ? 0 : counted.mentions,
+      };
+    });
+  }
+
+  /**
+   * Tells the server (accounts) that the open conversation is read up to its latest message,
+   * when the tab is visible and the marker is behind.
+   */
+  #sendRead(key: string | undefined): void {
+    const s = this.store.state;
+    const conv = key === undefined ? undefined : s.conversations[key];
+    if (conv === undefined || !s.account || s.link.kind !== "online") return;
+    if (!this.#isSeen(conv.key)) return;
+    const id = lastId(conv);
+    if (id === undefined || id <= conv.read) return;
+    this.store.conversation(conv.key, () => ({ read: id }));
+    const target = conv.kind === "room" ? { room: conv.name } : { with: conv.name };
+    this.#link.request({ type: "read", ...target, id }).catch(() => {});
   }
 
   #applyUnread(unread: UnreadCount[]): void {
@@ -371,7 +447,6 @@ export class Chat {
         () => ({ unread: seen ? 0 : count }),
         () => newConversation("dm", from),
       );
-      this.#rememberPartner(from);
     }
   }
 
@@ -440,6 +515,24 @@ export class Chat {
         this.store.update(() => ({ announcement: line }));
         return this.#notice(this.store.state.active, line);
       }
+      case "edited":
+        return this.#onChange(frame, {
+          kind: "edited",
+          text: frame.text,
+          edited: frame.edited,
+          me: this.store.state.me,
+        });
+      case "deleted":
+        return this.#onChange(frame, { kind: "deleted" });
+      case "reactions":
+        return this.#onChange(frame, { kind: "reactions", reactions: frame.reactions });
+      case "typing":
+        return this.#onTyping(frame);
+      case "read":
+        return this.#setMarker(
+          "room" in frame ? roomKey(frame.room) : dmConversationKey(frame.with),
+          frame.id,
+        );
       default:
         return; // replies nobody waits for any more
     }
@@ -464,8 +557,11 @@ export class Chat {
       }),
       () => newConversation(dm ? "dm" : "room", name),
     );
-    if (dm) this.#rememberPartner(name);
+    if (seen) this.#sendRead(key);
     if (mine) return;
+    if (this.store.state.typing[key]?.some((t) => nameKey(t.name) === nameKey(frame.from))) {
+      this.#setTypist(key, frame.from, 0);
+    }
     const where = dm ? "direct message" : name;
     const said = frame.file === undefined
       ? frame.text
@@ -483,6 +579,63 @@ export class Chat {
       const title = dm ? `${msg.from} (direct message)` : `${msg.from} in ${where}`;
       notify(title, said, key, () => this.select(key));
     }
+  }
+
+  /** The conversation an `edited`, `deleted` or `reactions` event is about. */
+  #placeKey(frame: EditedFrame | DeletedFrame | ReactionsFrame): string {
+    if ("room" in frame) return roomKey(frame.room);
+    const me = nameKey(this.store.state.me);
+    return dmConversationKey(nameKey(frame.from) === me ? frame.to : frame.from);
+  }
+
+  #onChange(frame: EditedFrame | DeletedFrame | ReactionsFrame, change: MessageChange): void {
+    this.#changeMessage(this.#placeKey(frame), frame.id, change);
+  }
+
+  #changeMessage(key: string, id: number, change: MessageChange): void {
+    this.store.conversation(key, (c) => ({ items: changeMessage(c.items, id, change) }));
+  }
+
+  #onTyping(frame: TypingFrame): void {
+    const key = "room" in frame ? roomKey(frame.room) : dmConversationKey(frame.name);
+    if (this.store.state.conversations[key] === undefined && "room" in frame) return;
+    if (nameKey(frame.name) === nameKey(this.store.state.me)) return;
+    this.#setTypist(key, frame.name, Date.now() + TYPING_SHOWN_MS);
+  }
+
+  /** Shows (or, with `until` 0, hides) "NAME is typing…" in conversation `key`. */
+  #setTypist(key: string, name: string, until: number): void {
+    const now = Date.now();
+    this.store.update((s) => {
+      const rest = (s.typing[key] ?? []).filter((t) =>
+        nameKey(t.name) !== nameKey(name) && t.until > now
+      );
+      const list = until > now ? [...rest, { name, until }] : rest;
+      const typing = { ...s.typing };
+      if (list.length === 0) delete typing[key];
+      else typing[key] = list;
+      return { typing };
+    });
+    this.#scheduleTypingExpiry();
+  }
+
+  #scheduleTypingExpiry(): void {
+    clearTimeout(this.#typingTimer);
+    const all = Object.values(this.store.state.typing).flat();
+    if (all.length === 0) return;
+    const next = Math.min(...all.map((t) => t.until));
+    this.#typingTimer = setTimeout(() => {
+      const now = Date.now();
+      this.store.update((s) => {
+        const typing: Record<string, readonly { name: string; until: number }[]> = {};
+        for (const [key, list] of Object.entries(s.typing)) {
+          const live = list.filter((t) => t.until > now);
+          if (live.length > 0) typing[key] = live;
+        }
+        return { typing };
+      });
+      this.#scheduleTypingExpiry();
+    }, Math.max(0, next - Date.now()) + 20);
   }
 
   #applyHistory(frame: HistoryFrame): void {
@@ -509,6 +662,7 @@ export class Chat {
         fetched: true,
       };
     }, create);
+    if (this.#isSeen(key)) this.#sendRead(key);
   }
 
   #onPresence(frame: PresenceFrame): void {
@@ -665,6 +819,10 @@ export class Chat {
     const conv = this.store.state.conversations[key];
     if (conv === undefined) return;
     const changed = this.store.state.active !== key;
+    if (changed) {
+      const divider = firstUnread(conv, this.store.state.me);
+      this.store.conversation(key, () => ({ divider }));
+    }
     this.store.update(() => ({ active: key }));
     save(KEYS.active, key);
     this.#markRead(key);
@@ -916,11 +1074,23 @@ export class Chat {
         if (conv === undefined) {
           return "Join a room or open a conversation first";
         }
-        return this.#send(conv, cmd.text, cmd.action);
+        return this.#send(conv, cmd.text, cmd.action, undefined, this.#replyingIn(conv.key));
     }
   }
 
-  #send(conv: Conversation, text: string, action: boolean, file?: FileRef): string | undefined {
+  /** The id of the message the composer of `key` answers, if any. */
+  #replyingIn(key: string): number | undefined {
+    const r = this.store.state.replying;
+    return r?.convKey === key ? r.id : undefined;
+  }
+
+  #send(
+    conv: Conversation,
+    text: string,
+    action: boolean,
+    file?: FileRef,
+    replyTo?: number,
+  ): string | undefined {
     if (text.trim() === "" && file === undefined) return "Type a message first";
     const long = tooLong(text, this.#limits.maxText);
     if (long !== undefined) return long;
@@ -939,7 +1109,10 @@ export class Chat {
       mention: false,
       status: "pending",
       ...(file === undefined ? {} : { file }),
+      ...(replyTo === undefined ? {} : { replyTo }),
     };
+    if (replyTo !== undefined) this.store.update(() => ({ replying: undefined }));
+    this.#typingSent.delete(conv.key);
     if (!online) {
       // The file is uploaded already: keep it on screen to send again once reconnected.
       this.store.conversation(conv.key, (c) => ({
@@ -958,6 +1131,7 @@ export class Chat {
       text,
       ...(action ? { action } : {}),
       ...(file === undefined ? {} : { file: file.id }),
+      ...(replyTo === undefined ? {} : { replyTo }),
     }).then(
       (ack) => {
         const id = ack.id;
@@ -1003,8 +1177,131 @@ export class Chat {
       item.text,
       item.action,
       item.file,
+      item.replyTo,
     );
     if (error !== undefined) this.#toast(error);
+  }
+
+  // ---- replies, edits, deletions, reactions, typing ----
+
+  /** Makes the composer of conversation `key` answer message `id` (`undefined`: stop). */
+  replyTo(key: string, id: number | undefined): void {
+    this.store.update(() => ({ replying: id === undefined ? undefined : { convKey: key, id } }));
+  }
+
+  /** Edits message `id` of conversation `key`; returns the refusal to show, if any. */
+  async edit(key: string, id: number, text: string): Promise<string | undefined> {
+    if (text.trim() === "") return "Type the new text (or delete the message)";
+    const long = tooLong(text, this.#limits.maxText);
+    if (long !== undefined) return long;
+    if (this.store.state.link.kind !== "online") return "Not connected: wait for the reconnect";
+    try {
+      const ack = await this.#link.request({ type: "edit", id, text });
+      this.#changeMessage(key, id, {
+        kind: "edited",
+        text,
+        edited: ack.edited,
+        me: this.store.state.me,
+      });
+      return undefined;
+    } catch (error) {
+      return errorText(error);
+    }
+  }
+
+  /** Deletes message `id` of conversation `key`; returns the refusal to show, if any. */
+  async remove(key: string, id: number): Promise<string | undefined> {
+    if (this.store.state.link.kind !== "online") return "Not connected: wait for the reconnect";
+    try {
+      await this.#link.request({ type: "delete", id });
+      this.#changeMessage(key, id, { kind: "deleted" });
+      const r = this.store.state.replying;
+      if (r?.id === id) this.store.update(() => ({ replying: undefined }));
+      return undefined;
+    } catch (error) {
+      return errorText(error);
+    }
+  }
+
+  /** Adds this account's `emoji` to message `id`, or takes it back when it is there. */
+  async react(key: string, id: number, emoji: string): Promise<void> {
+    if (!REACTIONS.includes(emoji)) return;
+    if (!this.store.state.account) return this.#toast("Reactions need an account: log in");
+    const msg = findMessage(this.store.state.conversations[key]?.items ?? [], id);
+    if (msg === undefined || msg.deleted) return;
+    const off = msg.mine?.includes(emoji) === true;
+    try {
+      const ack = await this.#link.request({
+        type: "react",
+        id,
+        emoji,
+        ...(off ? { off: true } : {}),
+      });
+      const now = findMessage(this.store.state.conversations[key]?.items ?? [], id);
+      const mine = (now?.mine ?? []).filter((e) => e !== emoji);
+      this.#changeMessage(key, id, {
+        kind: "reactions",
+        reactions: ack.reactions,
+        mine: off ? mine : [...mine, emoji],
+      });
+    } catch (error) {
+      this.#toast(`Cannot react: ${errorText(error)}`);
+    }
+  }
+
+  /**
+   * Searches every room the user is in (and an account's direct messages) for messages with
+   * all the words of `text`, newest first.
+   *
+   * @throws {ServerError} when the server refuses (too many words, rate limited)
+   */
+  async search(text: string): Promise<MessageFrame[]> {
+    const ack = await this.#link.request({ type: "search", text: text.trim(), limit: 50 });
+    return ack.messages.filter((m) => typeof m.id === "number");
+  }
+
+  /**
+   * Opens the conversation of a message (a search result) and scrolls to it, first loading the
+   * page of history that ends with it when it is not held.
+   */
+  async openMessage(frame: MessageFrame): Promise<void> {
+    const s = this.store.state;
+    const { key, name } = conversationOf(frame, s.me);
+    if (frame.room === undefined) {
+      const problem = this.openDm(name);
+      if (problem !== undefined) return this.#toast(problem);
+    } else if (s.conversations[key] === undefined) {
+      return this.#toast(`You are not in ${frame.room} any more`);
+    } else this.select(key);
+    const conv = this.store.state.conversations[key];
+    if (conv !== undefined && findMessage(conv.items, frame.id) === undefined) {
+      try {
+        const target = frame.room === undefined ? { with: name } : { room: frame.room };
+        this.#applyHistory(
+          await this.#link.request({ type: "history", ...target, before: frame.id + 1, limit: 50 }),
+        );
+      } catch (error) {
+        this.#toast(`Cannot load that message: ${errorText(error)}`);
+      }
+    }
+    this.store.update(() => ({
+      focus: { convKey: key, id: frame.id, seq: ++this.#pendingSeq },
+    }));
+  }
+
+  /**
+   * Says that the user is typing in conversation `key` (the composer calls this on input):
+   * sent at most every {@linkcode TYPING_EVERY_MS}, never for commands.
+   */
+  typing(key: string, text: string): void {
+    const conv = this.store.state.conversations[key];
+    if (conv === undefined || this.store.state.link.kind !== "online") return;
+    if (text.trim() === "" || (text.startsWith("/") && !text.startsWith("//"))) return;
+    const now = Date.now();
+    if (now - (this.#typingSent.get(key) ?? -Infinity) < TYPING_EVERY_MS) return;
+    this.#typingSent.set(key, now);
+    const target = conv.kind === "room" ? { room: conv.name } : { to: conv.name };
+    this.#link.request({ type: "typing", ...target }).catch(() => {});
   }
 
   #replaceItem(
@@ -1132,7 +1429,6 @@ export class Chat {
     const key = dmConversationKey(name);
     this.store.conversation(key, () => ({}), () => newConversation("dm", name));
     this.select(key);
-    this.#rememberPartner(name);
     const conv = this.store.state.conversations[key]!;
     if (s.account && !conv.fetched && s.link.kind === "online") {
       this.store.conversation(key, () => ({ fetched: true }));
@@ -1147,7 +1443,6 @@ export class Chat {
     const conv = this.store.state.conversations[key];
     if (conv?.kind !== "dm") return;
     this.#dropConversation(key);
-    setPartner(this.store.state.me, conv.name, false);
   }
 
   /** Fetches the page of messages before the first one held. */
@@ -1197,11 +1492,11 @@ export class Chat {
 
   #markRead(key: string | undefined): void {
     const conv = key === undefined ? undefined : this.store.state.conversations[key];
-    if (conv === undefined || (conv.unread === 0 && conv.mentions === 0)) {
-      return;
+    if (conv === undefined || document.hidden) return;
+    if (conv.unread !== 0 || conv.mentions !== 0) {
+      this.store.conversation(conv.key, () => ({ unread: 0, mentions: 0 }));
     }
-    if (document.hidden) return;
-    this.store.conversation(conv.key, () => ({ unread: 0, mentions: 0 }));
+    this.#sendRead(conv.key);
   }
 
   #notice(key: string | undefined, text: string, joined?: string): void {
@@ -1240,10 +1535,5 @@ export class Chat {
       active: s.active === key ? undefined : s.active,
     }));
     if (s.active === key) this.#pickActive();
-  }
-
-  #rememberPartner(name: string): void {
-    const { me, account } = this.store.state;
-    if (account && me !== "") setPartner(me, name, true);
   }
 }

@@ -16,7 +16,7 @@ import { GUEST_FILES } from "./chat.ts";
 import { progressText, revealText } from "./format.ts";
 import { useChat } from "./hooks.ts";
 import { ClipIcon } from "./icons.tsx";
-import { parseComposer } from "./model.ts";
+import { parseComposer, quoteOf } from "./model.ts";
 import { FileName } from "./reveal.tsx";
 import type { Conversation, Upload } from "./model.ts";
 
@@ -41,10 +41,14 @@ export interface ComposerProps {
   uploads: readonly Upload[];
   /** Set by the composer, for files dropped elsewhere on the conversation. */
   attachRef?: RefObject<Attach | null>;
+  /** The id of the message being answered, if any. */
+  replying?: number | undefined;
 }
 
 /** The composer of the active conversation. */
-export function Composer({ conv, online, account, uploads, attachRef }: ComposerProps) {
+export function Composer(
+  { conv, online, account, uploads, attachRef, replying }: ComposerProps,
+) {
   const chat = useChat();
   const key = conv?.key ?? "";
   const [text, setText] = useState(chat.draft(key));
@@ -70,9 +74,15 @@ export function Composer({ conv, online, account, uploads, attachRef }: Composer
     [chat],
   );
 
+  // Answering a message: the box is where the answer goes.
+  useEffect(() => {
+    if (replying !== undefined) input.current?.focus();
+  }, [replying]);
+
   const change = (value: string) => {
     setText(value);
     chat.setDraft(key, value);
+    if (value !== "") chat.typing(key, value);
     if (error !== undefined) setError(undefined);
   };
 
@@ -111,6 +121,8 @@ export function Composer({ conv, online, account, uploads, attachRef }: Composer
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
       send();
+    } else if (ev.key === "Escape" && replying !== undefined) {
+      chat.replyTo(key, undefined);
     }
   };
 
@@ -142,6 +154,22 @@ export function Composer({ conv, online, account, uploads, attachRef }: Composer
         <ul class="uploads" aria-label="Uploads" data-testid="uploads">
           {mine.map((u) => <UploadRow key={u.key} upload={u} />)}
         </ul>
+      )}
+      {replying !== undefined && conv !== undefined && (
+        <p class="replying" data-testid="replying">
+          <span>
+            Replying to <bdi>{quoteOf(conv.items, replying)}</bdi>
+          </span>
+          <button
+            type="button"
+            class="small"
+            aria-label="Cancel the reply"
+            data-testid="reply-cancel"
+            onClick={() => chat.replyTo(key, undefined)}
+          >
+            ×
+          </button>
+        </p>
       )}
       <label for="composer-input" class="sr-only">
         {conv === undefined ? "Message" : `Message ${target}`}

@@ -13,6 +13,7 @@ import { Component } from "preact";
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { FileRef } from "../../protocol/frames.ts";
+import { REACTIONS } from "../../protocol/frames.ts";
 import { formatSize } from "../../protocol/text_mode.ts";
 import {
   avatarClass,
@@ -22,12 +23,14 @@ import {
   hasThumbnail,
   initial,
   revealText,
-  segments,
 } from "./format.ts";
+import { markdown } from "./markdown.ts";
+import type { MdNode } from "./markdown.ts";
 import { ClipIcon } from "./icons.tsx";
 import { FileName, Revealed } from "./reveal.tsx";
 import { useChat } from "./hooks.ts";
-import type { ChatMessage, Conversation, Item } from "./model.ts";
+import { canDelete, canEdit, quoteOf, typingLine } from "./model.ts";
+import type { ChatMessage, Conversation, Item, Typist } from "./model.ts";
 
 /** Consecutive messages from one sender within this long share one header. */
 const GROUP_MS = 5 * 60_000;
@@ -37,7 +40,16 @@ const TOP_SLACK = 120;
 const BOTTOM_SLACK = 60;
 
 /** The scrolling list of a conversation's items. */
-export function MessageList({ conv }: { conv: Conversation }) {
+export function MessageList(
+  { conv, me, account, typing, focus }: {
+    conv: Conversation;
+    me: string;
+    account: boolean;
+    typing?: readonly Typist[] | undefined;
+    /** A message to scroll to (once per new value). */
+    focus?: { id: number; seq: number } | undefined;
+  },
+) {
   const chat = useChat();
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
@@ -87,6 +99,12 @@ export function MessageList({ conv }: { conv: Conversation }) {
     observer.observe(inner);
     return () => observer.disconnect();
   }, []);
+
+  // A search result opened: show that message (it is in the list by now).
+  useEffect(() => {
+    if (focus === undefined) return;
+    if (scrollToMessage(focus.id)) atBottom.current = false;
+  }, [focus?.seq]);
 
   // A page too short to scroll could never ask for more: fill the view instead.
   useEffect(() => {
@@ -158,9 +176,10 @@ export function MessageList({ conv }: { conv: Conversation }) {
                 : `No messages with ${conv.name} yet.`}
             </p>
           )}
-          <ol class="item-list">{rows(conv.key, conv.items)}</ol>
+          <ol class="item-list">{rows(conv, me, account)}</ol>
         </div>
       </div>
+      <p class="typing" aria-live="off" data-testid="typing">{typingLine(typing, Date.now())}</p>
       {unseenBelow && (
         <button type="button" class="jump" onClick={toBottom}>
           New messages <span aria-hidden="true">↓</span>
@@ -170,10 +189,18 @@ export function MessageList({ conv }: { conv: Conversation }) {
   );
 }
 
-function rows(convKey: string, items: readonly Item[]): ComponentChildren[] {
+function rows(conv: Conversation, me: string, account: boolean): ComponentChildren[] {
+  const items = conv.items;
   const out: ComponentChildren[] = [];
   let prev: Item | undefined;
   for (const item of items) {
+    if (item.kind === "message" && item.id !== undefined && item.id === conv.divider) {
+      out.push(
+        <li key="new-line" class="new-line" data-testid="new-line">
+          <span>New messages</span>
+        </li>,
+      );
+    }
     if (prev === undefined || dayKey(prev.ts) !== dayKey(item.ts)) {
       out.push(
         <li key={`d${item.key}`} class="day">
@@ -198,9 +225,13 @@ function rows(convKey: string, items: readonly Item[]): ComponentChildren[] {
       out.push(
         <MessageRow
           key={item.key}
-          convKey={convKey}
+          convKey={conv.key}
           msg={item}
-          grouped={grouped}
+          grouped={grouped && item.replyTo === undefined}
+          quote={item.replyTo === undefined ? undefined : quoteOf(items, item.replyTo)}
+          mayEdit={canEdit(item, me, account)}
+          mayDelete={canDelete(conv, item, me, account)}
+          mayReact={account && item.id !== undefined && !item.deleted}
         />,
       );
     }
@@ -213,69 +244,283 @@ interface RowProps {
   convKey: string;
   msg: ChatMessage;
   grouped: boolean;
+  /** For a reply: the quoted line of the message it answers. */
+  quote: string | undefined;
+  mayEdit: boolean;
+  mayDelete: boolean;
+  mayReact: boolean;
 }
 
-/** One message; re-renders only when its own item or grouping changes. */
+/** One message; re-renders only when its own item, grouping, quote or permissions change. */
 class MessageRow extends Component<RowProps> {
   override shouldComponentUpdate(next: RowProps): boolean {
-    return next.msg !== this.props.msg || next.grouped !== this.props.grouped;
+    const p = this.props;
+    return next.msg !== p.msg || next.grouped !== p.grouped || next.quote !== p.quote ||
+      next.mayEdit !== p.mayEdit || next.mayDelete !== p.mayDelete || next.mayReact !== p.mayReact;
   }
 
-  override render({ convKey, msg, grouped }: RowProps) {
-    const time = (
-      <time
-        dateTime={new Date(msg.ts).toISOString()}
-        title={new Date(msg.ts).toLocaleString()}
-      >
-        {clock(msg.ts)}
-      </time>
-    );
-    const cls = [
-      "msg",
-      grouped ? "grouped" : "",
-      msg.action ? "action" : "",
-      msg.mention ? "mention" : "",
-      msg.status,
-    ].filter(Boolean).join(" ");
-    return (
-      <li
-        class={cls}
-        data-testid="message"
-        data-from={msg.from}
-        data-status={msg.status}
-        {...(msg.id === undefined ? {} : { "data-id": String(msg.id) })}
-      >
-        {grouped
-          ? <span class="gutter-time">{time}</span>
-          : (
-            <span class={`avatar ${avatarClass(msg.from)}`} aria-hidden="true">
-              {initial(msg.from)}
-            </span>
-          )}
-        <div class="msg-body">
-          {!grouped && !msg.action && (
-            <div class="msg-meta">
-              <span class="msg-from">{msg.from}</span> {time}
-              {msg.offline && <span class="tag">while you were away</span>}
-            </div>
-          )}
-          {grouped && <span class="sr-only">{msg.from}:</span>}
-          {(msg.text !== "" || msg.action) && (
+  override render(props: RowProps) {
+    return <Row {...props} />;
+  }
+}
+
+function Row({ convKey, msg, grouped, quote, mayEdit, mayDelete, mayReact }: RowProps) {
+  const chat = useChat();
+  const [mode, setMode] = useState<"view" | "edit" | "delete" | "react">("view");
+  const [problem, setProblem] = useState<string | undefined>(undefined);
+  const id = msg.id;
+  const time = (
+    <time
+      dateTime={new Date(msg.ts).toISOString()}
+      title={new Date(msg.ts).toLocaleString()}
+    >
+      {clock(msg.ts)}
+    </time>
+  );
+  const cls = [
+    "msg",
+    grouped ? "grouped" : "",
+    msg.action ? "action" : "",
+    msg.mention ? "mention" : "",
+    msg.status,
+  ].filter(Boolean).join(" ");
+  return (
+    <li
+      class={cls}
+      data-testid="message"
+      data-from={msg.from}
+      data-status={msg.status}
+      {...(msg.id === undefined ? {} : { "data-id": String(msg.id) })}
+    >
+      {grouped
+        ? <span class="gutter-time">{time}</span>
+        : (
+          <span class={`avatar ${avatarClass(msg.from)}`} aria-hidden="true">
+            {initial(msg.from)}
+          </span>
+        )}
+      <div class="msg-body">
+        {!grouped && !msg.action && (
+          <div class="msg-meta">
+            <span class="msg-from">{msg.from}</span> {time}
+            {msg.offline && <span class="tag">while you were away</span>}
+          </div>
+        )}
+        {grouped && <span class="sr-only">{msg.from}:</span>}
+        {quote !== undefined && (
+          <button
+            type="button"
+            class="reply-quote"
+            data-testid="reply-quote"
+            title="Show the message this answers"
+            onClick={() => scrollToMessage(msg.replyTo!)}
+          >
+            <span aria-hidden="true">↪</span> <bdi>{quote}</bdi>
+          </button>
+        )}
+        {msg.deleted
+          ? <p class="msg-text deleted" data-testid="deleted">message deleted</p>
+          : mode === "edit" && id !== undefined
+          ? (
+            <EditBox
+              text={msg.text}
+              onCancel={() => setMode("view")}
+              onSave={async (text) => {
+                const why = await chat.edit(convKey, id, text);
+                if (why === undefined) setMode("view");
+                return why;
+              }}
+            />
+          )
+          : (msg.text !== "" || msg.action) && (
             <p class="msg-text">
               {msg.action && <span class="msg-from">{`* ${msg.from} `}</span>}
               <bdi class="msg-content">
                 <Text text={msg.text} />
               </bdi>
+              {msg.edited !== undefined && (
+                <span
+                  class="edited"
+                  data-testid="edited"
+                  title={`Edited ${new Date(msg.edited).toLocaleString()}`}
+                >
+                  {" "}(edited)
+                </span>
+              )}
               {msg.action && <>{" "}{time}</>}
             </p>
           )}
-          {msg.file !== undefined && <FileChip file={msg.file} />}
-          {msg.status === "pending" && <span class="msg-state">Sending…</span>}
-          {msg.status === "failed" && <Failed convKey={convKey} msg={msg} />}
+        {!msg.deleted && msg.file !== undefined && <FileChip file={msg.file} />}
+        {msg.reactions !== undefined && id !== undefined && (
+          <ul class="reactions" aria-label="Reactions">
+            {Object.entries(msg.reactions).map(([emoji, n]) => {
+              const mine = msg.mine?.includes(emoji) === true;
+              return (
+                <li key={emoji}>
+                  <button
+                    type="button"
+                    class={`reaction${mine ? " mine" : ""}`}
+                    aria-pressed={mine ? "true" : "false"}
+                    aria-label={`${emoji} ${n}${mine ? ", yours: take back" : ""}`}
+                    disabled={!mayReact}
+                    data-testid="reaction"
+                    data-emoji={emoji}
+                    onClick={() => chat.react(convKey, id, emoji)}
+                  >
+                    {emoji} <span class="count">{n}</span>
+                  </button>
+                </li>
+              );
+            })}
+          </ul>
+        )}
+        {mode === "delete" && id !== undefined && (
+          <p class="confirm" role="alert" data-testid="delete-confirm">
+            Delete this message?{" "}
+            <button
+              type="button"
+              class="small danger"
+              data-testid="delete-yes"
+              onClick={async () => {
+                const why = await chat.remove(convKey, id);
+                setProblem(why);
+                setMode("view");
+              }}
+            >
+              Delete
+            </button>{" "}
+            <button
+              type="button"
+              class="small"
+              onClick={() =>
+                setMode("view")}
+            >
+              Cancel
+            </button>
+          </p>
+        )}
+        {mode === "react" && id !== undefined && (
+          <div class="emoji-picker" role="group" aria-label="React with" data-testid="emoji-picker">
+            {REACTIONS.map((emoji) => (
+              <button
+                type="button"
+                key={emoji}
+                class="small emoji"
+                aria-label={`React with ${emoji}`}
+                data-emoji={emoji}
+                onClick={() => {
+                  setMode("view");
+                  chat.react(convKey, id, emoji);
+                }}
+              >
+                {emoji}
+              </button>
+            ))}
+          </div>
+        )}
+        {problem !== undefined && <p class="form-error" role="alert">{problem}</p>}
+        {msg.status === "pending" && <span class="msg-state">Sending…</span>}
+        {msg.status === "failed" && <Failed convKey={convKey} msg={msg} />}
+      </div>
+      {id !== undefined && !msg.deleted && mode !== "edit" && (
+        <div class="msg-actions" role="group" aria-label={`Actions on ${msg.from}'s message`}>
+          <button
+            type="button"
+            class="small"
+            data-testid="action-reply"
+            onClick={() =>
+              chat.replyTo(convKey, id)}
+          >
+            Reply
+          </button>
+          {mayReact && (
+            <button
+              type="button"
+              class="small"
+              aria-expanded={mode === "react" ? "true" : "false"}
+              data-testid="action-react"
+              onClick={() => setMode(mode === "react" ? "view" : "react")}
+            >
+              React
+            </button>
+          )}
+          {mayEdit && (
+            <button
+              type="button"
+              class="small"
+              data-testid="action-edit"
+              onClick={() => {
+                setProblem(undefined);
+                setMode("edit");
+              }}
+            >
+              Edit
+            </button>
+          )}
+          {mayDelete && (
+            <button
+              type="button"
+              class="small"
+              data-testid="action-delete"
+              onClick={() => setMode("delete")}
+            >
+              Delete
+            </button>
+          )}
         </div>
-      </li>
-    );
-  }
+      )}
+    </li>
+  );
+}
+
+/** Scrolls the open list to message `id` and highlights it briefly; false when not shown. */
+export function scrollToMessage(id: number): boolean {
+  const el = document.querySelector<HTMLElement>(`[data-testid=message][data-id="${id}"]`);
+  if (el === null) return false;
+  el.scrollIntoView({ block: "center" });
+  el.classList.remove("flash");
+  void el.offsetWidth; // restart the animation
+  el.classList.add("flash");
+  return true;
+}
+
+/** Editing a message in place: Enter saves, Escape cancels. */
+function EditBox(
+  { text, onSave, onCancel }: {
+    text: string;
+    onSave: (text: string) => Promise<string | undefined>;
+    onCancel: () => void;
+  },
+) {
+  const [value, setValue] = useState(text);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const box = useRef<HTMLTextAreaElement>(null);
+  useEffect(() => {
+    box.current?.focus();
+  }, []);
+  const save = async () => setError(await onSave(value));
+  return (
+    <div class="edit-box">
+      <textarea
+        ref={box}
+        value={value}
+        aria-label="Edit the message"
+        data-testid="edit-input"
+        onInput={(e) => setValue(e.currentTarget.value)}
+        onKeyDown={(e) => {
+          if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+            e.preventDefault();
+            save();
+          } else if (e.key === "Escape") onCancel();
+        }}
+      />
+      <button type="button" class="small primary" data-testid="edit-save" onClick={save}>
+        Save
+      </button>{" "}
+      <button type="button" class="small" onClick={onCancel}>Cancel</button>
+      {error !== undefined && <p class="form-error" role="alert">{error}</p>}
+    </div>
+  );
 }
 
 /** An attached file: a thumbnail for images, then its name, size and a download button. */
@@ -379,28 +624,47 @@ function Failed({ convKey, msg }: { convKey: string; msg: ChatMessage }) {
 }
 
 /**
- * Message text as text nodes; http(s) links become links that open in a new tab. A link's
- * text is isolated left to right with its hidden characters shown, so what it says is where
- * it goes: neither its own bidi controls nor the text before it can reorder it.
+ * Message text with the Markdown subset of {@linkcode markdown} (bold, italic, inline code,
+ * code blocks), as Preact text nodes and elements: never HTML. http(s) links become links that
+ * open in a new tab. A link's text is isolated left to right with its hidden characters shown,
+ * so what it says is where it goes: neither its own bidi controls nor the text before it can
+ * reorder it.
  */
 function Text({ text }: { text: string }) {
-  return (
-    <>
-      {segments(text).map((s, i) =>
-        s.kind === "text" ? s.text : (
+  return <>{nodes(markdown(text))}</>;
+}
+
+function nodes(list: readonly MdNode[]): ComponentChildren[] {
+  return list.map((n, i) => {
+    switch (n.kind) {
+      case "text":
+        return n.text;
+      case "strong":
+        return <strong key={i}>{nodes(n.children)}</strong>;
+      case "em":
+        return <em key={i}>{nodes(n.children)}</em>;
+      case "code":
+        return <code key={i} class="msg-code">{n.text}</code>;
+      case "pre":
+        return (
+          <pre key={i} class="msg-pre" data-testid="code-block">
+            <code>{n.text}</code>
+          </pre>
+        );
+      case "link":
+        return (
           <a
             key={i}
-            href={s.href}
+            href={n.href}
             target="_blank"
             rel="noopener noreferrer nofollow"
             dir="ltr"
             class="msg-link"
             data-testid="link"
           >
-            <Revealed text={s.text} />
+            <Revealed text={n.text} />
           </a>
-        )
-      )}
-    </>
-  );
+        );
+    }
+  });
 }

@@ -14,6 +14,7 @@ import type {
   ModerationAction,
   Role,
 } from "../../protocol/frames.ts";
+import { REACTIONS } from "../../protocol/frames.ts";
 import { nameKey } from "../../protocol/names.ts";
 import { parseTextLine } from "../../protocol/text_mode.ts";
 
@@ -38,6 +39,16 @@ export interface ChatMessage {
   error?: string;
   /** An attached file (downloaded over HTTP with the session token). */
   file?: FileRef;
+  /** The id of the message this one answers. */
+  replyTo?: number;
+  /** When its author last edited it (ms since the epoch). */
+  edited?: number;
+  /** Deleted: the text is gone (the row stays so that replies still point somewhere). */
+  deleted?: true;
+  /** Reactions counted per emoji (only emoji someone used). */
+  reactions?: Readonly<Record<string, number>>;
+  /** The emoji this session reacted with (the server does not say whose reactions they are). */
+  mine?: readonly string[];
 }
 
 /** A line about the conversation rather than in it: joins, leaves, renames, server notices. */
@@ -91,6 +102,10 @@ export interface Conversation {
   unread: number;
   /** How many of the unread ones mention the current user. */
   mentions: number;
+  /** Accounts: the read marker (the last message id read, on any device; 0: none). */
+  read: number;
+  /** The marker when the conversation was opened with unread messages: the "new messages" line. */
+  divider: number | undefined;
   /** Rooms: who is in it (online), sorted case-insensitively. */
   members: string[];
   /** Rooms: the topic (`""` for none). */
@@ -136,6 +151,27 @@ export interface ChatState {
   announcement: string;
   /** Files being uploaded (or whose upload failed), oldest first. */
   uploads: readonly Upload[];
+  /** The message the composer answers, if any (cleared when sent or cancelled). */
+  replying: { convKey: string; id: number } | undefined;
+  /** A message to scroll to and highlight (a search result opened); `seq` makes each new. */
+  focus: { convKey: string; id: number; seq: number } | undefined;
+  /** Who is typing, by conversation key: names with when the line expires (ms). */
+  typing: Readonly<Record<string, readonly Typist[]>>;
+}
+
+/** Someone typing in a conversation, shown until `until` (the local clock, ms). */
+export interface Typist {
+  name: string;
+  until: number;
+}
+
+/** The line under the message list: "alice is typing…", "alice and bob are typing…". */
+export function typingLine(typists: readonly Typist[] | undefined, now: number): string {
+  const names = (typists ?? []).filter((t) => t.until > now).map((t) => t.name);
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return `${names[0]}, ${names[1]} and ${names.length - 2} more are typing…`;
 }
 
 /** The state before anything happened. */
@@ -154,6 +190,9 @@ export function initialState(): ChatState {
     toast: undefined,
     announcement: "",
     uploads: [],
+    replying: undefined,
+    focus: undefined,
+    typing: {},
   };
 }
 
@@ -204,7 +243,107 @@ export function fromFrame(frame: MessageFrame, me: string): ChatMessage {
     status: "sent",
   };
   if (frame.file !== undefined) msg.file = frame.file;
+  if (typeof frame.replyTo === "number") msg.replyTo = frame.replyTo;
+  if (typeof frame.edited === "number") msg.edited = frame.edited;
+  if (frame.deleted === true) deleteIn(msg);
+  const reactions = reactionsFrom(frame.reactions);
+  if (reactions !== undefined) msg.reactions = reactions;
   return msg;
+}
+
+function deleteIn(msg: ChatMessage): void {
+  msg.deleted = true;
+  msg.text = "";
+  msg.mention = false;
+  delete msg.file;
+  delete msg.reactions;
+  delete msg.mine;
+}
+
+/** Reactions as the server sent them, keeping only known emoji with positive counts. */
+export function reactionsFrom(value: unknown): Record<string, number> | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const out: Record<string, number> = {};
+  for (const emoji of REACTIONS) {
+    const n = (value as Record<string, unknown>)[emoji];
+    if (typeof n === "number" && n > 0) out[emoji] = n;
+  }
+  return Object.keys(out).length === 0 ? undefined : out;
+}
+
+/** What happened to a stored message: an edit, a deletion, new reaction counts. */
+export type MessageChange =
+  | { kind: "edited"; text: string; edited: number; me: string }
+  | { kind: "deleted" }
+  | { kind: "reactions"; reactions: unknown; mine?: readonly string[] };
+
+/**
+ * Applies `change` to the message with `id` in `items`.
+ *
+ * @returns a new array, or `items` itself when no message has that id
+ */
+export function changeMessage(
+  items: readonly Item[],
+  id: number,
+  change: MessageChange,
+): Item[] {
+  const at = items.findIndex((i) => i.kind === "message" && i.id === id);
+  if (at < 0) return items as Item[];
+  const msg: ChatMessage = { ...(items[at] as ChatMessage) };
+  if (change.kind === "edited") {
+    if (msg.deleted) return items as Item[];
+    msg.text = change.text;
+    msg.edited = change.edited;
+    msg.mention = nameKey(msg.from) !== nameKey(change.me) && mentions(change.text, change.me);
+  } else if (change.kind === "deleted") {
+    deleteIn(msg);
+  } else {
+    if (msg.deleted) return items as Item[];
+    const reactions = reactionsFrom(change.reactions);
+    if (reactions === undefined) delete msg.reactions;
+    else msg.reactions = reactions;
+    const mine = (change.mine ?? msg.mine ?? []).filter((e) => (reactions?.[e] ?? 0) > 0);
+    if (mine.length === 0) delete msg.mine;
+    else msg.mine = mine;
+  }
+  const out = [...items];
+  out[at] = msg;
+  return out;
+}
+
+/** The message with `id` in `items`, if it is held. */
+export function findMessage(items: readonly Item[], id: number): ChatMessage | undefined {
+  return items.find((i): i is ChatMessage => i.kind === "message" && i.id === id);
+}
+
+/** The line a reply quotes: the replied message's sender and first line, or "a message". */
+export function quoteOf(items: readonly Item[], id: number): string {
+  const msg = findMessage(items, id);
+  if (msg === undefined) return "a message";
+  if (msg.deleted) return `${msg.from}: message deleted`;
+  const line = msg.text.split("\n").find((l) => l.trim() !== "") ??
+    (msg.file === undefined ? "" : `(file ${msg.file.name})`);
+  const short = line.length > 120 ? `${line.slice(0, 119)}…` : line;
+  return `${msg.from}: ${short}`;
+}
+
+/** Whether `me` may edit `msg`: an account's own stored message that is not deleted. */
+export function canEdit(msg: ChatMessage, me: string, account: boolean): boolean {
+  return account && msg.id !== undefined && !msg.deleted && nameKey(msg.from) === nameKey(me);
+}
+
+/**
+ * Whether `me` may delete `msg`: an account its own messages; operators and above any message
+ * in their room, administrators (shown as a room role) any message there.
+ */
+export function canDelete(
+  conv: Conversation,
+  msg: ChatMessage,
+  me: string,
+  account: boolean,
+): boolean {
+  if (!account || msg.id === undefined || msg.deleted) return false;
+  return nameKey(msg.from) === nameKey(me) || canModerate(conv, me);
 }
 
 /** An empty conversation. */
@@ -222,12 +361,57 @@ export function newConversation(
     fetched: false,
     unread: 0,
     mentions: 0,
+    read: 0,
+    divider: undefined,
     members: [],
     topic: "",
     modes: "",
     roles: {},
     muted: [],
   };
+}
+
+/** The id of the latest stored message, if any. */
+export function lastId(conv: Conversation): number | undefined {
+  for (let i = conv.items.length - 1; i >= 0; i--) {
+    const item = conv.items[i]!;
+    if (item.kind === "message" && item.id !== undefined) return item.id;
+  }
+  return undefined;
+}
+
+/**
+ * The unread count and mentions once the marker is at `read`: the held messages of others after
+ * it (never more than `before`, the count as it was, since older messages may not be held).
+ */
+export function unreadAfter(
+  conv: Conversation,
+  read: number,
+  me: string,
+  before: number,
+): { unread: number; mentions: number } {
+  let unread = 0;
+  let mentions = 0;
+  for (const item of conv.items) {
+    if (item.kind !== "message" || item.id === undefined || item.id <= read) continue;
+    if (nameKey(item.from) === nameKey(me)) continue;
+    unread++;
+    if (item.mention) mentions++;
+  }
+  return { unread: Math.min(unread, before), mentions: Math.min(mentions, unread, before) };
+}
+
+/**
+ * The id of the first unread message, where the "new messages" line goes: the first message of
+ * others after the read marker, or (without one) the `unread`-th last message of others.
+ */
+export function firstUnread(conv: Conversation, me: string): number | undefined {
+  if (conv.unread <= 0) return undefined;
+  const others = conv.items.filter((i): i is ChatMessage =>
+    i.kind === "message" && i.id !== undefined && nameKey(i.from) !== nameKey(me)
+  );
+  if (conv.read > 0) return others.find((m) => m.id! > conv.read)?.id;
+  return others.at(-Math.min(conv.unread, others.length))?.id;
 }
 
 /** The id of the first stored message, if any. */
@@ -255,8 +439,22 @@ export function mergeMessages(
     if (item.kind === "message" && item.id !== undefined) have.add(item.id);
   }
   const fresh = incoming.filter((m) => m.id !== undefined && !have.has(m.id));
-  if (fresh.length === 0) return items as Item[];
+  const changed = incoming.filter((m) => m.id !== undefined && have.has(m.id));
   let out = [...items];
+  let replaced = false;
+  for (const m of changed) {
+    // A later page (or a page asked for again) may carry edits, deletions and reactions.
+    const at = out.findIndex((i) => i.kind === "message" && i.id === m.id);
+    const held = out[at] as ChatMessage;
+    if (
+      held.text === m.text && held.edited === m.edited && held.deleted === m.deleted &&
+      sameReactions(held.reactions, m.reactions)
+    ) continue;
+    const mine = (held.mine ?? []).filter((e) => (m.reactions?.[e] ?? 0) > 0);
+    out[at] = mine.length === 0 ? m : { ...m, mine };
+    replaced = true;
+  }
+  if (fresh.length === 0) return replaced ? out : items as Item[];
   for (const m of fresh) {
     const local = out.findIndex((i) =>
       i.kind === "message" && i.status !== "sent" && i.from === m.from &&
@@ -268,6 +466,14 @@ export function mergeMessages(
     else out.splice(at, 0, m);
   }
   return out;
+}
+
+function sameReactions(
+  a: Readonly<Record<string, number>> | undefined,
+  b: Readonly<Record<string, number>> | undefined,
+): boolean {
+  const ka = Object.keys(a ?? {});
+  return ka.length === Object.keys(b ?? {}).length && ka.every((k) => a![k] === b?.[k]);
 }
 
 /** Sorts names case-insensitively. */

@@ -8,7 +8,8 @@
  */
 
 import { useState } from "preact/hooks";
-import type { RoomInfo } from "../../protocol/frames.ts";
+import type { MessageFrame, RoomInfo } from "../../protocol/frames.ts";
+import { clock } from "./format.ts";
 import { useChat } from "./hooks.ts";
 import { Logo } from "./icons.tsx";
 import { isOnline, sortedConversations } from "./model.ts";
@@ -38,6 +39,7 @@ export function Sidebar({ state, onPicked }: SidebarProps) {
         <Logo /> <span>parley</span>
       </div>
       <div class="sidebar-scroll">
+        <SearchForm onDone={onPicked} />
         <section aria-labelledby="rooms-heading">
           <h2 id="rooms-heading" class="side-heading">Rooms</h2>
           <ul class="conv-list" data-testid="room-list">
@@ -240,5 +242,91 @@ function DmForm({ onDone }: { onDone: () => void }) {
       </div>
       <p id="dm-error" class="form-error" role="alert">{error ?? ""}</p>
     </form>
+  );
+}
+
+/** The search box and its results: a click opens the message's conversation at the message. */
+function SearchForm({ onDone }: { onDone: () => void }) {
+  const chat = useChat();
+  const [text, setText] = useState("");
+  const [results, setResults] = useState<MessageFrame[] | undefined>(undefined);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [busy, setBusy] = useState(false);
+  const submit = async (ev: Event) => {
+    ev.preventDefault();
+    if (text.trim() === "") return;
+    setBusy(true);
+    try {
+      setResults(await chat.search(text));
+      setError(undefined);
+    } catch (e) {
+      setResults(undefined);
+      setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section class="search" aria-label="Search messages">
+      <form class="side-form" role="search" onSubmit={submit}>
+        <label for="search-text">Search messages</label>
+        <div class="row">
+          <input
+            id="search-text"
+            type="search"
+            placeholder="words"
+            value={text}
+            aria-describedby="search-error"
+            data-testid="search-input"
+            onInput={(e) => {
+              setText(e.currentTarget.value);
+              if (e.currentTarget.value === "") setResults(undefined);
+            }}
+            onKeyDown={(e) => {
+              if (e.key === "Escape") {
+                setText("");
+                setResults(undefined);
+              }
+            }}
+          />
+          <button type="submit" class="small" disabled={text.trim() === "" || busy}>
+            Search
+          </button>
+        </div>
+        <p id="search-error" class="form-error" role="alert">{error ?? ""}</p>
+      </form>
+      {results !== undefined && (
+        <div class="search-results" data-testid="search-results">
+          <p class="side-empty" role="status">
+            {results.length === 0
+              ? "No messages found."
+              : `${results.length} ${results.length === 1 ? "message" : "messages"}, newest first`}
+          </p>
+          <ul class="conv-list">
+            {results.map((m) => (
+              <li key={m.id}>
+                <button
+                  type="button"
+                  class="search-result"
+                  data-testid="search-result"
+                  data-id={String(m.id)}
+                  onClick={() => {
+                    chat.openMessage(m);
+                    onDone();
+                  }}
+                >
+                  <span class="muted">
+                    {m.room ?? (m.to === undefined ? m.from : `${m.from} → ${m.to}`)} {clock(m.ts)}
+                  </span>
+                  <bdi class="search-text">
+                    <b>{m.from}</b>: {m.text}
+                  </bdi>
+                </button>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+    </section>
   );
 }
