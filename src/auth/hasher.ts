@@ -22,6 +22,7 @@ import type { Derive } from "./password.ts";
 export const HASH_NICENESS = 19;
 
 const HASHER_SOURCE = `
+self.postMessage({ ready: true });
 self.onmessage = async ({ data }) => {
   const { id, password, salt, params, bytes } = data;
   try {
@@ -40,9 +41,12 @@ let niced = true;
 try { setPriority(0, ${HASH_NICENESS}); } catch { niced = false; }
 const source = new Blob([${JSON.stringify(HASHER_SOURCE)}], { type: "text/javascript" });
 const hasher = new Worker(URL.createObjectURL(source), { type: "module" });
-hasher.onmessage = ({ data }) => self.postMessage(data, data.bits ? [data.bits] : []);
+// Ready once the inner worker runs (its runtime needs file descriptors: it must not start late).
+hasher.onmessage = ({ data }) => {
+  if (data.ready) self.postMessage({ niced });
+  else self.postMessage(data, data.bits ? [data.bits] : []);
+};
 self.onmessage = ({ data }) => hasher.postMessage(data);
-self.postMessage({ niced });
 `;
 
 const encoder = new TextEncoder();

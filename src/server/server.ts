@@ -203,6 +203,11 @@ export class ChatServer implements AsyncDisposable {
     try {
       // The server's own rooms have no owner: claimed before anyone can join them first.
       await store.moderation.claimRoom(DEFAULT_ROOM, undefined);
+      // The hashing threads start before anything listens: a thread that starts its runtime
+      // after clients have used up the file descriptors takes the process down (Deno panics).
+      if (!(await server.#ctx.accounts.lowPriorityHashing())) {
+        log.warn("Password hashing runs at normal priority: allow --allow-sys=setPriority");
+      }
       server.#adminSeen = await store.moderation.lastAdminEvent();
       server.#adminFeed = setInterval(() => {
         void server.#followAdmin();
@@ -232,11 +237,6 @@ export class ChatServer implements AsyncDisposable {
         );
       sweepFiles();
       server.#fileSweep = setInterval(sweepFiles, 3600_000);
-      void server.#ctx.accounts.lowPriorityHashing().then((niced) => {
-        if (!niced) {
-          log.warn("Password hashing runs at normal priority: allow --allow-sys=setPriority");
-        }
-      });
     } catch (error) {
       server.#closeListeners();
       clearInterval(server.#adminFeed);
