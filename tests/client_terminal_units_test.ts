@@ -137,3 +137,13 @@ Deno.test("parseClientArgs(): --bell", () => {
   assert.equal(parseClientArgs(["example.org", "--bell"])?.bell, true);
   assert.equal(parseClientArgs(["example.org"])?.bell, undefined);
 });
+
+Deno.test("Formatter.message(): replies, edits, deletions and reactions read as the server's text mode", () => {
+  const fmt = new Formatter(false, () => 0);
+  const base = { room: "#ops", from: "bob", text: "noon", ts: 0 };
+  const line = (m: Record<string, unknown>) => fmt.message({ ...base, ...m }, "alice").text;
+  assert.match(line({ replyTo: 41 }), /<bob> \(re 41\) noon$/);
+  assert.match(line({ edited: 5 }), /<bob> noon \(edited\)$/);
+  assert.match(line({ deleted: true, text: "" }), /<bob> \(message deleted\)$/);
+  assert.match(line({ reactions: { "🎉": 2, "👍": 1 } }), /<bob> noon 🎉2 👍1$/);
+});

@@ -171,11 +171,18 @@ export class Formatter {
       : "[dm]";
     const sender = m.action ? `* ${m.from}` : `<${m.from}>`;
     const late = m.offline ? " (sent while you were away)" : "";
-    const body = m.file === undefined
+    let body = m.deleted
+      ? "(message deleted)"
+      : m.file === undefined
       ? m.text
       : `${m.text === "" ? "" : `${m.text} `}[file ${m.file.name}, ${
         formatSize(m.file.size)
       }: /get ${m.file.id}]`;
+    // As the server's text mode words them: what it answers, whether it changed, its reactions.
+    if (m.replyTo !== undefined) body = `(re ${m.replyTo}) ${body}`;
+    if (m.edited !== undefined && !m.deleted) body = `${body} (edited)`;
+    const reactions = Object.entries(m.reactions ?? {}).map(([emoji, n]) => `${emoji}${n}`);
+    if (reactions.length > 0) body = `${body} ${reactions.join(" ")}`;
     const mentioned = me !== undefined && m.from !== me && mentions(m.text, me);
     const text = options.dim
       ? p.paint("dim", `${where} ${sender} ${body}`)
