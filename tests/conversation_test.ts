@@ -1,59 +1,14 @@
 // Replies, edits, deletions, reactions, typing and search, in process: the real ChatServer with
 // no ports, connections from memoryConnection(), a real SQLite store on its worker.
 import assert from "node:assert/strict";
-import { ChatServer } from "../src/server/server.ts";
-import { openSqliteStore } from "../src/store/worker_store.ts";
 import { memoryConnection } from "../src/transport/memory.ts";
-import type { MemoryPeer } from "../src/transport/memory.ts";
-
-const PASSWORD = "correct horse battery";
-type Frame = Record<string, unknown>;
-
-async function app() {
-  const store = await openSqliteStore(":memory:", { sync: "normal" });
-  const server = await ChatServer.start(
-    { data: ":memory:", lowPriorityHashing: false, hashConcurrency: 1 },
-    { store, listen: false },
-  );
-  const connect = async (ip = "127.0.0.1") => {
-    const [conn, peer] = memoryConnection(ip);
-    void server.serve(conn);
-    peer.send({ type: "hello", proto: 1, ref: "hello" });
-    await peer.frame((f) => f.ref === "hello");
-    return peer;
-  };
-  return { server, store, connect, [Symbol.asyncDispose]: () => server.shutdown() };
-}
-
-let refs = 0;
-async function ask(peer: MemoryPeer, frame: Frame): Promise<Frame> {
-  const ref = `c${++refs}`;
-  peer.send({ ...frame, ref });
-  return await peer.frame((f) => f.ref === ref);
-}
-async function ok(peer: MemoryPeer, frame: Frame): Promise<Frame> {
-  const reply = await ask(peer, frame);
-  assert.notEqual(reply.type, "error", JSON.stringify(reply));
-  return reply;
-}
-async function refused(peer: MemoryPeer, frame: Frame, code: string) {
-  const reply = await ask(peer, frame);
-  assert.equal(reply.type, "error", JSON.stringify(reply));
-  assert.equal(reply.code, code, JSON.stringify(reply));
-}
-const seen = (peer: MemoryPeer, match: (f: Frame) => boolean) =>
-  peer.frame((f) => f.ref === undefined && match(f));
-
-async function account(a: Awaited<ReturnType<typeof app>>, name: string) {
-  const peer = await a.connect();
-  await ok(peer, { type: "register", name, password: PASSWORD });
-  return peer;
-}
+import { app, ok, PASSWORD, refused, register, seen } from "./_in_process.ts";
+import type { Frame } from "./_in_process.ts";
 
 Deno.test("conversation: a reply carries the id it answers, goes where that message is, and is in history", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
-  const bob = await account(a, "bob");
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
   const first = await ok(alice, { type: "send", room: "#general", text: "lunch?" });
   const reply = await ok(bob, { type: "send", replyTo: first.id, text: "yes!" });
   const got = await seen(alice, (f) => f.type === "message" && f.text === "yes!");
@@ -72,8 +27,8 @@ Deno.test("conversation: a reply carries the id it answers, goes where that mess
 
 Deno.test("conversation: authors edit and delete their messages; everyone sees it, history too; others may not", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
-  const bob = await account(a, "bob");
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
   const sent = await ok(alice, { type: "send", room: "#general", text: "teh plan" });
   const edit = await ok(alice, { type: "edit", id: sent.id, text: "the plan" });
   assert.equal(typeof edit.edited, "number");
@@ -107,8 +62,8 @@ Deno.test("conversation: authors edit and delete their messages; everyone sees i
 
 Deno.test("conversation: room operators delete anyone's message in their room", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
-  const bob = await account(a, "bob");
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
   await ok(alice, { type: "join", room: "#den" });
   await ok(bob, { type: "join", room: "#den" });
   const rude = await ok(bob, { type: "send", room: "#den", text: "rude words" });
@@ -120,8 +75,8 @@ Deno.test("conversation: room operators delete anyone's message in their room", 
 
 Deno.test("conversation: reactions are counted per emoji, idempotent, announced, and kept", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
-  const bob = await account(a, "bob");
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
   const sent = await ok(alice, { type: "send", room: "#general", text: "shipped" });
   assert.deepEqual((await ok(bob, { type: "react", id: sent.id, emoji: "🎉" })).reactions, {
     "🎉": 1,
@@ -148,8 +103,8 @@ Deno.test("conversation: reactions are counted per emoji, idempotent, announced,
 
 Deno.test("conversation: typing reaches the others in the room, at most once per 3 s, never the typist", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
-  const bob = await account(a, "bob");
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
   await ok(alice, { type: "typing", room: "#general" });
   await ok(alice, { type: "typing", room: "#general" }); // within 3 s: answered, not passed on
   assert.deepEqual(await seen(bob, (f) => f.type === "typing"), {
@@ -173,9 +128,9 @@ Deno.test("conversation: typing reaches the others in the room, at most once per
 
 Deno.test("conversation: search finds what you may read, newest first; nothing else; odd input is words", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
-  const bob = await account(a, "bob");
-  const carol = await account(a, "carol");
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
+  const carol = await register(a, "carol");
   await ok(alice, { type: "join", room: "#den" });
   await ok(alice, { type: "send", room: "#general", text: "release notes are out" });
   await ok(alice, { type: "send", room: "#den", text: "secret release plans" });
@@ -208,14 +163,14 @@ Deno.test("conversation: search finds what you may read, newest first; nothing e
 
 Deno.test("conversation: searches past the rate guard are refused rate_limited", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
+  const alice = await register(a, "alice");
   for (let i = 0; i < 5; i++) await ok(alice, { type: "search", text: `word${i}` });
   await refused(alice, { type: "search", text: "one more" }, "rate_limited");
 });
 
 Deno.test("conversation: text mode replies, edits and searches with ids, and reads edits", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
+  const alice = await register(a, "alice");
   const [conn, nc] = memoryConnection("10.0.0.7");
   void a.server.serve(conn);
   nc.send("/nick dana");
@@ -238,8 +193,8 @@ Deno.test("conversation: text mode replies, edits and searches with ids, and rea
 
 Deno.test("conversation: a DM to someone offline says it will be delivered when they log in", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
-  const bob = await account(a, "bob");
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
   const live = await ok(alice, { type: "send", to: "bob", text: "you there?" });
   assert.equal(live.waiting, undefined, "bob is online: delivered now");
   bob.close();
@@ -260,10 +215,10 @@ Deno.test("conversation: a DM to someone offline says it will be delivered when 
 
 Deno.test("conversation: read markers agree across an account's devices; unread lists rooms and DMs", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
+  const alice = await register(a, "alice");
   const phone = await a.connect("10.0.0.5");
   await ok(phone, { type: "login", name: "alice", password: PASSWORD });
-  const bob = await account(a, "bob");
+  const bob = await register(a, "bob");
   const m1 = await ok(bob, { type: "send", room: "#general", text: "one" });
   await ok(bob, { type: "send", room: "#general", text: "two" });
   await ok(bob, { type: "send", to: "alice", text: "private" });
@@ -287,7 +242,7 @@ Deno.test("conversation: read markers agree across an account's devices; unread 
 
 Deno.test("conversation: unread past its rate guard is refused rate_limited", async () => {
   await using a = await app();
-  const alice = await account(a, "alice");
+  const alice = await register(a, "alice");
   for (let i = 0; i < 5; i++) await ok(alice, { type: "unread" });
   await refused(alice, { type: "unread" }, "rate_limited");
 });

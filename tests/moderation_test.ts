@@ -2,78 +2,16 @@
 // (each with its own address), a real SQLite store on its worker. What every role may and may
 // not do, what the room sees, and what survives a restart.
 import assert from "node:assert/strict";
-import { ChatServer } from "../src/server/server.ts";
-import type { Store } from "../src/store/store.ts";
-import { openSqliteStore } from "../src/store/worker_store.ts";
 import { memoryConnection } from "../src/transport/memory.ts";
 import type { MemoryPeer } from "../src/transport/memory.ts";
 import { tempDir } from "./_helpers.ts";
-
-const PASSWORD = "correct horse battery";
-type Frame = Record<string, unknown>;
-
-interface App extends AsyncDisposable {
-  server: ChatServer;
-  store: Store;
-  /** A JSON connection from `ip`, past `hello`. */
-  connect(ip?: string): Promise<MemoryPeer>;
-}
-
-async function app(path = ":memory:"): Promise<App> {
-  const store = await openSqliteStore(path, { sync: "normal" });
-  const server = await ChatServer.start(
-    { data: ":memory:", lowPriorityHashing: false, hashConcurrency: 1 },
-    { store, listen: false },
-  );
-  return {
-    server,
-    store,
-    async connect(ip = "127.0.0.1") {
-      const [conn, peer] = memoryConnection(ip);
-      void server.serve(conn);
-      peer.send({ type: "hello", proto: 1, ref: "hello" });
-      await peer.frame((f) => f.ref === "hello");
-      return peer;
-    },
-    [Symbol.asyncDispose]: () => server.shutdown(),
-  };
-}
-
-let refs = 0;
-async function ask(peer: MemoryPeer, frame: Frame): Promise<Frame> {
-  const ref = `r${++refs}`;
-  peer.send({ ...frame, ref });
-  return await peer.frame((f) => f.ref === ref);
-}
-
-async function ok(peer: MemoryPeer, frame: Frame): Promise<Frame> {
-  const reply = await ask(peer, frame);
-  assert.notEqual(reply.type, "error", JSON.stringify(reply));
-  return reply;
-}
-
-async function refused(peer: MemoryPeer, frame: Frame, code: string, message?: RegExp) {
-  const reply = await ask(peer, frame);
-  assert.equal(reply.type, "error", JSON.stringify(reply));
-  assert.equal(reply.code, code, JSON.stringify(reply));
-  if (message) assert.match(String(reply.message), message);
-}
-
-async function register(a: App, name: string, ip?: string): Promise<MemoryPeer> {
-  const peer = await a.connect(ip);
-  await ok(peer, { type: "register", name, password: PASSWORD });
-  return peer;
-}
+import { app, ok, PASSWORD, refused, register, seen } from "./_in_process.ts";
+import type { App } from "./_in_process.ts";
 
 async function guest(a: App, name: string, ip: string): Promise<MemoryPeer> {
   const peer = await a.connect(ip);
   await ok(peer, { type: "nick", name });
   return peer;
-}
-
-/** Waits until `peer` got an event matching `match`. */
-function seen(peer: MemoryPeer, match: (f: Frame) => boolean): Promise<Frame> {
-  return peer.frame((f) => f.ref === undefined && match(f));
 }
 
 Deno.test("moderation: the account that creates a room owns it; it names operators; who and join report roles, topic and modes", async () => {
