@@ -8,7 +8,7 @@
 import { ChatError } from "../protocol/errors.ts";
 import type { FileRef, HistoryFrame } from "../protocol/frames.ts";
 import { checkName, nameKey } from "../protocol/names.ts";
-import { isBlank, textProblem, utf8Length } from "../protocol/unicode.ts";
+import { checkedText } from "../services/messages.ts";
 import type { Draft } from "../services/messages.ts";
 import type { HistoryTarget } from "../store/store.ts";
 import type { CommandGroup } from "./command.ts";
@@ -22,22 +22,8 @@ export const messageCommands: CommandGroup<"send" | "history"> = {
     guard: { needs: "online" },
     pipelined: true,
     async run(request, caller, { messages, dms, files, conversation, config }) {
-      let { text } = request;
-      // Text no store or client could keep whole is refused.
-      const problem = textProblem(text);
-      if (problem !== undefined) throw new ChatError("bad_frame", `Cannot send: ${problem}`);
       const withFile = request.file !== undefined;
-      if (withFile) {
-        if (isBlank(text)) text = "";
-      } else if (isBlank(text)) {
-        throw new ChatError("bad_frame", "Cannot send an empty message");
-      }
-      if (utf8Length(text) > config.maxText) {
-        throw new ChatError(
-          "text_too_long",
-          `Message too long: the limit is ${config.maxText} bytes`,
-        );
-      }
+      const text = checkedText(request.text, config.maxText, "send", withFile);
       let { room, to } = request;
       const draft: Draft = { text };
       if (request.replyTo !== undefined) {

@@ -13,8 +13,8 @@ import { ChatError } from "../protocol/errors.ts";
 import type { MessageFrame, MessagePlace } from "../protocol/frames.ts";
 import { REACTIONS } from "../protocol/frames.ts";
 import { checkName, nameKey } from "../protocol/names.ts";
-import { isBlank, textProblem, utf8Length } from "../protocol/unicode.ts";
 import type { MessageStore, StoredMessage } from "../store/store.ts";
+import { checkedText } from "./messages.ts";
 import type { Actor, Moderation } from "./moderation.ts";
 
 /** Typing is announced at most this often per session and conversation. */
@@ -85,7 +85,7 @@ export class Conversation {
     if (message.fromAccount === undefined || message.fromAccount !== actor.user?.id) {
       throw new ChatError("forbidden", "Cannot edit: it is not your message");
     }
-    this.checkText(text, "edit");
+    checkedText(text, this.#maxText, "edit");
     const edited = this.#clock.now();
     await this.#store.edit(id, text, edited);
     this.#announce(message, {
@@ -258,16 +258,6 @@ export class Conversation {
     const user = actor.user!;
     const rooms = this.#hub.roomsOf(actor).slice(0, MAX_COUNTED_ROOMS);
     return this.#store.unread(user.id, user.name, rooms, MAX_CONVERSATIONS);
-  }
-
-  /** The text rules of `send`, for an edit. */
-  checkText(text: string, verb: string): void {
-    const problem = textProblem(text);
-    if (problem !== undefined) throw new ChatError("bad_frame", `Cannot ${verb}: ${problem}`);
-    if (isBlank(text)) throw new ChatError("bad_frame", `Cannot ${verb}: the text is empty`);
-    if (utf8Length(text) > this.#maxText) {
-      throw new ChatError("text_too_long", `Message too long: the limit is ${this.#maxText} bytes`);
-    }
   }
 
   #canSee(actor: Actor, message: StoredMessage): boolean {

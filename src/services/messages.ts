@@ -8,6 +8,8 @@
 
 import type { Clock } from "../clock.ts";
 import type { Hub } from "../hub/hub.ts";
+import { ChatError } from "../protocol/errors.ts";
+import { isBlank, textProblem, utf8Length } from "../protocol/unicode.ts";
 import type { Actor, Moderation } from "./moderation.ts";
 import type { FileRef, HistoryFrame, MessageFrame } from "../protocol/frames.ts";
 import type { HistoryTarget, MessageStore, NewMessage } from "../store/store.ts";
@@ -18,6 +20,32 @@ export interface Draft {
   action?: boolean;
   file?: FileRef;
   replyTo?: number;
+}
+
+/**
+ * The text rules of every message, sent or edited (what is stored is what is delivered): no text
+ * a store or client could not keep whole, not blank (unless a file carries the message: then
+ * blank text is stored as ""), at most `maxText` UTF-8 bytes.
+ *
+ * @returns the text to store
+ * @throws {ChatError} `bad_frame`, `text_too_long`
+ */
+export function checkedText(
+  text: string,
+  maxText: number,
+  verb: string,
+  blankAllowed = false,
+): string {
+  const problem = textProblem(text);
+  if (problem !== undefined) throw new ChatError("bad_frame", `Cannot ${verb}: ${problem}`);
+  if (isBlank(text)) {
+    if (!blankAllowed) throw new ChatError("bad_frame", `Cannot ${verb} an empty message`);
+    text = "";
+  }
+  if (utf8Length(text) > maxText) {
+    throw new ChatError("text_too_long", `Message too long: the limit is ${maxText} bytes`);
+  }
+  return text;
 }
 
 /** Builds the stored form of a message. */

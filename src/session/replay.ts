@@ -13,7 +13,7 @@ import type { Dialect } from "../dialects/dialect.ts";
 import type { ReplayItem } from "../protocol/requests.ts";
 import type { DirectMessages } from "../services/direct_messages.ts";
 import type { Outbox } from "./outbox.ts";
-import { within } from "./within.ts";
+import { settlesWithin } from "../transport/byte_conn.ts";
 
 const log = getLogger(["parley", "session"]);
 
@@ -146,7 +146,7 @@ export async function writeReplay(items: readonly ReplayItem[], to: ReplayTarget
   const { outbox, userId, dms, pageBytes } = to;
   const waiting = items.flatMap((i) => i.type === "message" && i.offline ? [i.id] : []);
   const drain = async (): Promise<boolean> => {
-    if (await within(outbox.drained().then(() => true), to.idleTimeoutMs) === undefined) {
+    if (!(await settlesWithin(outbox.drained(), to.idleTimeoutMs))) {
       log.debug("Closing {remote}: it read nothing of a replay for {seconds} s", {
         remote: to.remote,
         seconds: to.idleTimeoutMs / 1000,
