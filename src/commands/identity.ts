@@ -80,7 +80,7 @@ export const identityCommands: CommandGroup<"nick" | "register" | "login" | "log
       );
       let others = 0;
       for (const member of hub.sessionsOf(caller.name)) {
-        if (member === caller || !isRevocable(member)) continue;
+        if (member === caller || member.revoke === undefined) continue;
         member.revoke("Your password was changed in another session: log in again");
         others++;
       }
@@ -92,15 +92,6 @@ export const identityCommands: CommandGroup<"nick" | "register" | "login" | "log
     },
   },
 };
-
-/** A session whose login can be ended from elsewhere. */
-interface Revocable {
-  revoke(why: string): void;
-}
-
-function isRevocable(member: object): member is Revocable {
-  return typeof (member as Partial<Revocable>).revoke === "function";
-}
 
 /** After a successful login or registration: join the account's rooms, replay, deliver. */
 export async function logIn(

@@ -31,6 +31,8 @@ export interface Member {
   readonly remoteIp?: string;
   /** Told that its user was put out of a room (kicked or banned). */
   removed?(room: string): void;
+  /** Ends it because its login is no longer valid (the password changed elsewhere). */
+  revoke?(why: string): void;
 }
 
 /** What the hub knows of an online user. */
