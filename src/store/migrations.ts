@@ -199,6 +199,28 @@ export const MIGRATIONS: readonly string[] = [
     SELECT substr(dm_key, instr(dm_key, ' ') + 1), substr(dm_key, 1, instr(dm_key, ' ') - 1), max(id)
     FROM messages WHERE dm_key IS NOT NULL GROUP BY dm_key;
   `,
+  // 6 -> 7: fewer index pages written per message. Each index a message enters is one more page
+  // (4 KiB) to write to the log at every commit; a direct message entered six (two of them for
+  // its NULL room) and updated two partners' rows with their index. Now: the room or pair index
+  // only, partial, so a message enters one of them; the sequence number is found through it
+  // (the highest id's); a pair of partners is written once, its latest message found when the
+  // conversation list is read.
+  `
+  DROP INDEX messages_room_seq;
+  DROP INDEX messages_dm_seq;
+  DROP INDEX messages_room;
+  DROP INDEX messages_dm;
+  CREATE INDEX messages_room ON messages(room_id, id) WHERE room_id IS NOT NULL;
+  CREATE INDEX messages_dm ON messages(dm_key, id) WHERE dm_key IS NOT NULL;
+  CREATE TABLE dm_partners_7 (
+    name_key TEXT NOT NULL,
+    partner TEXT NOT NULL,
+    PRIMARY KEY (name_key, partner)
+  ) WITHOUT ROWID;
+  INSERT INTO dm_partners_7 (name_key, partner) SELECT name_key, partner FROM dm_partners;
+  DROP TABLE dm_partners;
+  ALTER TABLE dm_partners_7 RENAME TO dm_partners;
+  `,
 ];
 
 /** The schema version this build writes. */

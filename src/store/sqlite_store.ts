@@ -344,19 +344,22 @@ export class SqliteDatabase {
   static readonly SEARCH_CATCH_UP = 5000;
   static readonly FTS_DELETE = "DELETE FROM messages_fts WHERE rowid = ?";
   // The id is the INTEGER PRIMARY KEY (one more than the highest); the sequence number is one
-  // more than the highest in the room or pair, found through the unique (room_id, seq) or
-  // (dm_key, seq) index. Both are assigned inside the batch's write transaction, so two
-  // processes sharing the database cannot hand out the same ones.
+  // more than that of the room's or pair's latest message (the highest id, found through the
+  // (room_id, id) or (dm_key, id) index: ids and sequence numbers grow together). Both are
+  // assigned inside the batch's write transaction, which SQLite gives one writer at a time, so
+  // two processes sharing the database cannot hand out the same ones.
   static readonly APPEND_ROOM = `INSERT INTO messages (room_id, dm_key, from_name, to_name, text,
       action, ts, file_id, file_json, reply_to, from_account, seq)
     VALUES (?, NULL, ?, NULL, ?, ?, ?, ?, ?, ?, ?,
-      (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE room_id = ?))
+      coalesce((SELECT seq FROM messages WHERE room_id = ? ORDER BY id DESC LIMIT 1), 0) + 1)
     RETURNING id, seq`;
   static readonly APPEND_DM = `INSERT INTO messages (room_id, dm_key, from_name, to_name, text,
       action, ts, file_id, file_json, reply_to, from_account, seq)
     VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-      (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE dm_key = ?))
+      coalesce((SELECT seq FROM messages WHERE dm_key = ? ORDER BY id DESC LIMIT 1), 0) + 1)
     RETURNING id, seq`;
+  /** A pair's latest direct message. */
+  static readonly LAST_DM = "SELECT id FROM messages WHERE dm_key = ? ORDER BY id DESC LIMIT 1";
   static readonly INSERT_PENDING = "INSERT INTO pending_dms (user_id, message_id) VALUES (?, ?)";
   static readonly RESTRICTIONS = `SELECT kind, user_id, name_key, ip, by_name, reason, ts
     FROM room_restrictions WHERE room_id = ? ORDER BY id`;
@@ -413,8 +416,9 @@ export class SqliteDatabase {
       [SqliteDatabase.HISTORY_ROOM, [1, 1, 1]],
       [SqliteDatabase.HISTORY_DM, ["a b", 1, 1]],
       [SqliteDatabase.PENDING, [1]],
-      ["SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE room_id = ?", [1]],
-      ["SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE dm_key = ?", ["a b"]],
+      ["SELECT seq FROM messages WHERE room_id = ? ORDER BY id DESC LIMIT 1", [1]],
+      ["SELECT seq FROM messages WHERE dm_key = ? ORDER BY id DESC LIMIT 1", ["a b"]],
+      [SqliteDatabase.LAST_DM, ["a b"]],
       [SqliteDatabase.RESTRICTIONS, [1]],
       [SqliteDatabase.AUDIT_LOG, [1, 1]],
       [SqliteDatabase.ADMIN_EVENTS, [1]],
@@ -832,14 +836,14 @@ export class SqliteDatabase {
       ) as unknown as Placed;
     }
     if (m.to !== undefined) {
-      // Both names' lists of partners know of this conversation's latest message.
+      // Both names' lists of partners have this conversation (a pair's row is written once:
+      // its latest message is found when the list is read).
       const partners = this.#stmt(
-        `INSERT INTO dm_partners (name_key, partner, last_id) VALUES (?, ?, ?)
-         ON CONFLICT (name_key, partner) DO UPDATE SET last_id = excluded.last_id`,
+        "INSERT OR IGNORE INTO dm_partners (name_key, partner) VALUES (?, ?)",
       );
       const [a, b] = [nameKey(m.from), nameKey(m.to)];
-      partners.run(a, b, placed.id);
-      if (a !== b) partners.run(b, a, placed.id);
+      partners.run(a, b);
+      if (a !== b) partners.run(b, a);
     }
     const pending = this.#stmt(SqliteDatabase.INSERT_PENDING);
     for (const userId of m.pendingFor ?? []) pending.run(userId, placed.id);
@@ -909,9 +913,16 @@ export class SqliteDatabase {
       const unread = id === undefined ? 0 : (countRoom.get(id, read) as { n: number }).n;
       return [{ room, read, unread }];
     });
-    const partners = this.#stmt(
-      "SELECT partner, last_id FROM dm_partners WHERE name_key = ? ORDER BY last_id DESC LIMIT ?",
-    ).all(me, limit) as { partner: string; last_id: number }[];
+    const lastOf = this.#stmt(SqliteDatabase.LAST_DM);
+    const partners = (this.#stmt("SELECT partner FROM dm_partners WHERE name_key = ?")
+      .all(me) as { partner: string }[])
+      .map(({ partner }) => ({
+        partner,
+        last_id: (lastOf.get(dmKey(me, partner)) as { id: number } | undefined)?.id ?? 0,
+      }))
+      .filter((p) => p.last_id > 0)
+      .sort((x, y) => y.last_id - x.last_id)
+      .slice(0, limit);
     const countDm = this.#stmt(
       `SELECT count(*) AS n FROM (SELECT 1 FROM messages
        WHERE dm_key = ? AND id > ? AND deleted = 0 AND lower(from_name) <> ? LIMIT 1000)`,
