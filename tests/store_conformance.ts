@@ -803,8 +803,6 @@ export function storeConformance(backend: Backend): void {
     const fresh: RoomRecord = {
       name: "#Ops",
       ownerId: alice.id,
-      topic: undefined,
-      topicBy: undefined,
       inviteOnly: false,
       moderated: false,
     };
@@ -828,8 +826,9 @@ export function storeConformance(backend: Backend): void {
     // Rooms made by a message, a membership or a guest have no owner, and keep none.
     await store.messages.append({ room: "#Chat", from: "guest1", text: "hi", ts: 0 });
     await store.memberships.add(bob.id, "#Lobby");
+    const { ownerId: _, ...unowned } = fresh;
     assert.deepEqual(await store.moderation.claimRoom("#guests", undefined), {
-      room: { ...fresh, name: "#guests", ownerId: undefined },
+      room: { ...unowned, name: "#guests" },
       created: true,
     });
     const existing: [string, string][] = [
@@ -877,8 +876,6 @@ export function storeConformance(backend: Backend): void {
     assert.deepEqual(await room("#ops"), {
       name: "#Ops",
       ownerId: alice.id,
-      topic: undefined,
-      topicBy: undefined,
       inviteOnly: false,
       moderated: true,
     });
@@ -918,7 +915,7 @@ export function storeConformance(backend: Backend): void {
       kind: "ban",
       target,
       by: "alice",
-      reason,
+      ...(reason === undefined ? {} : { reason }),
       ts,
     });
     assert.deepEqual(await store.moderation.restrictions("#ops"), []);
@@ -1046,7 +1043,6 @@ export function storeConformance(backend: Backend): void {
       action: "kick",
       room: "#ops",
       target: "user0",
-      detail: undefined,
     });
     assert.deepEqual(all.find((e) => e.ts === 1002), {
       id: all.find((e) => e.ts === 1002)!.id,
@@ -1054,7 +1050,6 @@ export function storeConformance(backend: Backend): void {
       actor: "alice",
       action: "topic",
       room: "#ops",
-      target: undefined,
       detail: "a new topic",
     });
     assert.equal(all.find((e) => e.ts === 1003)!.room, undefined);

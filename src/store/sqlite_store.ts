@@ -561,9 +561,16 @@ export class SqliteDatabase {
   }
 
   #call({ op, args: a }: Op): unknown {
+    // An argument left out crossed from the main thread as JSON's null (the interface has no
+    // null arguments): read it as left out.
+    for (let i = 0; i < a.length; i++) if (a[i] === null) a[i] = undefined;
     const s = (i: number) => a[i] as string;
     const n = (i: number) => a[i] as number;
-    const bytes = (i: number) => a[i] as Uint8Array;
+    // Bytes cross from the main thread as hex (see `worker_store.ts`), or come as they are.
+    const bytes = (i: number) => {
+      const v = a[i] as Uint8Array | { hex: string };
+      return v instanceof Uint8Array ? v : Uint8Array.fromHex(v.hex);
+    };
     switch (op) {
       case "accounts.createUser":
         return this.#createUser(s(0), s(1), n(2));
@@ -600,7 +607,7 @@ export class SqliteDatabase {
         return undefined;
       case "accounts.deleteSessionsOf":
         this.#stmt("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?")
-          .run(n(0), (a[1] as Uint8Array | undefined) ?? null);
+          .run(n(0), a[1] === undefined || a[1] === null ? null : bytes(1));
         return undefined;
       case "memberships.of":
         return (this.#stmt(
@@ -674,7 +681,8 @@ export class SqliteDatabase {
       case "files.blobInUse":
         return this.#blobInUse(s(0));
       case "files.expire":
-        return this.#expireFiles(n(0), n(1));
+        // No retention is -Infinity, which crosses from the main thread as JSON's null.
+        return this.#expireFiles(a[0] === undefined ? -Infinity : n(0), n(1));
       case "moderation.claimRoom":
         return this.#claimRoom(s(0), a[1] as number | undefined);
       case "moderation.setTopic":
@@ -1110,14 +1118,15 @@ export class SqliteDatabase {
     const row = this.#stmt(
       "SELECT name, owner_id, topic, topic_by, invite_only, moderated FROM rooms WHERE id = ?",
     ).get(roomId) as unknown as RoomRow;
+    // What a row does not have is left out (as it is once it crossed from the worker as JSON).
     const room: RoomRecord = {
       name: row.name,
-      ownerId: row.owner_id ?? undefined,
-      topic: row.topic ?? undefined,
-      topicBy: row.topic_by ?? undefined,
       inviteOnly: row.invite_only !== 0,
       moderated: row.moderated !== 0,
     };
+    if (row.owner_id !== null) room.ownerId = row.owner_id;
+    if (row.topic !== null) room.topic = row.topic;
+    if (row.topic_by !== null) room.topicBy = row.topic_by;
     return { room, created: inserted !== undefined };
   }
 
@@ -1205,25 +1214,17 @@ export class SqliteDatabase {
     if (row.user_id !== null) target = { userId: row.user_id };
     else if (row.ip !== null) target = { name: row.name_key!, ip: row.ip };
     else target = { name: row.name_key! };
-    return {
-      kind: row.kind,
-      target,
-      by: row.by_name,
-      reason: row.reason ?? undefined,
-      ts: row.ts,
-    };
+    const restriction: Restriction = { kind: row.kind, target, by: row.by_name, ts: row.ts };
+    if (row.reason !== null) restriction.reason = row.reason;
+    return restriction;
   }
 
   static #auditEntry(row: AuditRow): AuditEntry {
-    return {
-      id: row.id,
-      ts: row.ts,
-      actor: row.actor,
-      action: row.action,
-      room: row.room ?? undefined,
-      target: row.target ?? undefined,
-      detail: row.detail ?? undefined,
-    };
+    const entry: AuditEntry = { id: row.id, ts: row.ts, actor: row.actor, action: row.action };
+    if (row.room !== null) entry.room = row.room;
+    if (row.target !== null) entry.target = row.target;
+    if (row.detail !== null) entry.detail = row.detail;
+    return entry;
   }
 
   #findRoom(name: string): number | undefined {

@@ -19,6 +19,13 @@
  *   outcomes when they are many rows: each message is decoded on the main thread in one go, so
  *   answers come in parts of about 2,000 rows (about a millisecond each), between which the
  *   event loop runs;
+ *
+ * A batch and its answers cross as JSON text, not as objects: a string is copied in one piece,
+ * where the structured clone of a batch of objects (and the walk `node:worker_threads` makes of
+ * every message, looking for ports to transfer) cost 2.6 times as much (6.7 µs per operation
+ * against 2.6 µs, batches of 60 direct messages). Arguments and answers are plain data (strings,
+ * numbers, booleans, null, arrays and objects of them), which JSON keeps; an `undefined`
+ * property is left out, which reads the same.
  * - `{ t: "close" }` → `{ t: "closed" }`.
  *
  * @module
@@ -35,6 +42,9 @@ export type WorkerRequest =
   | { t: "batch"; ops: Op[] }
   | { t: "close" };
 
+/** A batch request as it crosses: its JSON text. */
+export type BatchText = string & { readonly batch: unique symbol };
+
 /** What the worker posts back. */
 export type WorkerReply =
   | { t: "ready" }
@@ -44,10 +54,10 @@ export type WorkerReply =
   | { t: "done"; outcomes: Outcome[]; stats: EngineStats; ms: number }
   | { t: "closed" };
 
-/** The worker's end of the channel (`parentPort`). */
+/** The worker's end of the channel (`parentPort`). Batches and their answers are JSON text. */
 export interface Port {
-  on(event: "message", listener: (request: WorkerRequest) => void): unknown;
-  postMessage(reply: WorkerReply): void;
+  on(event: "message", listener: (request: WorkerRequest | string) => void): unknown;
+  postMessage(reply: WorkerReply | string): void;
 }
 
 /**
@@ -61,13 +71,19 @@ export interface Port {
  * import { serveWorker } from "./sqlite_worker.ts";
  * import type { Port, WorkerReply, WorkerRequest } from "./sqlite_worker.ts";
  * const replies: WorkerReply[] = [];
- * let send: (request: WorkerRequest) => void = () => {};
- * const port: Port = { on: (_event, listener) => (send = listener), postMessage: (r) => replies.push(r) };
+ * let send: (request: WorkerRequest | string) => void = () => {};
+ * const port: Port = {
+ *   on: (_event, listener) => (send = listener),
+ *   postMessage: (r) => replies.push(typeof r === "string" ? JSON.parse(r) : r),
+ * };
  * serveWorker(port, SqliteDatabase);
  * send({ t: "open", path: ":memory:", options: {} });
- * send({ t: "batch", ops: [{ op: "accounts.listUsers", args: [] }] });
+ * send(JSON.stringify({ t: "batch", ops: [{ op: "accounts.listUsers", args: [] }] }));
  * send({ t: "close" });
  * assert.deepEqual(replies.map((r) => r.t), ["ready", "opened", "done", "closed"]);
+ * const done = replies[2];
+ * assert.ok(done?.t === "done");
+ * assert.deepEqual(done.outcomes, [{ ok: true, value: [] }]);
  * ```
  */
 export function serveWorker(port: Port, engine: typeof SqliteDatabase): void {
@@ -81,15 +97,18 @@ export function serveWorker(port: Port, engine: typeof SqliteDatabase): void {
       const o = outcomes[i]!;
       rows += o.ok && Array.isArray(o.value) ? o.value.length + 1 : 1;
       if (rows < PART_ROWS) continue;
-      port.postMessage({ t: "part", outcomes: outcomes.slice(from, i + 1) });
+      port.postMessage(JSON.stringify({ t: "part", outcomes: outcomes.slice(from, i + 1) }));
       from = i + 1;
       rows = 0;
     }
     const rest = from === 0 ? outcomes : outcomes.slice(from);
-    port.postMessage({ t: "done", outcomes: rest, stats, ms: performance.now() - start });
+    port.postMessage(
+      JSON.stringify({ t: "done", outcomes: rest, stats, ms: performance.now() - start }),
+    );
   };
-  port.on("message", (request) => {
+  port.on("message", (message) => {
     try {
+      const request: WorkerRequest = typeof message === "string" ? JSON.parse(message) : message;
       if (request.t === "open") {
         db = engine.open(request.path, request.options);
         port.postMessage({ t: "opened", schemaVersion: db.schemaVersion });

@@ -219,10 +219,10 @@ export interface RoomRecord {
   /** The room's name, in the case of whoever first used it. */
   name: string;
   /** The account that created the room; none for rooms the server or a guest created. */
-  ownerId: number | undefined;
-  topic: string | undefined;
+  ownerId?: number | undefined;
+  topic?: string | undefined;
   /** Who set the topic. */
-  topicBy: string | undefined;
+  topicBy?: string | undefined;
   /** `+i`: only invited users (and operators and above) may join. */
   inviteOnly: boolean;
   /** `+m`: only operators and above may send. */
@@ -241,7 +241,7 @@ export interface Restriction {
   target: Target;
   /** Who imposed it (a name). */
   by: string;
-  reason: string | undefined;
+  reason?: string | undefined;
   ts: number;
 }
 
@@ -253,11 +253,11 @@ export interface AuditEntry {
   actor: string;
   /** What was done: `kick`, `ban`, `topic`, `passwd`, `disable`… */
   action: string;
-  room: string | undefined;
+  room?: string | undefined;
   /** Whom it was done to (a name). */
-  target: string | undefined;
+  target?: string | undefined;
   /** The reason, the topic or the modes. */
-  detail: string | undefined;
+  detail?: string | undefined;
 }
 
 /**
