@@ -200,12 +200,16 @@ export const MIGRATIONS: readonly string[] = [
     FROM messages WHERE dm_key IS NOT NULL GROUP BY dm_key;
   `,
   // 6 -> 7: fewer index pages written per message. Each index a message enters is one more page
-  // (4 KiB) to write to the log at every commit; a direct message entered six (two of them for
-  // its NULL room) and updated two partners' rows with their index. Now: the room or pair index
-  // only, partial, so a message enters one of them; the sequence number is found through it
-  // (the highest id's); a pair of partners is written once, its latest message found when the
-  // conversation list is read.
+  // (4 KiB) to write to the log at every commit, and a page of its own when its key is not the
+  // newest (a pair's, an author's); a direct message entered seven indexes (two of them for its
+  // NULL room) and updated two partners' rows with their index. Now: the room or pair index
+  // only, partial, so a message enters one of them; the sequence number is found through it (the
+  // highest id's); a pair of partners is written once, its latest message found when the
+  // conversation list is read. The author's index served only deleting an account (which sets
+  // its messages' from_account to NULL): that now reads the messages table through, once per
+  // deleted account, instead of every message paying for it.
   `
+  DROP INDEX messages_from_account;
   DROP INDEX messages_room_seq;
   DROP INDEX messages_dm_seq;
   DROP INDEX messages_room;
