@@ -370,6 +370,13 @@ export class SqliteDatabase {
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
   readonly #roomIds = new Map<string, number>();
+  /**
+   * Pairs of names whose two `dm_partners` rows exist (rows are never deleted), so that a
+   * conversation's later messages skip writing them. Emptied with `#roomIds` when a transaction
+   * is undone, and when it grows past {@linkcode SqliteDatabase.KNOWN_PAIRS}.
+   */
+  readonly #pairs = new Set<string>();
+  static readonly KNOWN_PAIRS = 50_000;
   readonly #stats: EngineStats = { batches: 0, commits: 0, ops: 0 };
 
   private constructor(db: DatabaseSync) {
@@ -491,7 +498,7 @@ export class SqliteDatabase {
           const outcome = this.#attempt(o);
           if (!outcome.ok) {
             this.#db.exec("ROLLBACK");
-            this.#roomIds.clear(); // rooms created in the undone transaction are gone again
+            this.#forget(); // rooms and pairs written in the undone transaction are gone again
             return undefined;
           }
           outcomes.push(outcome);
@@ -501,8 +508,8 @@ export class SqliteDatabase {
         const outcome = this.#attempt(o);
         if (!outcome.ok) {
           this.#db.exec("ROLLBACK TO op");
-          // A room created by the undone operation is gone again.
-          this.#roomIds.clear();
+          // A room or a pair written by the undone operation is gone again.
+          this.#forget();
         }
         this.#db.exec("RELEASE op");
         outcomes.push(outcome);
@@ -512,10 +519,16 @@ export class SqliteDatabase {
       return outcomes;
     } catch (error) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      this.#roomIds.clear();
+      this.#forget();
       const failed: Outcome = { ok: false, error: SqliteDatabase.errorData(error) };
       return ops.map(() => failed);
     }
+  }
+
+  /** Forgets what was learnt of rooms' ids and known pairs (after a rollback). */
+  #forget(): void {
+    this.#roomIds.clear();
+    this.#pairs.clear();
   }
 
   /**
@@ -842,16 +855,18 @@ export class SqliteDatabase {
         ...common,
         key,
       ) as unknown as Placed;
-    }
-    if (m.to !== undefined) {
-      // Both names' lists of partners have this conversation (a pair's row is written once:
+      // Both names' lists of partners have this conversation (a pair's rows are written once:
       // its latest message is found when the list is read).
-      const partners = this.#stmt(
-        "INSERT OR IGNORE INTO dm_partners (name_key, partner) VALUES (?, ?)",
-      );
-      const [a, b] = [nameKey(m.from), nameKey(m.to)];
-      partners.run(a, b);
-      if (a !== b) partners.run(b, a);
+      if (!this.#pairs.has(key)) {
+        const partners = this.#stmt(
+          "INSERT OR IGNORE INTO dm_partners (name_key, partner) VALUES (?, ?)",
+        );
+        const [a, b] = [nameKey(m.from), nameKey(m.to!)];
+        partners.run(a, b);
+        if (a !== b) partners.run(b, a);
+        if (this.#pairs.size >= SqliteDatabase.KNOWN_PAIRS) this.#pairs.clear();
+        this.#pairs.add(key);
+      }
     }
     const pending = this.#stmt(SqliteDatabase.INSERT_PENDING);
     for (const userId of m.pendingFor ?? []) pending.run(userId, placed.id);
