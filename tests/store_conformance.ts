@@ -150,6 +150,15 @@ export function storeConformance(backend: Backend): void {
     await store.memberships.remove(alice.id, "#never-joined");
     assert.deepEqual(await store.memberships.of(alice.id), ["#Alpha", "#ops"]);
     assert.deepEqual(await store.memberships.of(bob.id), ["#ops"]);
+    // By session token: the token's account's rooms, read in the same turn as using it.
+    await store.accounts.createSession(alice.id, token(7), 0, DAY);
+    const [user, rooms] = await Promise.all([
+      store.accounts.useSession(token(7), 1, DAY),
+      store.memberships.ofSession(token(7)),
+    ]);
+    assert.equal(user?.id, alice.id);
+    assert.deepEqual(rooms, ["#Alpha", "#ops"]);
+    assert.deepEqual(await store.memberships.ofSession(token(8)), [], "an unknown token has none");
   });
 
   test("append: the store assigns ids in call order and per-room, per-pair seq", async (store) => {

@@ -14,7 +14,7 @@ import type { AccountLogin } from "../auth/accounts.ts";
 import type { RequestOf } from "../protocol/requests.ts";
 import type { WelcomeFrame } from "../protocol/frames.ts";
 import type { Caller, CommandGroup, Services } from "./command.ts";
-import { logIn } from "./identity.ts";
+import { logIn, resume } from "./identity.ts";
 
 /** Whether a request is a `hello` that logs in (a token, or a name and a password). */
 export function logsIn(request: { type: string }): boolean {
@@ -27,11 +27,11 @@ export function logsIn(request: { type: string }): boolean {
 function credentials(
   hello: RequestOf<"hello">,
   caller: Caller,
-  { accounts }: Services,
-): Promise<AccountLogin> {
+  services: Services,
+): Promise<AccountLogin & { rooms?: string[] }> {
   return hello.token !== undefined
-    ? accounts.resume(hello.token, caller.remoteIp)
-    : accounts.login(hello.name!, hello.password!, caller.remoteIp);
+    ? resume(hello.token, caller, services)
+    : services.accounts.login(hello.name!, hello.password!, caller.remoteIp);
 }
 
 /**

@@ -6,6 +6,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { AccountLogin } from "../auth/accounts.ts";
+import { hashToken } from "../auth/tokens.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { checkName, DEFAULT_ROOM } from "../protocol/names.ts";
 import type { Outcome } from "../protocol/requests.ts";
@@ -48,7 +49,7 @@ export const identityCommands: CommandGroup<"nick" | "register" | "login" | "log
       const { accounts } = services;
       let login: AccountLogin;
       if (request.token !== undefined) {
-        login = await accounts.resume(request.token, caller.remoteIp);
+        login = await resume(request.token, caller, services);
       } else if (request.name === undefined || request.password === undefined) {
         throw new ChatError("bad_frame", "Frame 'login' needs 'name' and 'password', or 'token'");
       } else {
@@ -93,10 +94,28 @@ export const identityCommands: CommandGroup<"nick" | "register" | "login" | "log
   },
 };
 
-/** After a successful login or registration: join the account's rooms, replay, deliver. */
+/**
+ * A token login, with the account's rooms read in the same round trip to the store as the token
+ * (the token is checked first; its rooms are used only when it was good).
+ */
+export async function resume(
+  token: string,
+  caller: Caller,
+  { accounts, store }: Services,
+): Promise<AccountLogin & { rooms: string[] }> {
+  const rooms = store.memberships.ofSession(hashToken(token));
+  rooms.catch(() => {}); // a failed login leaves it unread
+  const login = await accounts.resume(token, caller.remoteIp);
+  return { ...login, rooms: await rooms };
+}
+
+/**
+ * After a successful login or registration: join the account's rooms (read here unless the
+ * login brought them), replay, deliver.
+ */
 export async function logIn(
   command: "login" | "register",
-  login: AccountLogin,
+  login: AccountLogin & { rooms?: string[] },
   caller: Caller,
   { hub, store, messages, dms, moderation, config }: Services,
 ): Promise<Outcome> {
@@ -104,7 +123,7 @@ export async function logIn(
   if (caller.user !== undefined && caller.user.id !== user.id) {
     throw new ChatError("forbidden", `Cannot log in: you are logged in as ${caller.user.name}`);
   }
-  const stored = await store.memberships.of(user.id);
+  const stored = login.rooms ?? await store.memberships.of(user.id);
   if (caller.closed) throw new ChatError("timeout", "The session ended while logging in");
   // An account that left #general is not put back by the guest's automatic join.
   const drop = caller.autoGeneral && stored.length > 0 ? [DEFAULT_ROOM] : [];

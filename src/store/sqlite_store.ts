@@ -99,6 +99,7 @@ export type OpName =
   | "accounts.deleteSession"
   | "accounts.deleteSessionsOf"
   | "memberships.of"
+  | "memberships.ofSession"
   | "memberships.add"
   | "memberships.remove"
   | "messages.append"
@@ -627,6 +628,11 @@ export class SqliteDatabase {
           `SELECT r.name FROM memberships m JOIN rooms r ON r.id = m.room_id
            WHERE m.user_id = ? ORDER BY r.name_key`,
         ).all(n(0)) as { name: string }[]).map((r) => r.name);
+      case "memberships.ofSession":
+        return (this.#stmt(
+          `SELECT r.name FROM sessions s JOIN memberships m ON m.user_id = s.user_id
+           JOIN rooms r ON r.id = m.room_id WHERE s.token_hash = ? ORDER BY r.name_key`,
+        ).all(bytes(0)) as { name: string }[]).map((r) => r.name);
       case "memberships.add":
         this.#stmt("INSERT OR IGNORE INTO memberships (user_id, room_id) VALUES (?, ?)")
           .run(n(0), this.#roomId(s(1)));

@@ -123,6 +123,12 @@ export interface AccountStore {
 export interface MembershipStore {
   /** The rooms an account is in, by name. */
   of(userId: number): Promise<string[]>;
+  /**
+   * The rooms of the account a session token belongs to (none for an unknown token), whatever
+   * the token's expiry: called in the same turn as `accounts.useSession`, which decides whether
+   * the token is good, so that a token login reads its account and rooms in one round trip.
+   */
+  ofSession(tokenHash: Uint8Array): Promise<string[]>;
   /** Records that an account is in a room. */
   add(userId: number, room: string): Promise<void>;
   /** Records that an account left a room. */

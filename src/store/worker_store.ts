@@ -194,6 +194,7 @@ export class SqliteWorkerStore implements Store {
     };
     this.memberships = {
       of: call<string[]>("memberships.of"),
+      ofSession: call<string[]>("memberships.ofSession"),
       add: call<void>("memberships.add"),
       remove: call<void>("memberships.remove"),
     };
