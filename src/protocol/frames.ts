@@ -387,6 +387,14 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   unread: { required: {}, optional: {} },
 };
 
+/** Each frame's fields as lists, made once (a frame is checked against them on every line). */
+const FIELDS = Object.fromEntries(
+  Object.entries(SPECS).map(([type, spec]) => [type, {
+    required: Object.entries(spec.required),
+    optional: Object.entries(spec.optional),
+  }]),
+) as Record<ClientFrameType, { required: [string, string][]; optional: [string, string][] }>;
+
 /** Whether `type` names a client frame. */
 export function isClientFrameType(type: string): type is ClientFrameType {
   return Object.hasOwn(SPECS, type);
@@ -431,16 +439,16 @@ export function parseClientFrame(line: string): ClientFrame | ParseError {
       ref,
     );
   }
-  const spec = SPECS[obj.type];
+  const spec = FIELDS[obj.type];
   const frame: Record<string, unknown> = { type: obj.type };
   if (ref !== undefined) frame.ref = ref;
-  for (const [field, kind] of Object.entries(spec.required)) {
+  for (const [field, kind] of spec.required) {
     if (kindOf(obj[field]) !== kind) {
       return new ParseError("bad_frame", `Frame '${obj.type}' needs a ${kind} '${field}'`, ref);
     }
     frame[field] = obj[field];
   }
-  for (const [field, kind] of Object.entries(spec.optional)) {
+  for (const [field, kind] of spec.optional) {
     if (obj[field] === undefined) continue;
     if (kindOf(obj[field]) !== kind) {
       return new ParseError("bad_frame", `Field '${field}' must be a ${kind}`, ref);
