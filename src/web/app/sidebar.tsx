@@ -7,7 +7,7 @@
  * @module
  */
 
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import type { MessageFrame, RoomInfo } from "../../protocol/frames.ts";
 import { clock } from "./format.ts";
 import { useChat } from "./hooks.ts";
@@ -39,7 +39,7 @@ export function Sidebar({ state, onPicked }: SidebarProps) {
         <Logo /> <span>parley</span>
       </div>
       <div class="sidebar-scroll">
-        <SearchForm onDone={onPicked} />
+        <SearchForm onDone={onPicked} ask={state.searchAsk} />
         <section aria-labelledby="rooms-heading">
           <h2 id="rooms-heading" class="side-heading">Rooms</h2>
           <ul class="conv-list" data-testid="room-list">
@@ -246,18 +246,19 @@ function DmForm({ onDone }: { onDone: () => void }) {
 }
 
 /** The search box and its results: a click opens the message's conversation at the message. */
-function SearchForm({ onDone }: { onDone: () => void }) {
+function SearchForm(
+  { onDone, ask }: { onDone: () => void; ask: ChatState["searchAsk"] },
+) {
   const chat = useChat();
   const [text, setText] = useState("");
   const [results, setResults] = useState<MessageFrame[] | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const [busy, setBusy] = useState(false);
-  const submit = async (ev: Event) => {
-    ev.preventDefault();
-    if (text.trim() === "") return;
+  const run = async (words: string, scope: { room?: string; with?: string } = {}) => {
+    if (words.trim() === "") return;
     setBusy(true);
     try {
-      setResults(await chat.search(text));
+      setResults(await chat.search(words, scope));
       setError(undefined);
     } catch (e) {
       setResults(undefined);
@@ -265,6 +266,17 @@ function SearchForm({ onDone }: { onDone: () => void }) {
     } finally {
       setBusy(false);
     }
+  };
+  // `/search` typed in the composer: the same search, shown here.
+  useEffect(() => {
+    if (ask === undefined) return;
+    setText(ask.text);
+    const { text: words, seq: _seq, ...scope } = ask;
+    run(words, scope);
+  }, [ask?.seq]);
+  const submit = (ev: Event) => {
+    ev.preventDefault();
+    run(text);
   };
   return (
     <section class="search" aria-label="Search messages">
