@@ -40,12 +40,21 @@ export interface UserPage {
 export async function openPage(
   browser: Browser,
   url: string,
-  options: { width?: number; height?: number } = {},
+  options: {
+    width?: number;
+    height?: number;
+    colorScheme?: "light" | "dark";
+    /** Runs in the page before its own scripts (the page's CSP does not apply to it). */
+    initScript?: string;
+  } = {},
 ): Promise<UserPage> {
   const context = await browser.newContext({
     viewport: { width: options.width ?? 1200, height: options.height ?? 760 },
     reducedMotion: "reduce",
+    colorScheme: options.colorScheme ?? "light",
+    acceptDownloads: true,
   });
+  if (options.initScript !== undefined) await context.addInitScript(options.initScript);
   const page = await context.newPage();
   page.setDefaultTimeout(10_000);
   const problems: string[] = [];
@@ -150,4 +159,103 @@ export async function texts(page: Page): Promise<string[]> {
 /** The sidebar entry of a conversation. */
 export function conversation(page: Page, key: string) {
   return page.locator(`[data-testid=conversation][data-key="${key}"]`);
+}
+
+/**
+ * Waits until a service worker controls `page` (it claims the page once it has kept the app
+ * shell, see src/web/app/sw.js).
+ */
+export async function controlled(page: Page): Promise<void> {
+  await page.waitForFunction(() =>
+    (globalThis as unknown as { navigator: { serviceWorker: { controller: unknown } } })
+      .navigator.serviceWorker.controller !== null
+  );
+}
+
+/** A TCP proxy to the server's web port that passes what browsers send slowly. */
+export interface SlowProxy extends AsyncDisposable {
+  /** `http://127.0.0.1:PORT`, the proxy's address. */
+  url: string;
+  /** Bytes the browsers have written to the proxy, and those passed on to the server. */
+  readonly fromBrowser: number;
+  readonly toServer: number;
+}
+
+/**
+ * Listens on a free port and forwards each connection to `127.0.0.1:port`, the server's way
+ * back at full speed and the browser's way at most `bytesPerSecond` (in slices every 50 ms):
+ * the server then receives an upload slowly while the browser has long handed it to its socket.
+ */
+export function slowProxy(port: number, bytesPerSecond: number): SlowProxy {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const counts = { fromBrowser: 0, toServer: 0 };
+  const slice = Math.max(1, Math.round(bytesPerSecond / 20));
+  const pump = async (client: Deno.Conn) => {
+    let server: Deno.Conn;
+    try {
+      server = await Deno.connect({ hostname: "127.0.0.1", port });
+    } catch {
+      client.close();
+      return;
+    }
+    conns.add(client).add(server);
+    const back = server.readable.pipeTo(client.writable).catch(() => {});
+    const writer = server.writable.getWriter();
+    try {
+      for await (const chunk of client.readable) {
+        counts.fromBrowser += chunk.length;
+        for (let at = 0; at < chunk.length; at += slice) {
+          const part = chunk.subarray(at, at + slice);
+          await writer.write(part);
+          counts.toServer += part.length;
+          if (part.length === slice) await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    } catch {
+      // either side went away
+    } finally {
+      for (const c of [client, server]) {
+        try {
+          c.close();
+        } catch {
+          // closed already
+        }
+        conns.delete(c);
+      }
+      await back;
+    }
+  };
+  const pumps = new Set<Promise<void>>();
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        const p = pump(conn).finally(() => pumps.delete(p));
+        pumps.add(p);
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    get fromBrowser() {
+      return counts.fromBrowser;
+    },
+    get toServer() {
+      return counts.toServer;
+    },
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // closed already
+        }
+      }
+      await accepting;
+      await Promise.all(pumps);
+    },
+  };
 }

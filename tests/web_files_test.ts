@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { Browser, Page } from "playwright-core";
 import { browserTest, launchChromium, RawClient, screenshot, startServer } from "./_helpers.ts";
+import { openPage as openUserPage, register as registerUser, slowProxy } from "./_web.ts";
 import { progressText } from "../src/web/app/format.ts";
 import { mergeMessages } from "../src/web/app/model.ts";
 import type { ChatMessage } from "../src/web/app/model.ts";
@@ -373,5 +374,102 @@ browserTest(
       [...alice.problems, ...bob.problems, ...gus.problems].filter((p) => !expected.test(p)),
       [],
     );
+  },
+);
+
+/** What the page records (see PROGRESS_PROBE): the server's counts, the bar, the browser's. */
+interface ProgressProbe {
+  /** `received` of each `upload_progress` frame, as it arrived. */
+  server: number[];
+  /** Each value the bar took, with the largest server count the page had then. */
+  bars: { value: number; server: number }[];
+  /** The browser's own upload progress events (bytes handed to its socket). */
+  sent: number[];
+}
+
+/**
+ * Runs in the page before its scripts: records the `upload_progress` frames its WebSockets
+ * receive (before the app sees them), every value the upload bar shows, and the browser's own
+ * upload progress, in `window.__probe`.
+ */
+const PROGRESS_PROBE = `
+  const probe = { server: [], bars: [], sent: [] };
+  window.__probe = probe;
+  const Native = WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (ev) => {
+        try {
+          const f = JSON.parse(ev.data);
+          if (f.type === "upload_progress") probe.server.push(f.received);
+        } catch {}
+      });
+    }
+  };
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (body) {
+    this.upload.addEventListener("progress", (ev) => probe.sent.push(ev.loaded));
+    return send.call(this, body);
+  };
+  let last = -1;
+  const watch = () => {
+    const bar = document.querySelector("[data-testid=upload] progress");
+    if (bar !== null && bar.value !== last) {
+      last = bar.value;
+      probe.bars.push({ value: bar.value, server: Math.max(0, ...probe.server) });
+    }
+    requestAnimationFrame(watch);
+  };
+  requestAnimationFrame(watch);
+`;
+
+browserTest(
+  "web files: the upload bar shows what the server received, never what the browser queued",
+  async () => {
+    await using server = await startServer();
+    // The browser's bytes reach the server at 384 KiB/s; the browser hands them to its socket
+    // much faster.
+    await using proxy = slowProxy(server.httpPort, 384 * 1024);
+    await using pw = await launchChromium();
+    const alice = await openUserPage(pw.browser, proxy.url, { initScript: PROGRESS_PROBE });
+    await registerUser(alice.page, "alice");
+    await using bob = await RawClient.json(server.port, "bob");
+    const size = 1536 * 1024;
+    await alice.page.getByTestId("file-input").setInputFiles({
+      name: "big.bin",
+      mimeType: "application/octet-stream",
+      buffer: Buffer.alloc(size, 7),
+    });
+    await alice.page.locator("[data-testid=upload][data-status=uploading]").waitFor();
+    await alice.page.waitForFunction(() => {
+      const { document } = globalThis as unknown as PageGlobals;
+      const bar = document.querySelector("[data-testid=upload] progress");
+      return bar !== null && bar.value > 0 && bar.value < bar.max;
+    });
+    const midway = await alice.page.getByTestId("upload-progress").textContent();
+    assert.match(midway ?? "", /^\d+% · [\d.]+ (KiB|MiB) of 1\.5 MiB$/);
+    assert.ok(proxy.toServer < proxy.fromBrowser, "the proxy holds bytes back");
+    const sent = await bob.frame((f) => f.type === "message" && f.from === "alice", 20_000);
+    assert.equal((sent.file as { size: number }).size, size);
+
+    const probe = await alice.page.evaluate(() =>
+      (globalThis as unknown as { __probe: ProgressProbe }).__probe
+    );
+    // The server's counts grow to the whole file, a frame at a time.
+    assert.ok(probe.server.length >= 5, `frames: ${probe.server.join(", ")}`);
+    assert.deepEqual(probe.server, [...probe.server].sort((a, b) => a - b));
+    assert.equal(probe.server.at(-1), size);
+    // Every value the bar took was the server's, never ahead of what the page had heard.
+    const bars = probe.bars.filter((b) => b.value > 0);
+    assert.ok(bars.length >= 3, `the bar moved: ${JSON.stringify(probe.bars)}`);
+    for (const bar of bars) {
+      assert.ok(bar.value <= bar.server, `bar ${bar.value} ≤ the server's ${bar.server}`);
+      assert.ok(probe.server.includes(bar.value), `bar ${bar.value} is one of the server's`);
+    }
+    // Meanwhile the browser thought it had sent more than the server had received.
+    const browserAhead = probe.sent.some((n) => n > (bars[0]?.value ?? 0) + 256 * 1024);
+    assert.ok(browserAhead, `the browser's own count ran ahead: ${probe.sent.slice(0, 8)}`);
+    assert.deepEqual(alice.problems, []);
   },
 );
