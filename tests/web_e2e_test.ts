@@ -324,7 +324,6 @@ browserTest(
     await bob.page.getByRole("button", { name: "Rooms and direct messages" })
       .click();
     await bob.page.locator("#sidebar").waitFor({ state: "visible" });
-    await screenshot(bob.page, "phone.png");
     await bob.page.keyboard.press("Escape");
     await bob.page.locator("#sidebar").waitFor({ state: "hidden" });
     assert.equal(
@@ -332,7 +331,6 @@ browserTest(
       375,
       "no horizontal scrolling at phone width",
     );
-    await screenshot(bob.page, "phone-chat.png");
 
     // Offline delivery: a direct message to alice while she is away waits for her next login.
     await alice.context.close();
@@ -377,7 +375,6 @@ browserTest("web: a server restart shows the reconnect status and recovers", asy
     await alice.page.locator("[data-testid=reconnect-banner]").waitFor();
     await alice.page.locator("[data-testid=connection-status]:not([data-state=online])").waitFor();
     await alice.page.getByText(/Reconnecting in \d+ s/).waitFor();
-    await screenshot(alice.page, "reconnecting.png");
   }
   await using second = await webServer(args);
   await online(alice.page, 20_000);

@@ -230,12 +230,21 @@ export class Chat {
   }
 
   /**
-   * Asks the service worker (src/web/app/sw.js) whether this page is its saved copy, given
-   * because the server could not be reached: then the banner says so until connected.
+   * Finds out whether this page is the service worker's saved copy (src/web/app/sw.js), given
+   * because the server could not be reached: then the banner says so until connected. The
+   * navigation's `deliveryType` says it where the browser has it; else the worker is asked.
    */
   checkSavedApp(): void {
     const sw = typeof navigator === "undefined" ? undefined : navigator.serviceWorker;
     if (sw?.controller == null) return;
+    // Where the browser says so (Navigation Timing's deliveryType), that is enough.
+    const entry = performance.getEntriesByType("navigation")[0] as
+      | (PerformanceEntry & { deliveryType?: string })
+      | undefined;
+    if (entry?.deliveryType === "cache-storage") {
+      this.store.update(() => ({ savedApp: true }));
+      return;
+    }
     sw.addEventListener("message", (ev: MessageEvent) => {
       const data = ev.data as { type?: unknown; offline?: unknown } | null;
       if (data?.type !== "served" || data.offline !== true) return;

@@ -81,7 +81,8 @@ export function Sidebar({ state, onPicked }: SidebarProps) {
             aria-hidden="true"
           />
           <span class="me-name" data-testid="me">{state.me}</span>
-          <span class="me-kind">{state.account ? "" : "guest"}</span>
+          {/* Before the server has named us (a kept token, not connected yet): nothing to say. */}
+          <span class="me-kind">{state.account || state.me === "" ? "" : "guest"}</span>
         </div>
         <div class="me-actions">
           <button
@@ -99,7 +100,7 @@ export function Sidebar({ state, onPicked }: SidebarProps) {
             data-testid="logout"
             onClick={() => chat.logout()}
           >
-            {state.account ? "Log out" : "Leave"}
+            {state.account || state.me === "" ? "Log out" : "Leave"}
           </button>
         </div>
       </footer>
