@@ -416,6 +416,7 @@ Deno.test("files: upload_progress follows the bytes the server received, for the
     body: slow,
   });
   const seen: number[] = [];
+  const started = performance.now();
   for (;;) {
     const f = await alice.c.frame((f) => f.type === "upload_progress");
     assert.equal(f.upload, "up-1");
@@ -427,6 +428,10 @@ Deno.test("files: upload_progress follows the bytes the server received, for the
   }
   assert.equal((await (await res).json()).sha256, data.sha256);
   assert.ok(seen.length >= 4, `progress came as the body arrived: ${seen.join(", ")}`);
+  // At most one a 100 ms (and the last): bounded however small the body's pieces are.
+  const took = performance.now() - started;
+  assert.ok(seen.length <= took / 100 + 2, `${seen.length} frames in ${Math.round(took)} ms`);
+  assert.ok(seen.length < 16, "fewer frames than pieces of the body");
   assert.deepEqual(seen, [...seen].sort((a, b) => a - b), "received only grows");
   const tabbed = await tab.frame((f) => f.type === "upload_progress" && f.received === sent);
   assert.equal(tabbed.upload, "up-1");

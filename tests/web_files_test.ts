@@ -3,14 +3,13 @@
 // JSON client on the TCP port. Writes docs/screenshots/file-message.png.
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { browserTest, launchChromium, RawClient, screenshot, startServer } from "./_helpers.ts";
-import { openPage as openUserPage, register as registerUser, slowProxy } from "./_web.ts";
+import { joinRoom, openPage, PASSWORD, register, slowProxy } from "./_web.ts";
 import { progressText } from "../src/web/app/format.ts";
 import { mergeMessages } from "../src/web/app/model.ts";
 import type { ChatMessage } from "../src/web/app/model.ts";
 
-const PASSWORD = "correct horse battery";
 /** The server's `--max-file-size` in these tests. */
 const MAX_FILE = 150_000;
 
@@ -95,47 +94,7 @@ async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// ---- browser helpers (the minimum of tests/web_e2e_test.ts's) ----
-
-/** A page in a fresh context (one user), with the console errors and page errors it logged. */
-async function openPage(
-  browser: Browser,
-  url: string,
-): Promise<{ page: Page; problems: string[] }> {
-  const context = await browser.newContext({
-    viewport: { width: 1200, height: 760 },
-    reducedMotion: "reduce",
-    acceptDownloads: true,
-  });
-  const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
-  const problems: string[] = [];
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("request", (r) => {
-    if (!r.url().startsWith(url) && !r.url().startsWith("blob:")) {
-      problems.push(`foreign request: ${r.url()}`);
-    }
-  });
-  await page.goto(url);
-  return { page, problems };
-}
-
-async function register(page: Page, name: string): Promise<void> {
-  await page.getByTestId("mode-register").click();
-  await page.getByLabel("Name").fill(name);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByTestId("login-submit").click();
-  await page.locator("[data-testid=connection-status][data-state=online]").waitFor();
-}
-
-async function joinRoom(page: Page, room: string): Promise<void> {
-  await page.getByLabel("Join or create a room").fill(room);
-  await page.getByRole("button", { name: "Join", exact: true }).click();
-  await page.locator("[data-testid=conv-title]", { hasText: room }).waitFor();
-}
+// ---- browser helpers (besides tests/_web.ts) ----
 
 /** The stored message from `from` whose text is exactly `text` ("" for a file alone). */
 function message(page: Page, from: string, text: string) {
@@ -432,8 +391,8 @@ browserTest(
     // much faster.
     await using proxy = slowProxy(server.httpPort, 384 * 1024);
     await using pw = await launchChromium();
-    const alice = await openUserPage(pw.browser, proxy.url, { initScript: PROGRESS_PROBE });
-    await registerUser(alice.page, "alice");
+    const alice = await openPage(pw.browser, proxy.url, { initScript: PROGRESS_PROBE });
+    await register(alice.page, "alice");
     await using bob = await RawClient.json(server.port, "bob");
     const size = 1536 * 1024;
     await alice.page.getByTestId("file-input").setInputFiles({
