@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { browserTest, launchChromium, RawClient, request, screenshot } from "./_helpers.ts";
-import { joinRoom, message, online, openPage, register, say, webServer } from "./_web.ts";
+import { joinRoom, message, online, openPage, PASSWORD, register, say, webServer } from "./_web.ts";
 import {
   accept,
   commandNamed,
@@ -216,6 +216,22 @@ browserTest("web composer: slash commands, as a guest and as an account", async 
   assert.equal(await alice.page.getByTestId("search-input").inputValue(), "lunch");
   assert.equal(await alice.page.getByTestId("search-result").count(), 2);
   assert.ok((await notices(alice.page)).length > 0);
+
+  // /register as a guest: the same connection becomes the account, in the rooms it was in.
+  await say(gus.page, "/join #den");
+  await say(gus.page, `/register gustavo ${PASSWORD}`);
+  await gus.page.getByTestId("logout").filter({ hasText: "Log out" }).waitFor();
+  assert.equal(await gus.page.getByTestId("me").textContent(), "gustavo");
+  await gus.page.locator("[data-testid=conversation][data-key='#den']").waitFor();
+  await gus.page.reload(); // the token was kept: back as the account
+  await online(gus.page);
+  await gus.page.getByTestId("logout").filter({ hasText: "Log out" }).waitFor();
+  // /quit: as the Log out button; the others see the quit.
+  await alice.page.locator("[data-testid=conversation][data-key='#den'] .conv-button").click();
+  await gus.page.getByTestId("composer").fill("/quit see you");
+  await gus.page.getByTestId("composer").press("Enter");
+  await gus.page.getByLabel("Password").waitFor();
+  await notice(alice.page, "gustavo quit");
   assert.deepEqual([...alice.problems, ...gus.problems], []);
 });
 
