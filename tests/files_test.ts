@@ -62,6 +62,17 @@ async function upload(
   });
 }
 
+/** The `upload_progress` frames a connection receives before the answer to a ping. */
+async function progressBefore(c: RawClient): Promise<string[]> {
+  const lines: string[] = [];
+  c.send({ type: "ping", ref: "progress-ping" });
+  await c.line((l) => {
+    lines.push(l);
+    return l.includes('"progress-ping"');
+  });
+  return lines.filter((l) => l.includes("upload_progress"));
+}
+
 async function sha256Of(res: Response): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of res.body!) hash.update(chunk);
@@ -372,4 +383,88 @@ Deno.test("files: a text-mode account gets a signed, expiring link to each file 
   // A JSON client gets no link in the message: it sends its token.
   const frame = await alice.frame((f) => f.type === "message", 300).catch(() => undefined);
   assert.equal(frame, undefined, "the sender's own JSON session is not sent its message");
+});
+
+Deno.test("files: upload_progress follows the bytes the server received, for the uploading token's sessions only", async () => {
+  await using server = await startServer();
+  const alice = await user(server.port, "alice");
+  await using _a = alice.c;
+  // The same token on a second connection (another tab of the page) is told too...
+  await using tab = await RawClient.json(server.port);
+  assert.equal((await request(tab, { type: "login", token: alice.token })).type, "ack");
+  // ...a session of the account with another token (another device) is not.
+  await using phone = await RawClient.json(server.port);
+  const other = await request(phone, { type: "login", name: "alice", password: "correct horse" });
+  assert.notEqual(other.token, alice.token);
+
+  // A body that arrives slowly: 16 chunks of 64 KiB, 40 ms apart, counted as it is handed over.
+  const data = bytes(16 * 64 * 1024, 3);
+  let sent = 0;
+  const source = data.stream().getReader();
+  const slow = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await source.read();
+      if (done) return controller.close();
+      await new Promise((r) => setTimeout(r, 40));
+      sent += value.length;
+      controller.enqueue(value);
+    },
+  });
+  const res = fetch(`${base(server)}/files?name=slow.bin&upload=up-1`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${alice.token}` },
+    body: slow,
+  });
+  const seen: number[] = [];
+  const started = performance.now();
+  for (;;) {
+    const f = await alice.c.frame((f) => f.type === "upload_progress");
+    assert.equal(f.upload, "up-1");
+    assert.equal(f.size, undefined, "a chunked body has no declared size");
+    const received = f.received as number;
+    assert.ok(received <= sent, `the server's ${received} is never ahead of the ${sent} sent`);
+    seen.push(received);
+    if (received === 16 * 64 * 1024) break;
+  }
+  assert.equal((await (await res).json()).sha256, data.sha256);
+  assert.ok(seen.length >= 4, `progress came as the body arrived: ${seen.join(", ")}`);
+  // At most one a 100 ms (and the last): bounded however small the body's pieces are.
+  const took = performance.now() - started;
+  assert.ok(seen.length <= took / 100 + 2, `${seen.length} frames in ${Math.round(took)} ms`);
+  assert.ok(seen.length < 16, "fewer frames than pieces of the body");
+  assert.deepEqual(seen, [...seen].sort((a, b) => a - b), "received only grows");
+  const tabbed = await tab.frame((f) => f.type === "upload_progress" && f.received === sent);
+  assert.equal(tabbed.upload, "up-1");
+
+  // A body with a Content-Length: its size comes with each frame.
+  const small = new Uint8Array(5000).fill(7);
+  const ok = await fetch(`${base(server)}/files?name=small.bin&upload=up-2`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${alice.token}` },
+    body: small,
+  });
+  assert.equal(ok.status, 201);
+  await ok.body?.cancel();
+  assert.deepEqual(
+    await alice.c.frame((f) => f.type === "upload_progress" && f.upload === "up-2"),
+    { type: "upload_progress", upload: "up-2", received: 5000, size: 5000 },
+  );
+
+  // Once per count: the end of a body that came in one piece is not reported twice.
+  assert.deepEqual(await progressBefore(alice.c), []);
+  // The other device heard nothing of either; an upload without an id is not reported.
+  assert.deepEqual(await progressBefore(phone), []);
+  const quiet = await upload(base(server), alice.token, new Uint8Array(100).fill(1));
+  assert.equal(quiet.status, 201);
+  await quiet.body?.cancel();
+  assert.deepEqual(await progressBefore(alice.c), []);
+
+  // An id outside the rules is refused before anything is stored.
+  const bad = await fetch(`${base(server)}/files?name=x.bin&upload=${"x".repeat(65)}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${alice.token}` },
+    body: new Uint8Array(10),
+  });
+  assert.equal(bad.status, 400);
+  assert.equal((await bad.json()).error, "bad_request");
 });

@@ -91,7 +91,10 @@ Deno.test("http: the page and its assets are served with strict headers and vali
     await res.arrayBuffer();
     assert.equal(res.status, 200, path);
     assert.equal(res.headers.get("cache-control"), "public, max-age=31536000, immutable");
-    assert.match(res.headers.get("content-type")!, /^(text\/javascript|text\/css|image\/svg\+xml)/);
+    assert.match(
+      res.headers.get("content-type")!,
+      /^(text\/javascript|text\/css|image\/svg\+xml|image\/png)/,
+    );
   }
   // Compressed for clients that accept it, the same bytes once decoded, its own validator.
   const script = scripts.find((s) => s.endsWith(".js"))!;
@@ -112,6 +115,65 @@ Deno.test("http: the page and its assets are served with strict headers and vali
   const post = await fetch(`${base}/`, { method: "POST" });
   await post.body?.cancel();
   assert.equal(post.status, 405);
+});
+
+Deno.test("http: the web app manifest and the service worker, at stable paths", async () => {
+  await using server = await startServer();
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const html = await (await fetch(`${base}/`)).text();
+  assert.match(html, /<link rel="manifest" href="\/manifest\.webmanifest">/);
+  assert.match(html, /<meta name="theme-color" content="#[0-9a-f]{6}">/);
+
+  const res = await fetch(`${base}/manifest.webmanifest`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "application/manifest+json");
+  assert.equal(res.headers.get("cache-control"), "no-cache", "revalidated: its path never changes");
+  const manifest = await res.json();
+  assert.equal(manifest.name, "parley");
+  assert.equal(manifest.short_name, "parley");
+  assert.equal(manifest.start_url, "/");
+  assert.equal(manifest.display, "standalone");
+  assert.match(manifest.theme_color, /^#[0-9a-f]{6}$/);
+  assert.match(manifest.background_color, /^#[0-9a-f]{6}$/);
+  const icons = manifest.icons as { src: string; sizes: string; type: string }[];
+  assert.deepEqual(icons.map((i) => [i.sizes, i.type]), [
+    ["any", "image/svg+xml"],
+    ["192x192", "image/png"],
+    ["512x512", "image/png"],
+  ]);
+  for (const icon of icons) {
+    const got = await fetch(new URL(icon.src, base));
+    const body = new Uint8Array(await got.arrayBuffer());
+    assert.equal(got.status, 200, icon.src);
+    assert.equal(got.headers.get("content-type"), icon.type);
+    if (icon.type !== "image/png") continue;
+    // A PNG of the announced size: the signature, then IHDR's width and height.
+    assert.deepEqual([...body.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    const view = new DataView(body.buffer);
+    assert.equal(`${view.getUint32(16)}x${view.getUint32(20)}`, icon.sizes);
+  }
+
+  const sw = await fetch(`${base}/sw.js`);
+  const code = await sw.text();
+  assert.equal(sw.status, 200);
+  assert.equal(sw.headers.get("content-type"), "text/javascript; charset=utf-8");
+  assert.equal(sw.headers.get("cache-control"), "no-cache");
+  assert.match(
+    sw.headers.get("content-security-policy")!,
+    /worker-src 'self'; manifest-src 'self'/,
+  );
+  // It keeps the shell by the names this build gives it, in a cache named after their hashes.
+  const shell = JSON.parse(JSON.parse(/const SHELL = JSON\.parse\(("[^\n]*")\);/.exec(code)![1]!));
+  assert.deepEqual(shell.slice(0, 1), ["/"]);
+  for (const path of [...html.matchAll(/(?:src|href)="(\/[^"]*)"/g)].map((m) => m[1]!)) {
+    assert.ok(shell.includes(path), `${path} is in the shell`);
+  }
+  assert.ok(
+    shell.every((p: string) =>
+      p === "/" || p.startsWith("/assets/") || p === "/manifest.webmanifest"
+    ),
+  );
+  assert.match(code, /const VERSION = "[A-Za-z0-9_-]{16}";/);
 });
 
 Deno.test("http: /healthz reports status, version, uptime and connections", async () => {

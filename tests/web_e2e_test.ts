@@ -2,7 +2,6 @@
 // installed by .ci/run; never a downloaded browser) driven by playwright-core. Screenshots of
 // the main screens are written to docs/screenshots/ as the tests go.
 import assert from "node:assert/strict";
-import type { Browser, BrowserContext, Page } from "playwright-core";
 import {
   browserTest,
   ClientProcess,
@@ -10,152 +9,22 @@ import {
   launchChromium,
   RawClient,
   screenshot,
-  startServer,
   tempDir,
 } from "./_helpers.ts";
-import type { ServerProcess } from "./_helpers.ts";
-
-const PASSWORD = "correct horse battery";
-
-// ---- fixtures ----
-
-/** The real server with its web port, disposable. */
-interface WebServer extends AsyncDisposable {
-  server: ServerProcess;
-  /** `http://127.0.0.1:PORT` */
-  url: string;
-  httpPort: number;
-}
-
-async function webServer(args: string[] = []): Promise<WebServer> {
-  const server = await startServer(args);
-  assert.ok(server.httpPort > 0, "the server has an HTTP listener");
-  return {
-    server,
-    url: `http://127.0.0.1:${server.httpPort}`,
-    httpPort: server.httpPort,
-    [Symbol.asyncDispose]: () => server[Symbol.asyncDispose](),
-  };
-}
-
-/** A page in a fresh context (its own storage: one user), with the problems it logged. */
-interface UserPage {
-  page: Page;
-  context: BrowserContext;
-  /** Console errors, page errors, and requests to any other origin. */
-  problems: string[];
-}
-
-async function openPage(
-  browser: Browser,
-  url: string,
-  options: { width?: number; height?: number } = {},
-): Promise<UserPage> {
-  const context = await browser.newContext({
-    viewport: { width: options.width ?? 1200, height: options.height ?? 760 },
-    reducedMotion: "reduce",
-  });
-  const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
-  const problems: string[] = [];
-  const origin = new URL(url).origin;
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("request", (r) => {
-    if (new URL(r.url()).origin !== origin) {
-      problems.push(`foreign request: ${r.url()}`);
-    }
-  });
-  page.on("websocket", (ws) => {
-    if (new URL(ws.url()).host !== new URL(url).host) {
-      problems.push(`foreign ws: ${ws.url()}`);
-    }
-  });
-  await page.goto(url);
-  return { page, context, problems };
-}
-
-// ---- what a user does ----
-
-async function register(page: Page, name: string): Promise<void> {
-  await page.getByTestId("mode-register").click();
-  await page.getByLabel("Name").fill(name);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByTestId("login-submit").click();
-  await online(page);
-  assert.equal(await page.getByTestId("me").textContent(), name);
-}
-
-async function login(page: Page, name: string): Promise<void> {
-  await page.getByLabel("Name").fill(name);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByTestId("login-submit").click();
-  await online(page);
-}
-
-async function online(page: Page, timeout = 10_000): Promise<void> {
-  await page.locator("[data-testid=connection-status][data-state=online]")
-    .waitFor({ timeout });
-}
-
-async function say(page: Page, text: string): Promise<void> {
-  const box = page.getByTestId("composer");
-  const lines = text.split("\n");
-  await box.fill(lines[0]!);
-  for (const line of lines.slice(1)) {
-    await box.press("Shift+Enter");
-    await box.pressSequentially(line);
-  }
-  await box.press("Enter");
-  if (text.startsWith("/")) {
-    await page.waitForFunction(
-      "document.querySelector('[data-testid=composer]').value === ''",
-    );
-  } else {
-    await message(page, "", text, { status: "sent" });
-  }
-}
-
-async function joinRoom(page: Page, room: string): Promise<void> {
-  await page.getByLabel("Join or create a room").fill(room);
-  await page.getByRole("button", { name: "Join", exact: true }).click();
-  await page.locator(`[data-testid=conv-title]`, { hasText: room }).waitFor();
-}
-
-/** Waits for a message (from `from`, unless "") whose text is exactly `text`. */
-async function message(
-  page: Page,
-  from: string,
-  text: string,
-  options: { status?: string; timeout?: number } = {},
-) {
-  const sel = `[data-testid=message]${from === "" ? "" : `[data-from="${from}"]`}${
-    options.status === undefined ? "" : `[data-status="${options.status}"]`
-  }`;
-  const loc = page.locator(sel).filter({
-    has: page.locator(".msg-text", {
-      hasText: new RegExp(`^${escapeRe(text)}$`),
-    }),
-  });
-  await loc.first().waitFor({ timeout: options.timeout ?? 10_000 });
-  return loc;
-}
-
-function escapeRe(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-async function texts(page: Page): Promise<string[]> {
-  return await page.locator("[data-testid=message] .msg-text")
-    .allTextContents();
-}
-
-/** The sidebar entry of a conversation. */
-function conversation(page: Page, key: string) {
-  return page.locator(`[data-testid=conversation][data-key="${key}"]`);
-}
+import {
+  conversation,
+  joinRoom,
+  login,
+  message,
+  online,
+  openPage,
+  PASSWORD,
+  register,
+  say,
+  texts,
+  webServer,
+} from "./_web.ts";
+import type { UserPage } from "./_web.ts";
 
 // ---- the tests ----
 
@@ -455,7 +324,6 @@ browserTest(
     await bob.page.getByRole("button", { name: "Rooms and direct messages" })
       .click();
     await bob.page.locator("#sidebar").waitFor({ state: "visible" });
-    await screenshot(bob.page, "phone.png");
     await bob.page.keyboard.press("Escape");
     await bob.page.locator("#sidebar").waitFor({ state: "hidden" });
     assert.equal(
@@ -463,7 +331,6 @@ browserTest(
       375,
       "no horizontal scrolling at phone width",
     );
-    await screenshot(bob.page, "phone-chat.png");
 
     // Offline delivery: a direct message to alice while she is away waits for her next login.
     await alice.context.close();
@@ -508,7 +375,6 @@ browserTest("web: a server restart shows the reconnect status and recovers", asy
     await alice.page.locator("[data-testid=reconnect-banner]").waitFor();
     await alice.page.locator("[data-testid=connection-status]:not([data-state=online])").waitFor();
     await alice.page.getByText(/Reconnecting in \d+ s/).waitFor();
-    await screenshot(alice.page, "reconnecting.png");
   }
   await using second = await webServer(args);
   await online(alice.page, 20_000);

@@ -3,13 +3,13 @@
 // JSON client on the TCP port. Writes docs/screenshots/file-message.png.
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { browserTest, launchChromium, RawClient, screenshot, startServer } from "./_helpers.ts";
+import { joinRoom, openPage, PASSWORD, register, slowProxy } from "./_web.ts";
 import { progressText } from "../src/web/app/format.ts";
 import { mergeMessages } from "../src/web/app/model.ts";
 import type { ChatMessage } from "../src/web/app/model.ts";
 
-const PASSWORD = "correct horse battery";
 /** The server's `--max-file-size` in these tests. */
 const MAX_FILE = 150_000;
 
@@ -94,47 +94,7 @@ async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// ---- browser helpers (the minimum of tests/web_e2e_test.ts's) ----
-
-/** A page in a fresh context (one user), with the console errors and page errors it logged. */
-async function openPage(
-  browser: Browser,
-  url: string,
-): Promise<{ page: Page; problems: string[] }> {
-  const context = await browser.newContext({
-    viewport: { width: 1200, height: 760 },
-    reducedMotion: "reduce",
-    acceptDownloads: true,
-  });
-  const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
-  const problems: string[] = [];
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("request", (r) => {
-    if (!r.url().startsWith(url) && !r.url().startsWith("blob:")) {
-      problems.push(`foreign request: ${r.url()}`);
-    }
-  });
-  await page.goto(url);
-  return { page, problems };
-}
-
-async function register(page: Page, name: string): Promise<void> {
-  await page.getByTestId("mode-register").click();
-  await page.getByLabel("Name").fill(name);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByTestId("login-submit").click();
-  await page.locator("[data-testid=connection-status][data-state=online]").waitFor();
-}
-
-async function joinRoom(page: Page, room: string): Promise<void> {
-  await page.getByLabel("Join or create a room").fill(room);
-  await page.getByRole("button", { name: "Join", exact: true }).click();
-  await page.locator("[data-testid=conv-title]", { hasText: room }).waitFor();
-}
+// ---- browser helpers (besides tests/_web.ts) ----
 
 /** The stored message from `from` whose text is exactly `text` ("" for a file alone). */
 function message(page: Page, from: string, text: string) {
@@ -373,5 +333,102 @@ browserTest(
       [...alice.problems, ...bob.problems, ...gus.problems].filter((p) => !expected.test(p)),
       [],
     );
+  },
+);
+
+/** What the page records (see PROGRESS_PROBE): the server's counts, the bar, the browser's. */
+interface ProgressProbe {
+  /** `received` of each `upload_progress` frame, as it arrived. */
+  server: number[];
+  /** Each value the bar took, with the largest server count the page had then. */
+  bars: { value: number; server: number }[];
+  /** The browser's own upload progress events (bytes handed to its socket). */
+  sent: number[];
+}
+
+/**
+ * Runs in the page before its scripts: records the `upload_progress` frames its WebSockets
+ * receive (before the app sees them), every value the upload bar shows, and the browser's own
+ * upload progress, in `window.__probe`.
+ */
+const PROGRESS_PROBE = `
+  const probe = { server: [], bars: [], sent: [] };
+  window.__probe = probe;
+  const Native = WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (ev) => {
+        try {
+          const f = JSON.parse(ev.data);
+          if (f.type === "upload_progress") probe.server.push(f.received);
+        } catch {}
+      });
+    }
+  };
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (body) {
+    this.upload.addEventListener("progress", (ev) => probe.sent.push(ev.loaded));
+    return send.call(this, body);
+  };
+  let last = -1;
+  const watch = () => {
+    const bar = document.querySelector("[data-testid=upload] progress");
+    if (bar !== null && bar.value !== last) {
+      last = bar.value;
+      probe.bars.push({ value: bar.value, server: Math.max(0, ...probe.server) });
+    }
+    requestAnimationFrame(watch);
+  };
+  requestAnimationFrame(watch);
+`;
+
+browserTest(
+  "web files: the upload bar shows what the server received, never what the browser queued",
+  async () => {
+    await using server = await startServer();
+    // The browser's bytes reach the server at 384 KiB/s; the browser hands them to its socket
+    // much faster.
+    await using proxy = slowProxy(server.httpPort, 384 * 1024);
+    await using pw = await launchChromium();
+    const alice = await openPage(pw.browser, proxy.url, { initScript: PROGRESS_PROBE });
+    await register(alice.page, "alice");
+    await using bob = await RawClient.json(server.port, "bob");
+    const size = 1536 * 1024;
+    await alice.page.getByTestId("file-input").setInputFiles({
+      name: "big.bin",
+      mimeType: "application/octet-stream",
+      buffer: Buffer.alloc(size, 7),
+    });
+    await alice.page.locator("[data-testid=upload][data-status=uploading]").waitFor();
+    await alice.page.waitForFunction(() => {
+      const { document } = globalThis as unknown as PageGlobals;
+      const bar = document.querySelector("[data-testid=upload] progress");
+      return bar !== null && bar.value > 0 && bar.value < bar.max;
+    });
+    const midway = await alice.page.getByTestId("upload-progress").textContent();
+    assert.match(midway ?? "", /^\d+% · [\d.]+ (KiB|MiB) of 1\.5 MiB$/);
+    assert.ok(proxy.toServer < proxy.fromBrowser, "the proxy holds bytes back");
+    const sent = await bob.frame((f) => f.type === "message" && f.from === "alice", 20_000);
+    assert.equal((sent.file as { size: number }).size, size);
+
+    const probe = await alice.page.evaluate(() =>
+      (globalThis as unknown as { __probe: ProgressProbe }).__probe
+    );
+    // The server's counts grow to the whole file, a frame at a time.
+    assert.ok(probe.server.length >= 5, `frames: ${probe.server.join(", ")}`);
+    assert.deepEqual(probe.server, [...probe.server].sort((a, b) => a - b));
+    assert.equal(probe.server.at(-1), size);
+    // Every value the bar took was the server's, never ahead of what the page had heard.
+    const bars = probe.bars.filter((b) => b.value > 0);
+    assert.ok(bars.length >= 3, `the bar moved: ${JSON.stringify(probe.bars)}`);
+    for (const bar of bars) {
+      assert.ok(bar.value <= bar.server, `bar ${bar.value} ≤ the server's ${bar.server}`);
+      assert.ok(probe.server.includes(bar.value), `bar ${bar.value} is one of the server's`);
+    }
+    // Meanwhile the browser thought it had sent more than the server had received.
+    const browserAhead = probe.sent.some((n) => n > (bars[0]?.value ?? 0) + 256 * 1024);
+    assert.ok(browserAhead, `the browser's own count ran ahead: ${probe.sent.slice(0, 8)}`);
+    assert.deepEqual(alice.problems, []);
   },
 );

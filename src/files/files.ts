@@ -9,7 +9,7 @@
 
 import { createHash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
-import type { Accounts } from "../auth/accounts.ts";
+import type { AccountLogin, Accounts } from "../auth/accounts.ts";
 import { KeyedThrottle } from "../auth/limiter.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { nameKey } from "../protocol/names.ts";
@@ -38,7 +38,32 @@ export interface FileOptions {
   retentionMs: number;
   /** Where the time comes from. @default the system clock */
   clock?: Clock;
+  /**
+   * Told how far each upload that named itself (`?upload=ID`) has got: at most every
+   * {@linkcode PROGRESS_EVERY_MS} while its body arrives, and once more when all of it is on
+   * disk. The server passes it to the uploader's chat sessions as `upload_progress`.
+   */
+  progress?: (progress: UploadProgress) => void;
 }
+
+/** How far an upload has got: the bytes of its body the server has received and written. */
+export interface UploadProgress {
+  /** The account uploading. */
+  user: UserRecord;
+  /** The SHA-256 of the session token the upload was made with (its chat sessions share it). */
+  tokenHash: Uint8Array;
+  /** The id the client gave the upload (`?upload=ID`). */
+  upload: string;
+  /** Bytes of the body received and written to disk so far. */
+  received: number;
+  /** The body's declared length (`Content-Length`); absent for a chunked body. */
+  size?: number;
+}
+
+/** Progress of one upload is reported at most this often (and once more at its end). */
+export const PROGRESS_EVERY_MS = 100;
+/** What an upload's id (`?upload=ID`, chosen by the client) may be. */
+const UPLOAD_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Files never sent in a message are deleted after this long. */
 const ORPHAN_MS = 24 * 3600 * 1000;
@@ -199,8 +224,9 @@ export class FileService {
   }
 
   async #upload(req: Request, ip: string): Promise<Response> {
-    const user = await this.#authenticate(req, ip);
-    if (user instanceof Response) return user;
+    const login = await this.#authenticated(req, ip);
+    if (login instanceof Response) return login;
+    const { user } = login;
     const wait = this.#uploads.take(String(user.id));
     if (wait > 0) {
       log.debug("Upload by {user} refused: rate limited", { user: user.name });
@@ -218,6 +244,11 @@ export class FileService {
       });
       await discard(req);
       return problem(400, "bad_request", "X-File-Name must be percent-encoded UTF-8");
+    }
+    const uploadId = url.searchParams.get("upload");
+    if (uploadId !== null && !UPLOAD_ID_RE.test(uploadId)) {
+      await discard(req);
+      return problem(400, "bad_request", "upload must be 1-64 letters, digits, _ or -");
     }
     const name = cleanName(url.searchParams.get("name") ?? fromHeader ?? null);
     const rawType = (req.headers.get("content-type") ?? "").split(";")[0]!.trim();
@@ -255,6 +286,24 @@ export class FileService {
       return true;
     };
     const tmp = `${this.#options.dir}/tmp/${crypto.randomUUID()}`;
+    const report = this.#options.progress;
+    let reportedAt = -Infinity;
+    let reported = -1;
+    const progress = report === undefined || uploadId === null
+      ? () => {}
+      : (received: number, last: boolean) => {
+        const now = performance.now();
+        if (received === reported || (!last && now - reportedAt < PROGRESS_EVERY_MS)) return;
+        reportedAt = now;
+        reported = received;
+        report({
+          user,
+          tokenHash: login.tokenHash,
+          upload: uploadId,
+          received,
+          ...(declared > 0 ? { size: declared } : {}),
+        });
+      };
     let kept = false;
     let ended = false;
     try {
@@ -273,6 +322,7 @@ export class FileService {
           }
           if (next.done) {
             ended = true;
+            progress(size, true);
             break;
           }
           const chunk = next.value;
@@ -281,6 +331,7 @@ export class FileService {
           if (!reserve(size)) return overQuota();
           hash.update(chunk);
           for (let at = 0; at < chunk.length;) at += await file.write(chunk.subarray(at));
+          progress(size, false);
         }
       } finally {
         file.close();
@@ -510,6 +561,11 @@ export class FileService {
   }
 
   async #authenticate(req: Request, ip: string): Promise<UserRecord | Response> {
+    const login = await this.#authenticated(req, ip);
+    return login instanceof Response ? login : login.user;
+  }
+
+  async #authenticated(req: Request, ip: string): Promise<AccountLogin | Response> {
     const auth = req.headers.get("authorization") ?? "";
     const m = /^Bearer ([A-Za-z0-9_-]{10,100})$/.exec(auth);
     const deny = async (status: number, code: string, message: string, headers = {}) => {
@@ -527,7 +583,7 @@ export class FileService {
       );
     }
     try {
-      return (await this.#accounts.resume(m[1]!, ip)).user;
+      return await this.#accounts.resume(m[1]!, ip);
     } catch (error) {
       if (!(error instanceof ChatError)) throw error; // the store's failure, not the client's
       if (error.code === "rate_limited") {

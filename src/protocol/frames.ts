@@ -286,6 +286,18 @@ export type ReadFrame = { type: "read"; id: number } & ({ room: string } | { wit
 /** Someone is typing in a room, or to you. */
 export type TypingFrame = { type: "typing"; name: string } & ({ room: string } | { to: string });
 
+/**
+ * How much of an upload (`POST /files?upload=ID`) the server has received and written to disk,
+ * sent to the chat sessions logged in with the token that uploads it; `size` is the declared
+ * `Content-Length` (absent for a chunked body).
+ */
+export interface UploadProgressFrame {
+  type: "upload_progress";
+  upload: string;
+  received: number;
+  size?: number;
+}
+
 /** An administrator's message to everyone. */
 export interface WallFrame {
   type: "wall";
@@ -312,6 +324,7 @@ export type ServerFrame =
   | ReactionsFrame
   | TypingFrame
   | ReadFrame
+  | UploadProgressFrame
   | { type: "shutdown"; reason: string; permanent: boolean };
 
 type FieldKind = "string" | "number" | "boolean";

@@ -26,6 +26,7 @@ import { Messages } from "../services/messages.ts";
 import { Conversation } from "../services/conversation.ts";
 import { Moderation } from "../services/moderation.ts";
 import { FileService } from "../files/files.ts";
+import type { UploadProgress } from "../files/files.ts";
 import { NodeSocketConnection } from "../transport/node_socket.ts";
 import { httpHandler } from "./http.ts";
 import { serveHttp } from "./http_server.ts";
@@ -139,6 +140,7 @@ export class ChatServer implements AsyncDisposable {
         uploadBurst: config.uploadBurst,
         uploadIntervalMs: config.uploadIntervalMs,
         retentionMs: config.fileRetentionMs,
+        progress: (p) => this.#uploadProgress(p),
       });
     }
     const moderation = new Moderation(this.hub, store, clock);
@@ -708,6 +710,25 @@ export class ChatServer implements AsyncDisposable {
   }
 
   /**
+   * Tells the chat sessions logged in with the token an upload is made with how much of it has
+   * arrived (`upload_progress`): the page that uploads shows the server's count, not the bytes
+   * its browser has queued. Other sessions of the account, with other tokens, are not told.
+   */
+  #uploadProgress(p: UploadProgress): void {
+    const sessions = (this.hub.user(p.user.name)?.sessions ?? []).filter((s): s is Session =>
+      s instanceof Session && s.user?.id === p.user.id && sameBytes(s.tokenHash, p.tokenHash)
+    );
+    if (sessions.length === 0) return;
+    const frame = new Outgoing({
+      type: "upload_progress",
+      upload: p.upload,
+      received: p.received,
+      ...(p.size === undefined ? {} : { size: p.size }),
+    });
+    for (const session of sessions) session.deliver(frame);
+  }
+
+  /**
    * Applies what administrators changed with `parley user` (the feed in the database, which
    * every server sharing it follows): a changed password, a disabled or deleted account ends its
    * live sessions; a granted or removed administrator role takes effect in them at once.
@@ -919,4 +940,9 @@ export function startServer(
   deps: ServerDeps = {},
 ): Promise<ChatServer> {
   return ChatServer.start(config, deps);
+}
+
+/** Whether two byte strings (token hashes) are equal. */
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return a !== undefined && a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

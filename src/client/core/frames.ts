@@ -21,6 +21,7 @@ import type {
   ServerFrame,
   TopicFrame,
   TypingFrame,
+  UploadProgressFrame,
   WallFrame,
 } from "../../protocol/frames.ts";
 
@@ -112,7 +113,8 @@ export type ServerEvent =
   | DeletedFrame
   | ReactionsFrame
   | TypingFrame
-  | ReadFrame;
+  | ReadFrame
+  | UploadProgressFrame;
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "message",
@@ -129,6 +131,7 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "reactions",
   "typing",
   "read",
+  "upload_progress",
 ]);
 
 /** Whether a frame with this `type` is an event (when it answers no request). */

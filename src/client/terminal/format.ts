@@ -239,6 +239,7 @@ export class Formatter {
       case "reactions":
       case "typing":
       case "read":
+      case "upload_progress": // the terminal client shows its own upload's progress
         return [];
       case "error":
         return [this.error(event.message)];

@@ -120,6 +120,13 @@ function ChatScreen({ state }: { state: ChatState }) {
     return () => removeEventListener("keydown", onKey);
   }, [navOpen, membersOpen, chat]);
 
+  // A search typed as /search shows in the sidebar: on a phone, open the drawer to show it.
+  useEffect(() => {
+    if (state.searchAsk !== undefined && matchMedia("(max-width: 720px)").matches) {
+      setNavOpen(true);
+    }
+  }, [state.searchAsk?.seq]);
+
   // Opening the drawer moves focus into it.
   useEffect(() => {
     if (navOpen) {
@@ -189,7 +196,7 @@ function ChatScreen({ state }: { state: ChatState }) {
           )}
         </header>
         {conv?.kind === "room" && <RoomTopic key={conv.key} conv={conv} me={state.me} />}
-        <StatusBanner link={state.link} />
+        <StatusBanner state={state} />
         {state.toast !== undefined && (
           <p class="toast" role="status" data-testid="toast">{state.toast}</p>
         )}

@@ -91,23 +91,19 @@ export interface UploadTask {
 }
 
 /**
- * Uploads `file` to `POST /files` with the session token. XMLHttpRequest rather than fetch,
- * since only it reports upload progress.
- *
- * @param onProgress called with the bytes sent so far and the total
+ * Uploads `file` to `POST /files?…&upload=ID` with the session token. How far it has got comes
+ * from the server (`upload_progress` frames on the chat connection, for `uploadId`), not from
+ * the browser, whose upload progress counts bytes handed to its socket, not bytes received.
  */
-export function uploadFile(
-  file: File,
-  token: string,
-  onProgress: (loaded: number, total: number) => void,
-): UploadTask {
+export function uploadFile(file: File, token: string, uploadId: string): UploadTask {
   const xhr = new XMLHttpRequest();
   const done = new Promise<FileRef>((resolve, reject) => {
-    xhr.open("POST", `/files?name=${encodeURIComponent(file.name)}`);
+    xhr.open(
+      "POST",
+      `/files?name=${encodeURIComponent(file.name)}&upload=${encodeURIComponent(uploadId)}`,
+    );
     xhr.setRequestHeader("authorization", `Bearer ${token}`);
     xhr.setRequestHeader("content-type", file.type === "" ? "application/octet-stream" : file.type);
-    xhr.upload.onprogress = (ev) =>
-      onProgress(ev.loaded, ev.lengthComputable ? ev.total : file.size);
     xhr.onload = () => {
       if (xhr.status !== 201) return reject(refusal(xhr.status, xhr.responseText));
       try {
@@ -122,6 +118,14 @@ export function uploadFile(
     xhr.send(file);
   });
   return { done, cancel: () => xhr.abort() };
+}
+
+/** A fresh id for an upload (`?upload=ID`): 16 random base64url characters. */
+export function newUploadId(): string {
+  return crypto.getRandomValues(new Uint8Array(12)).reduce(
+    (id, b) => id + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[b & 63],
+    "",
+  );
 }
 
 /**

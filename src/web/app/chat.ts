@@ -34,6 +34,9 @@ import type { RestorePlan } from "../../client/core/restore.ts";
 import { isValidName, isValidRoom, nameKey } from "../../protocol/names.ts";
 import { utf8Length } from "../../protocol/unicode.ts";
 import { formatSize, formatTextEvent } from "../../protocol/text_mode.ts";
+import type { TextCommand } from "../../protocol/text_mode.ts";
+import type { RequestFrame } from "../../client/core/frames.ts";
+import { HELP_LINES } from "./commands.ts";
 import { Link } from "./connection.ts";
 import type { LinkState } from "./connection.ts";
 import {
@@ -67,6 +70,7 @@ import type {
 import {
   fetchFile,
   FileError,
+  newUploadId,
   notificationsAllowed,
   notify,
   requestNotifications,
@@ -130,6 +134,12 @@ function systemLine(frame: TopicFrame | ModerationFrame | WallFrame): string {
   return (formatTextEvent(frame) ?? "").replace(/^\* /, "");
 }
 
+/** Reaction counts as a line: `👍 2, 🎉 1` (or `none`). */
+function reactionList(reactions: Record<string, number>): string {
+  const parts = Object.entries(reactions).map(([emoji, n]) => `${emoji} ${n}`);
+  return parts.length === 0 ? "none" : parts.join(", ");
+}
+
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -149,7 +159,10 @@ export class Chat {
   readonly #drafts = new Map<string, string>();
   readonly #draftListeners = new Set<(key: string) => void>();
   /** The files of the uploads in `state.uploads` (kept to try again), with their requests. */
-  readonly #uploads = new Map<string, { file: File; task: UploadTask | undefined }>();
+  readonly #uploads = new Map<
+    string,
+    { file: File; task: UploadTask | undefined; id: string | undefined }
+  >();
   /** When `typing` was last sent, by conversation key. */
   readonly #typingSent = new Map<string, number>();
   #typingTimer: ReturnType<typeof setTimeout> | undefined;
@@ -203,17 +216,49 @@ export class Chat {
     this.#link.start();
   }
 
-  /** Skips the wait before the next reconnect attempt. */
+  /**
+   * Skips the wait before the next reconnect attempt; after a server that shut down for good
+   * (the link was stopped), starts connecting again.
+   */
   retryNow(): void {
+    if (this.#link.state.kind === "idle" && this.#auth !== undefined) {
+      this.store.update(() => ({ shutdown: undefined }));
+      this.#link.start();
+      return;
+    }
     this.#link.retryNow();
   }
 
+  /**
+   * Finds out whether this page is the service worker's saved copy (src/web/app/sw.js), given
+   * because the server could not be reached: then the banner says so until connected. The
+   * navigation's `deliveryType` says it where the browser has it; else the worker is asked.
+   */
+  checkSavedApp(): void {
+    const sw = typeof navigator === "undefined" ? undefined : navigator.serviceWorker;
+    if (sw?.controller == null) return;
+    // Where the browser says so (Navigation Timing's deliveryType), that is enough.
+    const entry = performance.getEntriesByType("navigation")[0] as
+      | (PerformanceEntry & { deliveryType?: string })
+      | undefined;
+    if (entry?.deliveryType === "cache-storage") {
+      this.store.update(() => ({ savedApp: true }));
+      return;
+    }
+    sw.addEventListener("message", (ev: MessageEvent) => {
+      const data = ev.data as { type?: unknown; offline?: unknown } | null;
+      if (data?.type !== "served" || data.offline !== true) return;
+      if (this.store.state.link.kind !== "online") this.store.update(() => ({ savedApp: true }));
+    });
+    sw.controller.postMessage({ type: "served?" });
+  }
+
   /** Logs out (revoking the token) or, for a guest, quits; then shows the login form. */
-  async logout(): Promise<void> {
+  async logout(reason = "bye"): Promise<void> {
     const account = this.store.state.account;
     try {
       await this.#link.request(
-        account ? { type: "logout" } : { type: "quit", reason: "bye" },
+        account ? { type: "logout" } : { type: "quit", reason },
       );
     } catch {
       // Not connected or already gone: forgetting the token locally is what matters here.
@@ -481,6 +526,7 @@ export class Chat {
       : state.kind === "idle"
       ? { kind: "offline" as const }
       : state;
+    if (state.kind === "open") this.store.update(() => ({ shutdown: undefined, savedApp: false }));
     const announcement = state.kind === "waiting"
       ? "Disconnected: reconnecting"
       : state.kind === "open" && this.#established
@@ -503,9 +549,19 @@ export class Chat {
         return this.#notice(this.store.state.active, frame.text);
       case "error":
         return this.#toast(frame.message);
-      case "shutdown":
+      case "shutdown": {
+        // Said when the connection drops (the banner), rather than at once.
         if (frame.permanent) this.#link.stop();
-        return this.#toast(`Server: ${frame.reason}`);
+        const shutdown = { reason: frame.reason, permanent: frame.permanent === true };
+        return this.store.update(() => ({
+          shutdown,
+          announcement: frame.permanent
+            ? `The server has shut down: ${frame.reason}`
+            : `The server is restarting: ${frame.reason}`,
+        }));
+      }
+      case "upload_progress":
+        return this.#onUploadProgress(frame.upload, frame.received);
       case "topic":
         return this.#onTopic(frame);
       case "moderation":
@@ -925,7 +981,7 @@ export class Chat {
         text: i === 0 ? text : "",
         action: i === 0 && action,
       };
-      this.#uploads.set(upload.key, { file, task: undefined });
+      this.#uploads.set(upload.key, { file, task: undefined, id: undefined });
       this.store.update((s) => ({ uploads: [...s.uploads, upload] }));
       this.#startUpload(upload.key);
     });
@@ -961,14 +1017,8 @@ export class Chat {
       this.#patchUpload(key, (u) => ({ ...u, status: "failed", error: GUEST_FILES }));
       return;
     }
-    let percent = -1;
-    const task = uploadFile(entry.file, token, (loaded, total) => {
-      // One render per percent is plenty, however fast the events come.
-      const now = Math.floor((loaded / Math.max(total, 1)) * 100);
-      if (now === percent) return;
-      percent = now;
-      this.#patchUpload(key, (u) => ({ ...u, loaded }));
-    });
+    entry.id = newUploadId();
+    const task = uploadFile(entry.file, token, entry.id);
     entry.task = task;
     task.done.then(
       (ref) => {
@@ -993,6 +1043,21 @@ export class Chat {
         }));
       },
     );
+  }
+
+  /**
+   * The server's count of an upload's bytes (`upload_progress`): the bar shows what reached
+   * the server, never more (one render per percent, however often the frames come).
+   */
+  #onUploadProgress(id: string, received: number): void {
+    for (const [key, entry] of this.#uploads) {
+      if (entry.id !== id || entry.task === undefined) continue;
+      this.#patchUpload(key, (u) => {
+        const loaded = Math.min(Math.max(u.loaded, received), u.size);
+        const percent = (n: number) => Math.floor((n / Math.max(u.size, 1)) * 100);
+        return percent(loaded) === percent(u.loaded) && loaded !== u.size ? u : { ...u, loaded };
+      });
+    }
   }
 
   #patchUpload(key: string, change: (u: Upload) => Upload): void {
@@ -1075,7 +1140,204 @@ export class Chat {
           return "Join a room or open a conversation first";
         }
         return this.#send(conv, cmd.text, cmd.action, undefined, this.#replyingIn(conv.key));
+      case "command":
+        return await this.#command(cmd.command, conv?.key);
     }
+  }
+
+  /**
+   * Runs a text-mode command typed in the composer: those the page has controls for do what
+   * the controls do; the others are sent as their frame and answered with a notice in
+   * `shownIn`, the conversation they were typed in.
+   *
+   * @returns the refusal to show under the composer, or undefined
+   */
+  async #command(command: TextCommand, shownIn: string | undefined): Promise<string | undefined> {
+    const say = (text: string) => this.#notice(shownIn, text);
+    if (command.type === "help") {
+      say(HELP_LINES.join("\n"));
+      return undefined;
+    }
+    if (command.type === "quit" || command.type === "logout") {
+      await this.logout(command.type === "quit" ? command.reason : undefined);
+      return undefined;
+    }
+    if (command.type === "search") {
+      const scope = command.room !== undefined
+        ? { room: command.room }
+        : command.with !== undefined
+        ? { with: command.with }
+        : {};
+      this.store.update(() => ({
+        searchAsk: { text: command.text, ...scope, seq: ++this.#pendingSeq },
+      }));
+      return undefined;
+    }
+    if (this.store.state.link.kind !== "online") return "Not connected: wait for the reconnect";
+    try {
+      switch (command.type) {
+        case "nick": {
+          const ack = await this.#link.request(command);
+          this.#renamed(ack.name);
+          return undefined;
+        }
+        case "who": {
+          const ack = await this.#link.request(command);
+          if (this.store.state.conversations[roomKey(ack.room)] !== undefined) {
+            this.#setMembers(ack.room, ack.members, ack);
+          }
+          say(`Members of ${ack.room} (${ack.members.length}): ${ack.members.join(", ")}`);
+          return undefined;
+        }
+        case "rooms": {
+          const { rooms } = await this.#link.request(command);
+          say(`Rooms: ${rooms.map((r) => `${r.name} (${r.members})`).join(", ")}`);
+          return undefined;
+        }
+        case "ping": {
+          const t0 = performance.now();
+          await this.#link.request(command);
+          say(`pong (${Math.round(performance.now() - t0)} ms)`);
+          return undefined;
+        }
+        case "unread": {
+          const ack = await this.#link.request(command);
+          const parts = [
+            ...ack.rooms.filter((r) => r.unread > 0).map((r) => `${r.room} (${r.unread})`),
+            ...ack.conversations.filter((c) => c.unread > 0).map((c) => `${c.with} (${c.unread})`),
+          ];
+          say(parts.length === 0 ? "Nothing unread" : `Unread: ${parts.join(", ")}`);
+          return undefined;
+        }
+        case "passwd":
+          await this.#link.request(command);
+          say("Password changed; your other sessions must log in again");
+          return undefined;
+        case "login":
+        case "register":
+          return await this.#loginHere(command);
+        case "history":
+          return await this.#historyCommand(command, shownIn);
+        case "send": {
+          // /reply ID TEXT: where the answered message is, as the Reply button does.
+          const key = this.#holding(command.replyTo!);
+          const conv = key === undefined ? undefined : this.store.state.conversations[key];
+          if (conv !== undefined) {
+            return this.#send(conv, command.text, false, undefined, command.replyTo);
+          }
+          const ack = await this.#link.request(command);
+          say(`Reply sent (message ${ack.id})`);
+          return undefined;
+        }
+        case "edit": {
+          const key = this.#holding(command.id);
+          if (key !== undefined) return await this.edit(key, command.id, command.text);
+          await this.#link.request(command);
+          say(`Message ${command.id} edited`);
+          return undefined;
+        }
+        case "delete": {
+          const key = this.#holding(command.id);
+          if (key !== undefined) return await this.remove(key, command.id);
+          await this.#link.request(command);
+          say(`Message ${command.id} deleted`);
+          return undefined;
+        }
+        case "react": {
+          const ack = await this.#link.request(command);
+          const key = this.#holding(command.id);
+          if (key !== undefined) {
+            const held = findMessage(this.store.state.conversations[key]!.items, command.id);
+            const mine = (held?.mine ?? []).filter((e) => e !== command.emoji);
+            this.#changeMessage(key, command.id, {
+              kind: "reactions",
+              reactions: ack.reactions,
+              mine: command.off ? mine : [...mine, command.emoji],
+            });
+          } else say(`Reactions of message ${command.id}: ${reactionList(ack.reactions)}`);
+          return undefined;
+        }
+        default: {
+          // Anything else the grammar gives (sends, joins, moderation) is read before here.
+          const reply = await this.#link.request(command as RequestFrame);
+          say(`Done (${reply.type})`);
+          return undefined;
+        }
+      }
+    } catch (error) {
+      return errorText(error);
+    }
+  }
+
+  /** The conversation holding message `id`, if any. */
+  #holding(id: number): string | undefined {
+    for (const c of Object.values(this.store.state.conversations)) {
+      if (findMessage(c.items, id) !== undefined) return c.key;
+    }
+    return undefined;
+  }
+
+  /** The guest's new name (`/nick`): in the footer, the member lists, and for reconnects. */
+  #renamed(name: string): void {
+    const old = this.store.state.me;
+    if (this.#auth?.kind === "guest") this.#auth.name = name;
+    this.store.update(() => ({ me: name }));
+    for (const c of Object.values(this.store.state.conversations)) {
+      if (c.kind !== "room" || !c.members.some((m) => nameKey(m) === nameKey(old))) continue;
+      this.store.conversation(c.key, (cur) => ({
+        members: withMember(withMember(cur.members, old, false), name, true),
+      }));
+    }
+    this.#toast(`You are now ${name}`);
+  }
+
+  /**
+   * `/login` or `/register` typed by a guest: the same connection becomes the account (the
+   * server keeps the guest's rooms), then the account's rooms and direct messages are set up
+   * as after the login form.
+   */
+  async #loginHere(
+    frame: Extract<TextCommand, { type: "login" | "register" }>,
+  ): Promise<string | undefined> {
+    if (this.store.state.account) return "You are logged in already: log out first";
+    const ack = await this.#link.request(frame);
+    this.#auth = { kind: "token", token: ack.token };
+    save(KEYS.token, ack.token);
+    this.store.update(() => ({ me: ack.name, account: true }));
+    this.#applyUnread(ack.unread);
+    await this.#setUpRooms(ack.rooms, [], []);
+    await this.#setUpDms();
+    this.#toast(`Logged in as ${ack.name}`);
+    return undefined;
+  }
+
+  /** `/history [#room|NAME] [N]`: that conversation's last N messages, loaded and opened. */
+  async #historyCommand(
+    frame: Extract<TextCommand, { type: "history" }>,
+    shownIn: string | undefined,
+  ): Promise<string | undefined> {
+    if (frame.with !== undefined) {
+      const problem = this.openDm(frame.with);
+      if (problem !== undefined) return problem;
+    } else if (frame.room !== undefined) {
+      const key = roomKey(frame.room);
+      if (this.store.state.conversations[key] === undefined) {
+        return `Cannot show the history of ${frame.room}: you are not in it`;
+      }
+      this.select(key);
+    }
+    const history = await this.#link.request(frame);
+    this.#applyHistory(history);
+    const where = history.room ?? history.with ?? "";
+    const n = history.messages.length;
+    this.#notice(
+      this.store.state.active ?? shownIn,
+      n === 0
+        ? `No messages in ${where}`
+        : `History of ${where}: the last ${n} message${n === 1 ? "" : "s"} shown` +
+          (history.more ? " (scroll up for more)" : ""),
+    );
+    return undefined;
   }
 
   /** The id of the message the composer of `key` answers, if any. */
@@ -1255,8 +1517,16 @@ export class Chat {
    *
    * @throws {ServerError} when the server refuses (too many words, rate limited)
    */
-  async search(text: string): Promise<MessageFrame[]> {
-    const ack = await this.#link.request({ type: "search", text: text.trim(), limit: 50 });
+  async search(
+    text: string,
+    scope: { room?: string; with?: string } = {},
+  ): Promise<MessageFrame[]> {
+    const ack = await this.#link.request({
+      type: "search",
+      text: text.trim(),
+      limit: 50,
+      ...scope,
+    });
     return ack.messages.filter((m) => typeof m.id === "number");
   }
 

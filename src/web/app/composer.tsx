@@ -1,9 +1,9 @@
 /// <reference lib="dom" />
 /** @jsxImportSource preact */
 /**
- * The message box: Enter sends, Shift+Enter starts a new line; `/me`, `/join`, `/part`,
- * `/msg` and the moderation commands (`/topic`, `/kick`, `/ban`, `/mute`, `/op`, `/mode`,
- * `/wall`, …) work as in the terminal client. Each conversation keeps its own draft. Files come in
+ * The message box: Enter sends, Shift+Enter starts a new line; every slash command of the
+ * server's text mode works (commands.ts), with a completion popup for commands, `@names` and
+ * `#rooms` (↑/↓ move, Tab or Enter accepts, Escape closes). Each conversation keeps its own draft. Files come in
  * through the attach button, a pasted image, or a drop on the conversation (app.tsx); their
  * uploads show here with a progress bar until they are sent.
  *
@@ -18,7 +18,19 @@ import { useChat } from "./hooks.ts";
 import { ClipIcon } from "./icons.tsx";
 import { parseComposer, quoteOf } from "./model.ts";
 import { FileName } from "./reveal.tsx";
-import type { Conversation, Upload } from "./model.ts";
+import type { ChatState, Conversation, Upload } from "./model.ts";
+import type { RoomInfo } from "../../protocol/frames.ts";
+import { nameKey } from "../../protocol/names.ts";
+import { accept, completionAt } from "./commands.ts";
+
+/** Names to suggest: the open room's members and everyone with a direct conversation. */
+function suggestedNames(state: ChatState, conv: Conversation): string[] {
+  const names = [
+    ...(conv.kind === "room" ? conv.members : []),
+    ...Object.values(state.conversations).filter((c) => c.kind === "dm").map((c) => c.name),
+  ];
+  return names.filter((n) => nameKey(n) !== nameKey(state.me));
+}
 
 /** Where CSS cannot size the box to its text (`field-sizing`), grow it by script. */
 const cssSizes = typeof CSS !== "undefined" && CSS.supports("field-sizing", "content");
@@ -79,6 +91,55 @@ export function Composer(
     if (replying !== undefined) input.current?.focus();
   }, [replying]);
 
+  // The completion popup: commands after "/", @names, #rooms (see commands.ts).
+  const [cursor, setCursor] = useState(0);
+  const [selected, setSelected] = useState(0);
+  const [closedAt, setClosedAt] = useState<string | undefined>(undefined);
+  const [serverRooms, setServerRooms] = useState<RoomInfo[] | undefined>(undefined);
+  const state = chat.store.state;
+  const completion = conv === undefined || closedAt === text
+    ? undefined
+    : completionAt(text, cursor, {
+      names: suggestedNames(state, conv),
+      rooms: [
+        ...Object.values(state.conversations).filter((c) => c.kind === "room").map((c) => ({
+          name: c.name,
+          members: c.members.length,
+        })),
+        ...(serverRooms ?? []),
+      ],
+    });
+  const wantsRooms = completion === undefined &&
+    /(^|\s)#\S*$|^\/(join|part|leave|who|names|history|topic|mode) \S*$/i
+      .test(text.slice(0, cursor));
+  useEffect(() => {
+    // The server's room list, asked for once a room is being typed (and again a minute later).
+    if (!wantsRooms && completion?.items[0]?.label.startsWith("#") !== true) return;
+    if (serverRooms !== undefined || !online) return;
+    chat.listRooms().then((rooms) => {
+      setServerRooms(rooms);
+      setTimeout(() => setServerRooms(undefined), 60_000);
+    }, () => {});
+  }, [wantsRooms, completion?.items[0]?.label, online]);
+  const open = completion !== undefined;
+  const active = open ? Math.min(selected, completion.items.length - 1) : 0;
+  const take = (index: number) => {
+    if (completion === undefined) return;
+    const item = completion.items[index];
+    if (item === undefined) return;
+    const next = accept(text, completion, item);
+    change(next.text);
+    setCursor(next.cursor);
+    setSelected(0);
+    requestAnimationFrame(() => {
+      const box = input.current;
+      if (box === null) return;
+      box.focus();
+      box.setSelectionRange(next.cursor, next.cursor);
+      grow(box);
+    });
+  };
+
   const change = (value: string) => {
     setText(value);
     chat.setDraft(key, value);
@@ -118,6 +179,25 @@ export function Composer(
   if (attachRef !== undefined) attachRef.current = attach;
 
   const onKeyDown = (ev: KeyboardEvent) => {
+    if (open && !ev.isComposing) {
+      const n = completion.items.length;
+      if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+        ev.preventDefault();
+        setSelected((active + (ev.key === "ArrowDown" ? 1 : n - 1)) % n);
+        return;
+      }
+      if (ev.key === "Tab" || (ev.key === "Enter" && !ev.shiftKey)) {
+        ev.preventDefault();
+        take(active);
+        return;
+      }
+      if (ev.key === "Escape") {
+        ev.preventDefault();
+        ev.stopPropagation();
+        setClosedAt(text);
+        return;
+      }
+    }
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
       send();
@@ -174,6 +254,33 @@ export function Composer(
       <label for="composer-input" class="sr-only">
         {conv === undefined ? "Message" : `Message ${target}`}
       </label>
+      {open && (
+        <ul
+          id="composer-suggestions"
+          class="suggestions"
+          role="listbox"
+          aria-label="Suggestions"
+          data-testid="suggestions"
+        >
+          {completion.items.map((item, i) => (
+            <li
+              key={item.label}
+              id={`suggestion-${i}`}
+              role="option"
+              aria-selected={i === active}
+              class={`suggestion${i === active ? " active" : ""}`}
+              data-testid="suggestion"
+              onMouseDown={(ev) => {
+                ev.preventDefault(); // keep the focus in the box
+                take(i);
+              }}
+            >
+              <span class="suggestion-label">{item.label}</span>
+              {item.detail !== "" && <span class="suggestion-detail">{item.detail}</span>}
+            </li>
+          ))}
+        </ul>
+      )}
       <div class="composer-row">
         <button
           type="button"
@@ -208,11 +315,26 @@ export function Composer(
           placeholder={placeholder}
           disabled={conv === undefined}
           aria-describedby="composer-hint composer-error"
+          aria-autocomplete="list"
+          aria-controls={open ? "composer-suggestions" : undefined}
+          aria-activedescendant={open ? `suggestion-${active}` : undefined}
           data-testid="composer"
           onInput={(e) => {
             change(e.currentTarget.value);
+            setCursor(e.currentTarget.selectionStart ?? e.currentTarget.value.length);
+            setSelected(0);
             grow(e.currentTarget);
           }}
+          onKeyUp={(e) => {
+            if (
+              e.key === "ArrowLeft" || e.key === "ArrowRight" || e.key === "Home" || e.key === "End"
+            ) {
+              setCursor(e.currentTarget.selectionStart ?? 0);
+            }
+          }}
+          onClick={(e) => setCursor(e.currentTarget.selectionStart ?? 0)}
+          onBlur={() => setClosedAt(text)}
+          onFocus={() => setClosedAt(undefined)}
           onKeyDown={onKeyDown}
           onPaste={onPaste}
         />
@@ -234,8 +356,8 @@ export function Composer(
         {error ?? ""}
       </p>
       <p id="composer-hint" class="hint composer-hint">
-        Enter to send, Shift+Enter for a new line. /me, /join #room, /msg name text, /topic, /kick
-        name.{" "}
+        Enter to send, Shift+Enter for a new line, / for commands (/help lists them), @ for names, #
+        for rooms.{" "}
         <span id="attach-why">
           {account ? "Drop or paste files to attach them." : GUEST_FILES + "."}
         </span>

@@ -41,9 +41,21 @@ export function avatarClass(name: string): string {
   return `avatar-c${h % 8}`;
 }
 
-/** The letter on a name's avatar. */
+/**
+ * The letter on a name's avatar: its first letter (a digit only when it has no letter), so a
+ * guest's `guest-1234` shows G, like any other name's first letter.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { initial } from "./format.ts";
+ * assert.equal(initial("guest-1234"), "G");
+ * assert.equal(initial("_bob"), "B");
+ * assert.equal(initial("42"), "4");
+ * ```
+ */
 export function initial(name: string): string {
-  return (name.replace(/^guest-/, "")[0] ?? "?").toUpperCase();
+  return (/[A-Za-z]/.exec(name)?.[0] ?? name[0] ?? "?").toUpperCase();
 }
 
 /** A piece of message text: plain, or a web link. */

@@ -26,6 +26,12 @@ export function useChat(): Chat {
 export function useChatState(): ChatState {
   const chat = useChat();
   const [, bump] = useReducer((n: number) => n + 1, 0);
-  useEffect(() => chat.store.subscribe(() => bump(undefined)), [chat]);
-  return chat.store.state;
+  const seen = chat.store.state;
+  useEffect(() => {
+    const unsubscribe = chat.store.subscribe(() => bump(undefined));
+    // A change between this render and the subscription (effects run after paint) is not lost.
+    if (chat.store.state !== seen) bump(undefined);
+    return unsubscribe;
+  }, [chat]);
+  return seen;
 }

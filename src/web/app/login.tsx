@@ -55,6 +55,11 @@ export function Login({ state }: { state: ChatState }) {
   return (
     <main class="login" aria-labelledby="login-title">
       <div class="login-card">
+        {state.savedApp && (
+          <p class="status-banner saved" data-testid="reconnect-banner" data-kind="saved-app">
+            Offline: showing the saved app. The server cannot be reached: log in once it is back.
+          </p>
+        )}
         <h1 id="login-title" class="login-title">
           <Logo size={36} /> parley
         </h1>

@@ -23,4 +23,11 @@ render(
   </ChatContext.Provider>,
   root,
 );
+chat.checkSavedApp();
 chat.boot();
+// The service worker keeps the app shell, so the page opens while the server is down (sw.js).
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {
+    // Not a secure context, or refused: the app works as a plain page.
+  });
+}

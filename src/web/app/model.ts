@@ -17,6 +17,7 @@ import type {
 import { REACTIONS } from "../../protocol/frames.ts";
 import { nameKey } from "../../protocol/names.ts";
 import { parseTextLine } from "../../protocol/text_mode.ts";
+import type { TextCommand } from "../../protocol/text_mode.ts";
 
 /** A chat message as the list shows it. */
 export interface ChatMessage {
@@ -70,7 +71,7 @@ export interface Upload {
   name: string;
   /** In bytes. */
   size: number;
-  /** Bytes sent so far. */
+  /** Bytes the server says it has received (`upload_progress`), never the browser's count. */
   loaded: number;
   /** `failed`: refused or broken; `error` says why, and it can be tried again. */
   status: "uploading" | "failed";
@@ -157,6 +158,49 @@ export interface ChatState {
   focus: { convKey: string; id: number; seq: number } | undefined;
   /** Who is typing, by conversation key: names with when the line expires (ms). */
   typing: Readonly<Record<string, readonly Typist[]>>;
+  /** The server announced that it is going away (`shutdown`); cleared once connected again. */
+  shutdown: { reason: string; permanent: boolean } | undefined;
+  /** The page is the copy the service worker saved: the server could not be reached. */
+  savedApp: boolean;
+  /** A search typed as `/search`, for the sidebar to run and show; `seq` makes each new. */
+  searchAsk: { text: string; room?: string; with?: string; seq: number } | undefined;
+}
+
+/**
+ * What the connection banner says, or undefined when there is no banner: the server going
+ * away as it announced (restarting, or shut down for good), the saved app shown while the
+ * server cannot be reached, or a lost connection; with the countdown to the next attempt.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bannerText } from "./model.ts";
+ * const waiting = { kind: "waiting" as const, attempt: 1, retryAt: 3000, reason: "closed" };
+ * const restart = { reason: "the server is shutting down", permanent: false };
+ * assert.equal(
+ *   bannerText(waiting, restart, false, 1000),
+ *   "The server is restarting (the server is shutting down). Reconnecting in 2 s…",
+ * );
+ * ```
+ */
+export function bannerText(
+  link: LinkStatus,
+  shutdown: ChatState["shutdown"],
+  savedApp: boolean,
+  now: number,
+): string | undefined {
+  if (link.kind === "online") return undefined;
+  const why = shutdown === undefined || shutdown.reason === "" ? "" : ` (${shutdown.reason})`;
+  if (shutdown?.permanent) return `The server has shut down${why}. It said it will not be back.`;
+  if (link.kind === "offline") return undefined;
+  const seconds = link.kind === "waiting" ? Math.max(0, Math.ceil((link.retryAt - now) / 1000)) : 0;
+  const next = seconds > 0 ? `Reconnecting in ${seconds} s…` : "Reconnecting…";
+  if (shutdown !== undefined) return `The server is restarting${why}. ${next}`;
+  if (savedApp) {
+    return `Offline: showing the saved app; ${next.charAt(0).toLowerCase()}${next.slice(1)}`;
+  }
+  if (link.kind === "connecting") return link.attempt === 0 ? "Connecting to the server…" : next;
+  return `Disconnected (${link.reason}). ${next}`;
 }
 
 /** Someone typing in a conversation, shown until `until` (the local clock, ms). */
@@ -193,6 +237,9 @@ export function initialState(): ChatState {
     replying: undefined,
     focus: undefined,
     typing: {},
+    shutdown: undefined,
+    savedApp: false,
+    searchAsk: undefined,
   };
 }
 
@@ -629,6 +676,7 @@ export type ComposerCommand =
   | { kind: "join"; room: string }
   | { kind: "part"; room: string | undefined }
   | { kind: "dm"; to: string; text: string }
+  | { kind: "command"; command: TextCommand }
   | { kind: "error"; message: string };
 
 /**
@@ -636,7 +684,8 @@ export type ComposerCommand =
  * `/me`, `/join`, `/part` (`/leave`), `/msg` (`/dm`), and the moderation commands (`/topic`,
  * `/kick`, `/ban`, `/unban`, `/mute`, `/unmute`, `/op`, `/deop`, `/invite`, `/mode`, `/wall`),
  * read as the server's text mode reads them, acting on `room` (the open room) unless they name
- * one. Other `/words` are refused so typos are not sent to everyone.
+ * one; every other command of text mode comes back as `command` (`/nick`, `/who`, `/help`…).
+ * Unknown `/words` are refused so typos are not sent to everyone.
  *
  * @example
  * ```ts
@@ -692,10 +741,21 @@ export function parseComposer(input: string, room?: string): ComposerCommand {
         : { kind: "dm", to: dm[1]!, text: dm[2]! };
     }
     default:
-      return {
-        kind: "error",
-        message: `Unknown command /${verb}: use /me, /join, /part, /msg, /topic, /kick, /ban, ` +
-          `/mute, /op, /mode… (// sends a leading /)`,
-      };
+      // Every other command of the server's text mode, read by its own grammar.
+      try {
+        const command = parseTextLine(input, room);
+        if (command !== undefined) return { kind: "command", command };
+        return { kind: "error", message: "Type a command after /" };
+      } catch (error) {
+        if (!(error instanceof ChatError)) throw error;
+        if (error.code === "unknown_command") {
+          return {
+            kind: "error",
+            message: `Unknown command /${verb.slice(0, 32)}: type /help for the list ` +
+              "(start with // to send a line beginning with /)",
+          };
+        }
+        return { kind: "error", message: error.message.replace(/; \/join one first$/, "") };
+      }
   }
 }

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import type { MessageFrame, RoomInfo } from "../../protocol/frames.ts";
 import { clock } from "./format.ts";
 import { useChat } from "./hooks.ts";
@@ -39,7 +39,7 @@ export function Sidebar({ state, onPicked }: SidebarProps) {
         <Logo /> <span>parley</span>
       </div>
       <div class="sidebar-scroll">
-        <SearchForm onDone={onPicked} />
+        <SearchForm onDone={onPicked} ask={state.searchAsk} />
         <section aria-labelledby="rooms-heading">
           <h2 id="rooms-heading" class="side-heading">Rooms</h2>
           <ul class="conv-list" data-testid="room-list">
@@ -81,7 +81,8 @@ export function Sidebar({ state, onPicked }: SidebarProps) {
             aria-hidden="true"
           />
           <span class="me-name" data-testid="me">{state.me}</span>
-          <span class="me-kind">{state.account ? "" : "guest"}</span>
+          {/* Before the server has named us (a kept token, not connected yet): nothing to say. */}
+          <span class="me-kind">{state.account || state.me === "" ? "" : "guest"}</span>
         </div>
         <div class="me-actions">
           <button
@@ -99,7 +100,7 @@ export function Sidebar({ state, onPicked }: SidebarProps) {
             data-testid="logout"
             onClick={() => chat.logout()}
           >
-            {state.account ? "Log out" : "Leave"}
+            {state.account || state.me === "" ? "Log out" : "Leave"}
           </button>
         </div>
       </footer>
@@ -246,18 +247,19 @@ function DmForm({ onDone }: { onDone: () => void }) {
 }
 
 /** The search box and its results: a click opens the message's conversation at the message. */
-function SearchForm({ onDone }: { onDone: () => void }) {
+function SearchForm(
+  { onDone, ask }: { onDone: () => void; ask: ChatState["searchAsk"] },
+) {
   const chat = useChat();
   const [text, setText] = useState("");
   const [results, setResults] = useState<MessageFrame[] | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const [busy, setBusy] = useState(false);
-  const submit = async (ev: Event) => {
-    ev.preventDefault();
-    if (text.trim() === "") return;
+  const run = async (words: string, scope: { room?: string; with?: string } = {}) => {
+    if (words.trim() === "") return;
     setBusy(true);
     try {
-      setResults(await chat.search(text));
+      setResults(await chat.search(words, scope));
       setError(undefined);
     } catch (e) {
       setResults(undefined);
@@ -265,6 +267,17 @@ function SearchForm({ onDone }: { onDone: () => void }) {
     } finally {
       setBusy(false);
     }
+  };
+  // `/search` typed in the composer: the same search, shown here.
+  useEffect(() => {
+    if (ask === undefined) return;
+    setText(ask.text);
+    const { text: words, seq: _seq, ...scope } = ask;
+    run(words, scope);
+  }, [ask?.seq]);
+  const submit = (ev: Event) => {
+    ev.preventDefault();
+    run(text);
   };
   return (
     <section class="search" aria-label="Search messages">

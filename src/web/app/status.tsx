@@ -9,7 +9,8 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { useChat } from "./hooks.ts";
-import type { LinkStatus } from "./model.ts";
+import { bannerText } from "./model.ts";
+import type { ChatState, LinkStatus } from "./model.ts";
 
 function words(link: LinkStatus): string {
   switch (link.kind) {
@@ -38,37 +39,36 @@ export function StatusPill({ link }: { link: LinkStatus }) {
   );
 }
 
-/** The banner shown while the link is down. */
-export function StatusBanner({ link }: { link: LinkStatus }) {
+/** The banner shown while the link is down: why, and when the next attempt is. */
+export function StatusBanner({ state }: { state: ChatState }) {
   const chat = useChat();
+  const { link, shutdown, savedApp } = state;
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
     if (link.kind !== "waiting") return;
     const timer = setInterval(() => setNow(Date.now()), 500);
     return () => clearInterval(timer);
   }, [link]);
-  if (link.kind === "online" || link.kind === "offline") return null;
-  const seconds = link.kind === "waiting" ? Math.max(0, Math.ceil((link.retryAt - now) / 1000)) : 0;
+  const text = bannerText(link, shutdown, savedApp, now);
+  if (text === undefined) return null;
+  const kind = shutdown?.permanent
+    ? "shut-down"
+    : shutdown !== undefined
+    ? "restarting"
+    : savedApp
+    ? "saved-app"
+    : "lost";
   return (
-    <div class="status-banner" data-testid="reconnect-banner">
+    <div class="status-banner" data-testid="reconnect-banner" data-kind={kind}>
       <span class="status-dot" aria-hidden="true" />
-      {link.kind === "waiting"
-        ? (
-          <p>
-            Disconnected ({link.reason}).{" "}
-            <span aria-hidden="true">
-              {seconds > 0 ? `Reconnecting in ${seconds} s…` : "Reconnecting…"}
-            </span>
-          </p>
-        )
-        : <p>Connecting to the server…</p>}
-      {link.kind === "waiting" && (
+      <p data-testid="banner-text">{text}</p>
+      {(link.kind === "waiting" || shutdown?.permanent) && (
         <button
           type="button"
           class="small"
           onClick={() => chat.retryNow()}
         >
-          Retry now
+          {shutdown?.permanent ? "Try again" : "Retry now"}
         </button>
       )}
     </div>
