@@ -15,7 +15,14 @@ import { roomTopic, userTopic } from "../broker/broker.ts";
 import { InProcessBroker } from "../broker/in_process.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { MessageFrame, PresenceFrame, RoomInfo, ServerFrame } from "../protocol/frames.ts";
-import { checkName, checkRoom, DEFAULT_ROOM, isValidRoom, nameKey } from "../protocol/names.ts";
+import {
+  checkName,
+  checkRoom,
+  DEFAULT_ROOM,
+  isValidName,
+  isValidRoom,
+  nameKey,
+} from "../protocol/names.ts";
 import { Outgoing } from "../protocol/outgoing.ts";
 import type { UserRecord } from "../store/store.ts";
 
@@ -126,13 +133,17 @@ export class Hub {
   }
 
   /**
-   * Brings a session online as a new guest, in `#general`.
+   * Brings a session online as a new guest, in `#general`: under the name the member has when
+   * it is a valid name nobody online holds (an IRC client registers with its nick; the dialect
+   * has checked it is no account's), else under a new guest name.
    *
    * @returns the guest name given
    */
   connect(member: Member): string {
+    const wanted = member.name;
+    const free = isValidName(wanted) && !this.#users.has(nameKey(wanted));
     const user: User = {
-      name: this.#guestName(),
+      name: free ? wanted : this.#guestName(),
       accountId: undefined,
       sessions: new Set([member]),
       rooms: new Set(),
