@@ -373,7 +373,7 @@ export function permissionHint(config: ServerConfig, args: readonly string[]): s
     "run",
     "--allow-net",
     "--allow-env=NO_COLOR",
-    "--allow-sys=setPriority",
+    "--allow-sys=setPriority,hostname",
     `--allow-read=${[...data, ...reads].join(",")}`,
     ...data.length > 0 ? [`--allow-write=${data.join(",")}`] : [],
     "main.ts",

@@ -22,6 +22,7 @@ import type { ReplayItem, Request, Result } from "../protocol/requests.ts";
 import { MAX_TOPIC } from "../services/moderation.ts";
 import type { EventEncoder } from "../protocol/outgoing.ts";
 import { VERSION } from "../version.ts";
+import { samePassword } from "../session/server_password.ts";
 import { formatIrcLine, type OutMessage, parseIrcLine, stripFormatting } from "./message.ts";
 import { ERR, RPL } from "./numerics.ts";
 import { type IrcRenderer, USER_HOST, userPrefix } from "./render.ts";
@@ -152,7 +153,8 @@ export class IrcDialect implements Dialect {
           return this.#local([this.#num(ERR.ALREADYREGISTERED, "You may not reregister")], ctx);
         }
         if (need(1)) return need(1);
-        this.#pass = p[0];
+        this.#pass = p.join(" "); // lenient: a password with spaces sent without its ':'
+
         return undefined;
       case "AUTHENTICATE":
         return need(1) ?? this.#authenticate(p[0]!);
@@ -392,7 +394,7 @@ export class IrcDialect implements Dialect {
     if (this.#registering || this.#negotiating) return undefined;
     if (this.#nick === undefined || this.#user === undefined) return undefined;
     const { serverPassword } = this.#world;
-    if (serverPassword !== undefined && this.#pass !== serverPassword) {
+    if (serverPassword !== undefined && !samePassword(this.#pass, serverPassword)) {
       return {
         local: this.#lines([
           this.#num(ERR.PASSWDMISMATCH, "Password incorrect"),
@@ -865,7 +867,9 @@ export class IrcDialect implements Dialect {
       case "invalid_room":
         return [this.#num(ctx.command === "JOIN" ? ERR.BADCHANMASK : ERR.NOSUCHCHANNEL, t, msg)];
       case "no_such_room":
-        return [this.#num(ERR.NOSUCHCHANNEL, t, "No such channel")];
+        return ctx.command === "PRIVMSG" || ctx.command === "NOTICE"
+          ? [this.#num(ERR.NOSUCHNICK, t, "No such nick/channel")]
+          : [this.#num(ERR.NOSUCHCHANNEL, t, "No such channel")];
       case "not_in_room":
         if (ctx.command === "PRIVMSG" || ctx.command === "NOTICE") {
           return [this.#num(ERR.CANNOTSENDTOCHAN, t, "Cannot send to channel")];

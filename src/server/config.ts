@@ -163,6 +163,10 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
 /** The host name (the IRC server name by default), or `parley` when it cannot be read. */
 function defaultServerName(): string {
   try {
+    // Never a permission prompt: without --allow-sys=hostname the name is "parley".
+    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state !== "granted") {
+      return "parley";
+    }
     const name = Deno.hostname();
     return /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(name) ? name : "parley";
   } catch {

@@ -42,6 +42,7 @@ import {
 import { dueDeadline } from "./deadlines.ts";
 
 import { within } from "./within.ts";
+import { samePassword } from "./server_password.ts";
 
 export { BANNER, SNIFF_MS } from "./turn_away.ts";
 
@@ -95,6 +96,8 @@ export class Session implements Caller {
   /** Per-command rate limits (the `rate` guards), made on first use. */
   readonly #rates = new Map<string, TokenBucket>();
   #dialect: Dialect | undefined;
+  /** Whether the server's password (`--server-password`) is still to be given. */
+  #locked: boolean | undefined;
   #started = false;
   #arrived = false;
   readonly #startedAt = performance.now();
@@ -239,7 +242,19 @@ export class Session implements Caller {
       return this.#replies.respond(undefined, new ChatError(event.error, message));
     }
     this.#dialect ??= event.line.startsWith("{") ? json : text;
+    if (this.#locked === undefined) {
+      this.#locked = this.#ctx.config.serverPassword !== undefined && this.#dialect.name !== "irc";
+    }
+    if (this.#locked && this.#dialect === text) return this.#unlockText(event.line);
     const parsed = this.#dialect.parse(event.line, this.#view());
+    if (this.#locked) {
+      // JSON: the first frame is a hello with the server's password (IRC checks PASS itself).
+      const given = parsed !== undefined && "request" in parsed && parsed.request.type === "hello"
+        ? parsed.request.serverPassword
+        : undefined;
+      if (!samePassword(given, this.#ctx.config.serverPassword!)) return this.#refuseLocked();
+      this.#locked = false;
+    }
     if (!this.#started) {
       this.#started = true;
       // A first hello that logs in comes online as the account, never as a guest first. A
@@ -248,6 +263,29 @@ export class Session implements Caller {
       if (this.#dialect.registers !== true && !login) this.arrive();
     }
     return this.#run(parsed);
+  }
+
+  /** Text mode on a server with a password: the first line must be `/pass PASSWORD`. */
+  #unlockText(line: string): boolean {
+    const m = /^\/pass (.*)$/.exec(line);
+    if (m === null || !samePassword(m[1], this.#ctx.config.serverPassword!)) {
+      return this.#refuseLocked();
+    }
+    this.#locked = false;
+    this.#outbox.push(encodeLine("* Server password accepted"));
+    return true;
+  }
+
+  /** Refuses a session that did not give the server's password, and ends it. */
+  #refuseLocked(): false {
+    this.#say(
+      new ChatError(
+        "auth_failed",
+        "This server needs its password first: /pass PASSWORD " +
+          'in text mode, or "serverPassword" in hello',
+      ),
+    );
+    return false;
   }
 
   /** Runs what a dialect read: requests, an error, or an answer of the dialect's own. */
