@@ -321,3 +321,44 @@ Deno.test("irc: AWAY, ISON, USERHOST, MONITOR, WHOIS, SETNAME, JOIN 0 and severa
   a.send("NAMES #one");
   assert.deepEqual((await a.expect("353")).params.slice(2), ["#one", "rita"]);
 });
+
+Deno.test("irc: a file is a NOTICE with its signed download link; an edit and a deletion are NOTICEs", async () => {
+  await using data = await tempDir("parley-irc-");
+  await using server = await startServer([...NAME, "--data", data.path]);
+  await addUser(data.path, "sam", "sam password 1");
+  await using sam = await IrcClient.register(server.ircPort, "sam", {
+    sasl: ["sam", "sam password 1"],
+  });
+  await using web = await RawClient.json(server.port);
+  const reg = await request(web, { type: "register", name: "tess", password: "correct horse" });
+  assert.equal(reg.type, "ack");
+  const body = new TextEncoder().encode("the report\n");
+  const up = await fetch(`http://127.0.0.1:${server.httpPort}/files?name=report.txt`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${reg.token}`,
+      "content-type": "application/octet-stream",
+    },
+    body,
+  });
+  assert.equal(up.status, 201);
+  const file = await up.json();
+  await request(web, { type: "send", room: "#general", text: "", file: file.id });
+  const notice = await sam.expect("NOTICE", (m) => m.params[1]!.startsWith("[file]"));
+  assert.equal(notice.source, "tess!tess@parley");
+  assert.equal(notice.params[0], "#general");
+  assert.match(notice.params[1]!, /^\[file\] report\.txt \(11 bytes, /);
+  const link = await sam.expect("NOTICE", (m) => m.params[1]!.startsWith("Download"));
+  const url = /(https?:\/\/\S+)/.exec(link.params[1]!)![1]!;
+  const download = await fetch(url.replace("0.0.0.0", "127.0.0.1"));
+  assert.equal(download.status, 200);
+  assert.equal(await download.text(), "the report\n");
+  const sent = await request(web, { type: "send", room: "#general", text: "tpyo" });
+  await sam.expect("PRIVMSG", (m) => m.params[1] === "tpyo");
+  await request(web, { type: "edit", id: sent.id, text: "typo" });
+  const edit = await sam.expect("NOTICE");
+  assert.deepEqual(edit.params, ["#general", `[edited message ${sent.id}] typo`]);
+  await request(web, { type: "delete", id: sent.id });
+  const deleted = await sam.expect("NOTICE");
+  assert.deepEqual(deleted.params, ["#general", `[deleted message ${sent.id}]`]);
+});
