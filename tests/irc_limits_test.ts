@@ -137,3 +137,17 @@ Deno.test("splitUtf8() never cuts a character and keeps every piece within the l
     }
   }
 });
+
+Deno.test("irc: a connection that does not finish registering within --first-line-timeout is closed", async () => {
+  await using server = await startServer([...NAME, "--first-line-timeout", "1"]);
+  await using c = await IrcClient.connect(server.ircPort);
+  c.send("NICK lingerer");
+  const error = await c.expect("ERROR", () => true, 5000);
+  assert.match(error.params[0]!, /Closing link/);
+  await c.raw.closed();
+  // Registered in time: kept.
+  await using d = await IrcClient.register(server.ircPort, "quick");
+  await new Promise((r) => setTimeout(r, 1500));
+  d.send("PING :alive");
+  await d.expect("PONG");
+});

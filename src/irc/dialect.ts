@@ -856,6 +856,8 @@ export class IrcDialect implements Dialect {
     switch (error.code) {
       case "line_too_long":
         return [this.#num(ERR.INPUTTOOLONG, "Input line was too long")];
+      case "timeout":
+        return [{ command: "ERROR", params: [`Closing link: ${msg}`] }];
       case "name_taken":
         return [this.#num(ERR.NICKNAMEINUSE, t, "Nickname is already in use")];
       case "invalid_name":

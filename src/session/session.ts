@@ -440,7 +440,8 @@ export class Session implements Caller {
   checkTimers(now: number = performance.now()): void {
     const due = dueDeadline(this.#ctx.config, now, {
       startedAt: this.#startedAt,
-      started: this.#started,
+      // A dialect that registers (IRC) has started once its registration is done.
+      started: this.#started && (this.#dialect?.registers !== true || this.#arrived || this.online),
       online: this.online,
       lastInput: this.#lastInput,
       pinged: this.#pinged,
