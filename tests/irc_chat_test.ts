@@ -362,3 +362,29 @@ Deno.test("irc: a file is a NOTICE with its signed download link; an edit and a 
   const deleted = await sam.expect("NOTICE");
   assert.deepEqual(deleted.params, ["#general", `[deleted message ${sent.id}]`]);
 });
+
+Deno.test("irc: MONITOR tells when a name comes online and goes offline; away-notify tells AWAY", async () => {
+  await using server = await startServer(NAME);
+  await using watcher = await IrcClient.register(server.ircPort, "watcher", {
+    caps: ["away-notify"],
+  });
+  watcher.send("MONITOR + later,someone");
+  await watcher.expect("731", (m) => m.params[1] === "later,someone");
+  {
+    await using later = await IrcClient.register(server.ircPort, "later");
+    assert.equal((await watcher.expect("730")).params[1], "later!later@parley");
+    // A JSON user renaming into a monitored name counts too.
+    await using json = await RawClient.json(server.port);
+    assert.equal((await request(json, { type: "nick", name: "someone" })).type, "ack");
+    assert.equal((await watcher.expect("730")).params[1], "someone!someone@parley");
+    later.send("AWAY :brb");
+    const away = await watcher.expect("AWAY");
+    assert.equal(away.source, "later!later@parley");
+    assert.deepEqual(away.params, ["brb"]);
+    later.send("AWAY");
+    assert.deepEqual((await watcher.expect("AWAY")).params, []);
+    watcher.send("MONITOR - someone");
+  }
+  assert.equal((await watcher.expect("731")).params[1], "later");
+  await watcher.none("731", 300);
+});

@@ -26,12 +26,13 @@ import { samePassword } from "../session/server_password.ts";
 import { formatIrcLine, type OutMessage, parseIrcLine, stripFormatting } from "./message.ts";
 import { ERR, RPL } from "./numerics.ts";
 import { type IrcRenderer, USER_HOST, userPrefix } from "./render.ts";
-import type { IrcWorld } from "./world.ts";
+import type { IrcPeer, IrcWorld } from "./world.ts";
 
 /** The capabilities parley offers, with their values (CAP LS 302). */
 export const CAPS: ReadonlyMap<string, string> = new Map([
   ["account-notify", ""],
   ["account-tag", ""],
+  ["away-notify", ""],
   ["batch", ""],
   ["cap-notify", ""],
   ["draft/chathistory", ""],
@@ -83,7 +84,7 @@ function sets(request: Request): boolean {
 const encoder = new TextEncoder();
 
 /** One IRC connection's dialect. */
-export class IrcDialect implements Dialect {
+export class IrcDialect implements Dialect, IrcPeer {
   readonly name = "irc" as const;
   readonly registers = true;
   readonly #world: IrcWorld;
@@ -114,10 +115,40 @@ export class IrcDialect implements Dialect {
    * @param world what the server's IRC sessions share
    * @param caller the session this dialect reads and writes for
    */
-  constructor(world: IrcWorld, caller: Caller) {
+  readonly #push: (bytes: Uint8Array) => void;
+  #ended = false;
+
+  /**
+   * @param world what the server's IRC sessions share
+   * @param caller the session this dialect reads and writes for
+   * @param push queues bytes on the session's outbox (MONITOR and away-notify lines)
+   */
+  constructor(world: IrcWorld, caller: Caller, push: (bytes: Uint8Array) => void) {
     this.#world = world;
     this.#caller = caller;
+    this.#push = push;
     this.#renderer = world.encoder(this.#caps).renderer;
+    world.join(caller, this);
+  }
+
+  /** A monitored name came online or went offline: 730 or 731. */
+  monitored(name: string, online: boolean): void {
+    if (!this.#welcomed || this.#ended) return;
+    const line = online
+      ? this.#num(RPL.MONONLINE, userPrefix(name))
+      : this.#num(RPL.MONOFFLINE, name);
+    this.#push(encoder.encode(formatIrcLine(line)));
+  }
+
+  /** Someone in a shared room went away or came back: AWAY, with away-notify. */
+  away(name: string, text: string | undefined): void {
+    if (!this.#welcomed || this.#ended || !this.#caps.has("away-notify")) return;
+    const line: OutMessage = {
+      source: userPrefix(name),
+      command: "AWAY",
+      params: text === undefined ? [] : [text],
+    };
+    this.#push(encoder.encode(formatIrcLine(line)));
   }
 
   /** The encoder of this session's capabilities. */
@@ -574,9 +605,11 @@ export class IrcDialect implements Dialect {
   #away(text: string | undefined, ctx: Context): Parsed {
     if (text === undefined || text === "") {
       this.#world.setAway(this.#me, undefined);
+      this.#world.announceAway(this.#caller, this.#me, undefined);
       return this.#local([this.#num(RPL.UNAWAY, "You are no longer marked as being away")], ctx);
     }
     this.#world.setAway(this.#me, text.slice(0, 200));
+    this.#world.announceAway(this.#caller, this.#me, text.slice(0, 200));
     return this.#local([this.#num(RPL.NOWAWAY, "You have been marked as being away")], ctx);
   }
 
@@ -617,14 +650,19 @@ export class IrcDialect implements Dialect {
           }
           if (!isValidName(name)) continue;
           this.#monitor.add(nameKey(name));
+          this.#world.monitor(this, name, true);
           added.push(name);
         }
         return this.#local(status(added), ctx);
       }
       case "-":
-        for (const name of names) this.#monitor.delete(nameKey(name));
+        for (const name of names) {
+          this.#monitor.delete(nameKey(name));
+          this.#world.monitor(this, name, false);
+        }
         return this.#local([], ctx);
       case "C":
+        for (const name of this.#monitor) this.#world.monitor(this, name, false);
         this.#monitor.clear();
         return this.#local([], ctx);
       case "L":
@@ -988,6 +1026,9 @@ export class IrcDialect implements Dialect {
   }
 
   ended(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#world.leave(this.#caller);
     if (this.#caller.name !== "" && this.#welcomed) {
       const { hub } = this.#world.services;
       if (!hub.isOnline(this.#caller.name)) this.#world.setAway(this.#caller.name, undefined);

@@ -7,8 +7,17 @@
  */
 
 import type { Services } from "../commands/command.ts";
+import type { Member } from "../hub/hub.ts";
 import { nameKey } from "../protocol/names.ts";
 import { EVENT_CAPS, IrcEncoder, IrcRenderer, type RenderContext } from "./render.ts";
+
+/** What the world tells an IRC session. */
+export interface IrcPeer {
+  /** A name it monitors came online or went offline. */
+  monitored(name: string, online: boolean): void;
+  /** Someone sharing a room went away (text) or came back (undefined). */
+  away(name: string, text: string | undefined): void;
+}
 
 /** The IRC side of one server. */
 export class IrcWorld implements RenderContext {
@@ -25,6 +34,10 @@ export class IrcWorld implements RenderContext {
   readonly #encoders = new Map<string, IrcEncoder>();
   /** Away messages by name key. */
   readonly #away = new Map<string, string>();
+  /** Who MONITORs a name (by name key). */
+  readonly #monitors = new Map<string, Set<IrcPeer>>();
+  /** The IRC sessions of this process, by their session. */
+  readonly #peers = new Map<Member, IrcPeer>();
 
   /**
    * @param services the server's services
@@ -39,6 +52,57 @@ export class IrcWorld implements RenderContext {
     this.network = "parley";
     this.serverPassword = options.serverPassword;
     this.created = new Date();
+    services.hub.watch((name, online) => {
+      for (const peer of this.#monitors.get(nameKey(name)) ?? []) peer.monitored(name, online);
+    });
+  }
+
+  /** Registers an IRC session (for away-notify and MONITOR). */
+  join(member: Member, peer: IrcPeer): void {
+    this.#peers.set(member, peer);
+  }
+
+  /** Forgets an IRC session and what it monitored. */
+  leave(member: Member): void {
+    const peer = this.#peers.get(member);
+    if (peer === undefined) return;
+    this.#peers.delete(member);
+    for (const [key, set] of this.#monitors) {
+      set.delete(peer);
+      if (set.size === 0) this.#monitors.delete(key);
+    }
+  }
+
+  /** `peer` is told when `name` comes online or goes offline. */
+  monitor(peer: IrcPeer, name: string, on: boolean): void {
+    const key = nameKey(name);
+    let set = this.#monitors.get(key);
+    if (on) {
+      if (set === undefined) this.#monitors.set(key, set = new Set());
+      set.add(peer);
+    } else if (set !== undefined) {
+      set.delete(peer);
+      if (set.size === 0) this.#monitors.delete(key);
+    }
+  }
+
+  /**
+   * Tells the IRC sessions that share a room with `member`'s user and asked for away-notify
+   * that it is away (or back), once each.
+   */
+  announceAway(member: Member, name: string, text: string | undefined): void {
+    const { hub } = this.services;
+    const told = new Set<IrcPeer>();
+    for (const room of hub.roomsOf(member)) {
+      for (const user of hub.members(room)) {
+        for (const session of user.sessions) {
+          const peer = this.#peers.get(session);
+          if (peer === undefined || session === member || told.has(peer)) continue;
+          told.add(peer);
+          peer.away(name, text);
+        }
+      }
+    }
   }
 
   /** The longest message text. */

@@ -121,7 +121,7 @@ export class Session implements Caller {
     this.remoteIp = conn.remoteIp;
     if (conn.framed) this.#dialect = json;
     else if (options.irc === true && ctx.irc !== undefined) {
-      this.#dialect = new IrcDialect(ctx.irc, this);
+      this.#dialect = new IrcDialect(ctx.irc, this, (bytes) => this.#outbox.push(bytes));
     }
     const { config } = ctx;
     this.#flood = new FloodGate(config.floodBurst, config.floodRate, (seconds) => {
@@ -193,7 +193,7 @@ export class Session implements Caller {
         const foreign = sniffing && !this.#started ? foreignProtocol(result.value) : undefined;
         if (foreign === "irc" && this.#ctx.irc !== undefined) {
           // IRC registration on the chat port: the connection is handed to the IRC dialect.
-          this.#dialect = new IrcDialect(this.#ctx.irc, this);
+          this.#dialect = new IrcDialect(this.#ctx.irc, this, (bytes) => this.#outbox.push(bytes));
         } else if (foreign !== undefined) {
           this.#started = true;
           const answer = await foreignAnswer(foreign, result.value, events, {
@@ -488,6 +488,7 @@ export class Session implements Caller {
   /** Closes the connection at once; idempotent. */
   close(): void {
     this.#stop();
+    this.#dialect?.ended?.();
     this.#conn.close();
   }
 
@@ -498,7 +499,6 @@ export class Session implements Caller {
 
   #goOffline(): void {
     if (!this.online) return;
-    this.#dialect?.ended?.();
     this.online = false;
     this.#ctx.hub.disconnect(this);
     log.info("{remote} ({name}) went offline", { remote: this.#conn.remote, name: this.name });
