@@ -102,11 +102,15 @@ Deno.test("irc: an offline DM is stored and replayed at SASL login, with server-
   const dm = await gus.expect("PRIVMSG", (m) => m.params[0] === "gus");
   assert.match(dm.params[1]!, /^\[\d{4}-\d\d-\d\d \d\d:\d\d\] and again$/);
   await gus.none("PRIVMSG", 300, (m) => m.params[1]!.includes("while you were out"));
-  // An IRC user's DM to an offline account waits too, and says so.
+  // An IRC user's DM to an offline account waits too, and says so; to no account, 401.
   await using ivy = await IrcClient.register(server.ircPort, "ivy2");
-  ivy.send("PRIVMSG nobody-online-but-registered :x");
+  ivy.send("PRIVMSG nobody-at-all :x");
   await ivy.expect("401");
-  await sender.closed(1).catch(() => {});
+  await gus[Symbol.asyncDispose]();
+  await new Promise((r) => setTimeout(r, 300));
+  ivy.send("PRIVMSG gus :from irc, for later");
+  const waits = await ivy.expect("NOTICE", (m) => m.params[1]!.includes("offline"));
+  assert.match(waits.params[1]!, /^gus is offline: it will be delivered when they log in$/);
 });
 
 Deno.test("irc: history on join with server-time in a batch, and draft/chathistory", async () => {

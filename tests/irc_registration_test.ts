@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { RawClient, startServer, tempDir } from "./_helpers.ts";
+import { makeCert, RawClient, startServer, tempDir, tlsServerArgs } from "./_helpers.ts";
 import { addUser, IrcClient, plain } from "./_irc.ts";
 
 const NAME = ["--server-name", "irc.test"];
@@ -274,4 +274,31 @@ Deno.test("irc: the chat port hands IRC registration to the IRC dialect; --no-ir
   t.send("NICK x");
   const error = await t.expect("ERROR");
   assert.match(error.params[0]!, /does not speak IRC/);
+});
+
+Deno.test("irc: IRC over TLS on --irc-tls-port, with the server's certificate", async () => {
+  await using dir = await tempDir("parley-irc-tls-");
+  const { pem } = await makeCert(dir.path, "localhost");
+  await using server = await startServer([...NAME, ...tlsServerArgs(dir.path)]);
+  assert.ok(server.ircTlsPort > 0);
+  assert.ok(server.stdout.some((l) => /^listening on ircs:\/\/127\.0\.0\.1:\d+$/.test(l)));
+  const conn = await Deno.connectTls({
+    hostname: "localhost",
+    port: server.ircTlsPort,
+    caCerts: [pem],
+  });
+  try {
+    await conn.write(new TextEncoder().encode("NICK secure\r\nUSER secure 0 * :S\r\n"));
+    let text = "";
+    const buf = new Uint8Array(4096);
+    const deadline = Date.now() + 5000;
+    while (!text.includes(" 001 ") && Date.now() < deadline) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    assert.match(text, /^:irc\.test 001 secure :Welcome/m);
+  } finally {
+    conn.close();
+  }
 });
