@@ -334,8 +334,11 @@ export class IrcDialect implements Dialect, IrcPeer {
   }
 
   #authenticate(arg: string): Parsed {
-    if (this.#saslToken !== undefined) {
-      return this.#local([this.#num(ERR.SASLALREADY, "You have already authenticated")]);
+    if (this.#saslToken !== undefined || this.#registering) {
+      const why = this.#saslToken !== undefined
+        ? "You have already authenticated"
+        : "SASL is for registration: log in before CAP END";
+      return this.#local([this.#num(ERR.SASLALREADY, why)]);
     }
     if (this.#sasl === undefined) {
       if (arg.toUpperCase() !== "PLAIN") {
