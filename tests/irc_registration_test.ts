@@ -302,3 +302,19 @@ Deno.test("irc: IRC over TLS on --irc-tls-port, with the server's certificate", 
     conn.close();
   }
 });
+
+Deno.test("irc: with --require-login a guest is told to log in and refused; SASL gets in", async () => {
+  await using data = await tempDir("parley-irc-");
+  await using server = await startServer([...NAME, "--data", data.path, "--require-login"]);
+  await addUser(data.path, "uma", "uma password 1");
+  await using guest = await IrcClient.register(server.ircPort, "nobody");
+  await guest.expect("NOTICE", (m) => /requires an account/.test(m.params[1]!));
+  guest.send("JOIN #in");
+  await guest.expect("451");
+  await using uma = await IrcClient.register(server.ircPort, "uma", {
+    sasl: ["uma", "uma password 1"],
+  });
+  uma.send("JOIN #in");
+  assert.deepEqual((await uma.expect("366")).params.slice(1, 2), ["#general"]);
+  await uma.expect("366", (m) => m.params[1] === "#in");
+});
