@@ -19,14 +19,21 @@ import type { ChatError } from "../protocol/errors.ts";
 import type { HistoryFrame, MessageFrame, RoomState, WelcomeFrame } from "../protocol/frames.ts";
 import { isValidName, nameKey } from "../protocol/names.ts";
 import type { ReplayItem, Request, Result } from "../protocol/requests.ts";
-import { MAX_TOPIC } from "../services/moderation.ts";
 import type { EventEncoder } from "../protocol/outgoing.ts";
-import { VERSION } from "../version.ts";
 import { samePassword } from "../session/server_password.ts";
 import { formatIrcLine, type OutMessage, parseIrcLine, stripFormatting } from "./message.ts";
 import { ERR, RPL } from "./numerics.ts";
 import { type IrcRenderer, USER_HOST, userPrefix } from "./render.ts";
+import {
+  CHATHISTORY_MAX,
+  isupportLines,
+  lusersLines,
+  MAX_TARGETS,
+  MONITOR_MAX,
+  welcomeLines,
+} from "./welcome.ts";
 import type { IrcPeer, IrcWorld } from "./world.ts";
+import { VERSION } from "../version.ts";
 
 /** The capabilities parley offers, with their values (CAP LS 302). */
 export const CAPS: ReadonlyMap<string, string> = new Map([
@@ -47,12 +54,6 @@ export const CAPS: ReadonlyMap<string, string> = new Map([
   ["standard-replies", ""],
 ]);
 
-/** The most channels or nicks one JOIN, PART, PRIVMSG, KICK or NAMES names. */
-const MAX_TARGETS = 10;
-/** The most nicks a MONITOR list holds. */
-const MONITOR_MAX = 100;
-/** The most history lines one CHATHISTORY request returns. */
-const CHATHISTORY_MAX = 200;
 /** Events kept before registration ends (beyond them, the oldest are dropped). */
 const HOLD_MAX = 500;
 /** The longest SASL PLAIN payload (base64), in bytes. */
@@ -276,13 +277,13 @@ export class IrcDialect implements Dialect, IrcPeer {
           params: [this.#realname],
         }], ctx);
       case "LUSERS":
-        return this.#local(this.#lusers(), ctx);
+        return this.#local(lusersLines(this.#world, (n, ...p) => this.#num(n, ...p)), ctx);
       case "MOTD":
         return this.#local([this.#num(ERR.NOMOTD, "MOTD File is missing")], ctx);
       case "VERSION":
         return this.#local([
           this.#num("351", `parley-${VERSION}`, this.#world.serverName, "parley chat server"),
-          ...this.#isupport(),
+          ...isupportLines(this.#world, (n, ...p) => this.#num(n, ...p)),
         ], ctx);
       case "CHATHISTORY":
         return this.#chathistory(p, ctx);
@@ -800,60 +801,7 @@ export class IrcDialect implements Dialect, IrcPeer {
 
   #burst(): OutMessage[] {
     this.#welcomed = true;
-    const w = this.#world;
-    const me = this.#me;
-    return [
-      this.#num(RPL.WELCOME, `Welcome to the ${w.network} IRC network, ${userPrefix(me)}`),
-      this.#num(RPL.YOURHOST, `Your host is ${w.serverName}, running version parley-${VERSION}`),
-      this.#num(RPL.CREATED, `This server was created ${w.created.toUTCString()}`),
-      this.#num(RPL.MYINFO, w.serverName, `parley-${VERSION}`, "i", "bimnot", "bo"),
-      ...this.#isupport(),
-      ...this.#lusers(),
-      this.#num(ERR.NOMOTD, "MOTD File is missing"),
-    ];
-  }
-
-  #isupport(): OutMessage[] {
-    const tokens = [
-      "AWAYLEN=200",
-      "CASEMAPPING=ascii",
-      "CHANLIMIT=#:",
-      "CHANMODES=b,,,imnt",
-      "CHANNELLEN=65",
-      "CHANTYPES=#",
-      `CHATHISTORY=${CHATHISTORY_MAX}`,
-      "ELIST=",
-      "KICKLEN=300",
-      "MAXTARGETS=" + MAX_TARGETS,
-      "MODES=4",
-      `MONITOR=${MONITOR_MAX}`,
-      `NETWORK=${this.#world.network}`,
-      "NICKLEN=32",
-      "PREFIX=(qo)~@",
-      `TARGMAX=JOIN:${MAX_TARGETS},PART:${MAX_TARGETS},PRIVMSG:${MAX_TARGETS},NOTICE:${MAX_TARGETS},KICK:${MAX_TARGETS},NAMES:${MAX_TARGETS},MONITOR:${MONITOR_MAX}`,
-      `TOPICLEN=${MAX_TOPIC}`,
-      "USERLEN=32",
-      "UTF8ONLY",
-    ];
-    const half = Math.ceil(tokens.length / 2);
-    return [tokens.slice(0, half), tokens.slice(half)].map((part) =>
-      this.#num(RPL.ISUPPORT, ...part, "are supported by this server")
-    );
-  }
-
-  #lusers(): OutMessage[] {
-    const { hub } = this.#world.services;
-    const users = hub.size;
-    const rooms = hub.rooms().length;
-    return [
-      this.#num(RPL.LUSERCLIENT, `There are ${users} users and 0 invisible on 1 servers`),
-      this.#num(RPL.LUSEROP, "0", "operator(s) online"),
-      this.#num(RPL.LUSERUNKNOWN, "0", "unknown connection(s)"),
-      this.#num(RPL.LUSERCHANNELS, String(rooms), "channels formed"),
-      this.#num(RPL.LUSERME, `I have ${users} clients and 0 servers`),
-      this.#num(RPL.LOCALUSERS, String(users), String(users), `Current local users ${users}`),
-      this.#num(RPL.GLOBALUSERS, String(users), String(users), `Current global users ${users}`),
-    ];
+    return welcomeLines(this.#world, (n, ...params) => this.#num(n, ...params));
   }
 
   /** The topic (when `withTopic`), then NAMES in lines that fit 512 bytes, then its end. */
