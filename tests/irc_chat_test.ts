@@ -264,6 +264,7 @@ Deno.test("irc: TOPIC, MODE, KICK, INVITE, NAMES, WHO, LIST mapped onto parley's
   await pete.expect("321");
   const list = await pete.expect("322", (x) => x.params[1] === "#mod");
   assert.equal(list.params[2], "2");
+  assert.equal(list.params[3], "the rules");
   await pete.expect("323");
   olga.send("KICK #mod pete :out");
   const kick = await pete.expect("KICK");

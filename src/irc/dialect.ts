@@ -231,7 +231,7 @@ export class IrcDialect implements Dialect, IrcPeer {
         return this.#ask({ type: "topic", room: p[0]!, ...text }, { ...ctx, target: p[0] });
       }
       case "LIST":
-        return this.#ask({ type: "rooms" }, ctx);
+        return { local: this.#list(ctx) };
       case "WHO":
         return need(1) ?? this.#who(p[0]!, ctx);
       case "WHOIS":
@@ -488,6 +488,20 @@ export class IrcDialect implements Dialect, IrcPeer {
     return this.#many(rooms.join(","), ctx, (room) => ({ type: "join", room }));
   }
 
+  /** LIST: every room with its member count and topic (the `rooms` request has no topics). */
+  async #list(ctx: Context): Promise<Uint8Array | null> {
+    const { hub, moderation } = this.#world.services;
+    const rooms = hub.rooms();
+    const states = await Promise.all(rooms.map((r) => moderation.state(r.name)));
+    return this.#lines([
+      this.#num(RPL.LISTSTART, "Channel", "Users  Name"),
+      ...rooms.map((r, i) =>
+        this.#num(RPL.LIST, r.name, String(r.members), states[i]!.topic ?? "")
+      ),
+      this.#num(RPL.LISTEND, "End of /LIST"),
+    ], ctx);
+  }
+
   #who(mask: string, ctx: Context): Parsed {
     if (mask.startsWith("#")) return this.#ask({ type: "who", room: mask }, { ...ctx, as: "who" });
     const user = this.#world.services.hub.user(mask);
@@ -728,12 +742,6 @@ export class IrcDialect implements Dialect, IrcPeer {
         }
         return this.#names(room, members, result.reply, ctx.as === "burst");
       }
-      case "rooms":
-        return [
-          this.#num(RPL.LISTSTART, "Channel", "Users  Name"),
-          ...result.reply.rooms.map((r) => this.#num(RPL.LIST, r.name, String(r.members), "")),
-          this.#num(RPL.LISTEND, "End of /LIST"),
-        ];
       case "topic": {
         const { room, topic } = result.reply;
         if (ctx.sets) return []; // every member, this one too, gets the TOPIC event
