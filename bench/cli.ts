@@ -46,7 +46,8 @@ CPU (from /proc) per million deliveries and server RSS, as Markdown (stdout) and
 
 What to measure:
   --compare              parley and every installed peer (ngircd, inspircd, mosquitto)
-  --servers LIST         comma-separated: parley, ngircd, inspircd, mosquitto (default parley)
+  --servers LIST         comma-separated: parley, parley-irc (parley's IRC port), ngircd,
+                         inspircd, mosquitto (default parley)
   --scenarios LIST       comma-separated (default all): ${SCENARIOS.join(", ")}
   --connect HOST:PORT    drive a running server instead of starting one (with --protocol)
   --protocol NAME        parley, irc or mqtt (for --connect; default parley)
@@ -224,7 +225,7 @@ async function run(values: Values): Promise<BenchReport> {
   const log = values.quiet ? () => {} : (line: string) => console.error(line);
   let servers = list(str("servers"), SERVER_KINDS, "servers") as ServerKind[];
   if (values.compare) {
-    servers = ["parley", ...await installedPeers()];
+    servers = ["parley", "parley-irc", ...await installedPeers()];
     const missing = SERVER_KINDS.filter((k) => !servers.includes(k));
     if (missing.length > 0) log(`not installed, skipped: ${missing.join(", ")}`);
   }

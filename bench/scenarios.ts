@@ -349,6 +349,11 @@ export async function idle(
       });
       login = `token login over a pool of ${accounts} accounts (--require-login); ` +
         "broadcast to #general";
+    } else if (server.kind === "parley-irc") {
+      // parley puts every IRC guest in #general, as every guest: a broadcast to it reaches all.
+      target = { room: "#general" };
+      logins = (id) => nickLogin(id);
+      login = "NICK/USER (every guest is in #general); broadcast to #general";
     } else if (server.protocol === "irc") {
       // A channel of n is out of reach (every JOIN goes to every member: ngircd needs minutes
       // for 5,000): an operator's mass message to the server mask reaches every user instead
@@ -364,7 +369,7 @@ export async function idle(
     }
     // The broadcaster first (MQTT: not subscribed, so it does not receive its own message).
     await rig.open([{ id: senderId, login: logins(senderId), rooms: [] }]);
-    if (server.protocol === "irc") {
+    if (server.protocol === "irc" && server.kind !== "parley-irc") {
       await rig.perWorker([senderId], (ids) => ({
         cmd: "raw",
         ids,

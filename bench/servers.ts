@@ -11,22 +11,32 @@
 import type { ProtocolName } from "./control.ts";
 import { spawnServer } from "../src/server/listening.ts";
 
-/** The servers the benchmark knows. */
-export type ServerKind = "parley" | "ngircd" | "inspircd" | "mosquitto";
+/**
+ * The servers the benchmark knows. `parley-irc` is parley driven through its IRC listener with
+ * the same IRC adapter as ngIRCd and InspIRCd, so the two compare in one run on the same scenarios.
+ */
+export type ServerKind = "parley" | "parley-irc" | "ngircd" | "inspircd" | "mosquitto";
 
 /** Every server kind, parley first. */
-export const SERVER_KINDS: readonly ServerKind[] = ["parley", "ngircd", "inspircd", "mosquitto"];
+export const SERVER_KINDS: readonly ServerKind[] = [
+  "parley",
+  "parley-irc",
+  "ngircd",
+  "inspircd",
+  "mosquitto",
+];
 
 /** The protocol each server speaks to the driver. */
 export const PROTOCOL_OF: Readonly<Record<ServerKind, ProtocolName>> = {
   parley: "parley",
+  "parley-irc": "irc",
   ngircd: "irc",
   inspircd: "irc",
   mosquitto: "mqtt",
 };
 
 /** The binary each peer runs as. */
-const BINARIES: Readonly<Record<Exclude<ServerKind, "parley">, string>> = {
+const BINARIES: Readonly<Record<Exclude<ServerKind, "parley" | "parley-irc">, string>> = {
   ngircd: "ngircd",
   inspircd: "inspircd",
   mosquitto: "mosquitto",
@@ -154,7 +164,10 @@ export const PARLEY_BENCH_ARGS: readonly string[] = [
   "warning",
 ];
 
-async function launchParley(options: LaunchOptions): Promise<ServerUnderTest> {
+async function launchParley(
+  options: LaunchOptions,
+  kind: "parley" | "parley-irc" = "parley",
+): Promise<ServerUnderTest> {
   const data = await tempDir("parley-bench-");
   const args = [
     "--no-http",
@@ -172,8 +185,9 @@ async function launchParley(options: LaunchOptions): Promise<ServerUnderTest> {
     await removeDir(data);
     throw new Error(`Cannot start parley: ${(error as Error).message}`, { cause: error });
   });
-  const port = server.addresses.find((a) => a.scheme === "tcp")!.port;
-  return wrap("parley", port, server.child, data, async () => {
+  const scheme = kind === "parley" ? "tcp" : "irc";
+  const port = server.addresses.find((a) => a.scheme === scheme)!.port;
+  return wrap(kind, port, server.child, data, async () => {
     await server.drained;
     await server.stderr;
   }, `${(await import("../src/version.ts")).VERSION}${await gitDescribe()}`);
@@ -361,7 +375,7 @@ set_tcp_nodelay true
 }
 
 async function launchPeer(
-  kind: Exclude<ServerKind, "parley">,
+  kind: Exclude<ServerKind, "parley" | "parley-irc">,
   options: LaunchOptions,
 ): Promise<ServerUnderTest> {
   const binary = await which(BINARIES[kind]);
@@ -419,7 +433,9 @@ async function launchPeer(
  * @throws {Deno.errors.NotFound} when a peer is not installed
  */
 export function launch(kind: ServerKind, options: LaunchOptions = {}): Promise<ServerUnderTest> {
-  return kind === "parley" ? launchParley(options) : launchPeer(kind, options);
+  return kind === "parley" || kind === "parley-irc"
+    ? launchParley(options, kind)
+    : launchPeer(kind, options);
 }
 
 /**

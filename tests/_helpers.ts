@@ -26,6 +26,10 @@ export interface ServerProcess extends AsyncDisposable {
   httpPort: number;
   /** The bound TLS chat port (0 without --tls-cert). */
   tlsPort: number;
+  /** The bound IRC port (0 with --no-irc). */
+  ircPort: number;
+  /** The bound IRC over TLS port (0 with --no-irc or without --tls-cert). */
+  ircTlsPort: number;
   /** The child process. */
   child: Deno.ChildProcess;
   /** Every stdout line so far (the listening lines first). */
@@ -80,6 +84,8 @@ export async function startServer(
     port: portOf("tcp"),
     httpPort: portOf("http", "https"),
     tlsPort: portOf("tls"),
+    ircPort: portOf("irc"),
+    ircTlsPort: portOf("ircs"),
     child,
     stdout,
     stderr: async () => (await stop(), await stderr),

@@ -43,21 +43,35 @@ export class TmuxClient implements AsyncDisposable {
     args: string[],
     options: { columns?: number; rows?: number; env?: Record<string, string> } = {},
   ): Promise<TmuxClient> {
-    const columns = options.columns ?? 80;
     const config = await Deno.makeTempDir({ prefix: "parley-tmux-" });
+    const c = await TmuxClient.run(
+      [Deno.execPath(), "run", ...clientPermissions(config), MAIN, "client", "127.0.0.1"].concat(
+        String(port),
+        ...args,
+      ),
+      { ...options, config, env: { NO_COLOR: "1", XDG_CONFIG_HOME: config, ...options.env } },
+    );
+    await c.waitFor((screen) => /> $/m.test(screen), "the prompt");
+    return c;
+  }
+
+  /**
+   * Runs any program (`argv`) in a `columns`×`rows` pane with `env` on a private tmux socket;
+   * `config`: a folder of its own, removed when disposed (a fresh one by default). Real IRC
+   * clients run this way (tests/irc_clients_test.ts).
+   */
+  static async run(
+    argv: readonly string[],
+    options: { columns?: number; rows?: number; env?: Record<string, string>; config?: string } =
+      {},
+  ): Promise<TmuxClient> {
+    const columns = options.columns ?? 80;
+    const config = options.config ?? await Deno.makeTempDir({ prefix: "parley-tmux-" });
     const socket = `parley-test-${crypto.randomUUID().slice(0, 8)}`;
-    const env = { NO_COLOR: "1", XDG_CONFIG_HOME: config, ...options.env };
     const command = [
       "env",
-      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      Deno.execPath(),
-      "run",
-      ...clientPermissions(config),
-      MAIN,
-      "client",
-      "127.0.0.1",
-      String(port),
-      ...args,
+      ...Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      ...argv,
     ].map(shellQuote).join(" ");
     const c = new TmuxClient(socket, config, columns);
     await c.tmux(
@@ -72,7 +86,6 @@ export class TmuxClient implements AsyncDisposable {
       // Keep the pane after the client exits, so what it printed can still be read.
       `${command}; sleep 30`,
     );
-    await c.waitFor((screen) => /> $/m.test(screen), "the prompt");
     return c;
   }
 

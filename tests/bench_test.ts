@@ -217,6 +217,39 @@ Deno.test("bench drives a parley room and counts every delivery once", async () 
   assert.deepEqual(json.fanout["5"].parley.steps[0].delivered, 800);
 });
 
+Deno.test("bench drives parley's IRC listener with the IRC adapter it uses for ngIRCd", async () => {
+  await using server = await startServer([
+    "--flood-rate",
+    "0",
+    "--history-on-join",
+    "0",
+    "--sync",
+    "normal",
+  ]);
+  const target = external("parley-irc", server.ircPort, { pid: server.child.pid });
+  assert.equal(target.protocol, "irc");
+  await using rig = await Rig.start(target, { workers: 2 });
+  const members = 4;
+  const clients = Array.from({ length: members }, (_, id) => ({
+    id,
+    login: { kind: "guest" as const, nick: `b${id}` },
+    rooms: ["#smoke"],
+  }));
+  // Every IRC guest is put in #general first: the adapter waits for #smoke's end of names.
+  assert.deepEqual(await rig.open(clients), members);
+  const senders = [0, 1].map((id) => ({ id, target: { room: "#smoke" }, recipients: members - 1 }));
+  const step = await rig.step(senders, 100, {
+    step: 1,
+    durationMs: 1000,
+    size: 64,
+    p99LimitMs: 1000,
+    drainMs: 2000,
+  });
+  assert.deepEqual(step.delivered, step.expected);
+  assert.deepEqual([step.loss, step.duplicates, step.errors, step.dead], [0, 0, 0, 0]);
+  assert(step.pass, step.reason);
+});
+
 Deno.test("bench: an interrupt stops its servers and removes their temporary folders", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "parley-bench-test-" });
   try {

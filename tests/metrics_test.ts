@@ -212,7 +212,7 @@ Deno.test("metrics: an administrator's bearer token reads /metrics from anywhere
     return user?.name === "root" ? { ...user, admin: true } : user;
   };
   await using server = await ChatServer.start(
-    { host: "127.0.0.1", port: 0, httpPort: 0, data: data.path },
+    { host: "127.0.0.1", port: 0, httpPort: 0, ircPort: 0, data: data.path },
     { store },
   );
   const chat = server.addresses.find((a) => a.scheme === "tcp")!.port;

@@ -52,7 +52,18 @@ Deno.test("--log-format json: a refused start is a JSON record, without a stack"
   try {
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", ...SERVER_PERMISSIONS, MAIN, "server", "--host", "127.0.0.1"].concat(
-        ["--port", port, "--http-port", "0", "--data", data, "--log-format", "json"],
+        [
+          "--port",
+          port,
+          "--http-port",
+          "0",
+          "--irc-port",
+          "0",
+          "--data",
+          data,
+          "--log-format",
+          "json",
+        ],
       ),
       stdin: "null",
       env: { NO_COLOR: "1" },

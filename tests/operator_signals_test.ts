@@ -39,7 +39,7 @@ async function taskServer(dir: string): Promise<{
   );
   const child = new Deno.Command("setsid", {
     args: [Deno.execPath(), "task", "--config", config, "server", "--host", "127.0.0.1"].concat(
-      ["--port", "0", "--http-port", "0"],
+      ["--port", "0", "--http-port", "0", "--irc-port", "0"],
     ),
     cwd: dir,
     stdin: "null",

@@ -25,6 +25,8 @@ async function refused(
       "0",
       "--http-port",
       "0",
+      "--irc-port",
+      "0",
       ...args,
     ],
     stdin: "null",
@@ -175,8 +177,9 @@ Deno.test("deno task server with --data elsewhere prints the command that allows
   const command = lines[1]!.trim();
   assert.equal(
     command,
-    `deno run --allow-net --allow-env=NO_COLOR --allow-sys=setPriority --allow-read=${data} ` +
-      `--allow-write=${data} main.ts server --host 127.0.0.1 --port 0 --http-port 0 --data ${data}`,
+    `deno run --allow-net --allow-env=NO_COLOR --allow-sys=setPriority,hostname ` +
+      `--allow-read=${data} --allow-write=${data} main.ts server --host 127.0.0.1 --port 0 ` +
+      `--http-port 0 --irc-port 0 --data ${data}`,
   );
   await assert.rejects(Deno.stat(data), Deno.errors.NotFound);
   // …and that command does start the server.

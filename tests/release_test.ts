@@ -100,6 +100,8 @@ Deno.test("release: the server bundled with deno bundle runs from an empty folde
       "0",
       "--http-port",
       "0",
+      "--irc-port",
+      "0",
       "--data",
       "./data",
     ],

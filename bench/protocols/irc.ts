@@ -27,6 +27,11 @@ function digit(b: number | undefined): boolean {
   return b !== undefined && b >= ZERO && b <= ZERO + 9;
 }
 
+/** Whether `reply` (an end of names, `366`) is for `room`. */
+function namesOf(reply: string, room: string): boolean {
+  return reply.toLowerCase().includes(` ${room.toLowerCase()} `);
+}
+
 /** IRC client protocol. */
 export const ircProtocol: Protocol = {
   name: "irc",
@@ -68,7 +73,12 @@ export const ircProtocol: Protocol = {
   },
 
   async join(conn: BenchConn, room: string, timeoutMs: number): Promise<void> {
-    const reply = await conn.request(`JOIN ${room}\r\n`, timeoutMs);
+    let reply = await conn.request(`JOIN ${room}\r\n`, timeoutMs);
+    // A server that puts its users in a room of its own (parley: #general) ends that room's
+    // names first: wait for this room's.
+    for (let i = 0; i < 4 && reply.includes(" 366 ") && !namesOf(reply, room); i++) {
+      reply = await conn.expect(timeoutMs);
+    }
     if (!reply.includes(" 366 ")) throw new RequestError(`Unexpected reply to JOIN: ${reply}`);
   },
 

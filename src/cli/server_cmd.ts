@@ -27,6 +27,14 @@ Listening:
   --host HOST              interface to listen on (default ${d.host})
   --port PORT              TCP chat port; 0 picks a free one (default ${d.port})
 
+IRC (the same rooms, accounts and history for IRC clients; see docs/irc.md):
+  --irc-port PORT          IRC port; 0 picks a free one (default ${d.ircPort})
+  --irc-tls-port PORT      IRC over TLS, with --tls-cert and --tls-key (default ${d.ircTlsPort})
+  --no-irc                 no IRC listeners (an IRC client on the chat port is turned away)
+  --server-name NAME       the IRC server name (default the host name, here ${d.serverName})
+  --server-password PW     a password every client must give: IRC PASS, or JSON hello's
+                           serverPassword (default none)
+
 Web (the browser client, WebSocket at /ws, /healthz; HTTPS when TLS is configured):
   --http-port PORT         HTTP port (default ${d.httpPort})
   --no-http                no HTTP listener
@@ -105,7 +113,8 @@ Logging (on stderr):
 
   -h, --help               show this help
 
-On start it prints one line per listener: listening on tcp://HOST:PORT
+On start it prints one line per listener: listening on tcp://HOST:PORT (also tls://, irc://,
+ircs://, http:// or https://)
 SIGINT or SIGTERM: stop accepting, tell clients, flush (5 s at most), exit 0. A second one
 during that (200 ms or more after the first) exits at once: 130 for SIGINT, 143 for SIGTERM.`;
 
@@ -134,6 +143,11 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       "flood-rate": { type: "string" },
       "http-port": { type: "string" },
       "no-http": { type: "boolean" },
+      "irc-port": { type: "string" },
+      "irc-tls-port": { type: "string" },
+      "no-irc": { type: "boolean" },
+      "server-name": { type: "string" },
+      "server-password": { type: "string" },
       "allow-origin": { type: "string", multiple: true },
       "header-timeout": { type: "string" },
       "keepalive-timeout": { type: "string" },
@@ -199,6 +213,11 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     http: !(values["no-http"] ?? !d.http),
     httpPort: intFlag(values["http-port"], "http-port", d.httpPort, 0, 65535),
     allowOrigins: values["allow-origin"] ?? d.allowOrigins,
+    irc: !(values["no-irc"] ?? !d.irc),
+    ircPort: intFlag(values["irc-port"], "irc-port", d.ircPort, 0, 65535),
+    ircTlsPort: intFlag(values["irc-tls-port"], "irc-tls-port", d.ircTlsPort, 0, 65535),
+    serverName: serverName(values["server-name"]),
+    serverPassword: values["server-password"] === "" ? undefined : values["server-password"],
     headerTimeoutMs: seconds(values, "header-timeout", d.headerTimeoutMs),
     keepAliveTimeoutMs: seconds(values, "keepalive-timeout", d.keepAliveTimeoutMs),
     maxFileSize: intFlag(values["max-file-size"], "max-file-size", d.maxFileSize, 1),
@@ -230,6 +249,17 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     format: choiceFlag(values["log-format"], "log-format", LOG_FORMATS, "text"),
   };
   return { config, logging };
+}
+
+/** `--server-name`: a host-name-like word (IRC puts it in every server line). */
+function serverName(value: string | undefined): string {
+  if (value === undefined) return d.serverName;
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(value)) {
+    throw new UsageError(
+      `--server-name must be letters, digits, '.' and '-' (at most 63), got ${quote(value)}`,
+    );
+  }
+  return value;
 }
 
 /** Reads a flag given in whole seconds (at least 1) as milliseconds. */
@@ -343,7 +373,7 @@ export function permissionHint(config: ServerConfig, args: readonly string[]): s
     "run",
     "--allow-net",
     "--allow-env=NO_COLOR",
-    "--allow-sys=setPriority",
+    "--allow-sys=setPriority,hostname",
     `--allow-read=${[...data, ...reads].join(",")}`,
     ...data.length > 0 ? [`--allow-write=${data.join(",")}`] : [],
     "main.ts",

@@ -12,14 +12,23 @@
  */
 
 import type { ChatError } from "../protocol/errors.ts";
-import type { ServerFrame } from "../protocol/frames.ts";
+import type { MessageFrame, ServerFrame } from "../protocol/frames.ts";
+import type { EventEncoder } from "../protocol/outgoing.ts";
 import type { Request, Result } from "../protocol/requests.ts";
 import type { ReplayItem } from "../protocol/requests.ts";
 
-/** A line read by a dialect: a request, an error to answer, or nothing to do. */
+/**
+ * A line read by a dialect: a request, an error to answer, or nothing to do; and, for a
+ * dialect with a state of its own (IRC), several requests run one after the other, or an answer
+ * the dialect makes itself (in order with the replies to requests). `opens` marks the request
+ * after which a dialect that {@linkcode Dialect.registers} arrives; `close` ends the session
+ * once the answer is written.
+ */
 export type Parsed =
-  | { request: Request; ref: string | undefined }
+  | { request: Request; ref: string | undefined; opens?: boolean }
   | { error: ChatError; ref: string | undefined }
+  | { requests: { request: Request; ref: string | undefined }[] }
+  | { local: Uint8Array | null | Promise<Uint8Array | null>; close?: boolean }
   | undefined;
 
 /** What a dialect needs to know of the session to read and word things. */
@@ -38,7 +47,25 @@ export type Start = { kind: "guest"; name: string; room: string } | { kind: "log
 /** One wire format. */
 export interface Dialect {
   /** Its name (for logs, and the text/JSON choice of the replay pager). */
-  readonly name: "text" | "json";
+  readonly name: "text" | "json" | "irc";
+  /**
+   * What events are encoded (and cached, once per fan-out) with, when not the dialect itself:
+   * a stateful dialect (one per IRC session) shares one encoder per variant.
+   */
+  readonly events?: EventEncoder;
+  /**
+   * Whether the session arrives only at an `opens` request (IRC registration) rather than at
+   * its first line.
+   */
+  readonly registers?: boolean;
+  /** Whether it keeps an event's bytes itself for now (IRC, before registration ends). */
+  hold?(bytes: Uint8Array): boolean;
+  /** The line with a file message's download link, signed for the recipient. */
+  fileLink?(frame: MessageFrame, url: string): Uint8Array;
+  /** Requests (or an answer of its own) to run after a reply was written, if any. */
+  followUp?(): Parsed;
+  /** Told that the session ended (to forget what it kept for it). */
+  ended?(): void;
   /** Reads one line (without its newline). */
   parse(line: string, view: SessionView): Parsed;
   /** The bytes answering a request, or null when nothing is said. */

@@ -15,7 +15,14 @@ import { roomTopic, userTopic } from "../broker/broker.ts";
 import { InProcessBroker } from "../broker/in_process.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { MessageFrame, PresenceFrame, RoomInfo, ServerFrame } from "../protocol/frames.ts";
-import { checkName, checkRoom, DEFAULT_ROOM, isValidRoom, nameKey } from "../protocol/names.ts";
+import {
+  checkName,
+  checkRoom,
+  DEFAULT_ROOM,
+  isValidName,
+  isValidRoom,
+  nameKey,
+} from "../protocol/names.ts";
 import { Outgoing } from "../protocol/outgoing.ts";
 import type { UserRecord } from "../store/store.ts";
 
@@ -101,6 +108,7 @@ export class Hub {
   readonly #permanent: Set<string>;
   readonly #presenceLimit: number;
   readonly #broker: Broker;
+  readonly #watchers: ((name: string, online: boolean) => void)[] = [];
 
   /** @param options permanent rooms, presence limit, broker */
   constructor(options: HubOptions = {}) {
@@ -115,6 +123,19 @@ export class Hub {
     return this.#bySession.size;
   }
 
+  /**
+   * Calls `watcher` whenever a name comes online or goes offline in this process (a user
+   * connects or logs in, quits, or is renamed: the old name goes, the new one comes). IRC's
+   * MONITOR is built on it (src/irc/world.ts).
+   */
+  watch(watcher: (name: string, online: boolean) => void): void {
+    this.#watchers.push(watcher);
+  }
+
+  #watched(name: string, online: boolean): void {
+    for (const watcher of this.#watchers) watcher(name, online);
+  }
+
   /** Whether a user of that name is online. */
   isOnline(name: string): boolean {
     return this.#broker.holder(name) !== undefined;
@@ -126,13 +147,17 @@ export class Hub {
   }
 
   /**
-   * Brings a session online as a new guest, in `#general`.
+   * Brings a session online as a new guest, in `#general`: under the name the member has when
+   * it is a valid name nobody online holds (an IRC client registers with its nick; the dialect
+   * has checked it is no account's), else under a new guest name.
    *
    * @returns the guest name given
    */
   connect(member: Member): string {
+    const wanted = member.name;
+    const free = isValidName(wanted) && !this.#users.has(nameKey(wanted));
     const user: User = {
-      name: this.#guestName(),
+      name: free ? wanted : this.#guestName(),
       accountId: undefined,
       sessions: new Set([member]),
       rooms: new Set(),
@@ -140,6 +165,7 @@ export class Hub {
     member.name = user.name;
     this.#users.set(nameKey(user.name), user);
     this.#broker.claim(user.name, user);
+    this.#watched(user.name, true);
     this.#bySession.set(member, user);
     this.#broker.subscribe(userTopic(user.name), member);
     this.#joinUser(user, this.#room(DEFAULT_ROOM, true)!, member);
@@ -186,6 +212,7 @@ export class Hub {
         };
         this.#users.set(key, target);
         this.#broker.claim(target.name, target);
+        this.#watched(target.name, true);
       }
       if (current !== undefined) this.#removeSession(member, current);
       target.sessions.add(member);
@@ -460,6 +487,7 @@ export class Hub {
     if (user.sessions.size > 0) return;
     this.#users.delete(nameKey(user.name));
     this.#broker.release(user.name, user);
+    this.#watched(user.name, false);
     for (const room of user.rooms) {
       room.members.delete(user);
       this.#dropIfEmpty(room);
@@ -475,6 +503,8 @@ export class Hub {
     this.#users.set(nameKey(newName), user);
     this.#broker.release(oldName, user);
     this.#broker.claim(newName, user);
+    this.#watched(oldName, false);
+    this.#watched(newName, true);
     user.name = newName;
     for (const session of user.sessions) {
       session.name = newName;

@@ -26,6 +26,8 @@ export type ClientFrame =
     token?: string;
     name?: string;
     password?: string;
+    /** The server's password, when it has one (`--server-password`). */
+    serverPassword?: string;
   }
   | Ref & { type: "nick"; name: string }
   | Ref & { type: "join"; room: string }
@@ -349,6 +351,7 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
       token: "string",
       name: "string",
       password: "string",
+      serverPassword: "string",
     },
   },
   nick: { required: { name: "string" }, optional: {} },

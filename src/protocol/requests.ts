@@ -68,6 +68,8 @@ export type ReplayItem = HistoryFrame | MessageFrame;
  */
 export interface Outcome {
   result?: Result;
+  /** Bytes a dialect made itself (IRC's answers of its own), written before anything else. */
+  raw?: Uint8Array | null;
   /** Built by the server after the reply (history, waiting DMs): written page by page. */
   replay?: ReplayItem[];
   /** End the session once the reply is written. */

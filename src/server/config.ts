@@ -62,6 +62,16 @@ export interface ServerConfig extends Omit<AccountsOptions, "exemptLoopback" | "
   connRate: number;
   /** …then `connRate` more per this many ms. */
   connWindowMs: number;
+  /** Whether to listen for IRC (its own port, and the hand-off on the chat port). */
+  irc: boolean;
+  /** IRC port; 0 picks a free one. */
+  ircPort: number;
+  /** IRC over TLS port (with the TLS certificate); 0 picks a free one. */
+  ircTlsPort: number;
+  /** The server's IRC name (the source of its IRC lines). */
+  serverName: string;
+  /** A password every client must give (IRC `PASS`, JSON `hello`'s `serverPassword`). */
+  serverPassword: string | undefined;
   /** Whether to serve HTTP (web client, WebSocket, health). */
   http: boolean;
   /** HTTP port (HTTPS when TLS is configured); 0 picks a free one. */
@@ -93,7 +103,7 @@ export const SERVER_PERMISSIONS: readonly string[] = [
   "--allow-read",
   "--allow-write",
   "--allow-env",
-  "--allow-sys=setPriority",
+  "--allow-sys=setPriority,hostname",
 ];
 
 /** The defaults: safe for a public server. */
@@ -133,6 +143,11 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   idleTimeoutMs: 150_000,
   connRate: 30,
   connWindowMs: 60_000,
+  irc: true,
+  ircPort: 6667,
+  ircTlsPort: 6697,
+  serverName: defaultServerName(),
+  serverPassword: undefined,
   http: true,
   httpPort: 8080,
   allowOrigins: [],
@@ -144,3 +159,17 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   uploadBurst: 10,
   uploadIntervalMs: 6_000,
 };
+
+/** The host name (the IRC server name by default), or `parley` when it cannot be read. */
+function defaultServerName(): string {
+  try {
+    // Never a permission prompt: without --allow-sys=hostname the name is "parley".
+    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state !== "granted") {
+      return "parley";
+    }
+    const name = Deno.hostname();
+    return /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(name) ? name : "parley";
+  } catch {
+    return "parley";
+  }
+}

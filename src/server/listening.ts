@@ -9,7 +9,7 @@ import { SERVER_PERMISSIONS } from "./config.ts";
 import type { ListenAddress } from "./server.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const LISTENING_RE = /^listening on (tcp|tls|https?):\/\/(.+):(\d+)$/;
+const LISTENING_RE = /^listening on (tcp|tls|ircs?|https?):\/\/(.+):(\d+)$/;
 
 /** The line printed for a listener: `listening on tcp://127.0.0.1:5000`. */
 export function listeningLine(address: ListenAddress): string {
@@ -23,10 +23,14 @@ export function parseListeningLine(line: string): ListenAddress | undefined {
   return { scheme: m[1] as ListenAddress["scheme"], hostname: m[2]!, port: Number(m[3]) };
 }
 
-/** How many listeners `main.ts server …args` opens: chat (unless `--no-plain`), TLS, web. */
+/**
+ * How many listeners `main.ts server …args` opens: chat (unless `--no-plain`), TLS, IRC (and
+ * IRC over TLS) unless `--no-irc`, web.
+ */
 function listenerCount(args: readonly string[]): number {
-  return (args.includes("--no-plain") ? 0 : 1) + (args.includes("--tls-cert") ? 1 : 0) +
-    (args.includes("--no-http") ? 0 : 1);
+  const tls = args.includes("--tls-cert") ? 1 : 0;
+  const irc = args.includes("--no-irc") ? 0 : 1 + tls;
+  return (args.includes("--no-plain") ? 0 : 1) + tls + irc + (args.includes("--no-http") ? 0 : 1);
 }
 
 /** Options for {@linkcode spawnServer}. */
@@ -57,7 +61,8 @@ export interface ServerChild {
 }
 
 /**
- * Spawns `main.ts server --host 127.0.0.1 --port 0 …args` (later flags win) with the
+ * Spawns `main.ts server --host 127.0.0.1 --port 0 --irc-port 0 --irc-tls-port 0 …args` (later
+ * flags win: tests never collide on IRC's 6667 and 6697) with the
  * {@linkcode SERVER_PERMISSIONS} and `NO_COLOR`, and waits until it printed a listening line
  * for each listener its flags open.
  *
@@ -79,6 +84,10 @@ export async function spawnServer(
       "--host",
       "127.0.0.1",
       "--port",
+      "0",
+      "--irc-port",
+      "0",
+      "--irc-tls-port",
       "0",
       ...args,
     ],

@@ -34,6 +34,8 @@ import { type ByteConn, closeQuietly, settlesWithin } from "../transport/byte_co
 import { NodeByteConn } from "../transport/node_byte_conn.ts";
 import { connDuplex } from "../transport/conn_duplex.ts";
 import { StreamConnection } from "../transport/tcp.ts";
+import { MAX_LINE_BYTES, MAX_TAG_BYTES } from "../irc/message.ts";
+import { IrcWorld } from "../irc/world.ts";
 import type { Connection } from "../transport/connection.ts";
 import { VERSION } from "../version.ts";
 import { DEFAULT_CONFIG } from "./config.ts";
@@ -51,7 +53,7 @@ const log = getLogger(["parley", "server"]);
 
 /** A listener's bound address as a URL-ish string: `tcp://127.0.0.1:5000`. */
 export interface ListenAddress {
-  scheme: "tcp" | "tls" | "http" | "https";
+  scheme: "tcp" | "tls" | "irc" | "ircs" | "http" | "https";
   hostname: string;
   port: number;
 }
@@ -82,6 +84,8 @@ export class ChatServer implements AsyncDisposable {
   #tls: Deno.Listener | undefined;
   #webListener: Deno.Listener | undefined;
   #webTls: Deno.Listener | undefined;
+  #irc: Deno.Listener | undefined;
+  #ircTls: Deno.Listener | undefined;
   /** Certificate and key for both TLS ports; replaced by {@linkcode ChatServer.reloadTls}. */
   #tlsContext: tls.SecureContext | undefined;
   /** Accepted TLS connections still in their handshake. */
@@ -166,6 +170,12 @@ export class ChatServer implements AsyncDisposable {
       web: undefined,
       counters: this.#counters,
     };
+    if (config.irc) {
+      this.#ctx.irc = new IrcWorld(this.#ctx, {
+        serverName: config.serverName,
+        serverPassword: config.serverPassword,
+      });
+    }
   }
 
   /**
@@ -227,6 +237,7 @@ export class ChatServer implements AsyncDisposable {
         });
       }
       if (full.tlsCert !== undefined) server.#listenTls();
+      if (full.irc && deps.listen !== false) server.#listenIrc();
       if (full.http) {
         server.#listenHttp();
         server.#ctx.web = { port: server.#webAddress()!.port, secure: full.tlsCert !== undefined };
@@ -418,6 +429,28 @@ export class ChatServer implements AsyncDisposable {
     };
   }
 
+  /**
+   * The IRC ports: plain, and over TLS when there is a certificate. Their connections speak
+   * IRC from the first line (src/irc/), with IRC's own line limit: 512 bytes and 8191 of tags.
+   */
+  #listenIrc(): void {
+    const maxLine = MAX_LINE_BYTES + MAX_TAG_BYTES;
+    this.#irc = this.#listen("irc", this.config.ircPort, (conn, _remote, admission) => {
+      const connection = new StreamConnection(conn, { kind: "tcp", maxLine });
+      this.#track(this.#serve(connection, admission, true));
+    });
+    this.#ctx.irc!.ircPort = (this.#irc.addr as Deno.NetAddr).port;
+    if (this.config.tlsCert === undefined) return;
+    this.#ircTls = this.#listenTlsOn(
+      "ircs",
+      this.config.ircTlsPort,
+      (socket, remote, admission) => {
+        const conn = new NodeSocketConnection(socket, { kind: "tls", maxLine, remote });
+        this.#track(this.#serve(conn, admission, true));
+      },
+    );
+  }
+
   /** The chat TLS port: the same sessions as plain TCP, over TLS. */
   #listenTls(): void {
     this.#tls = this.#listenTlsOn("tls", this.config.tlsPort, (socket, remote, admission) => {
@@ -440,7 +473,7 @@ export class ChatServer implements AsyncDisposable {
    * request and answered with a redirect to https:// on the same port.
    */
   #listenTlsOn(
-    scheme: "tls" | "https",
+    scheme: "tls" | "ircs" | "https",
     port: number,
     onSecure: (socket: tls.TLSSocket, remote: Deno.NetAddr, admission: Admission) => void,
     alpn?: string[],
@@ -594,7 +627,8 @@ export class ChatServer implements AsyncDisposable {
   }
 
   #closeListeners(): void {
-    for (const listener of [this.#listener, this.#webListener, this.#tls, this.#webTls]) {
+    const listeners = [this.#listener, this.#webListener, this.#tls, this.#webTls];
+    for (const listener of [...listeners, this.#irc, this.#ircTls]) {
       try {
         listener?.close();
       } catch {
@@ -619,6 +653,11 @@ export class ChatServer implements AsyncDisposable {
     if (this.#tls !== undefined) {
       const { hostname, port } = this.#tls.addr as Deno.NetAddr;
       out.push({ scheme: "tls", hostname, port });
+    }
+    for (const [scheme, listener] of [["irc", this.#irc], ["ircs", this.#ircTls]] as const) {
+      if (listener === undefined) continue;
+      const { hostname, port } = listener.addr as Deno.NetAddr;
+      out.push({ scheme, hostname, port });
     }
     const web = this.#webAddress();
     if (web !== undefined) {
@@ -790,7 +829,7 @@ export class ChatServer implements AsyncDisposable {
    * Serves one connection under its place in the caps (or tells it why it has none), and
    * releases the place when it ends, whatever happens.
    */
-  async #serve(conn: Connection, admission: Admission | Refusal): Promise<void> {
+  async #serve(conn: Connection, admission: Admission | Refusal, irc = false): Promise<void> {
     if ("reason" in admission) {
       this.#refused(conn.remote, admission);
       try {
@@ -801,7 +840,7 @@ export class ChatServer implements AsyncDisposable {
       conn.close();
       return;
     }
-    const session = new Session(conn, this.#ctx);
+    const session = new Session(conn, this.#ctx, { irc });
     this.#sessions.add(session);
     this.#counters.connection(conn.kind, 1);
     try {
@@ -891,6 +930,8 @@ function memory(): { rss: number; heap: number } {
 const PORT_FLAGS: Record<ListenAddress["scheme"], string> = {
   tcp: "--port",
   tls: "--tls-port",
+  irc: "--irc-port",
+  ircs: "--irc-tls-port",
   http: "--http-port",
   https: "--http-port",
 };

@@ -14,12 +14,15 @@ import type { Caller, Command, Services } from "../commands/command.ts";
 import { checkGuard } from "../commands/guards.ts";
 import { arrive, logsIn, webUrl } from "../commands/connection.ts";
 import { COMMANDS } from "../commands/table.ts";
-import type { Dialect, SessionView } from "../dialects/dialect.ts";
+import type { Dialect, Parsed, SessionView } from "../dialects/dialect.ts";
 import { json } from "../dialects/json.ts";
 import { text } from "../dialects/text.ts";
+import { IrcDialect } from "../irc/dialect.ts";
+import type { IrcWorld } from "../irc/world.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import { encodeLine, Outgoing } from "../protocol/outgoing.ts";
+import type { MessageFrame } from "../protocol/frames.ts";
 import type { Outcome, Request, RequestType } from "../protocol/requests.ts";
 import type { WebPort } from "../protocol/sniff.ts";
 import type { UserRecord } from "../store/store.ts";
@@ -39,6 +42,7 @@ import {
 import { dueDeadline } from "./deadlines.ts";
 
 import { within } from "./within.ts";
+import { samePassword } from "./server_password.ts";
 
 export { BANNER, SNIFF_MS } from "./turn_away.ts";
 
@@ -52,6 +56,8 @@ export interface SessionContext extends Services {
   web: WebPort | undefined;
   /** Where sessions count what they do, for the server's metrics. */
   counters?: SessionCounters;
+  /** The IRC dialect's shared part, when the server speaks IRC. */
+  irc?: IrcWorld | undefined;
 }
 
 /** What sessions count: integer fields, bumped in place (src/server/metrics.ts reads them). */
@@ -90,6 +96,8 @@ export class Session implements Caller {
   /** Per-command rate limits (the `rate` guards), made on first use. */
   readonly #rates = new Map<string, TokenBucket>();
   #dialect: Dialect | undefined;
+  /** Whether the server's password (`--server-password`) is still to be given. */
+  #locked: boolean | undefined;
   #started = false;
   #arrived = false;
   readonly #startedAt = performance.now();
@@ -100,7 +108,7 @@ export class Session implements Caller {
    * @param conn the connection to serve
    * @param ctx the server's services and settings
    */
-  constructor(conn: Connection, ctx: SessionContext) {
+  constructor(conn: Connection, ctx: SessionContext, options: { irc?: boolean } = {}) {
     this.#conn = conn;
     this.#ctx = ctx;
     this.#counters = ctx.counters ?? {
@@ -112,6 +120,9 @@ export class Session implements Caller {
     this.remote = conn.remote;
     this.remoteIp = conn.remoteIp;
     if (conn.framed) this.#dialect = json;
+    else if (options.irc === true && ctx.irc !== undefined) {
+      this.#dialect = new IrcDialect(ctx.irc, this, (bytes) => this.#outbox.push(bytes));
+    }
     const { config } = ctx;
     this.#flood = new FloodGate(config.floodBurst, config.floodRate, (seconds) => {
       this.#say(new ChatError("rate_limited", "Slow down: your lines are being delayed", seconds));
@@ -138,13 +149,16 @@ export class Session implements Caller {
   /** Queues an event in this connection's dialect. Never blocks, never throws. */
   deliver(event: Outgoing): void {
     const dialect = this.#dialect ?? text;
-    const bytes = event.bytes(dialect);
-    if (bytes === null) return;
+    const bytes = event.bytes(dialect.events ?? dialect);
+    if (bytes === null || dialect.hold?.(bytes) === true) return;
     this.#outbox.push(bytes);
     this.#counters.deliveries++;
     const frame = event.frame;
-    if (dialect === text && frame.type === "message" && frame.file !== undefined) {
-      this.#fileLink(frame.file.id);
+    if (
+      (dialect === text || dialect.fileLink !== undefined) && frame.type === "message" &&
+      frame.file !== undefined
+    ) {
+      this.#fileLink(frame);
     }
   }
 
@@ -153,13 +167,14 @@ export class Session implements Caller {
    * expiring (src/files/capability.ts). The only per-recipient bytes of a fan-out, and only for
    * file messages in text mode.
    */
-  #fileLink(id: string): void {
+  #fileLink(frame: MessageFrame): void {
     const { files, web, config } = this.#ctx;
     if (files === undefined || web === undefined || this.user === undefined) return;
     const wildcard = config.host === "0.0.0.0" || config.host === "::";
     const host = wildcard ? this.#conn.localIp ?? "localhost" : config.host;
-    const url = files.links.url(webUrl(web, host), id, this.user.id, Date.now());
-    this.#outbox.push(encodeLine(`* Download (24 h): ${url}`));
+    const url = files.links.url(webUrl(web, host), frame.file!.id, this.user.id, Date.now());
+    const line = this.#dialect?.fileLink?.(frame, url) ?? encodeLine(`* Download (24 h): ${url}`);
+    this.#outbox.push(line);
   }
 
   /**
@@ -170,17 +185,21 @@ export class Session implements Caller {
     const events = this.#conn.messages()[Symbol.asyncIterator]();
     try {
       let next = events.next();
-      const sniffing = !this.#conn.framed;
+      const sniffing = !this.#conn.framed && this.#dialect === undefined;
       if (sniffing && await speaksChat(next)) this.#outbox.push(encodeLine(BANNER));
       for (;;) {
         const result = await next;
         if (result.done || this.closed) break;
         const foreign = sniffing && !this.#started ? foreignProtocol(result.value) : undefined;
-        if (foreign !== undefined) {
+        if (foreign === "irc" && this.#ctx.irc !== undefined) {
+          // IRC registration on the chat port: the connection is handed to the IRC dialect.
+          this.#dialect = new IrcDialect(this.#ctx.irc, this, (bytes) => this.#outbox.push(bytes));
+        } else if (foreign !== undefined) {
           this.#started = true;
           const answer = await foreignAnswer(foreign, result.value, events, {
             remote: this.remote,
             web: this.#ctx.web,
+            ircPort: this.#ctx.irc?.ircPort,
           });
           if (answer !== undefined) this.#outbox.push(new TextEncoder().encode(answer));
           return await this.#flush(FOREIGN_LINGER_MS);
@@ -223,15 +242,79 @@ export class Session implements Caller {
       return this.#replies.respond(undefined, new ChatError(event.error, message));
     }
     this.#dialect ??= event.line.startsWith("{") ? json : text;
+    if (this.#locked === undefined) {
+      this.#locked = this.#ctx.config.serverPassword !== undefined && this.#dialect.name !== "irc";
+    }
+    if (this.#locked && this.#dialect === text) return this.#unlockText(event.line);
     const parsed = this.#dialect.parse(event.line, this.#view());
+    if (this.#locked) {
+      // JSON: the first frame is a hello with the server's password (IRC checks PASS itself).
+      const given = parsed !== undefined && "request" in parsed && parsed.request.type === "hello"
+        ? parsed.request.serverPassword
+        : undefined;
+      if (!samePassword(given, this.#ctx.config.serverPassword!)) return this.#refuseLocked();
+      this.#locked = false;
+    }
     if (!this.#started) {
       this.#started = true;
-      // A first hello that logs in comes online as the account, never as a guest first.
-      if (!(parsed !== undefined && "request" in parsed && logsIn(parsed.request))) this.arrive();
+      // A first hello that logs in comes online as the account, never as a guest first. A
+      // dialect that registers (IRC) arrives at the request that ends its registration.
+      const login = parsed !== undefined && "request" in parsed && logsIn(parsed.request);
+      if (this.#dialect.registers !== true && !login) this.arrive();
     }
+    return this.#run(parsed);
+  }
+
+  /** Text mode on a server with a password: the first line must be `/pass PASSWORD`. */
+  #unlockText(line: string): boolean {
+    const m = /^\/pass (.*)$/.exec(line);
+    if (m === null || !samePassword(m[1], this.#ctx.config.serverPassword!)) {
+      return this.#refuseLocked();
+    }
+    this.#locked = false;
+    this.#outbox.push(encodeLine("* Server password accepted"));
+    return true;
+  }
+
+  /** Refuses a session that did not give the server's password, and ends it. */
+  #refuseLocked(): false {
+    this.#say(
+      new ChatError(
+        "auth_failed",
+        "This server needs its password first: /pass PASSWORD " +
+          'in text mode, or "serverPassword" in hello',
+      ),
+    );
+    return false;
+  }
+
+  /** Runs what a dialect read: requests, an error, or an answer of the dialect's own. */
+  #run(parsed: Parsed): boolean | Promise<boolean> {
     if (parsed === undefined) return true;
     if ("error" in parsed) return this.#replies.respond(parsed.ref, parsed.error);
-    const { request, ref } = parsed;
+    if ("local" in parsed) {
+      const close = parsed.close === true;
+      const { local } = parsed;
+      return this.#replies.respond(
+        undefined,
+        local instanceof Promise ? local.then((raw) => ({ raw, close })) : { raw: local, close },
+      );
+    }
+    if ("requests" in parsed) {
+      let going = true as boolean | Promise<boolean>;
+      for (const { request, ref } of parsed.requests) {
+        going = going instanceof Promise
+          ? going.then((ok) => ok && this.#one(request, ref))
+          : going && this.#one(request, ref);
+      }
+      return going;
+    }
+    if (parsed.opens === true && !logsIn(parsed.request)) this.arrive();
+    return this.#one(parsed.request, parsed.ref);
+  }
+
+  /** Runs one request, pipelined or after the replies before it. */
+  #one(request: Request, ref: string | undefined): boolean | Promise<boolean> {
     // Sends are pipelined: their acks wait for a commit while later lines are read. Every other
     // command runs once the replies before it are out, so it sees what they did.
     const pipelined = COMMANDS[request.type].pipelined === true;
@@ -304,7 +387,21 @@ export class Session implements Caller {
 
   /** Writes an answer in the connection's dialect; false when the session should end. */
   #answer(ref: string | undefined, answer: Outcome | ChatError): boolean | Promise<boolean> {
+    const done = this.#write(ref, answer);
+    const more = this.#dialect?.followUp?.();
+    if (more === undefined) return done;
+    // What a dialect asks for after this reply (IRC: its registration, the names of its rooms)
+    // runs once the reply is written, before the next line is read.
+    return Promise.resolve(done).then((going) => {
+      if (!going || this.closed) return false;
+      void Promise.resolve(this.#run(more)).then((ok) => ok || this.close());
+      return true;
+    });
+  }
+
+  #write(ref: string | undefined, answer: Outcome | ChatError): boolean | Promise<boolean> {
     if (answer instanceof ChatError) return this.#say(answer, ref);
+    if (answer.raw !== undefined && answer.raw !== null) this.#outbox.push(answer.raw);
     if (answer.result !== undefined) {
       if (answer.result.command === "send") {
         if (answer.result.message.room !== undefined) this.#counters.roomMessages++;
@@ -343,11 +440,12 @@ export class Session implements Caller {
   checkTimers(now: number = performance.now()): void {
     const due = dueDeadline(this.#ctx.config, now, {
       startedAt: this.#startedAt,
-      started: this.#started,
+      // A dialect that registers (IRC) has started once its registration is done.
+      started: this.#started && (this.#dialect?.registers !== true || this.#arrived || this.online),
       online: this.online,
       lastInput: this.#lastInput,
       pinged: this.#pinged,
-      pings: this.#dialect === json,
+      pings: this.#dialect === json || this.#dialect?.name === "irc",
     });
     if (due === "ping") {
       this.#pinged = true;
@@ -390,6 +488,7 @@ export class Session implements Caller {
   /** Closes the connection at once; idempotent. */
   close(): void {
     this.#stop();
+    this.#dialect?.ended?.();
     this.#conn.close();
   }
 

@@ -55,14 +55,18 @@ export async function foreignAnswer(
   foreign: ForeignProtocol | "tls",
   first: InboundEvent,
   events: AsyncIterator<InboundEvent>,
-  { remote, web }: { remote: string; web: WebPort | undefined },
+  { remote, web, ircPort }: {
+    remote: string;
+    web: WebPort | undefined;
+    ircPort?: number | undefined;
+  },
 ): Promise<string | undefined> {
   log.debug("Turned away {remote}: it spoke {protocol} on the chat port", {
     remote,
     protocol: foreign,
   });
   if (foreign === "tls") return undefined;
-  if (foreign !== "http") return ircAnswer();
+  if (foreign !== "http") return ircAnswer(ircPort);
   const deadline = performance.now() + FOREIGN_LINGER_MS;
   let host: string | undefined;
   for (let i = 0; i < FOREIGN_LINES; i++) {
