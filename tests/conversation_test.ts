@@ -246,3 +246,159 @@ Deno.test("conversation: unread past its rate guard is refused rate_limited", as
   for (let i = 0; i < 5; i++) await ok(alice, { type: "unread" });
   await refused(alice, { type: "unread" }, "rate_limited");
 });
+
+Deno.test("conversation: history around a message: about half before it, it, the rest after; more and newer; after pages forwards", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
+  const ids: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    ids.push((await ok(alice, { type: "send", room: "#general", text: `m${i}` })).id as number);
+  }
+  const texts = (page: Frame) => (page.messages as Frame[]).map((m) => m.text);
+  const mid = await ok(bob, { type: "history", around: ids[10], limit: 5 });
+  assert.equal(mid.room, "#general", "the room is the message's");
+  assert.equal(mid.around, ids[10]);
+  assert.deepEqual(texts(mid), ["m8", "m9", "m10", "m11", "m12"]);
+  assert.equal(mid.more, true);
+  assert.equal(mid.newer, true);
+  // Near an end, the other side gets the room.
+  const start = await ok(bob, { type: "history", room: "#general", around: ids[1], limit: 5 });
+  assert.deepEqual(texts(start), ["m0", "m1", "m2", "m3", "m4"]);
+  assert.equal(start.more, false);
+  const end = await ok(bob, { type: "history", around: ids[19], limit: 4 });
+  assert.deepEqual(texts(end), ["m16", "m17", "m18", "m19"]);
+  assert.equal(end.newer, false);
+  // Paging forwards from the page's last message.
+  const next = await ok(bob, { type: "history", room: "#general", after: ids[12], limit: 3 });
+  assert.deepEqual(texts(next), ["m13", "m14", "m15"]);
+  assert.equal(next.more, true);
+  assert.equal(next.newer, true);
+  const last = await ok(bob, { type: "history", room: "#general", after: ids[17] });
+  assert.deepEqual(texts(last), ["m18", "m19"]);
+  assert.equal(last.newer, false);
+  // A direct message's page is the conversation with the other party.
+  const dm = await ok(bob, { type: "send", to: "alice", text: "just us" });
+  const dmPage = await ok(alice, { type: "history", around: dm.id });
+  assert.equal(dmPage.with, "bob");
+  assert.deepEqual(texts(dmPage), ["just us"]);
+  // What you cannot see, what is elsewhere, and mixed paging are refused.
+  await refused(bob, { type: "history", around: 999_999 }, "no_such_message");
+  await refused(bob, { type: "history", with: "alice", around: ids[3] }, "no_such_message");
+  await ok(bob, { type: "join", room: "#den" });
+  await refused(bob, { type: "history", room: "#den", around: ids[3] }, "no_such_message");
+  const guest = await a.connect("10.0.0.3");
+  await ok(guest, { type: "part", room: "#general" });
+  await refused(guest, { type: "history", around: ids[3] }, "no_such_message");
+  await refused(guest, { type: "history", around: dm.id }, "no_such_message");
+  await refused(bob, { type: "history", room: "#general", before: 5, around: ids[3] }, "bad_frame");
+  await refused(bob, { type: "history", room: "#general", after: -1 }, "bad_frame");
+});
+
+Deno.test("conversation: text mode /context shows a message among its neighbours, with ids", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const ids: number[] = [];
+  for (const text of ["one", "two", "three", "four", "five"]) {
+    ids.push((await ok(alice, { type: "send", room: "#general", text })).id as number);
+  }
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/nick dana");
+  await nc.line((l) => l === "* You are now dana");
+  nc.send(`/context ${ids[2]} 1`);
+  assert.equal(
+    await nc.line((l) => l.startsWith("* Around")),
+    `* Around message ${ids[2]} in #general (3 messages):`,
+  );
+  const rows = [await nc.line(), await nc.line(), await nc.line()];
+  assert.match(
+    rows[0]!,
+    new RegExp(
+      `^\\[#general \\d\\d:\\d\\d\\] \\x1b\\[2m<alice> two\\x1b\\[22m \\(id ${ids[1]}\\)$`,
+    ),
+  );
+  // The message asked for is not dimmed.
+  assert.match(
+    rows[1]!,
+    new RegExp(`^\\[#general \\d\\d:\\d\\d\\] <alice> three \\(id ${ids[2]}\\)$`),
+  );
+  // deno-lint-ignore no-control-regex
+  assert.match(rows[2]!, /<alice> four\x1b\[22m \(id \d+\)$/);
+  nc.send("/context 12x");
+  assert.match(await nc.line(), /^! Usage: \/context ID \[N\]/);
+  nc.send("/context 999999");
+  assert.match(await nc.line(), /^! Cannot show history around it: there is no message 999999/);
+});
+
+Deno.test("conversation: text mode counts reactions per emoji on messages, on /react and as they change", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
+  const sent = await ok(alice, { type: "send", room: "#general", text: "shipped" });
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/login alice " + PASSWORD);
+  await nc.line((l) => l.startsWith("* Logged in as alice"));
+  nc.send(`/react ${sent.id} 🎉`);
+  // The reacting session hears it as everyone does (the reply itself says nothing more).
+  assert.equal(
+    await nc.line((l) => l.startsWith("* Reactions to message")),
+    `* Reactions to message ${sent.id} in #general: 🎉1`,
+  );
+  await ok(bob, { type: "react", id: sent.id, emoji: "🎉" });
+  assert.equal(
+    await nc.line((l) => l.startsWith("* Reactions to message")),
+    `* Reactions to message ${sent.id} in #general: 🎉2`,
+  );
+  await ok(bob, { type: "react", id: sent.id, emoji: "👍" });
+  await nc.line((l) => l.includes("👍1"));
+  nc.send("/history 1");
+  assert.match(await nc.line((l) => l.includes("shipped")), /<alice> shipped 🎉2 👍1/);
+  await ok(bob, { type: "react", id: sent.id, emoji: "🎉", off: true });
+  await ok(bob, { type: "react", id: sent.id, emoji: "👍", off: true });
+  nc.send(`/unreact ${sent.id} 🎉`);
+  assert.equal(
+    await nc.line((l) => l.startsWith(`* Reactions to message ${sent.id} in #general: n`)),
+    `* Reactions to message ${sent.id} in #general: none`,
+  );
+  // A direct message's reactions.
+  const dm = await ok(bob, { type: "send", to: "alice", text: "psst" });
+  await ok(bob, { type: "react", id: dm.id, emoji: "👀" });
+  assert.equal(
+    await nc.line((l) => l.includes("direct message")),
+    `* Reactions to direct message ${dm.id}: 👀1`,
+  );
+});
+
+Deno.test("conversation: text mode shows deletions, and replies with the id they answer", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/nick dana");
+  await nc.line((l) => l === "* You are now dana");
+  const first = await ok(alice, { type: "send", room: "#general", text: "lunch?" });
+  await nc.line((l) => l === "[#general] <alice> lunch?");
+  await ok(alice, { type: "send", replyTo: first.id, text: "at noon" });
+  assert.equal(await nc.line(), `[#general] <alice> (re ${first.id}) at noon`);
+  await ok(alice, { type: "delete", id: first.id });
+  assert.equal(await nc.line(), "* alice deleted a message in #general");
+  nc.send("/history 2");
+  await nc.line((l) => l.startsWith("* History of #general"));
+  assert.match(await nc.line(), /<alice> \(message deleted\)/);
+  assert.match(await nc.line(), new RegExp(`<alice> \\(re ${first.id}\\) at noon`));
+});
+
+Deno.test("conversation: text mode passes the Markdown subset through as written; a code block's lines stay one line", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/nick dana");
+  await nc.line((l) => l === "* You are now dana");
+  await ok(alice, { type: "send", room: "#general", text: "**bold** _it_ `x()` https://e.x/a_b" });
+  assert.equal(await nc.line(), "[#general] <alice> **bold** _it_ `x()` https://e.x/a_b");
+  await ok(alice, { type: "send", room: "#general", text: "```\nconst a = 1;\n```" });
+  assert.equal(await nc.line(), "[#general] <alice> ``` const a = 1; ```");
+});

@@ -10,6 +10,7 @@ import { ChatError } from "../protocol/errors.ts";
 import type { ServerFrame } from "../protocol/frames.ts";
 import type { ReplayItem, Result } from "../protocol/requests.ts";
 import {
+  contextLines,
   formatTextEvent,
   historyLine,
   historyLines,
@@ -38,6 +39,8 @@ function words(result: Result): string[] {
     case "pong":
       return [];
     case "history": {
+      const { around } = result.reply;
+      if (around !== undefined) return contextLines({ ...result.reply, around });
       const lines = historyLines(result.reply);
       return lines.length > 0 ? lines : ["No messages"];
     }
@@ -100,6 +103,7 @@ function words(result: Result): string[] {
     }
     case "typing":
     case "read":
+    case "react": // the reactions event, which reaches the reacting session too, says it
       return [];
     case "unread": {
       const { rooms, conversations } = result.reply;
@@ -119,7 +123,7 @@ function words(result: Result): string[] {
       ];
     }
     default:
-      return ["Done"]; // kick, ban, unban, mute, unmute, op, deop, invite, wall, edit, delete, react
+      return ["Done"]; // kick, ban, unban, mute, unmute, op, deop, invite, wall, edit, delete
   }
 }
 

@@ -48,7 +48,15 @@ export type ClientFrame =
   | Ref & { type: "login"; name?: string; password?: string; token?: string }
   | Ref & { type: "logout" }
   | Ref & { type: "passwd"; old: string; new: string }
-  | Ref & { type: "history"; room?: string; with?: string; before?: number; limit?: number }
+  | Ref & {
+    type: "history";
+    room?: string;
+    with?: string;
+    before?: number;
+    after?: number;
+    around?: number;
+    limit?: number;
+  }
   | Ref & { type: "topic"; room: string; text?: string }
   | Ref & { type: ModerationAction; room: string; name: string; reason?: string }
   | Ref & { type: "mode"; room: string; modes?: string }
@@ -207,6 +215,10 @@ export interface HistoryFrame {
   with?: string;
   messages: MessageFrame[];
   more: boolean;
+  /** With `after` or `around`: whether later messages exist (page on with `after`). */
+  newer?: boolean;
+  /** The message a page asked for with `around` is centred on. */
+  around?: number;
 }
 
 /** What a presence event says happened. */
@@ -362,7 +374,14 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   passwd: { required: { old: "string", new: "string" }, optional: {} },
   history: {
     required: {},
-    optional: { room: "string", with: "string", before: "number", limit: "number" },
+    optional: {
+      room: "string",
+      with: "string",
+      before: "number",
+      after: "number",
+      around: "number",
+      limit: "number",
+    },
   },
   topic: { required: { room: "string" }, optional: { text: "string" } },
   kick: TARGETED,

@@ -47,11 +47,16 @@ export const TEXT_HELP: readonly string[] = [
   "  /edit ID TEXT, /delete ID    change or remove a message of yours",
   "  /react ID EMOJI, /unreact ID EMOJI   react to a message",
   "  /search [#room|NAME:] WORDS  find messages you can read",
+  "  /context ID [N]      message ID in its conversation, N messages (5) either side",
   "  /unread              what you have not read, in your rooms and direct messages",
   "  /help                this list",
   "  /quit [reason]       leave (also: logout, bye, quit)",
   "Any other line is a message to your current room; start it with // to send a leading /.",
 ];
+
+/** How many messages `/context ID` shows on either side of the message, by default and at most. */
+export const CONTEXT_SIDE = 5;
+const MAX_CONTEXT_SIDE = 99;
 
 function roomArg(arg: string): string {
   return arg.startsWith("#") ? arg : `#${arg}`;
@@ -210,6 +215,17 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
       }
       return { type: "search", text: rest };
     }
+    case "context": {
+      const [id, n, extra] = rest.split(/\s+/).filter((a) => a !== "");
+      const side = n === undefined ? CONTEXT_SIDE : Number(n);
+      if (
+        id === undefined || !/^\d+$/.test(id) || (n !== undefined && !/^\d+$/.test(n)) ||
+        side > MAX_CONTEXT_SIDE || extra !== undefined
+      ) {
+        throw usage(`/context ID [N] (N: 0-${MAX_CONTEXT_SIDE} messages either side)`);
+      }
+      return { type: "history", around: Number(id), limit: 2 * side + 1 };
+    }
     case "history": {
       const args = rest.split(/\s+/).filter((a) => a !== "");
       let limit: number | undefined;
@@ -303,6 +319,12 @@ export function formatTextEvent(frame: ServerFrame): string | undefined {
       return `* ${frame.by} edited ${placeOf(frame)}: ${sanitize(frame.text)}`;
     case "deleted":
       return `* ${frame.by} deleted ${placeOf(frame)}`;
+    case "reactions": {
+      const where = "room" in frame
+        ? `message ${frame.id} in ${frame.room}`
+        : `direct message ${frame.id}`;
+      return `* Reactions to ${where}: ${reactionCounts(frame.reactions) || "none"}`;
+    }
     case "error":
       return `! ${sanitize(frame.message)}`;
     default:
@@ -341,7 +363,7 @@ function moderationLine(frame: ModerationFrame): string {
   }
 }
 
-function formatMessage(frame: MessageFrame, stamp?: string): string {
+function formatMessage(frame: MessageFrame, stamp?: string, dim = true): string {
   const where = (frame.room ?? "dm") + (stamp === undefined ? "" : ` ${stamp}`);
   let text = frame.deleted ? "(message deleted)" : sanitize(frame.text);
   if (frame.replyTo !== undefined) text = `(re ${frame.replyTo}) ${text}`;
@@ -352,8 +374,26 @@ function formatMessage(frame: MessageFrame, stamp?: string): string {
       formatSize(size)
     }: /get ${id}]`;
   }
+  const counted = reactionCounts(frame.reactions);
+  if (counted !== "") text = `${text} ${counted}`;
   const body = frame.action ? `* ${frame.from} ${text}` : `<${frame.from}> ${text}`;
-  return stamp === undefined ? `[${where}] ${body}` : `[${where}] ${DIM}${body}${UNDIM}`;
+  return stamp === undefined || !dim ? `[${where}] ${body}` : `[${where}] ${DIM}${body}${UNDIM}`;
+}
+
+/**
+ * A message's reactions as shown after its text, counted per emoji: `🎉2 👍1` (empty when none).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reactionCounts } from "./text_mode.ts";
+ * assert.equal(reactionCounts({ "🎉": 2, "👍": 1 }), "🎉2 👍1");
+ * assert.equal(reactionCounts(undefined), "");
+ * ```
+ */
+export function reactionCounts(reactions: Record<string, number> | undefined): string {
+  return Object.entries(reactions ?? {}).filter(([, n]) => n > 0)
+    .map(([emoji, n]) => `${sanitize(emoji)}${n}`).join(" ");
 }
 
 /**
@@ -406,4 +446,19 @@ export function historyLines(frame: HistoryFrame): string[] {
 /** One stored message as a text-mode line, with its time (UTC) and its body dimmed. */
 export function historyLine(message: MessageFrame): string {
   return formatMessage(message, clock(message.ts));
+}
+
+/**
+ * A page asked for with `around` as text-mode lines: a `* ` header, then one line per message
+ * with its time and its id; the message asked for is not dimmed, the others are.
+ */
+export function contextLines(frame: HistoryFrame & { around: number }): string[] {
+  const where = frame.room ?? `your messages with ${frame.with}`;
+  const n = frame.messages.length;
+  return [
+    `* Around message ${frame.around} in ${where} (${n} message${n === 1 ? "" : "s"}):`,
+    ...frame.messages.map((m) =>
+      `${formatMessage(m, clock(m.ts), m.id !== frame.around)} (id ${m.id})`
+    ),
+  ];
 }

@@ -103,6 +103,7 @@ export type OpName =
   | "memberships.remove"
   | "messages.append"
   | "messages.history"
+  | "messages.historyAfter"
   | "messages.pendingFor"
   | "messages.removePending"
   | "messages.takePending"
@@ -311,6 +312,13 @@ export class SqliteDatabase {
   static readonly HISTORY_DM = `SELECT id, NULL AS room, from_name, to_name, text, action, ts,
       file_json, reply_to, edited, deleted
     FROM messages WHERE dm_key = ? AND id < ? ORDER BY id DESC LIMIT ?`;
+  static readonly HISTORY_ROOM_AFTER = `SELECT m.id, r.name AS room, m.from_name, m.to_name,
+      m.text, m.action, m.ts, m.file_json, m.reply_to, m.edited, m.deleted
+    FROM messages m JOIN rooms r ON r.id = m.room_id
+    WHERE m.room_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`;
+  static readonly HISTORY_DM_AFTER = `SELECT id, NULL AS room, from_name, to_name, text, action,
+      ts, file_json, reply_to, edited, deleted
+    FROM messages WHERE dm_key = ? AND id > ? ORDER BY id LIMIT ?`;
   static readonly PENDING = `SELECT m.id, NULL AS room, m.from_name, m.to_name, m.text, m.action,
       m.ts, m.file_json, m.reply_to, m.edited, m.deleted
     FROM pending_dms p JOIN messages m ON m.id = p.message_id
@@ -412,6 +420,8 @@ export class SqliteDatabase {
     const queries: [string, SQLInputValue[]][] = [
       [SqliteDatabase.HISTORY_ROOM, [1, 1, 1]],
       [SqliteDatabase.HISTORY_DM, ["a b", 1, 1]],
+      [SqliteDatabase.HISTORY_ROOM_AFTER, [1, 1, 1]],
+      [SqliteDatabase.HISTORY_DM_AFTER, ["a b", 1, 1]],
       [SqliteDatabase.PENDING, [1]],
       ["SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE room_id = ?", [1]],
       ["SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE dm_key = ?", ["a b"]],
@@ -617,6 +627,8 @@ export class SqliteDatabase {
         return this.#append(a[0] as NewMessage);
       case "messages.history":
         return this.#history(a[0] as HistoryTarget, a[1] as number | undefined, n(2));
+      case "messages.historyAfter":
+        return this.#historyAfter(a[0] as HistoryTarget, n(1), n(2));
       case "messages.pendingFor":
         return this.#messages(
           this.#stmt(SqliteDatabase.PENDING).all(n(0)) as unknown as MessageRow[],
@@ -1045,6 +1057,26 @@ export class SqliteDatabase {
       ) as unknown as MessageRow[];
     }
     return this.#messages(rows.reverse());
+  }
+
+  #historyAfter(target: HistoryTarget, after: number, limit: number): MessageFrame[] {
+    let rows: MessageRow[];
+    if ("room" in target) {
+      const roomId = this.#findRoom(target.room);
+      if (roomId === undefined) return [];
+      rows = this.#stmt(SqliteDatabase.HISTORY_ROOM_AFTER).all(
+        roomId,
+        after,
+        limit,
+      ) as unknown as MessageRow[];
+    } else {
+      rows = this.#stmt(SqliteDatabase.HISTORY_DM_AFTER).all(
+        dmKey(...target.between),
+        after,
+        limit,
+      ) as unknown as MessageRow[];
+    }
+    return this.#messages(rows);
   }
 
   #file(id: string): FileRecord | undefined {

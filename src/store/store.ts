@@ -142,6 +142,11 @@ export interface MessageStore {
     before: number | undefined,
     limit: number,
   ): Promise<MessageFrame[]>;
+  /**
+   * Up to `limit` messages after id `after`, oldest first: history read forwards (for pages
+   * around a message, and paging towards the present).
+   */
+  historyAfter(target: HistoryTarget, after: number, limit: number): Promise<MessageFrame[]>;
   /** Direct messages waiting for an account, oldest first (they stay until removed). */
   pendingFor(userId: number): Promise<MessageFrame[]>;
   /** Forgets direct messages waiting for an account (once they were delivered). */
