@@ -41,10 +41,19 @@ export class TmuxClient implements AsyncDisposable {
   static async start(
     port: number,
     args: string[],
-    options: { columns?: number; rows?: number; env?: Record<string, string> } = {},
+    options: {
+      columns?: number;
+      rows?: number;
+      env?: Record<string, string>;
+      /** Prepares the client's config folder (its `XDG_CONFIG_HOME`) before it starts. */
+      setup?: (config: string) => Promise<void>;
+      /** Where to copy everything the client writes to its terminal, bytes as they are. */
+      record?: string;
+    } = {},
   ): Promise<TmuxClient> {
     const columns = options.columns ?? 80;
     const config = await Deno.makeTempDir({ prefix: "parley-tmux-" });
+    await options.setup?.(config);
     const socket = `parley-test-${crypto.randomUUID().slice(0, 8)}`;
     const env = { NO_COLOR: "1", XDG_CONFIG_HOME: config, ...options.env };
     const command = [
@@ -60,6 +69,8 @@ export class TmuxClient implements AsyncDisposable {
       ...args,
     ].map(shellQuote).join(" ");
     const c = new TmuxClient(socket, config, columns);
+    // Recording: the pane starts with a pause, for pipe-pane to be in place before the client.
+    const record = options.record;
     await c.tmux(
       "new-session",
       "-d",
@@ -70,8 +81,11 @@ export class TmuxClient implements AsyncDisposable {
       "-s",
       "t",
       // Keep the pane after the client exits, so what it printed can still be read.
-      `${command}; sleep 30`,
+      `${record === undefined ? "" : "sleep 0.5; "}${command}; sleep 30`,
     );
+    if (record !== undefined) {
+      await c.tmux("pipe-pane", "-o", "-t", "t", `cat >> ${shellQuote(record)}`);
+    }
     await c.waitFor((screen) => /> $/m.test(screen), "the prompt");
     return c;
   }
