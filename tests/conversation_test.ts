@@ -14,9 +14,19 @@ Deno.test("conversation: a reply carries the id it answers, goes where that mess
   const got = await seen(alice, (f) => f.type === "message" && f.text === "yes!");
   assert.equal(got.replyTo, first.id);
   assert.equal(got.room, "#general");
+  assert.deepEqual(got.quote, { from: "alice", text: "lunch?" }, "the line it answers");
   const page = await ok(alice, { type: "history", room: "#general" });
   const stored = (page.messages as Frame[]).find((m) => m.id === reply.id)!;
   assert.equal(stored.replyTo, first.id);
+  assert.deepEqual(stored.quote, { from: "alice", text: "lunch?" });
+  // The quote read back is the message as it is now.
+  await ok(alice, { type: "edit", id: first.id, text: `\n  ${"long ".repeat(30)}\nsecond line` });
+  const edited = (await ok(bob, { type: "history", around: reply.id, limit: 1 }))
+    .messages as Frame[];
+  assert.deepEqual(edited[0]!.quote, { from: "alice", text: `${"long ".repeat(15)}long…` });
+  await ok(alice, { type: "delete", id: first.id });
+  const gone = (await ok(bob, { type: "search", text: "yes" })).messages as Frame[];
+  assert.deepEqual(gone[0]!.quote, { from: "alice", text: "", deleted: true });
   await refused(bob, { type: "send", replyTo: 999_999, text: "to nothing" }, "no_such_message");
   await refused(bob, { type: "send", to: "alice", replyTo: first.id, text: "x" }, "bad_frame");
   // A guest outside the room cannot answer (or learn of) its messages.
@@ -371,7 +381,7 @@ Deno.test("conversation: text mode counts reactions per emoji on messages, on /r
   );
 });
 
-Deno.test("conversation: text mode shows deletions, and replies with the id they answer", async () => {
+Deno.test("conversation: text mode shows deletions, and replies with the line they answer", async () => {
   await using a = await app();
   const alice = await register(a, "alice");
   const [conn, nc] = memoryConnection("10.0.0.7");
@@ -381,13 +391,13 @@ Deno.test("conversation: text mode shows deletions, and replies with the id they
   const first = await ok(alice, { type: "send", room: "#general", text: "lunch?" });
   await nc.line((l) => l === "[#general] <alice> lunch?");
   await ok(alice, { type: "send", replyTo: first.id, text: "at noon" });
-  assert.equal(await nc.line(), `[#general] <alice> (re ${first.id}) at noon`);
+  assert.equal(await nc.line(), `[#general] <alice> (re alice: lunch?) at noon`);
   await ok(alice, { type: "delete", id: first.id });
   assert.equal(await nc.line(), "* alice deleted a message in #general");
   nc.send("/history 2");
   await nc.line((l) => l.startsWith("* History of #general"));
   assert.match(await nc.line(), /<alice> \(message deleted\)/);
-  assert.match(await nc.line(), new RegExp(`<alice> \\(re ${first.id}\\) at noon`));
+  assert.match(await nc.line(), /<alice> \(re alice: message deleted\) at noon/);
 });
 
 Deno.test("conversation: text mode passes the Markdown subset through as written; a code block's lines stay one line", async () => {
@@ -397,8 +407,31 @@ Deno.test("conversation: text mode passes the Markdown subset through as written
   void a.server.serve(conn);
   nc.send("/nick dana");
   await nc.line((l) => l === "* You are now dana");
-  await ok(alice, { type: "send", room: "#general", text: "**bold** _it_ `x()` https://e.x/a_b" });
-  assert.equal(await nc.line(), "[#general] <alice> **bold** _it_ `x()` https://e.x/a_b");
+  const bob = await register(a, "bob");
+  const markdown = "**bold** _it_ `x()` https://e.x/a_b";
+  await ok(alice, { type: "send", room: "#general", text: markdown });
+  assert.equal(await nc.line((l) => l.includes("**")), `[#general] <alice> ${markdown}`);
+  assert.equal((await seen(bob, (f) => f.type === "message")).text, markdown, "JSON: as sent");
   await ok(alice, { type: "send", room: "#general", text: "```\nconst a = 1;\n```" });
   assert.equal(await nc.line(), "[#general] <alice> ``` const a = 1; ```");
+});
+
+Deno.test("conversation: text mode /unread shows the server's counts, which another device's read moves", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/login alice " + PASSWORD);
+  await nc.line((l) => l.startsWith("* Logged in as alice"));
+  nc.send("/unread");
+  assert.equal(await nc.line((l) => l.includes("nread")), "* Nothing unread");
+  await ok(bob, { type: "send", room: "#general", text: "one" });
+  const two = await ok(bob, { type: "send", room: "#general", text: "two" });
+  await ok(bob, { type: "send", to: "alice", text: "psst" });
+  nc.send("/unread");
+  assert.equal(await nc.line((l) => l.includes("nread")), "* Unread: #general (2), bob (1)");
+  await ok(alice, { type: "read", room: "#general", id: two.id });
+  nc.send("/unread");
+  assert.equal(await nc.line((l) => l.includes("nread")), "* Unread: bob (1)");
 });

@@ -304,6 +304,45 @@ export function storeConformance(backend: Backend): void {
     assert.equal(page[1]!.deleted, true);
   });
 
+  test("messages: a reply is read with the quote of the message it answers, as it is now", async (store) => {
+    const first = await store.messages.append({
+      room: "#ops",
+      from: "alice",
+      text: "\n  lunch?  \nor later",
+      ts: 1,
+    });
+    const reply = await store.messages.append({
+      room: "#ops",
+      from: "bob",
+      text: "yes",
+      ts: 2,
+      replyTo: first.id,
+      quote: { from: "stale", text: "not stored" },
+    });
+    const orphan = await store.messages.append({
+      room: "#ops",
+      from: "bob",
+      text: "to nothing",
+      ts: 3,
+      replyTo: 999_999,
+    });
+    const read = async () => {
+      const page = await store.messages.history({ room: "#ops" }, undefined, 10);
+      assert.equal(page.find((m) => m.id === orphan.id)!.quote, undefined);
+      assert.equal(page.find((m) => m.id === first.id)!.quote, undefined);
+      return page.find((m) => m.id === reply.id)!.quote;
+    };
+    assert.deepEqual(await read(), { from: "alice", text: "lunch?" });
+    assert.deepEqual((await store.messages.get(reply.id))!.quote, {
+      from: "alice",
+      text: "lunch?",
+    });
+    await store.messages.edit(first.id, "x".repeat(100), 5);
+    assert.deepEqual(await read(), { from: "alice", text: `${"x".repeat(79)}…` });
+    await store.messages.remove(first.id);
+    assert.deepEqual(await read(), { from: "alice", text: "", deleted: true });
+  });
+
   test("pending DMs: kept until removed, taken exactly once, added back", async (store) => {
     const alice = (await store.accounts.createUser("alice", "h", 0))!;
     const bob = (await store.accounts.createUser("bob", "h", 0))!;
@@ -399,6 +438,7 @@ export function storeConformance(backend: Backend): void {
       text: "re",
       ts: 2,
       replyTo: first.id,
+      quote: { from: "alice", text: "first" },
     }, "a guest's message has no account");
     assert.deepEqual(await store.messages.get(dm.id), {
       type: "message",
@@ -408,6 +448,7 @@ export function storeConformance(backend: Backend): void {
       text: "psst",
       ts: 3,
       replyTo: first.id,
+      quote: { from: "alice", text: "first" },
       fromAccount: alice.id,
     });
     assert.equal(await store.messages.get(dm.id + 1000), undefined);
@@ -523,6 +564,7 @@ export function storeConformance(backend: Backend): void {
       text: "secret reply",
       ts: 2,
       replyTo: doomed.id,
+      quote: { from: "alice", text: "", deleted: true },
     }]);
     assert.deepEqual(await store.messages.get(doomed.id), { ...tombstone, fromAccount: alice.id });
     assert.deepEqual((await store.files.uses("f1")).rooms, [], "the file is no longer sent");

@@ -7,6 +7,7 @@
 
 import { ChatError } from "../protocol/errors.ts";
 import type { FileRef, HistoryFrame } from "../protocol/frames.ts";
+import { replyQuote } from "../protocol/frames.ts";
 import { checkName, nameKey } from "../protocol/names.ts";
 import { checkedText } from "../services/messages.ts";
 import type { Draft } from "../services/messages.ts";
@@ -42,6 +43,7 @@ export const messageCommands: CommandGroup<"send" | "history"> = {
         }
         ({ room, to } = { room: undefined, to: undefined, ...place });
         draft.replyTo = request.replyTo;
+        draft.quote = replyQuote(answered);
       }
       if (room === undefined && to === undefined) {
         throw new ChatError("bad_frame", "Frame 'send' needs 'room' or 'to'");

@@ -196,12 +196,47 @@ export interface MessageFrame {
   file?: FileRef;
   /** The id of the message this one answers (in the same room or conversation). */
   replyTo?: number;
+  /** With `replyTo`: who wrote the message answered, and its first line ({@linkcode replyQuote}). */
+  quote?: ReplyQuote;
   /** When its author last edited it (ms since the epoch). */
   edited?: number;
   /** Deleted: its text is gone (`""`), and so is its file. */
   deleted?: true;
   /** Reactions, counted per emoji (only emoji someone used). */
   reactions?: Record<string, number>;
+}
+
+/** What a reply shows of the message it answers. */
+export interface ReplyQuote {
+  /** Who wrote it. */
+  from: string;
+  /** Its first non-blank line, at most {@linkcode MAX_QUOTE} characters (`""`: none, e.g. a file). */
+  text: string;
+  /** It was deleted (`text` is then `""`). */
+  deleted?: true;
+}
+
+/** The most characters of a quoted line (a longer one is cut, ending with `…`). */
+export const MAX_QUOTE = 80;
+
+/**
+ * The quote a reply to `m` carries: its sender and first non-blank line, cut to
+ * {@linkcode MAX_QUOTE} characters.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { replyQuote } from "./frames.ts";
+ * assert.deepEqual(replyQuote({ from: "al", text: "\n hi there \nmore" }), { from: "al", text: "hi there" });
+ * assert.deepEqual(replyQuote({ from: "al", text: "", deleted: true }), { from: "al", text: "", deleted: true });
+ * ```
+ */
+export function replyQuote(m: Pick<MessageFrame, "from" | "text" | "deleted">): ReplyQuote {
+  if (m.deleted) return { from: m.from, text: "", deleted: true };
+  const line = m.text.split("\n").find((l) => l.trim() !== "")?.trim() ?? "";
+  const chars = [...line];
+  const text = chars.length > MAX_QUOTE ? `${chars.slice(0, MAX_QUOTE - 1).join("")}…` : line;
+  return { from: m.from, text };
 }
 
 /**

@@ -366,7 +366,7 @@ function moderationLine(frame: ModerationFrame): string {
 function formatMessage(frame: MessageFrame, stamp?: string, dim = true): string {
   const where = (frame.room ?? "dm") + (stamp === undefined ? "" : ` ${stamp}`);
   let text = frame.deleted ? "(message deleted)" : sanitize(frame.text);
-  if (frame.replyTo !== undefined) text = `(re ${frame.replyTo}) ${text}`;
+  if (frame.replyTo !== undefined) text = `(re ${quoteLine(frame)}) ${text}`;
   if (frame.edited !== undefined && !frame.deleted) text = `${text} (edited)`;
   if (frame.file !== undefined) {
     const { name, size, id } = frame.file;
@@ -378,6 +378,25 @@ function formatMessage(frame: MessageFrame, stamp?: string, dim = true): string 
   if (counted !== "") text = `${text} ${counted}`;
   const body = frame.action ? `* ${frame.from} ${text}` : `<${frame.from}> ${text}`;
   return stamp === undefined || !dim ? `[${where}] ${body}` : `[${where}] ${DIM}${body}${UNDIM}`;
+}
+
+/**
+ * What a reply shows of the message it answers: `alice: what time?`, `alice: message deleted`,
+ * `alice` (a message without text), or its id when the server sent no quote.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { quoteLine } from "./text_mode.ts";
+ * assert.equal(quoteLine({ replyTo: 4, quote: { from: "al", text: "hi" } }), "al: hi");
+ * assert.equal(quoteLine({ replyTo: 4 }), "4");
+ * ```
+ */
+export function quoteLine(frame: Pick<MessageFrame, "replyTo" | "quote">): string {
+  const q = frame.quote;
+  if (q === undefined) return String(frame.replyTo);
+  if (q.deleted) return `${q.from}: message deleted`;
+  return q.text === "" ? q.from : `${q.from}: ${sanitize(q.text)}`;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { Hub } from "../hub/hub.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { isBlank, textProblem, utf8Length } from "../protocol/unicode.ts";
 import type { Actor, Moderation } from "./moderation.ts";
-import type { FileRef, HistoryFrame, MessageFrame } from "../protocol/frames.ts";
+import type { FileRef, HistoryFrame, MessageFrame, ReplyQuote } from "../protocol/frames.ts";
 import type { HistoryTarget, MessageStore, NewMessage } from "../store/store.ts";
 
 /** What a message says: its text, whether it is an action (`/me`), its attachment, and what it answers. */
@@ -20,6 +20,8 @@ export interface Draft {
   action?: boolean;
   file?: FileRef;
   replyTo?: number;
+  /** What the reply shows of the message it answers (delivered, not stored: read back live). */
+  quote?: ReplyQuote;
 }
 
 /**
@@ -59,6 +61,7 @@ export function newMessage(
   if (draft.action) message.action = true;
   if (draft.file !== undefined) message.file = draft.file;
   if (draft.replyTo !== undefined) message.replyTo = draft.replyTo;
+  if (draft.quote !== undefined) message.quote = draft.quote;
   if (from.accountId !== undefined) message.fromAccount = from.accountId;
   return message;
 }

@@ -16,6 +16,7 @@
 import { backup as sqliteBackup, DatabaseSync } from "node:sqlite";
 import type { SQLInputValue, StatementSync } from "node:sqlite";
 import type { FileRef, MessageFrame } from "../protocol/frames.ts";
+import { replyQuote } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import type {
@@ -326,6 +327,9 @@ export class SqliteDatabase {
   static readonly GET = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.text, m.action,
       m.ts, m.file_json, m.reply_to, m.edited, m.deleted, m.from_account
     FROM messages m LEFT JOIN rooms r ON r.id = m.room_id WHERE m.id = ?`;
+  /** The messages a page's replies answer (a JSON array of ids), for their quotes. */
+  static readonly QUOTED = `SELECT id, from_name, text, deleted FROM messages
+    WHERE id IN (SELECT value FROM json_each(?))`;
   /** The reactions of a page of messages (a JSON array of ids), counted per emoji. */
   static readonly REACTIONS = `SELECT message_id, emoji, count(*) AS n FROM message_reactions
     WHERE message_id IN (SELECT value FROM json_each(?)) GROUP BY message_id, emoji`;
@@ -430,6 +434,7 @@ export class SqliteDatabase {
       [SqliteDatabase.ADMIN_EVENTS, [1]],
       [SqliteDatabase.GET, [1]],
       [SqliteDatabase.REACTIONS, ["[1,2]"]],
+      [SqliteDatabase.QUOTED, ["[1,2]"]],
       [SqliteDatabase.SEARCH, ['"a"*', "[1,2]", "a", 10]],
     ];
     return queries.map(([sql, params]) =>
@@ -1287,6 +1292,26 @@ export class SqliteDatabase {
   #messages(rows: readonly MessageRow[]): MessageFrame[] {
     const frames = rows.map(SqliteDatabase.#message);
     if (frames.length === 0) return frames;
+    const answered = [
+      ...new Set(frames.flatMap((f) => f.replyTo === undefined ? [] : [f.replyTo])),
+    ];
+    if (answered.length > 0) {
+      const quoted = new Map(
+        (this.#stmt(SqliteDatabase.QUOTED).all(JSON.stringify(answered)) as {
+          id: number;
+          from_name: string;
+          text: string;
+          deleted: number;
+        }[]).map((r) => [
+          r.id,
+          replyQuote({ from: r.from_name, text: r.text, ...r.deleted ? { deleted: true } : {} }),
+        ]),
+      );
+      for (const frame of frames) {
+        const quote = frame.replyTo === undefined ? undefined : quoted.get(frame.replyTo);
+        if (quote !== undefined) frame.quote = quote;
+      }
+    }
     const counts = this.#stmt(SqliteDatabase.REACTIONS).all(
       JSON.stringify(frames.map((f) => f.id)),
     ) as { message_id: number; emoji: string; n: number }[];

@@ -37,6 +37,8 @@ export type NewMessage =
     /** The author's account (a guest's message has none: it can be neither edited nor deleted by its author). */
     fromAccount?: number;
   };
+// A reply's `quote` is not stored: every read gives the quote of the message answered as it is
+// then (edited or deleted since), read with the page.
 
 /** A stored message with what the store knows of it besides its frame. */
 export type StoredMessage = MessageFrame & {

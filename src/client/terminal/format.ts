@@ -7,7 +7,13 @@
  */
 
 import type { HistoryFrame, MessageFrame } from "../../protocol/frames.ts";
-import { formatSize, formatTextEvent, reactionCounts, sanitize } from "../../protocol/text_mode.ts";
+import {
+  formatSize,
+  formatTextEvent,
+  quoteLine,
+  reactionCounts,
+  sanitize,
+} from "../../protocol/text_mode.ts";
 import type { ChatEvent } from "../events.ts";
 import type { Exchange } from "../core/frames.ts";
 
@@ -208,7 +214,10 @@ export class Formatter {
         formatSize(m.file.size)
       }: /get ${m.file.id}]`;
     // As the server's text mode words them: what it answers, whether it changed, its reactions.
-    if (m.replyTo !== undefined) body = `(re ${this.#quote(m.replyTo) ?? m.replyTo}) ${body}`;
+    // The line answered as this terminal last saw it, else as the server quoted it, else its id.
+    if (m.replyTo !== undefined) {
+      body = `(re ${this.#quote(m.replyTo) ?? quoteLine({ ...m, replyTo: m.replyTo })}) ${body}`;
+    }
     if (m.edited !== undefined && !m.deleted) body = `${body} (edited)`;
     const reactions = reactionCounts(m.reactions);
     if (reactions !== "") body = `${body} ${reactions}`;
