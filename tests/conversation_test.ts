@@ -416,7 +416,7 @@ Deno.test("conversation: text mode passes the Markdown subset through as written
   assert.equal(await nc.line(), "[#general] <alice> ``` const a = 1; ```");
 });
 
-Deno.test("conversation: text mode /unread shows the server's counts, which another device's read moves", async () => {
+Deno.test("conversation: text mode /unread shows the server's counts, which another device's read moves; /read marks one read", async () => {
   await using a = await app();
   const alice = await register(a, "alice");
   const bob = await register(a, "bob");
@@ -434,4 +434,23 @@ Deno.test("conversation: text mode /unread shows the server's counts, which anot
   await ok(alice, { type: "read", room: "#general", id: two.id });
   nc.send("/unread");
   assert.equal(await nc.line((l) => l.includes("nread")), "* Unread: bob (1)");
+  // Text mode marks a conversation read up to its latest message; the other devices hear of it.
+  const three = await ok(bob, { type: "send", room: "#general", text: "three" });
+  nc.send("/read");
+  assert.equal(await nc.line((l) => l.startsWith("* Read")), `* Read up to message ${three.id}`);
+  assert.deepEqual(await seen(alice, (f) => f.type === "read" && f.id === three.id), {
+    type: "read",
+    id: three.id,
+    room: "#general",
+  });
+  nc.send("/read bob");
+  await nc.line((l) => l.startsWith("* Read"));
+  nc.send("/unread");
+  assert.equal(await nc.line((l) => l.includes("nread")), "* Nothing unread");
+  nc.send("/read #general extra");
+  assert.equal(await nc.line(), "! Usage: /read [#room|NAME]");
+  // JSON: read without an id is the same.
+  const four = await ok(bob, { type: "send", room: "#general", text: "four" });
+  assert.equal((await ok(alice, { type: "read", room: "#general" })).id, four.id);
+  await refused(alice, { type: "read", room: "#general", id: -1 }, "bad_frame");
 });

@@ -68,7 +68,7 @@ Commands (as in the server's text mode):
   /who [#room]  /rooms  /history [#room|NAME] [N]  /ping  /help  /quit [reason]
   /register NAME PASS  /login NAME PASS  /logout  /passwd OLD NEW
   /reply ID TEXT  /edit ID TEXT  /delete ID  /react ID EMOJI  /unreact ID EMOJI
-  /search [#room|NAME:] WORDS  /context ID [N]  /unread
+  /search [#room|NAME:] WORDS  /context ID [N]  /unread  /read [#room|NAME]
   logout, bye, quit, Ctrl-C or end of input (Ctrl-D) leave cleanly.
 Who is typing shows above the prompt; typing a message tells the others (at most every 3 s).
 With an account, what is shown is marked read on the server (other devices agree).

@@ -102,9 +102,10 @@ function words(result: Result): string[] {
       return [modes === "" ? `${room} has no modes` : `Modes of ${room}: ${modes}`];
     }
     case "typing":
-    case "read":
     case "react": // the reactions event, which reaches the reacting session too, says it
       return [];
+    case "read":
+      return [`Read up to message ${result.reply.id}`];
     case "unread": {
       const { rooms, conversations } = result.reply;
       const count = (n: number) => n >= 1000 ? "999+" : String(n);

@@ -66,7 +66,8 @@ export type ClientFrame =
   | Ref & { type: "react"; id: number; emoji: string; off?: boolean }
   | Ref & { type: "typing"; room?: string; to?: string }
   | Ref & { type: "search"; text: string; room?: string; with?: string; limit?: number }
-  | Ref & { type: "read"; room?: string; with?: string; id: number }
+  /** `id` left out: up to the conversation's latest message. */
+  | Ref & { type: "read"; room?: string; with?: string; id?: number }
   | Ref & { type: "unread" };
 
 /** The emoji a message may be reacted to with. */
@@ -437,7 +438,7 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
     required: { text: "string" },
     optional: { room: "string", with: "string", limit: "number" },
   },
-  read: { required: { id: "number" }, optional: { room: "string", with: "string" } },
+  read: { required: {}, optional: { id: "number", room: "string", with: "string" } },
   unread: { required: {}, optional: {} },
 };
 

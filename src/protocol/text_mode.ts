@@ -49,6 +49,7 @@ export const TEXT_HELP: readonly string[] = [
   "  /search [#room|NAME:] WORDS  find messages you can read",
   "  /context ID [N]      message ID in its conversation, N messages (5) either side",
   "  /unread              what you have not read, in your rooms and direct messages",
+  "  /read [#room|NAME]   mark a room (default: the current one) or a DM as read",
   "  /help                this list",
   "  /quit [reason]       leave (also: logout, bye, quit)",
   "Any other line is a message to your current room; start it with // to send a leading /.",
@@ -204,6 +205,11 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
     }
     case "unread":
       return { type: "unread" };
+    case "read": {
+      if (/\s/.test(rest)) throw usage("/read [#room|NAME]");
+      if (rest === "") return { type: "read", room: needRoom(current, "mark as read") };
+      return rest.startsWith("#") ? { type: "read", room: rest } : { type: "read", with: rest };
+    }
     case "search": {
       const [first, after] = splitFirst(rest);
       if (rest === "") throw usage("/search [#room|NAME:] WORDS");

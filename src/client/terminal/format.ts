@@ -428,9 +428,10 @@ export class Formatter {
         return [this.info(modes === "" ? `${room} has no modes` : `Modes of ${room}: ${modes}`)];
       }
       case "typing":
-      case "read":
       case "react": // the reactions event, which reaches this session too, says it
         return [];
+      case "read":
+        return ex.frame.id === undefined ? [this.info(`Read up to message ${ex.reply.id}`)] : []; // the terminal marks what it shows by itself: nothing to say
       case "unread": {
         const { rooms, conversations } = ex.reply;
         const count = (n: number) => n >= 1000 ? "999+" : String(n);
