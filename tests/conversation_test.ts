@@ -337,6 +337,11 @@ Deno.test("conversation: text mode /context shows a message among its neighbours
   assert.match(rows[2]!, /<alice> four\x1b\[22m \(id \d+\)$/);
   nc.send("/context 12x");
   assert.match(await nc.line(), /^! Usage: \/context ID \[N\]/);
+  nc.send(`/context ${ids[2]} 100`);
+  assert.match(await nc.line(), /^! Usage: \/context ID \[N\] \(N: 0-99/, "past the limit");
+  nc.send(`/context ${ids[2]} 0`);
+  await nc.line((l) => l.startsWith("* Around") && l.endsWith("(1 message):"));
+  assert.match(await nc.line(), /<alice> three \(id \d+\)$/);
   nc.send("/context 999999");
   assert.match(await nc.line(), /^! Cannot show history around it: there is no message 999999/);
 });
