@@ -26,6 +26,7 @@ export class HeldStore implements Store {
     this.messages = {
       append: (message) => this.#append(message),
       history: (...args) => m.history(...args),
+      historyAfter: (...args) => m.historyAfter(...args),
       pendingFor: (...args) => m.pendingFor(...args),
       removePending: (...args) => m.removePending(...args),
       takePending: (...args) => m.takePending(...args),

@@ -613,3 +613,71 @@ export async function launchChromium(): Promise<{ browser: Browser } & AsyncDisp
   });
   return { browser, [Symbol.asyncDispose]: () => browser.close() };
 }
+
+/** A TCP proxy to a local port: what clients send through it is kept, and it can cut them off. */
+export interface TcpProxy extends AsyncDisposable {
+  /** The proxy's port. */
+  port: number;
+  /** The JSON frames of `type` clients sent so far. */
+  frames(type: string): Record<string, unknown>[];
+  /** Closes every connection through it (the proxy goes on accepting). */
+  drop(): void;
+}
+
+/** Starts a {@linkcode TcpProxy} in front of 127.0.0.1:`port`. */
+export function tcpProxy(port: number): TcpProxy {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sent: string[] = [];
+  const conns = new Set<Deno.Conn>();
+  const close = (c: Deno.Conn) => {
+    conns.delete(c);
+    try {
+      c.close();
+    } catch {
+      // closed already
+    }
+  };
+  const copy = async (from: Deno.Conn, to: Deno.Conn, keep: boolean) => {
+    const decoder = new TextDecoder();
+    let rest = "";
+    try {
+      for await (const chunk of from.readable) {
+        if (keep) {
+          const parts = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+          rest = parts.pop()!;
+          sent.push(...parts);
+        }
+        let off = 0;
+        while (off < chunk.length) off += await to.write(chunk.subarray(off));
+      }
+    } catch {
+      // closed
+    }
+    close(to);
+  };
+  const accepting = (async () => {
+    try {
+      for await (const client of listener) {
+        const upstream = await Deno.connect({ hostname: "127.0.0.1", port });
+        conns.add(client).add(upstream);
+        void copy(client, upstream, true);
+        void copy(upstream, client, false);
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    frames: (type) =>
+      sent.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).filter((f) =>
+        f.type === type
+      ),
+    drop: () => [...conns].forEach(close),
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      [...conns].forEach(close);
+      await accepting;
+    },
+  };
+}

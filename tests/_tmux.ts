@@ -41,9 +41,18 @@ export class TmuxClient implements AsyncDisposable {
   static async start(
     port: number,
     args: string[],
-    options: { columns?: number; rows?: number; env?: Record<string, string> } = {},
+    options: {
+      columns?: number;
+      rows?: number;
+      env?: Record<string, string>;
+      /** Prepares the client's config folder (its `XDG_CONFIG_HOME`) before it starts. */
+      setup?: (config: string) => Promise<void>;
+      /** Where to copy everything the client writes to its terminal, bytes as they are. */
+      record?: string;
+    } = {},
   ): Promise<TmuxClient> {
     const config = await Deno.makeTempDir({ prefix: "parley-tmux-" });
+    await options.setup?.(config);
     const c = await TmuxClient.run(
       [Deno.execPath(), "run", ...clientPermissions(config), MAIN, "client", "127.0.0.1"].concat(
         String(port),
@@ -57,13 +66,19 @@ export class TmuxClient implements AsyncDisposable {
 
   /**
    * Runs any program (`argv`) in a `columns`×`rows` pane with `env` on a private tmux socket;
-   * `config`: a folder of its own, removed when disposed (a fresh one by default). Real IRC
-   * clients run this way (tests/irc_clients_test.ts).
+   * `config`: a folder of its own, removed when disposed (a fresh one by default); `record`: a
+   * file that gets everything the program writes to its terminal. Real IRC clients run this way
+   * (tests/irc_clients_test.ts).
    */
   static async run(
     argv: readonly string[],
-    options: { columns?: number; rows?: number; env?: Record<string, string>; config?: string } =
-      {},
+    options: {
+      columns?: number;
+      rows?: number;
+      env?: Record<string, string>;
+      config?: string;
+      record?: string;
+    } = {},
   ): Promise<TmuxClient> {
     const columns = options.columns ?? 80;
     const config = options.config ?? await Deno.makeTempDir({ prefix: "parley-tmux-" });
@@ -74,6 +89,8 @@ export class TmuxClient implements AsyncDisposable {
       ...argv,
     ].map(shellQuote).join(" ");
     const c = new TmuxClient(socket, config, columns);
+    // Recording: the pane starts with a pause, for pipe-pane to be in place before the client.
+    const record = options.record;
     await c.tmux(
       "new-session",
       "-d",
@@ -84,8 +101,11 @@ export class TmuxClient implements AsyncDisposable {
       "-s",
       "t",
       // Keep the pane after the client exits, so what it printed can still be read.
-      `${command}; sleep 30`,
+      `${record === undefined ? "" : "sleep 0.5; "}${command}; sleep 30`,
     );
+    if (record !== undefined) {
+      await c.tmux("pipe-pane", "-o", "-t", "t", `cat >> ${shellQuote(record)}`);
+    }
     return c;
   }
 

@@ -11,7 +11,7 @@ import {
 } from "../src/client/mod.ts";
 import type { ChatClientOptions, ChatEvent } from "../src/client/mod.ts";
 import { selfSigned } from "../src/cli/cert_cmd.ts";
-import { freePort, RawClient, startServer, tempDir, tlsServerArgs } from "./_helpers.ts";
+import { freePort, RawClient, startServer, tcpProxy, tempDir, tlsServerArgs } from "./_helpers.ts";
 
 const FAST: ChatClientOptions = { backoff: { baseMs: 20, capMs: 200 } };
 
@@ -564,6 +564,66 @@ Deno.test("ChatClient re-login on reconnect: a token the new server refuses is r
   assert.match(back.name, /^guest-\d+$/);
   assert.equal(client.token, undefined);
   assert.equal(client.name, back.name);
+});
+
+Deno.test("ChatClient login in the first hello, and the token in hello on a reconnect: nobody sees a guest", async () => {
+  await using server = await startServer();
+  const port = server.port;
+  await using setup = await ChatClient.connect("127.0.0.1", port, FAST);
+  const { token } = await setup.register("erin", "a long enough password 42");
+  await setup.close();
+  await using watcher = await RawClient.json(port, "watcher");
+  await using client = await ChatClient.connect("127.0.0.1", port, { ...FAST, login: { token } });
+  assert.equal(client.helloLogin?.by, "token");
+  assert.equal((client.helloLogin?.result as { name: string }).name, "erin");
+  assert.equal(client.name, "erin");
+  assert.equal(client.token, token);
+  assert.deepEqual(client.joinedRooms, ["#general"]);
+  const arrived: Record<string, unknown>[] = [];
+  await watcher.frame((f) => {
+    arrived.push(f);
+    return f.type === "presence" && f.name === "erin";
+  });
+  assert.deepEqual(arrived.filter((f) => String(f.name).startsWith("guest-")), []);
+  // A refused login leaves a guest, connected.
+  await using guest = await ChatClient.connect("127.0.0.1", port, {
+    ...FAST,
+    login: { name: "erin", password: "not the password" },
+  });
+  assert.equal(guest.helloLogin?.by, "password");
+  assert.ok(guest.helloLogin?.result instanceof ServerError);
+  assert.equal((guest.helloLogin?.result as ServerError).code, "auth_failed");
+  assert.match(guest.name, /^guest-\d+$/);
+  await guest.close();
+  // The connection drops: the client comes back with the token in its hello.
+  await client.close();
+  await watcher.frame((f) => f.type === "presence" && f.name === "erin" && f.event === "quit");
+  await using proxy = tcpProxy(port);
+  await using roaming = await ChatClient.connect("127.0.0.1", proxy.port, {
+    ...FAST,
+    login: { token },
+  });
+  await watcher.frame((f) => f.type === "presence" && f.name === "erin" && f.event === "joined");
+  proxy.drop();
+  await watcher.frame((f) => f.type === "presence" && f.name === "erin" && f.event === "quit");
+  await next(roaming, "disconnected");
+  const back = await next(roaming, "reconnected");
+  assert.equal(back.name, "erin");
+  assert.equal(back.lostSession, undefined);
+  const hellos = proxy.frames("hello");
+  assert.equal(hellos.length, 2);
+  assert.equal(hellos[1]!.token, token, "the token went in the hello");
+  assert.equal(proxy.frames("login").length, 0, "no login after it");
+  const after: Record<string, unknown>[] = [];
+  await watcher.frame((f) => {
+    after.push(f);
+    return f.type === "presence" && f.name === "erin" && f.event === "joined";
+  });
+  assert.deepEqual(
+    after.filter((f) => String(f.name).startsWith("guest-")),
+    [],
+    JSON.stringify(after),
+  );
 });
 
 /** A folder with cert.pem and key.pem for `hosts`, valid for `days` (negative: expired). */

@@ -10,6 +10,8 @@ import { complete, SeenIds } from "../src/client/terminal/complete.ts";
 import { Formatter, mentions, NAME_PALETTE, nameColor } from "../src/client/terminal/format.ts";
 import { parseClientArgs } from "../src/cli/client_cmd.ts";
 import { cursorAfter, displayWidth } from "../src/client/terminal/width.ts";
+import { KnownMessages, typingTarget, Typists } from "../src/client/terminal/known.ts";
+import { exchange } from "../src/client/core/frames.ts";
 
 Deno.test("displayWidth: wide characters and emoji take 2 columns, combining marks 0", () => {
   assert.equal(displayWidth("hello"), 5);
@@ -146,4 +148,117 @@ Deno.test("Formatter.message(): replies, edits, deletions and reactions read as 
   assert.match(line({ edited: 5 }), /<bob> noon \(edited\)$/);
   assert.match(line({ deleted: true, text: "" }), /<bob> \(message deleted\)$/);
   assert.match(line({ reactions: { "🎉": 2, "👍": 1 } }), /<bob> noon 🎉2 👍1$/);
+});
+
+Deno.test("Formatter: a reply quotes the line it answers when known, else its id; unknown places say reply", () => {
+  const fmt = new Formatter(false, () => 0);
+  const known = new KnownMessages();
+  fmt.quoteWith((id) => known.quote(id));
+  const reply = { room: "#ops", from: "bob", text: "noon", ts: 0, replyTo: 41 };
+  assert.match(fmt.message(reply, "alice").text, /<bob> \(re 41\) noon$/);
+  known.remember({ id: 41, room: "#ops", from: "alice", text: "what time?\nsecond line" });
+  assert.match(fmt.message(reply, "alice").text, /<bob> \(re alice: what time\?\) noon$/);
+  known.remember({ id: 42, room: "#ops", from: "alice", text: "x".repeat(100) });
+  assert.match(
+    fmt.message({ ...reply, replyTo: 42 }, "alice").text,
+    new RegExp(`\\(re alice: ${"x".repeat(39)}…\\) noon$`),
+  );
+  known.edited(41, "what time tomorrow?");
+  assert.match(fmt.message(reply, "alice").text, /\(re alice: what time tomorrow\?\)/);
+  known.deleted(41);
+  assert.match(fmt.message(reply, "alice").text, /\(re alice: message deleted\)/);
+  assert.deepEqual(known.place(41), { room: "#ops" });
+  // Your own reply to a message whose place this terminal does not know.
+  const own = fmt.reply(
+    exchange({ type: "send", replyTo: 7, text: "yes" }, { type: "ack", id: 8, ts: 0 }),
+    "alice",
+  );
+  assert.match(own[0]!.text, /\[reply\] <alice> \(re 7\) yes$/);
+});
+
+Deno.test("Formatter: search results and /context carry ids; /unread counts; reactions events counted per emoji", () => {
+  const fmt = new Formatter(false, () => 0);
+  const m = (id: number, text: string) => ({
+    type: "message" as const,
+    id,
+    room: "#ops",
+    from: "bob",
+    text,
+    ts: 0,
+  });
+  const found = fmt.reply(
+    exchange({ type: "search", text: "plan" }, { type: "ack", messages: [m(9, "the plan")] }),
+    "alice",
+  ).map((l) => l.text);
+  assert.match(found[0]!, /Search results for "plan" \(1, newest first; \/context ID/);
+  assert.match(found[1]!, /<bob> the plan \(id 9\)$/);
+  const page = {
+    type: "history" as const,
+    room: "#ops",
+    around: 9,
+    messages: [m(8, "before"), m(9, "the plan"), m(10, "after")],
+    more: true,
+    newer: false,
+  };
+  const context = fmt.reply(exchange({ type: "history", around: 9 }, page), "alice");
+  assert.match(context[0]!.text, /\* Around message 9 in #ops \(3 messages; earlier ones/);
+  assert.deepEqual(context.slice(1).map((l) => l.text.slice(9)), [
+    "[#ops] <bob> before (id 8)",
+    "[#ops] <bob> the plan (id 9)",
+    "[#ops] <bob> after (id 10)",
+  ]);
+  const colored = new Formatter(true, () => 0).context(page, "alice").map((l) => l.text);
+  assert.ok(colored[1]!.includes("\x1b[2m[#ops] <bob> before"), "neighbours dimmed");
+  assert.ok(!colored[2]!.includes("\x1b[2m[#ops]"), "the message asked for is not");
+  const unread = (rooms: unknown[], conversations: unknown[]) =>
+    fmt.reply(
+      exchange({ type: "unread" }, { type: "ack", rooms, conversations } as never),
+      "alice",
+    )[0]!.text.slice(9);
+  assert.equal(unread([{ room: "#ops", read: 1, unread: 0 }], []), "* Nothing unread");
+  assert.equal(
+    unread([{ room: "#ops", read: 1, unread: 3 }], [{
+      with: "bob",
+      read: 0,
+      unread: 1000,
+      last: m(1, "x"),
+    }]),
+    "* Unread: #ops (3), bob (999+)",
+  );
+  assert.deepEqual(
+    fmt.event({ type: "reactions", id: 9, reactions: { "🎉": 2, "👍": 1 }, room: "#ops" })
+      .map((l) => l.text.slice(9)),
+    ["* Reactions to message 9 in #ops: 🎉2 👍1"],
+  );
+  assert.deepEqual(
+    fmt.event({ type: "reactions", id: 9, reactions: {}, from: "a", to: "b" })
+      .map((l) => l.text.slice(9)),
+    ["* Reactions to direct message 9: none"],
+  );
+  assert.deepEqual(fmt.event({ type: "typing", room: "#ops", name: "bob" }), []);
+});
+
+Deno.test("Typists: who is typing where, until when; typingTarget() says where a draft goes", () => {
+  const t = new Typists();
+  t.add("bob", "#ops", 5000);
+  t.add("carol", "#ops", 3000);
+  assert.equal(t.line("#ops", 0), "bob and carol are typing…");
+  assert.equal(t.expire(3000), 5000, "carol's time is up; bob's is next");
+  assert.equal(t.line("#ops", 3000), "bob is typing…");
+  t.remove("bob", "#ops");
+  assert.equal(t.line("#ops", 3000), "");
+  t.add("dave", undefined, 9000);
+  t.add("dave", "#ops", 9000);
+  t.remove("dave", undefined, true);
+  assert.equal(t.line("#ops", 0), "dave is typing…", "only the direct one went");
+  t.remove("dave");
+  assert.equal(t.line("#ops", 0), "");
+  assert.equal(t.expire(0), undefined);
+  assert.deepEqual(typingTarget("//x", "#ops"), { room: "#ops" });
+  assert.deepEqual(typingTarget("/me waves", "#ops"), { room: "#ops" });
+  assert.equal(typingTarget("/me", "#ops"), undefined);
+  assert.deepEqual(typingTarget("/DM bob x", undefined), { to: "bob" });
+  assert.equal(typingTarget("/msg bob", "#ops"), undefined, "no text yet");
+  assert.equal(typingTarget("   ", "#ops"), undefined);
+  assert.equal(typingTarget("/login alice secret", "#ops"), undefined);
 });

@@ -185,7 +185,12 @@ Deno.test("Formatter colors only when asked, and strips control characters from 
     text: "x\x1b[31my\n\u009b",
     ts: T,
   };
-  assert.equal(plain.event(evil)[0]!.text, "03:04:05 [#a] <bob> x [31my  ");
+  // A newline starts an indented row of its own (nothing else does); a blank last row is dropped.
+  assert.equal(plain.event(evil)[0]!.text, "03:04:05 [#a] <bob> x [31my");
+  assert.equal(
+    plain.event({ ...evil, text: "a\n03:04:05 [#a] <root> fake\x1b" } as ChatEvent)[0]!.text,
+    "03:04:05 [#a] <bob> a\n         03:04:05 [#a] <root> fake ",
+  );
   const line = colored.event(evil)[0]!.text;
   assert.ok(line.includes("\x1b[36m[#a]\x1b[39m"), "room in cyan");
   assert.ok(

@@ -14,9 +14,19 @@ Deno.test("conversation: a reply carries the id it answers, goes where that mess
   const got = await seen(alice, (f) => f.type === "message" && f.text === "yes!");
   assert.equal(got.replyTo, first.id);
   assert.equal(got.room, "#general");
+  assert.deepEqual(got.quote, { from: "alice", text: "lunch?" }, "the line it answers");
   const page = await ok(alice, { type: "history", room: "#general" });
   const stored = (page.messages as Frame[]).find((m) => m.id === reply.id)!;
   assert.equal(stored.replyTo, first.id);
+  assert.deepEqual(stored.quote, { from: "alice", text: "lunch?" });
+  // The quote read back is the message as it is now.
+  await ok(alice, { type: "edit", id: first.id, text: `\n  ${"long ".repeat(30)}\nsecond line` });
+  const edited = (await ok(bob, { type: "history", around: reply.id, limit: 1 }))
+    .messages as Frame[];
+  assert.deepEqual(edited[0]!.quote, { from: "alice", text: `${"long ".repeat(15)}long…` });
+  await ok(alice, { type: "delete", id: first.id });
+  const gone = (await ok(bob, { type: "search", text: "yes" })).messages as Frame[];
+  assert.deepEqual(gone[0]!.quote, { from: "alice", text: "", deleted: true });
   await refused(bob, { type: "send", replyTo: 999_999, text: "to nothing" }, "no_such_message");
   await refused(bob, { type: "send", to: "alice", replyTo: first.id, text: "x" }, "bad_frame");
   // A guest outside the room cannot answer (or learn of) its messages.
@@ -245,4 +255,207 @@ Deno.test("conversation: unread past its rate guard is refused rate_limited", as
   const alice = await register(a, "alice");
   for (let i = 0; i < 5; i++) await ok(alice, { type: "unread" });
   await refused(alice, { type: "unread" }, "rate_limited");
+});
+
+Deno.test("conversation: history around a message: about half before it, it, the rest after; more and newer; after pages forwards", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
+  const ids: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    ids.push((await ok(alice, { type: "send", room: "#general", text: `m${i}` })).id as number);
+  }
+  const texts = (page: Frame) => (page.messages as Frame[]).map((m) => m.text);
+  const mid = await ok(bob, { type: "history", around: ids[10], limit: 5 });
+  assert.equal(mid.room, "#general", "the room is the message's");
+  assert.equal(mid.around, ids[10]);
+  assert.deepEqual(texts(mid), ["m8", "m9", "m10", "m11", "m12"]);
+  assert.equal(mid.more, true);
+  assert.equal(mid.newer, true);
+  // Near an end, the other side gets the room.
+  const start = await ok(bob, { type: "history", room: "#general", around: ids[1], limit: 5 });
+  assert.deepEqual(texts(start), ["m0", "m1", "m2", "m3", "m4"]);
+  assert.equal(start.more, false);
+  const end = await ok(bob, { type: "history", around: ids[19], limit: 4 });
+  assert.deepEqual(texts(end), ["m16", "m17", "m18", "m19"]);
+  assert.equal(end.newer, false);
+  // Paging forwards from the page's last message.
+  const next = await ok(bob, { type: "history", room: "#general", after: ids[12], limit: 3 });
+  assert.deepEqual(texts(next), ["m13", "m14", "m15"]);
+  assert.equal(next.more, true);
+  assert.equal(next.newer, true);
+  const last = await ok(bob, { type: "history", room: "#general", after: ids[17] });
+  assert.deepEqual(texts(last), ["m18", "m19"]);
+  assert.equal(last.newer, false);
+  // A direct message's page is the conversation with the other party.
+  const dm = await ok(bob, { type: "send", to: "alice", text: "just us" });
+  const dmPage = await ok(alice, { type: "history", around: dm.id });
+  assert.equal(dmPage.with, "bob");
+  assert.deepEqual(texts(dmPage), ["just us"]);
+  // What you cannot see, what is elsewhere, and mixed paging are refused.
+  await refused(bob, { type: "history", around: 999_999 }, "no_such_message");
+  await refused(bob, { type: "history", with: "alice", around: ids[3] }, "no_such_message");
+  await ok(bob, { type: "join", room: "#den" });
+  await refused(bob, { type: "history", room: "#den", around: ids[3] }, "no_such_message");
+  const guest = await a.connect("10.0.0.3");
+  await ok(guest, { type: "part", room: "#general" });
+  await refused(guest, { type: "history", around: ids[3] }, "no_such_message");
+  await refused(guest, { type: "history", around: dm.id }, "no_such_message");
+  await refused(bob, { type: "history", room: "#general", before: 5, around: ids[3] }, "bad_frame");
+  await refused(bob, { type: "history", room: "#general", after: -1 }, "bad_frame");
+});
+
+Deno.test("conversation: text mode /context shows a message among its neighbours, with ids", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const ids: number[] = [];
+  for (const text of ["one", "two", "three", "four", "five"]) {
+    ids.push((await ok(alice, { type: "send", room: "#general", text })).id as number);
+  }
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/nick dana");
+  await nc.line((l) => l === "* You are now dana");
+  nc.send(`/context ${ids[2]} 1`);
+  assert.equal(
+    await nc.line((l) => l.startsWith("* Around")),
+    `* Around message ${ids[2]} in #general (3 messages):`,
+  );
+  const rows = [await nc.line(), await nc.line(), await nc.line()];
+  assert.match(
+    rows[0]!,
+    new RegExp(
+      `^\\[#general \\d\\d:\\d\\d\\] \\x1b\\[2m<alice> two\\x1b\\[22m \\(id ${ids[1]}\\)$`,
+    ),
+  );
+  // The message asked for is not dimmed.
+  assert.match(
+    rows[1]!,
+    new RegExp(`^\\[#general \\d\\d:\\d\\d\\] <alice> three \\(id ${ids[2]}\\)$`),
+  );
+  // deno-lint-ignore no-control-regex
+  assert.match(rows[2]!, /<alice> four\x1b\[22m \(id \d+\)$/);
+  nc.send("/context 12x");
+  assert.match(await nc.line(), /^! Usage: \/context ID \[N\]/);
+  nc.send(`/context ${ids[2]} 100`);
+  assert.match(await nc.line(), /^! Usage: \/context ID \[N\] \(N: 0-99/, "past the limit");
+  nc.send(`/context ${ids[2]} 0`);
+  await nc.line((l) => l.startsWith("* Around") && l.endsWith("(1 message):"));
+  assert.match(await nc.line(), /<alice> three \(id \d+\)$/);
+  nc.send("/context 999999");
+  assert.match(await nc.line(), /^! Cannot show history around it: there is no message 999999/);
+});
+
+Deno.test("conversation: text mode counts reactions per emoji on messages, on /react and as they change", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
+  const sent = await ok(alice, { type: "send", room: "#general", text: "shipped" });
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/login alice " + PASSWORD);
+  await nc.line((l) => l.startsWith("* Logged in as alice"));
+  nc.send(`/react ${sent.id} 🎉`);
+  // The reacting session hears it as everyone does (the reply itself says nothing more).
+  assert.equal(
+    await nc.line((l) => l.startsWith("* Reactions to message")),
+    `* Reactions to message ${sent.id} in #general: 🎉1`,
+  );
+  await ok(bob, { type: "react", id: sent.id, emoji: "🎉" });
+  assert.equal(
+    await nc.line((l) => l.startsWith("* Reactions to message")),
+    `* Reactions to message ${sent.id} in #general: 🎉2`,
+  );
+  await ok(bob, { type: "react", id: sent.id, emoji: "👍" });
+  await nc.line((l) => l.includes("👍1"));
+  nc.send("/history 1");
+  assert.match(await nc.line((l) => l.includes("shipped")), /<alice> shipped 🎉2 👍1/);
+  await ok(bob, { type: "react", id: sent.id, emoji: "🎉", off: true });
+  await ok(bob, { type: "react", id: sent.id, emoji: "👍", off: true });
+  nc.send(`/unreact ${sent.id} 🎉`);
+  assert.equal(
+    await nc.line((l) => l.startsWith(`* Reactions to message ${sent.id} in #general: n`)),
+    `* Reactions to message ${sent.id} in #general: none`,
+  );
+  // A direct message's reactions.
+  const dm = await ok(bob, { type: "send", to: "alice", text: "psst" });
+  await ok(bob, { type: "react", id: dm.id, emoji: "👀" });
+  assert.equal(
+    await nc.line((l) => l.includes("direct message")),
+    `* Reactions to direct message ${dm.id}: 👀1`,
+  );
+});
+
+Deno.test("conversation: text mode shows deletions, and replies with the line they answer", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/nick dana");
+  await nc.line((l) => l === "* You are now dana");
+  const first = await ok(alice, { type: "send", room: "#general", text: "lunch?" });
+  await nc.line((l) => l === "[#general] <alice> lunch?");
+  await ok(alice, { type: "send", replyTo: first.id, text: "at noon" });
+  assert.equal(await nc.line(), `[#general] <alice> (re alice: lunch?) at noon`);
+  await ok(alice, { type: "delete", id: first.id });
+  assert.equal(await nc.line(), "* alice deleted a message in #general");
+  nc.send("/history 2");
+  await nc.line((l) => l.startsWith("* History of #general"));
+  assert.match(await nc.line(), /<alice> \(message deleted\)/);
+  assert.match(await nc.line(), /<alice> \(re alice: message deleted\) at noon/);
+});
+
+Deno.test("conversation: text mode passes the Markdown subset through as written; a code block's lines stay one line", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/nick dana");
+  await nc.line((l) => l === "* You are now dana");
+  const bob = await register(a, "bob");
+  const markdown = "**bold** _it_ `x()` https://e.x/a_b";
+  await ok(alice, { type: "send", room: "#general", text: markdown });
+  assert.equal(await nc.line((l) => l.includes("**")), `[#general] <alice> ${markdown}`);
+  assert.equal((await seen(bob, (f) => f.type === "message")).text, markdown, "JSON: as sent");
+  await ok(alice, { type: "send", room: "#general", text: "```\nconst a = 1;\n```" });
+  assert.equal(await nc.line(), "[#general] <alice> ``` const a = 1; ```");
+});
+
+Deno.test("conversation: text mode /unread shows the server's counts, which another device's read moves; /read marks one read", async () => {
+  await using a = await app();
+  const alice = await register(a, "alice");
+  const bob = await register(a, "bob");
+  const [conn, nc] = memoryConnection("10.0.0.7");
+  void a.server.serve(conn);
+  nc.send("/login alice " + PASSWORD);
+  await nc.line((l) => l.startsWith("* Logged in as alice"));
+  nc.send("/unread");
+  assert.equal(await nc.line((l) => l.includes("nread")), "* Nothing unread");
+  await ok(bob, { type: "send", room: "#general", text: "one" });
+  const two = await ok(bob, { type: "send", room: "#general", text: "two" });
+  await ok(bob, { type: "send", to: "alice", text: "psst" });
+  nc.send("/unread");
+  assert.equal(await nc.line((l) => l.includes("nread")), "* Unread: #general (2), bob (1)");
+  await ok(alice, { type: "read", room: "#general", id: two.id });
+  nc.send("/unread");
+  assert.equal(await nc.line((l) => l.includes("nread")), "* Unread: bob (1)");
+  // Text mode marks a conversation read up to its latest message; the other devices hear of it.
+  const three = await ok(bob, { type: "send", room: "#general", text: "three" });
+  nc.send("/read");
+  assert.equal(await nc.line((l) => l.startsWith("* Read")), `* Read up to message ${three.id}`);
+  assert.deepEqual(await seen(alice, (f) => f.type === "read" && f.id === three.id), {
+    type: "read",
+    id: three.id,
+    room: "#general",
+  });
+  nc.send("/read bob");
+  await nc.line((l) => l.startsWith("* Read"));
+  nc.send("/unread");
+  assert.equal(await nc.line((l) => l.includes("nread")), "* Nothing unread");
+  nc.send("/read #general extra");
+  assert.equal(await nc.line(), "! Usage: /read [#room|NAME]");
+  // JSON: read without an id is the same.
+  const four = await ok(bob, { type: "send", room: "#general", text: "four" });
+  assert.equal((await ok(alice, { type: "read", room: "#general" })).id, four.id);
+  await refused(alice, { type: "read", room: "#general", id: -1 }, "bad_frame");
 });

@@ -278,6 +278,80 @@ export function storeConformance(backend: Backend): void {
     assert.deepEqual(await store.messages.history({ between: ["x", "y"] }, undefined, 5), []);
   });
 
+  test("history: reads forwards after an id, oldest first, in a room and a DM pair", async (store) => {
+    const ids: { id: number; room: boolean }[] = [];
+    for (let i = 0; i < 12; i++) {
+      const message: NewMessage = i % 3 === 0
+        ? { ts: i, from: "alice", to: "Bob", text: `d${i}` }
+        : { ts: i, from: "bob", room: "#Ops", text: `r${i}` };
+      ids.push({ id: (await store.messages.append(message)).id, room: i % 3 !== 0 });
+    }
+    const room = ids.filter((m) => m.room).map((m) => m.id);
+    const dms = ids.filter((m) => !m.room).map((m) => m.id);
+    const after = await store.messages.historyAfter({ room: "#OPS" }, room[2]!, 3);
+    assert.deepEqual(after.map((m) => m.id), room.slice(3, 6));
+    assert.equal(after[0]!.room, "#Ops");
+    assert.equal(after[0]!.text, "r5");
+    assert.deepEqual(
+      (await store.messages.historyAfter({ room: "#ops" }, 0, 100)).map((m) => m.id),
+      room,
+    );
+    assert.deepEqual(await store.messages.historyAfter({ room: "#ops" }, room.at(-1)!, 5), []);
+    assert.deepEqual(
+      (await store.messages.historyAfter({ between: ["bob", "ALICE"] }, dms[0]!, 2)).map((m) =>
+        m.id
+      ),
+      dms.slice(1, 3),
+    );
+    assert.deepEqual(await store.messages.historyAfter({ room: "#nowhere" }, 0, 5), []);
+    // Read back like history: reactions, edits and tombstones included.
+    await store.messages.edit(room[4]!, "changed", 99);
+    await store.messages.remove(room[5]!);
+    const page = await store.messages.historyAfter({ room: "#ops" }, room[3]!, 2);
+    assert.equal(page[0]!.text, "changed");
+    assert.equal(page[0]!.edited, 99);
+    assert.equal(page[1]!.deleted, true);
+  });
+
+  test("messages: a reply is read with the quote of the message it answers, as it is now", async (store) => {
+    const first = await store.messages.append({
+      room: "#ops",
+      from: "alice",
+      text: "\n  lunch?  \nor later",
+      ts: 1,
+    });
+    const reply = await store.messages.append({
+      room: "#ops",
+      from: "bob",
+      text: "yes",
+      ts: 2,
+      replyTo: first.id,
+      quote: { from: "stale", text: "not stored" },
+    });
+    const orphan = await store.messages.append({
+      room: "#ops",
+      from: "bob",
+      text: "to nothing",
+      ts: 3,
+      replyTo: 999_999,
+    });
+    const read = async () => {
+      const page = await store.messages.history({ room: "#ops" }, undefined, 10);
+      assert.equal(page.find((m) => m.id === orphan.id)!.quote, undefined);
+      assert.equal(page.find((m) => m.id === first.id)!.quote, undefined);
+      return page.find((m) => m.id === reply.id)!.quote;
+    };
+    assert.deepEqual(await read(), { from: "alice", text: "lunch?" });
+    assert.deepEqual((await store.messages.get(reply.id))!.quote, {
+      from: "alice",
+      text: "lunch?",
+    });
+    await store.messages.edit(first.id, "x".repeat(100), 5);
+    assert.deepEqual(await read(), { from: "alice", text: `${"x".repeat(79)}…` });
+    await store.messages.remove(first.id);
+    assert.deepEqual(await read(), { from: "alice", text: "", deleted: true });
+  });
+
   test("pending DMs: kept until removed, taken exactly once, added back", async (store) => {
     const alice = (await store.accounts.createUser("alice", "h", 0))!;
     const bob = (await store.accounts.createUser("bob", "h", 0))!;
@@ -373,6 +447,7 @@ export function storeConformance(backend: Backend): void {
       text: "re",
       ts: 2,
       replyTo: first.id,
+      quote: { from: "alice", text: "first" },
     }, "a guest's message has no account");
     assert.deepEqual(await store.messages.get(dm.id), {
       type: "message",
@@ -382,6 +457,7 @@ export function storeConformance(backend: Backend): void {
       text: "psst",
       ts: 3,
       replyTo: first.id,
+      quote: { from: "alice", text: "first" },
       fromAccount: alice.id,
     });
     assert.equal(await store.messages.get(dm.id + 1000), undefined);
@@ -497,6 +573,7 @@ export function storeConformance(backend: Backend): void {
       text: "secret reply",
       ts: 2,
       replyTo: doomed.id,
+      quote: { from: "alice", text: "", deleted: true },
     }]);
     assert.deepEqual(await store.messages.get(doomed.id), { ...tombstone, fromAccount: alice.id });
     assert.deepEqual((await store.files.uses("f1")).rooms, [], "the file is no longer sent");

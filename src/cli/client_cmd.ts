@@ -67,7 +67,11 @@ Commands (as in the server's text mode):
   /nick NAME  /join #room  /part [#room]  /msg NAME TEXT  /me TEXT
   /who [#room]  /rooms  /history [#room|NAME] [N]  /ping  /help  /quit [reason]
   /register NAME PASS  /login NAME PASS  /logout  /passwd OLD NEW
+  /reply ID TEXT  /edit ID TEXT  /delete ID  /react ID EMOJI  /unreact ID EMOJI
+  /search [#room|NAME:] WORDS  /context ID [N]  /unread  /read [#room|NAME]
   logout, bye, quit, Ctrl-C or end of input (Ctrl-D) leave cleanly.
+Who is typing shows above the prompt; typing a message tells the others (at most every 3 s).
+With an account, what is shown is marked read on the server (other devices agree).
 Files (logged-in accounts; a progress bar at a terminal):
   /send [#room|NAME] PATH   upload PATH and send it (default: to the current room)
   /get ID [PATH]            download to PATH (a file or a folder), else into
@@ -254,10 +258,33 @@ export async function clientMain(args: string[]): Promise<number> {
     options.insecure = true;
     console.error(INSECURE_WARNING);
   }
-  let client: ChatClient;
+  // Tokens and the password first: the first hello logs in with them, so the session never
+  // shows as a guest before it is the account.
+  const dir = parsed.noTokenFile ? undefined : TokenStore.defaultDir();
+  const tokens = dir !== undefined && mayUse(dir) ? new TokenStore(dir) : undefined;
+  let client: ChatClient | undefined;
+  let interrupts = 0;
+  const interrupt = () => {
+    if (++interrupts > 1 || client === undefined) {
+      io.close(); // a second Ctrl-C does not wait (nor one while connecting)
+      Deno.exit(130);
+    }
+    void client.quit();
+  };
+  const io = openConsole({ onInterrupt: interrupt });
+  let password: string | undefined;
+  if (parsed.passwordStdin) password = await io.readSecret(`Password for ${parsed.name}: `);
+  const token = parsed.name === undefined
+    ? undefined
+    : await tokens?.get(`${host}:${port}`, parsed.name).catch(() => undefined);
+  if (token !== undefined) options.login = { token };
+  else if (password !== undefined && password !== "") {
+    options.login = { name: parsed.name!, password };
+  }
   try {
     client = await ChatClient.connect(host, port, options);
   } catch (error) {
+    io.close();
     const why = error instanceof SessionRefusedError
       ? `the server refused the session: ${error.message}`
       : error instanceof TlsVerificationError
@@ -267,15 +294,6 @@ export async function clientMain(args: string[]): Promise<number> {
     return 1;
   }
 
-  let interrupts = 0;
-  const interrupt = () => {
-    if (++interrupts > 1) Deno.exit(130); // a second Ctrl-C does not wait
-    void client.quit();
-  };
-  const io = openConsole({
-    onInterrupt: interrupt,
-    prompt: `${client.joinedRooms.at(-1) ?? "(no room)"}> `,
-  });
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, interrupt);
   try {
@@ -283,10 +301,12 @@ export async function clientMain(args: string[]): Promise<number> {
       format: new Formatter(useColor(parsed.color), Date.now, { bell: parsed.bell ?? false }),
     };
     if (parsed.name !== undefined) session.name = parsed.name;
-    if (parsed.passwordStdin) session.passwordFromInput = true;
+    if (parsed.passwordStdin) {
+      session.passwordFromInput = true;
+      if (password !== undefined) session.password = password;
+    }
     if (parsed.room !== undefined) session.room = parsed.room;
-    const dir = parsed.noTokenFile ? undefined : TokenStore.defaultDir();
-    if (dir !== undefined && mayUse(dir)) session.tokens = new TokenStore(dir);
+    if (tokens !== undefined) session.tokens = tokens;
     else if (dir !== undefined) {
       session.note = `Session tokens are not kept: no permission to read and write ${dir}`;
     }

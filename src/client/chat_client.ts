@@ -18,7 +18,7 @@ import { PROTO } from "../protocol/frames.ts";
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import { VERSION } from "../version.ts";
 import type { BackoffOptions } from "./core/backoff.ts";
-import { ConnectionClosedError } from "./core/errors.ts";
+import { ConnectionClosedError, ServerError } from "./core/errors.ts";
 import { exchange } from "./core/frames.ts";
 import type { AckOf, Reply, ReplyTo, RequestFrame, WelcomeFrame } from "./core/frames.ts";
 import { PEER_DEFAULTS } from "./core/peer.ts";
@@ -96,6 +96,20 @@ export interface ChatClientOptions {
    * 8080 before it arrives or from a server that announces none
    */
   httpPort?: number;
+  /**
+   * Log in with the first `hello` (a session token, or a name and password), so the session
+   * comes online as the account and never as a guest first. The outcome is
+   * {@linkcode ChatClient.helloLogin}; a refusal leaves the client connected as a guest.
+   */
+  login?: { token: string } | { name: string; password: string };
+}
+
+/** How the login in the first `hello` went (see {@linkcode ChatClientOptions.login}). */
+export interface HelloLogin {
+  /** What it was tried with. */
+  by: "token" | "password";
+  /** The account's login, or the server's refusal (`auth_failed`, `rate_limited`, …). */
+  result: LoggedIn | ServerError;
 }
 
 /** What `hello` returns. */
@@ -203,6 +217,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   /** Files seen in messages (and uploaded), oldest first, at most {@linkcode KNOWN_FILES}. */
   readonly #files = new Map<string, FileRef>();
   #readyWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  #helloLogin: HelloLogin | undefined;
   readonly #onAbort = () => void this.close("aborted");
 
   private constructor(hostname: string, port: number, options: ChatClientOptions) {
@@ -247,12 +262,29 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     options.signal?.addEventListener("abort", client.#onAbort, { once: true });
     let peer: Peer | undefined;
     try {
-      const opened = await client.#open();
+      const login = options.login;
+      const hello = { ...client.#helloFrame(), ...login };
+      const opened = await client.#open(hello);
       peer = opened.peer;
-      const hello = client.#helloFrame();
-      client.#track(hello, await opened.greeted);
-      // Online at once in #general, unless the server wants a login first (no name yet).
-      client.#rooms = client.#name === "" ? [] : [DEFAULT_ROOM];
+      let welcome: WelcomeFrame;
+      try {
+        welcome = await opened.greeted;
+      } catch (error) {
+        if (login === undefined || !(error instanceof ServerError)) throw error;
+        // The login was refused: the session is a guest's (or waits for a login). Greet again.
+        client.#helloLogin = { by: "token" in login ? "token" : "password", result: error };
+        welcome = await peer.request(client.#helloFrame());
+      }
+      client.#track(hello, welcome);
+      if (login !== undefined && welcome.login !== undefined) {
+        client.#helloLogin = {
+          by: "token" in login ? "token" : "password",
+          result: toLoggedIn(welcome.login),
+        };
+      } else {
+        // Online at once in #general, unless the server wants a login first (no name yet).
+        client.#rooms = client.#name === "" ? [] : [DEFAULT_ROOM];
+      }
     } catch (error) {
       peer?.close("connecting failed");
       await peer?.closed;
@@ -295,6 +327,14 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
   roomState(room: string): RoomState | undefined {
     const state = this.#roomStates.get(nameKey(room));
     return state === undefined ? undefined : { ...state, roles: { ...state.roles } };
+  }
+
+  /**
+   * How the login in the first `hello` went, when {@linkcode ChatClientOptions.login} asked
+   * for one: the login (the client is the account), or the refusal (it is a guest).
+   */
+  get helloLogin(): HelloLogin | undefined {
+    return this.#helloLogin;
   }
 
   /** The session token after `login` or `register` (keep it secret), else undefined. */
@@ -439,12 +479,14 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
    */
   async history(
     target: string,
-    options: { before?: number; limit?: number } = {},
+    options: { before?: number; after?: number; around?: number; limit?: number } = {},
   ): Promise<HistoryFrame> {
     const frame: Extract<RequestFrame, { type: "history" }> = target.startsWith("#")
       ? { type: "history", room: target }
       : { type: "history", with: target };
     if (options.before !== undefined) frame.before = options.before;
+    if (options.after !== undefined) frame.after = options.after;
+    if (options.around !== undefined) frame.around = options.around;
     if (options.limit !== undefined) frame.limit = options.limit;
     const { ref: _, ...page } = await this.request(frame);
     for (const m of page.messages) if (m.file !== undefined) this.#remember(m.file);
@@ -699,10 +741,12 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     };
   }
 
-  #open(): Promise<{ peer: Peer; greeted: Promise<WelcomeFrame> }> {
+  #open(
+    hello = this.#helloFrame(),
+  ): Promise<{ peer: Peer; greeted: Promise<WelcomeFrame> }> {
     const o = this.#options;
     return openPeer(this.#endpoint, {
-      hello: this.#helloFrame(),
+      hello,
       maxLine: o.maxLine ?? DEFAULTS.maxLine,
       timeoutMs: o.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       pingIntervalMs: o.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
@@ -811,6 +855,14 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         this.#welcome = toWelcome(ex.reply);
         this.#name = this.#welcome.name;
         this.#followWeb(this.#welcome.web);
+        if (ex.reply.login !== undefined) {
+          const login = toLoggedIn(ex.reply.login);
+          this.#name = login.name;
+          this.#chosenName = login.name;
+          this.#token = login.token;
+          this.#rooms = login.rooms;
+          this.#pruneStates();
+        }
         break;
       case "nick":
         this.#name = ex.reply.name;
@@ -920,7 +972,10 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       maxAttempts: this.#options.maxReconnectAttempts ?? Infinity,
     });
     const result = await reconnector.run(async (attempt) => {
-      const { peer, greeted } = await this.#open();
+      const token = this.#token;
+      const { peer, greeted } = await this.#open(
+        token === undefined ? undefined : { ...this.#helloFrame(), token },
+      );
       this.#peer = peer;
       try {
         if (this.#isClosed()) throw new ConnectionClosedError("closed");
@@ -953,14 +1008,34 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
     greeted: Promise<WelcomeFrame>,
   ): Promise<Omit<ReconnectedEvent, "type" | "attempts">> {
     const token = this.#token;
+    // The hello (sent by #open) carried the token, if any: a refusal fails it, and the session
+    // is a guest's then. Greet again, and take back what a guest can.
+    let refused: ServerError | undefined;
+    let welcome: WelcomeFrame;
+    try {
+      welcome = await greeted;
+    } catch (error) {
+      if (token === undefined || !(error instanceof ServerError)) throw error;
+      refused = error;
+      welcome = await peer.request(this.#helloFrame());
+    }
     const plan: Parameters<typeof restore>[1] = {
       hello: this.#helloFrame(),
-      greeted,
+      greeted: Promise.resolve(welcome),
       rooms: this.#rooms,
     };
-    if (token !== undefined) plan.token = token;
-    if (this.#chosenName !== undefined) plan.name = this.#chosenName;
+    if (refused === undefined) {
+      if (token !== undefined) {
+        plan.token = token;
+        plan.tokenInHello = true; // a server that ignored it is sent a login
+      }
+      if (this.#chosenName !== undefined) plan.name = this.#chosenName;
+    }
     const done = await restore(peer, plan);
+    if (refused !== undefined) {
+      done.lostSession = refused.code;
+      if (this.#chosenName !== undefined) done.lostName = this.#chosenName;
+    }
     const result: Omit<ReconnectedEvent, "type" | "attempts"> = {
       name: done.name,
       rooms: [...done.rooms],
@@ -1005,7 +1080,7 @@ function toLimits(value: ServerLimits | undefined): ServerLimits | undefined {
   };
 }
 
-function toLoggedIn(reply: AckOf<"login">): LoggedIn {
+function toLoggedIn(reply: Omit<AckOf<"login">, "type">): LoggedIn {
   return { name: reply.name, token: reply.token, rooms: reply.rooms, unread: reply.unread };
 }
 

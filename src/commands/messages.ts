@@ -7,6 +7,7 @@
 
 import { ChatError } from "../protocol/errors.ts";
 import type { FileRef, HistoryFrame } from "../protocol/frames.ts";
+import { replyQuote } from "../protocol/frames.ts";
 import { checkName, nameKey } from "../protocol/names.ts";
 import { checkedText } from "../services/messages.ts";
 import type { Draft } from "../services/messages.ts";
@@ -42,6 +43,7 @@ export const messageCommands: CommandGroup<"send" | "history"> = {
         }
         ({ room, to } = { room: undefined, to: undefined, ...place });
         draft.replyTo = request.replyTo;
+        draft.quote = replyQuote(answered);
       }
       if (room === undefined && to === undefined) {
         throw new ChatError("bad_frame", "Frame 'send' needs 'room' or 'to'");
@@ -69,27 +71,66 @@ export const messageCommands: CommandGroup<"send" | "history"> = {
       needs: "online",
       inRoom: { room: (request) => request.room, verb: "show history" },
     },
-    async run(request, caller, { hub, messages }) {
+    async run(request, caller, { hub, messages, conversation }) {
       const limit = Math.min(Math.max(1, Math.floor(request.limit ?? 50)), MAX_HISTORY_PAGE);
+      const { before, after, around } = request;
+      if ([before, after, around].filter((v) => v !== undefined).length > 1) {
+        throw new ChatError(
+          "bad_frame",
+          "Frame 'history' takes one of 'before', 'after' and 'around'",
+        );
+      }
+      for (const [field, value] of [["after", after], ["around", around]] as const) {
+        if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
+          throw new ChatError("bad_frame", `Field '${field}' must be a message id`);
+        }
+      }
+      let room = request.room;
+      let other = request.with;
+      if (around !== undefined) {
+        // The page is the conversation the message is in: given, it must be that one.
+        const message = await conversation.visible(caller, around, "show history around it");
+        const place = message.room !== undefined
+          ? { room: message.room }
+          : { with: nameKey(message.from) === nameKey(caller.name) ? message.to! : message.from };
+        const elsewhere = "room" in place
+          ? other !== undefined || (room !== undefined && nameKey(room) !== nameKey(place.room))
+          : room !== undefined || (other !== undefined && nameKey(other) !== nameKey(place.with));
+        if (elsewhere) {
+          throw new ChatError(
+            "no_such_message",
+            `Cannot show history around it: message ${around} is not in ${room ?? other}`,
+          );
+        }
+        if ("room" in place) room = place.room;
+        else other = place.with;
+      }
       let target: HistoryTarget;
       let frame: HistoryFrame;
-      if (request.room !== undefined) {
-        target = { room: request.room };
-        frame = { type: "history", room: hub.who(request.room).room, messages: [], more: false };
-      } else if (request.with !== undefined) {
+      if (room !== undefined) {
+        target = { room };
+        frame = { type: "history", room: hub.who(room).room, messages: [], more: false };
+      } else if (other !== undefined) {
         if (caller.user === undefined) {
           throw new ChatError(
             "login_required",
             "Only logged-in accounts have direct message history",
           );
         }
-        checkName(request.with);
-        target = { between: [caller.user.name, request.with] };
-        frame = { type: "history", with: request.with, messages: [], more: false };
+        checkName(other);
+        target = { between: [caller.user.name, other] };
+        frame = { type: "history", with: other, messages: [], more: false };
       } else {
         throw new ChatError("bad_frame", "Frame 'history' needs 'room' or 'with'");
       }
-      Object.assign(frame, await messages.page(target, request.before, limit));
+      if (around !== undefined) {
+        frame.around = around;
+        Object.assign(frame, await messages.pageAround(target, around, limit));
+      } else if (after !== undefined) {
+        Object.assign(frame, await messages.pageAfter(target, after, limit));
+      } else {
+        Object.assign(frame, await messages.page(target, before, limit));
+      }
       return { result: { command: "history", reply: frame } };
     },
   },

@@ -10,6 +10,7 @@ import { ChatError } from "../protocol/errors.ts";
 import type { ServerFrame } from "../protocol/frames.ts";
 import type { ReplayItem, Result } from "../protocol/requests.ts";
 import {
+  contextLines,
   formatTextEvent,
   historyLine,
   historyLines,
@@ -38,6 +39,8 @@ function words(result: Result): string[] {
     case "pong":
       return [];
     case "history": {
+      const { around } = result.reply;
+      if (around !== undefined) return contextLines({ ...result.reply, around });
       const lines = historyLines(result.reply);
       return lines.length > 0 ? lines : ["No messages"];
     }
@@ -99,8 +102,10 @@ function words(result: Result): string[] {
       return [modes === "" ? `${room} has no modes` : `Modes of ${room}: ${modes}`];
     }
     case "typing":
-    case "read":
+    case "react": // the reactions event, which reaches the reacting session too, says it
       return [];
+    case "read":
+      return [`Read up to message ${result.reply.id}`];
     case "unread": {
       const { rooms, conversations } = result.reply;
       const count = (n: number) => n >= 1000 ? "999+" : String(n);
@@ -119,7 +124,7 @@ function words(result: Result): string[] {
       ];
     }
     default:
-      return ["Done"]; // kick, ban, unban, mute, unmute, op, deop, invite, wall, edit, delete, react
+      return ["Done"]; // kick, ban, unban, mute, unmute, op, deop, invite, wall, edit, delete
   }
 }
 

@@ -50,7 +50,15 @@ export type ClientFrame =
   | Ref & { type: "login"; name?: string; password?: string; token?: string }
   | Ref & { type: "logout" }
   | Ref & { type: "passwd"; old: string; new: string }
-  | Ref & { type: "history"; room?: string; with?: string; before?: number; limit?: number }
+  | Ref & {
+    type: "history";
+    room?: string;
+    with?: string;
+    before?: number;
+    after?: number;
+    around?: number;
+    limit?: number;
+  }
   | Ref & { type: "topic"; room: string; text?: string }
   | Ref & { type: ModerationAction; room: string; name: string; reason?: string }
   | Ref & { type: "mode"; room: string; modes?: string }
@@ -60,7 +68,8 @@ export type ClientFrame =
   | Ref & { type: "react"; id: number; emoji: string; off?: boolean }
   | Ref & { type: "typing"; room?: string; to?: string }
   | Ref & { type: "search"; text: string; room?: string; with?: string; limit?: number }
-  | Ref & { type: "read"; room?: string; with?: string; id: number }
+  /** `id` left out: up to the conversation's latest message. */
+  | Ref & { type: "read"; room?: string; with?: string; id?: number }
   | Ref & { type: "unread" };
 
 /** The emoji a message may be reacted to with. */
@@ -190,12 +199,47 @@ export interface MessageFrame {
   file?: FileRef;
   /** The id of the message this one answers (in the same room or conversation). */
   replyTo?: number;
+  /** With `replyTo`: who wrote the message answered, and its first line ({@linkcode replyQuote}). */
+  quote?: ReplyQuote;
   /** When its author last edited it (ms since the epoch). */
   edited?: number;
   /** Deleted: its text is gone (`""`), and so is its file. */
   deleted?: true;
   /** Reactions, counted per emoji (only emoji someone used). */
   reactions?: Record<string, number>;
+}
+
+/** What a reply shows of the message it answers. */
+export interface ReplyQuote {
+  /** Who wrote it. */
+  from: string;
+  /** Its first non-blank line, at most {@linkcode MAX_QUOTE} characters (`""`: none, e.g. a file). */
+  text: string;
+  /** It was deleted (`text` is then `""`). */
+  deleted?: true;
+}
+
+/** The most characters of a quoted line (a longer one is cut, ending with `…`). */
+export const MAX_QUOTE = 80;
+
+/**
+ * The quote a reply to `m` carries: its sender and first non-blank line, cut to
+ * {@linkcode MAX_QUOTE} characters.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { replyQuote } from "./frames.ts";
+ * assert.deepEqual(replyQuote({ from: "al", text: "\n hi there \nmore" }), { from: "al", text: "hi there" });
+ * assert.deepEqual(replyQuote({ from: "al", text: "", deleted: true }), { from: "al", text: "", deleted: true });
+ * ```
+ */
+export function replyQuote(m: Pick<MessageFrame, "from" | "text" | "deleted">): ReplyQuote {
+  if (m.deleted) return { from: m.from, text: "", deleted: true };
+  const line = m.text.split("\n").find((l) => l.trim() !== "")?.trim() ?? "";
+  const chars = [...line];
+  const text = chars.length > MAX_QUOTE ? `${chars.slice(0, MAX_QUOTE - 1).join("")}…` : line;
+  return { from: m.from, text };
 }
 
 /**
@@ -209,6 +253,10 @@ export interface HistoryFrame {
   with?: string;
   messages: MessageFrame[];
   more: boolean;
+  /** With `after` or `around`: whether later messages exist (page on with `after`). */
+  newer?: boolean;
+  /** The message a page asked for with `around` is centred on. */
+  around?: number;
 }
 
 /** What a presence event says happened. */
@@ -378,7 +426,14 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   passwd: { required: { old: "string", new: "string" }, optional: {} },
   history: {
     required: {},
-    optional: { room: "string", with: "string", before: "number", limit: "number" },
+    optional: {
+      room: "string",
+      with: "string",
+      before: "number",
+      after: "number",
+      around: "number",
+      limit: "number",
+    },
   },
   topic: { required: { room: "string" }, optional: { text: "string" } },
   kick: TARGETED,
@@ -399,7 +454,7 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
     required: { text: "string" },
     optional: { room: "string", with: "string", limit: "number" },
   },
-  read: { required: { id: "number" }, optional: { room: "string", with: "string" } },
+  read: { required: {}, optional: { id: "number", room: "string", with: "string" } },
   unread: { required: {}, optional: {} },
 };
 

@@ -47,11 +47,17 @@ export const TEXT_HELP: readonly string[] = [
   "  /edit ID TEXT, /delete ID    change or remove a message of yours",
   "  /react ID EMOJI, /unreact ID EMOJI   react to a message",
   "  /search [#room|NAME:] WORDS  find messages you can read",
+  "  /context ID [N]      message ID in its conversation, N messages (5) either side",
   "  /unread              what you have not read, in your rooms and direct messages",
+  "  /read [#room|NAME]   mark a room (default: the current one) or a DM as read",
   "  /help                this list",
   "  /quit [reason]       leave (also: logout, bye, quit)",
   "Any other line is a message to your current room; start it with // to send a leading /.",
 ];
+
+/** How many messages `/context ID` shows on either side of the message, by default and at most. */
+export const CONTEXT_SIDE = 5;
+const MAX_CONTEXT_SIDE = 99;
 
 function roomArg(arg: string): string {
   return arg.startsWith("#") ? arg : `#${arg}`;
@@ -199,6 +205,11 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
     }
     case "unread":
       return { type: "unread" };
+    case "read": {
+      if (/\s/.test(rest)) throw usage("/read [#room|NAME]");
+      if (rest === "") return { type: "read", room: needRoom(current, "mark as read") };
+      return rest.startsWith("#") ? { type: "read", room: rest } : { type: "read", with: rest };
+    }
     case "search": {
       const [first, after] = splitFirst(rest);
       if (rest === "") throw usage("/search [#room|NAME:] WORDS");
@@ -209,6 +220,17 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
         return { type: "search", with: first.slice(0, -1), text: after };
       }
       return { type: "search", text: rest };
+    }
+    case "context": {
+      const [id, n, extra] = rest.split(/\s+/).filter((a) => a !== "");
+      const side = n === undefined ? CONTEXT_SIDE : Number(n);
+      if (
+        id === undefined || !/^\d+$/.test(id) || (n !== undefined && !/^\d+$/.test(n)) ||
+        side > MAX_CONTEXT_SIDE || extra !== undefined
+      ) {
+        throw usage(`/context ID [N] (N: 0-${MAX_CONTEXT_SIDE} messages either side)`);
+      }
+      return { type: "history", around: Number(id), limit: 2 * side + 1 };
     }
     case "history": {
       const args = rest.split(/\s+/).filter((a) => a !== "");
@@ -303,6 +325,12 @@ export function formatTextEvent(frame: ServerFrame): string | undefined {
       return `* ${frame.by} edited ${placeOf(frame)}: ${sanitize(frame.text)}`;
     case "deleted":
       return `* ${frame.by} deleted ${placeOf(frame)}`;
+    case "reactions": {
+      const where = "room" in frame
+        ? `message ${frame.id} in ${frame.room}`
+        : `direct message ${frame.id}`;
+      return `* Reactions to ${where}: ${reactionCounts(frame.reactions) || "none"}`;
+    }
     case "error":
       return `! ${sanitize(frame.message)}`;
     default:
@@ -341,10 +369,10 @@ function moderationLine(frame: ModerationFrame): string {
   }
 }
 
-function formatMessage(frame: MessageFrame, stamp?: string): string {
+function formatMessage(frame: MessageFrame, stamp?: string, dim = true): string {
   const where = (frame.room ?? "dm") + (stamp === undefined ? "" : ` ${stamp}`);
   let text = frame.deleted ? "(message deleted)" : sanitize(frame.text);
-  if (frame.replyTo !== undefined) text = `(re ${frame.replyTo}) ${text}`;
+  if (frame.replyTo !== undefined) text = `(re ${quoteLine(frame)}) ${text}`;
   if (frame.edited !== undefined && !frame.deleted) text = `${text} (edited)`;
   if (frame.file !== undefined) {
     const { name, size, id } = frame.file;
@@ -352,8 +380,45 @@ function formatMessage(frame: MessageFrame, stamp?: string): string {
       formatSize(size)
     }: /get ${id}]`;
   }
+  const counted = reactionCounts(frame.reactions);
+  if (counted !== "") text = `${text} ${counted}`;
   const body = frame.action ? `* ${frame.from} ${text}` : `<${frame.from}> ${text}`;
-  return stamp === undefined ? `[${where}] ${body}` : `[${where}] ${DIM}${body}${UNDIM}`;
+  return stamp === undefined || !dim ? `[${where}] ${body}` : `[${where}] ${DIM}${body}${UNDIM}`;
+}
+
+/**
+ * What a reply shows of the message it answers: `alice: what time?`, `alice: message deleted`,
+ * `alice` (a message without text), or its id when the server sent no quote.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { quoteLine } from "./text_mode.ts";
+ * assert.equal(quoteLine({ replyTo: 4, quote: { from: "al", text: "hi" } }), "al: hi");
+ * assert.equal(quoteLine({ replyTo: 4 }), "4");
+ * ```
+ */
+export function quoteLine(frame: Pick<MessageFrame, "replyTo" | "quote">): string {
+  const q = frame.quote;
+  if (q === undefined) return String(frame.replyTo);
+  if (q.deleted) return `${q.from}: message deleted`;
+  return q.text === "" ? q.from : `${q.from}: ${sanitize(q.text)}`;
+}
+
+/**
+ * A message's reactions as shown after its text, counted per emoji: `🎉2 👍1` (empty when none).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reactionCounts } from "./text_mode.ts";
+ * assert.equal(reactionCounts({ "🎉": 2, "👍": 1 }), "🎉2 👍1");
+ * assert.equal(reactionCounts(undefined), "");
+ * ```
+ */
+export function reactionCounts(reactions: Record<string, number> | undefined): string {
+  return Object.entries(reactions ?? {}).filter(([, n]) => n > 0)
+    .map(([emoji, n]) => `${sanitize(emoji)}${n}`).join(" ");
 }
 
 /**
@@ -406,4 +471,19 @@ export function historyLines(frame: HistoryFrame): string[] {
 /** One stored message as a text-mode line, with its time (UTC) and its body dimmed. */
 export function historyLine(message: MessageFrame): string {
   return formatMessage(message, clock(message.ts));
+}
+
+/**
+ * A page asked for with `around` as text-mode lines: a `* ` header, then one line per message
+ * with its time and its id; the message asked for is not dimmed, the others are.
+ */
+export function contextLines(frame: HistoryFrame & { around: number }): string[] {
+  const where = frame.room ?? `your messages with ${frame.with}`;
+  const n = frame.messages.length;
+  return [
+    `* Around message ${frame.around} in ${where} (${n} message${n === 1 ? "" : "s"}):`,
+    ...frame.messages.map((m) =>
+      `${formatMessage(m, clock(m.ts), m.id !== frame.around)} (id ${m.id})`
+    ),
+  ];
 }

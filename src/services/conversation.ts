@@ -222,7 +222,7 @@ export class Conversation {
 
   /**
    * Moves the actor's read marker in a room it is in, or in its direct messages with someone,
-   * forward to `id`; its other sessions are told.
+   * forward to `id` (undefined: the conversation's latest message); its other sessions are told.
    *
    * @returns the marker after it
    * @throws {ChatError} `not_in_room`, `invalid_name`, `bad_frame`
@@ -230,9 +230,9 @@ export class Conversation {
   async markRead(
     actor: Actor,
     where: { room?: string; with?: string },
-    id: number,
+    id: number | undefined,
   ): Promise<number> {
-    if (!Number.isSafeInteger(id) || id < 0) {
+    if (id !== undefined && (!Number.isSafeInteger(id) || id < 0)) {
       throw new ChatError("bad_frame", "Field 'id' must be a message id");
     }
     const user = actor.user!;
@@ -247,6 +247,12 @@ export class Conversation {
       place = { with: where.with };
     } else {
       throw new ChatError("bad_frame", "Frame 'read' needs 'room' or 'with'");
+    }
+    if (id === undefined) {
+      const target = "room" in place
+        ? place
+        : { between: [user.name, place.with] as [string, string] };
+      id = (await this.#store.history(target, undefined, 1))[0]?.id ?? 0;
     }
     const read = await this.#store.markRead(user.id, place, id);
     this.#hub.announceDirect(user.name, user.name, { type: "read", id: read, ...place }, actor);

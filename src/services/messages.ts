@@ -11,7 +11,7 @@ import type { Hub } from "../hub/hub.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { isBlank, textProblem, utf8Length } from "../protocol/unicode.ts";
 import type { Actor, Moderation } from "./moderation.ts";
-import type { FileRef, HistoryFrame, MessageFrame } from "../protocol/frames.ts";
+import type { FileRef, HistoryFrame, MessageFrame, ReplyQuote } from "../protocol/frames.ts";
 import type { HistoryTarget, MessageStore, NewMessage } from "../store/store.ts";
 
 /** What a message says: its text, whether it is an action (`/me`), its attachment, and what it answers. */
@@ -20,6 +20,8 @@ export interface Draft {
   action?: boolean;
   file?: FileRef;
   replyTo?: number;
+  /** What the reply shows of the message it answers (delivered, not stored: read back live). */
+  quote?: ReplyQuote;
 }
 
 /**
@@ -59,6 +61,7 @@ export function newMessage(
   if (draft.action) message.action = true;
   if (draft.file !== undefined) message.file = draft.file;
   if (draft.replyTo !== undefined) message.replyTo = draft.replyTo;
+  if (draft.quote !== undefined) message.quote = draft.quote;
   if (from.accountId !== undefined) message.fromAccount = from.accountId;
   return message;
 }
@@ -114,6 +117,55 @@ export class Messages {
     const rows = await this.#store.history(target, before, limit + 1);
     const more = rows.length > limit;
     return { messages: more ? rows.slice(1) : rows, more };
+  }
+
+  /**
+   * A page after `after`, oldest first: up to `limit` messages; `newer` says whether later ones
+   * exist, `more` whether earlier ones do (before the page's first).
+   */
+  async pageAfter(
+    target: HistoryTarget,
+    after: number,
+    limit: number,
+  ): Promise<Pick<HistoryFrame, "messages" | "more" | "newer">> {
+    const rows = await this.#store.historyAfter(target, after, limit + 1);
+    const newer = rows.length > limit;
+    const messages = newer ? rows.slice(0, limit) : rows;
+    const first = messages[0]?.id ?? after + 1;
+    const more = (await this.#store.history(target, first, 1)).length > 0;
+    return { messages, more, newer };
+  }
+
+  /**
+   * A page of at most `limit` messages around message `id` (which must be in `target`), oldest
+   * first: about half before it, it, and the rest after (one side short, the other side gets
+   * the room). `more` and `newer` say whether messages exist before and after the page.
+   */
+  async pageAround(
+    target: HistoryTarget,
+    id: number,
+    limit: number,
+  ): Promise<Pick<HistoryFrame, "messages" | "more" | "newer">> {
+    // The message itself and what came before it, then what came after.
+    const [upTo, after] = await Promise.all([
+      this.#store.history(target, id + 1, limit + 1),
+      this.#store.historyAfter(target, id, limit),
+    ]);
+    const before = upTo.at(-1)?.id === id ? upTo.slice(0, -1) : upTo;
+    const self = upTo.at(-1)?.id === id ? [upTo.at(-1)!] : [];
+    const room = limit - self.length;
+    const half = Math.floor(room / 2);
+    const takeBefore = Math.min(before.length, Math.max(half, room - after.length));
+    const takeAfter = Math.min(after.length, room - takeBefore);
+    return {
+      messages: [
+        ...before.slice(before.length - takeBefore),
+        ...self,
+        ...after.slice(0, takeAfter),
+      ],
+      more: before.length > takeBefore,
+      newer: after.length > takeAfter,
+    };
   }
 
   /** The latest page of each room (empty rooms left out), for replaying on join. */

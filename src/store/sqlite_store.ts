@@ -16,6 +16,7 @@
 import { backup as sqliteBackup, DatabaseSync } from "node:sqlite";
 import type { SQLInputValue, StatementSync } from "node:sqlite";
 import type { FileRef, MessageFrame } from "../protocol/frames.ts";
+import { replyQuote } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import type {
@@ -104,6 +105,7 @@ export type OpName =
   | "memberships.remove"
   | "messages.append"
   | "messages.history"
+  | "messages.historyAfter"
   | "messages.pendingFor"
   | "messages.removePending"
   | "messages.takePending"
@@ -312,6 +314,13 @@ export class SqliteDatabase {
   static readonly HISTORY_DM = `SELECT id, NULL AS room, from_name, to_name, text, action, ts,
       file_json, reply_to, edited, deleted
     FROM messages WHERE dm_key = ? AND id < ? ORDER BY id DESC LIMIT ?`;
+  static readonly HISTORY_ROOM_AFTER = `SELECT m.id, r.name AS room, m.from_name, m.to_name,
+      m.text, m.action, m.ts, m.file_json, m.reply_to, m.edited, m.deleted
+    FROM messages m JOIN rooms r ON r.id = m.room_id
+    WHERE m.room_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`;
+  static readonly HISTORY_DM_AFTER = `SELECT id, NULL AS room, from_name, to_name, text, action,
+      ts, file_json, reply_to, edited, deleted
+    FROM messages WHERE dm_key = ? AND id > ? ORDER BY id LIMIT ?`;
   static readonly PENDING = `SELECT m.id, NULL AS room, m.from_name, m.to_name, m.text, m.action,
       m.ts, m.file_json, m.reply_to, m.edited, m.deleted
     FROM pending_dms p JOIN messages m ON m.id = p.message_id
@@ -319,6 +328,9 @@ export class SqliteDatabase {
   static readonly GET = `SELECT m.id, r.name AS room, m.from_name, m.to_name, m.text, m.action,
       m.ts, m.file_json, m.reply_to, m.edited, m.deleted, m.from_account
     FROM messages m LEFT JOIN rooms r ON r.id = m.room_id WHERE m.id = ?`;
+  /** The messages a page's replies answer (a JSON array of ids), for their quotes. */
+  static readonly QUOTED = `SELECT id, from_name, text, deleted FROM messages
+    WHERE id IN (SELECT value FROM json_each(?))`;
   /** The reactions of a page of messages (a JSON array of ids), counted per emoji. */
   static readonly REACTIONS = `SELECT message_id, emoji, count(*) AS n FROM message_reactions
     WHERE message_id IN (SELECT value FROM json_each(?)) GROUP BY message_id, emoji`;
@@ -423,6 +435,8 @@ export class SqliteDatabase {
     const queries: [string, SQLInputValue[]][] = [
       [SqliteDatabase.HISTORY_ROOM, [1, 1, 1]],
       [SqliteDatabase.HISTORY_DM, ["a b", 1, 1]],
+      [SqliteDatabase.HISTORY_ROOM_AFTER, [1, 1, 1]],
+      [SqliteDatabase.HISTORY_DM_AFTER, ["a b", 1, 1]],
       [SqliteDatabase.PENDING, [1]],
       ["SELECT seq FROM messages WHERE room_id = ? ORDER BY id DESC LIMIT 1", [1]],
       ["SELECT seq FROM messages WHERE dm_key = ? ORDER BY id DESC LIMIT 1", ["a b"]],
@@ -432,6 +446,7 @@ export class SqliteDatabase {
       [SqliteDatabase.ADMIN_EVENTS, [1]],
       [SqliteDatabase.GET, [1]],
       [SqliteDatabase.REACTIONS, ["[1,2]"]],
+      [SqliteDatabase.QUOTED, ["[1,2]"]],
       [SqliteDatabase.SEARCH, ['"a"*', "[1,2]", "a", 10]],
     ];
     return queries.map(([sql, params]) =>
@@ -647,6 +662,8 @@ export class SqliteDatabase {
         return this.#append(a[0] as NewMessage);
       case "messages.history":
         return this.#history(a[0] as HistoryTarget, a[1] as number | undefined, n(2));
+      case "messages.historyAfter":
+        return this.#historyAfter(a[0] as HistoryTarget, n(1), n(2));
       case "messages.pendingFor":
         return this.#messages(
           this.#stmt(SqliteDatabase.PENDING).all(n(0)) as unknown as MessageRow[],
@@ -1087,6 +1104,26 @@ export class SqliteDatabase {
     return this.#messages(rows.reverse());
   }
 
+  #historyAfter(target: HistoryTarget, after: number, limit: number): MessageFrame[] {
+    let rows: MessageRow[];
+    if ("room" in target) {
+      const roomId = this.#findRoom(target.room);
+      if (roomId === undefined) return [];
+      rows = this.#stmt(SqliteDatabase.HISTORY_ROOM_AFTER).all(
+        roomId,
+        after,
+        limit,
+      ) as unknown as MessageRow[];
+    } else {
+      rows = this.#stmt(SqliteDatabase.HISTORY_DM_AFTER).all(
+        dmKey(...target.between),
+        after,
+        limit,
+      ) as unknown as MessageRow[];
+    }
+    return this.#messages(rows);
+  }
+
   #file(id: string): FileRecord | undefined {
     const row = this.#stmt("SELECT * FROM files WHERE id = ?").get(id) as FileRow | undefined;
     return row && {
@@ -1288,6 +1325,26 @@ export class SqliteDatabase {
   #messages(rows: readonly MessageRow[]): MessageFrame[] {
     const frames = rows.map(SqliteDatabase.#message);
     if (frames.length === 0) return frames;
+    const answered = [
+      ...new Set(frames.flatMap((f) => f.replyTo === undefined ? [] : [f.replyTo])),
+    ];
+    if (answered.length > 0) {
+      const quoted = new Map(
+        (this.#stmt(SqliteDatabase.QUOTED).all(JSON.stringify(answered)) as {
+          id: number;
+          from_name: string;
+          text: string;
+          deleted: number;
+        }[]).map((r) => [
+          r.id,
+          replyQuote({ from: r.from_name, text: r.text, ...r.deleted ? { deleted: true } : {} }),
+        ]),
+      );
+      for (const frame of frames) {
+        const quote = frame.replyTo === undefined ? undefined : quoted.get(frame.replyTo);
+        if (quote !== undefined) frame.quote = quote;
+      }
+    }
     const counts = this.#stmt(SqliteDatabase.REACTIONS).all(
       JSON.stringify(frames.map((f) => f.id)),
     ) as { message_id: number; emoji: string; n: number }[];

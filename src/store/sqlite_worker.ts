@@ -31,6 +31,7 @@
  * @module
  */
 
+import { MAX_QUOTE, replyQuote } from "../protocol/frames.ts";
 import { nameKey } from "../protocol/names.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import { dmKey, SchemaTooNewError, SqliteDatabase } from "./sqlite_store.ts";
@@ -148,6 +149,8 @@ const { parentPort } = await import("node:worker_threads");
 const { DatabaseSync, backup: sqliteBackup } = await import("node:sqlite");
 const MIGRATIONS = ${JSON.stringify(MIGRATIONS)};
 const nameKey = ${nameKey.toString()};
+const MAX_QUOTE = ${MAX_QUOTE};
+const replyQuote = ${replyQuote.toString()};
 const dmKey = ${dmKey.toString()};
 const SchemaTooNewError = ${SchemaTooNewError.toString()};
 const SqliteDatabase = ${SqliteDatabase.toString()};

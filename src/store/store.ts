@@ -37,6 +37,8 @@ export type NewMessage =
     /** The author's account (a guest's message has none: it can be neither edited nor deleted by its author). */
     fromAccount?: number;
   };
+// A reply's `quote` is not stored: every read gives the quote of the message answered as it is
+// then (edited or deleted since), read with the page.
 
 /** A stored message with what the store knows of it besides its frame. */
 export type StoredMessage = MessageFrame & {
@@ -148,6 +150,11 @@ export interface MessageStore {
     before: number | undefined,
     limit: number,
   ): Promise<MessageFrame[]>;
+  /**
+   * Up to `limit` messages after id `after`, oldest first: history read forwards (for pages
+   * around a message, and paging towards the present).
+   */
+  historyAfter(target: HistoryTarget, after: number, limit: number): Promise<MessageFrame[]>;
   /** Direct messages waiting for an account, oldest first (they stay until removed). */
   pendingFor(userId: number): Promise<MessageFrame[]>;
   /** Forgets direct messages waiting for an account (once they were delivered). */

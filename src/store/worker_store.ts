@@ -205,6 +205,11 @@ export class SqliteWorkerStore implements Store {
         before: number | undefined,
         limit: number,
       ) => Promise<MessageFrame[]>,
+      historyAfter: call<MessageFrame[]>("messages.historyAfter") as (
+        target: HistoryTarget,
+        after: number,
+        limit: number,
+      ) => Promise<MessageFrame[]>,
       pendingFor: call<MessageFrame[]>("messages.pendingFor"),
       removePending: call<void>("messages.removePending"),
       takePending: call<boolean>("messages.takePending"),

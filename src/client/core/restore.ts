@@ -27,7 +27,8 @@ export interface RestorePlan {
    * Send `token` in the `hello` itself, so the session comes online as the account and never
    * as a guest first (no `guest-1234 joined` then a rename). A server that logs in on `hello`
    * answers with `welcome.login`; one that does not (it ignores the field) is sent a `login`
-   * after its welcome. A refused token then fails the `hello` (its `ServerError`).
+   * after its welcome. A refused token then fails the `hello` (its `ServerError`). With
+   * `greeted`, the `hello` already sent carried the token.
    */
   tokenInHello?: boolean;
   /** Without a token: log in (or `register`) with a name and password. */
@@ -108,7 +109,7 @@ export interface Restored {
 export async function restore(peer: Peer, plan: RestorePlan): Promise<Restored> {
   const general = nameKey(DEFAULT_ROOM);
   const { token, credentials } = plan;
-  const early = plan.tokenInHello === true && plan.greeted === undefined && token !== undefined;
+  const early = plan.tokenInHello === true && token !== undefined;
   const hello = plan.greeted ?? peer.request(early ? { ...plan.hello, token } : plan.hello);
   const login = early
     ? hello.then((w): Promise<AckOf<"login">> | AckOf<"login"> =>

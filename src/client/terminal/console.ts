@@ -35,10 +35,16 @@ export interface TerminalIO {
    */
   setCompleter(completer: (line: string) => [string[], string]): void;
   /**
-   * Shows `text` on a status line kept just above the prompt (e.g. a progress bar), replacing
-   * the previous one; undefined removes it. Interactive only: otherwise nothing is shown.
+   * Shows `text` on a status line kept just above the prompt (e.g. a progress bar, who is
+   * typing), replacing the previous one; undefined removes it. Several rows are separated by
+   * `\n`. Interactive only: otherwise nothing is shown.
    */
   status(text: string | undefined): void;
+  /**
+   * Calls `listener` with the draft (the line being typed, not yet entered) each time a key
+   * changes it. Interactive only, and never while a secret is typed.
+   */
+  onDraft(listener: (draft: string) => void): void;
   /** Stops reading input and restores the terminal. Idempotent. */
   close(): void;
 }
@@ -105,6 +111,8 @@ class PromptConsole implements TerminalIO {
   /** The status line shown above the prompt, if any (one row: the caller keeps it short). */
   #status: string | undefined;
   #completer: ((line: string) => [string[], string]) | undefined;
+  #onDraft: ((draft: string) => void) | undefined;
+  #draft = "";
 
   constructor(options: ConsoleOptions) {
     this.#rl = readline.createInterface({
@@ -145,6 +153,14 @@ class PromptConsole implements TerminalIO {
       options.onInterrupt();
     });
     this.#rl.on("SIGTSTP", () => {}); // no job control: suspending would need --allow-run
+    // Added after the line editor's own keypress handler: the draft is up to date here.
+    process.stdin.on("keypress", () => {
+      if (this.#closed || this.#secret !== undefined) return;
+      const draft = (this.#rl as unknown as { line: string }).line;
+      if (draft === this.#draft) return;
+      this.#draft = draft;
+      this.#onDraft?.(draft);
+    });
     this.#rl.on("close", () => {
       this.#closed = true;
       this.#endSecret(undefined);
@@ -172,6 +188,10 @@ class PromptConsole implements TerminalIO {
 
   setCompleter(completer: (line: string) => [string[], string]): void {
     this.#completer = completer;
+  }
+
+  onDraft(listener: (draft: string) => void): void {
+    this.#onDraft = listener;
   }
 
   print(line: Line): void {
@@ -210,13 +230,19 @@ class PromptConsole implements TerminalIO {
    * row the prompt and the draft (wrapped, wide characters counted as 2 columns) occupy.
    */
   #clearBelow(): void {
-    readline.moveCursor(
-      process.stdout,
-      0,
-      -this.#cursorRow() - (this.#status === undefined ? 0 : 1),
-    );
+    readline.moveCursor(process.stdout, 0, -this.#cursorRow() - this.#statusRows());
     readline.cursorTo(process.stdout, 0);
     readline.clearScreenDown(process.stdout);
+  }
+
+  /** How many rows the status line takes (each of its rows may wrap). */
+  #statusRows(): number {
+    if (this.#status === undefined) return 0;
+    const columns = process.stdout.columns || 80;
+    return this.#status.split("\n").reduce((rows, row) => {
+      const { row: r, column } = cursorAfter(row, columns);
+      return rows + Math.max(1, r + (column > 0 ? 1 : 0));
+    }, 0);
   }
 
   /** The row of the cursor within the prompt and the draft (0: the prompt's first row). */
@@ -282,7 +308,7 @@ class PromptConsole implements TerminalIO {
 
   /** The just-entered line stays on screen, above the status line (which it had pushed up). */
   #keepStatusBelow(line: string): void {
-    readline.moveCursor(process.stdout, 0, -this.#echoRows(line) - 1);
+    readline.moveCursor(process.stdout, 0, -this.#echoRows(line) - this.#statusRows());
     readline.cursorTo(process.stdout, 0);
     readline.clearScreenDown(process.stdout);
     process.stdout.write(`${this.#rl.getPrompt()}${line}\n${this.#status}\n`);
@@ -354,6 +380,8 @@ class PlainConsole implements TerminalIO {
   setCompleter(): void {}
 
   status(): void {}
+
+  onDraft(): void {}
 
   close(): void {
     this.#reader?.cancel().catch(() => {});

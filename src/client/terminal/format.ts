@@ -7,7 +7,13 @@
  */
 
 import type { HistoryFrame, MessageFrame } from "../../protocol/frames.ts";
-import { formatSize, formatTextEvent, sanitize } from "../../protocol/text_mode.ts";
+import {
+  formatSize,
+  formatTextEvent,
+  quoteLine,
+  reactionCounts,
+  sanitize,
+} from "../../protocol/text_mode.ts";
 import type { ChatEvent } from "../events.ts";
 import type { Exchange } from "../core/frames.ts";
 
@@ -126,11 +132,25 @@ export function clock(ms: number): string {
     .join(":");
 }
 
+/** How far continuation rows of a message of several lines are indented (under the time). */
+const CONTINUATION = " ".repeat(9);
+
+/** Options for {@linkcode Formatter.message}. */
+export interface MessageOptions {
+  /** Dimmed, as history is (no highlight, no bell). */
+  dim?: boolean;
+  /** Ends with the message's id, `(id 41)`, for the commands that take one. */
+  id?: boolean;
+  /** Never rings the bell (a message shown again, on request). */
+  quiet?: boolean;
+}
+
 /** Formats lines for one terminal: colors on or off, and the time source. */
 export class Formatter {
   readonly #p: Painter;
   readonly #now: () => number;
   readonly #bell: boolean;
+  #quote: (id: number) => string | undefined = () => undefined;
 
   /**
    * @param color whether to emit ANSI styles
@@ -141,6 +161,19 @@ export class Formatter {
     this.#p = new Painter(color);
     this.#now = now;
     this.#bell = options.bell ?? false;
+  }
+
+  /**
+   * Sets where a reply's quoted line comes from: the sender and first line of the message with
+   * that id (`alice: what time?`), when the terminal has seen it; else the reply shows its id.
+   */
+  quoteWith(lookup: (id: number) => string | undefined): void {
+    this.#quote = lookup;
+  }
+
+  /** Text for the status line above the prompt (who is typing), dimmed. */
+  status(text: string): string {
+    return this.#p.paint("dim", text);
   }
 
   /** A dimmed notice line: `HH:MM:SS * text`. */
@@ -156,17 +189,19 @@ export class Formatter {
   /**
    * A chat message line: `HH:MM:SS [#room] <from> text`, `[dm] <from> text` for a direct
    * message to you, `[dm to bob] <from> text` for one you sent; `* from text` for actions. A
-   * file attached shows as `[file NAME, SIZE: /get ID]`.
+   * file attached shows as `[file NAME, SIZE: /get ID]`; a reply starts with the line it
+   * quotes, `(re alice: what time?)` (or `(re 41)` when that message was not seen here). Text
+   * of several lines (a code block) continues on rows of its own, indented.
    */
   message(
-    m: Omit<MessageFrame, "type" | "id">,
+    m: Omit<MessageFrame, "type" | "id"> & { id?: number },
     me?: string,
-    options: { dim?: boolean } = {},
+    options: MessageOptions = {},
   ): Line {
     const p = this.#p;
-    const where = m.room !== undefined
-      ? `[${m.room}]`
-      : m.from === me && m.to !== undefined
+    const where = m.room !== undefined ? `[${m.room}]` : m.to === undefined
+      ? "[reply]" // your reply to a message this terminal never saw: its place is unknown
+      : m.from === me
       ? `[dm to ${m.to}]`
       : "[dm]";
     const sender = m.action ? `* ${m.from}` : `<${m.from}>`;
@@ -179,18 +214,30 @@ export class Formatter {
         formatSize(m.file.size)
       }: /get ${m.file.id}]`;
     // As the server's text mode words them: what it answers, whether it changed, its reactions.
-    if (m.replyTo !== undefined) body = `(re ${m.replyTo}) ${body}`;
+    // The line answered as this terminal last saw it, else as the server quoted it, else its id.
+    if (m.replyTo !== undefined) {
+      body = `(re ${this.#quote(m.replyTo) ?? quoteLine({ ...m, replyTo: m.replyTo })}) ${body}`;
+    }
     if (m.edited !== undefined && !m.deleted) body = `${body} (edited)`;
-    const reactions = Object.entries(m.reactions ?? {}).map(([emoji, n]) => `${emoji}${n}`);
-    if (reactions.length > 0) body = `${body} ${reactions.join(" ")}`;
+    const reactions = reactionCounts(m.reactions);
+    if (reactions !== "") body = `${body} ${reactions}`;
+    if (options.id && m.id !== undefined) body = `${body} (id ${m.id})`;
     const mentioned = me !== undefined && m.from !== me && mentions(m.text, me);
-    const text = options.dim
-      ? p.paint("dim", `${where} ${sender} ${body}`)
+    // Each row of the text is made safe on its own: a newline starts a row, nothing else does.
+    const split = body.split("\n");
+    while (split.length > 1 && sanitize(split.at(-1)!).trim() === "") split.pop();
+    const [first, ...rest] = split;
+    const style = (row: string) =>
+      options.dim ? p.paint("dim", row) : mentioned ? p.paint("mention", row) : sanitize(row);
+    const head = options.dim
+      ? p.paint("dim", `${where} ${sender} ${first}`)
       : `${p.paint(m.room !== undefined ? "cyan" : "magenta", where)} ${p.name(m.from, sender)} ${
-        mentioned ? p.paint("mention", body) : sanitize(body)
-      }${late && p.paint("dim", late)}`;
-    const line: Line = { text: `${this.#time(m.ts)} ${text}`, error: false };
-    if (mentioned && !options.dim && this.#bell) line.bell = true;
+        style(first!)
+      }`;
+    const rows = [`${this.#time(m.ts)} ${head}${late && p.paint("dim", late)}`];
+    for (const row of rest) rows.push(`${CONTINUATION}${style(row)}`);
+    const line: Line = { text: rows.join("\n"), error: false };
+    if (mentioned && !options.dim && !options.quiet && this.#bell) line.bell = true;
     return line;
   }
 
@@ -203,6 +250,24 @@ export class Formatter {
     return [
       this.info(`History of ${where} (${n} message${n === 1 ? "" : "s"}${more}):`),
       ...page.messages.map((m) => this.message(m, me, { dim: true })),
+    ];
+  }
+
+  /**
+   * A page around a message (`/context ID`): a header, then each message with its id, the one
+   * asked for in full, the others dimmed.
+   */
+  context(page: HistoryFrame & { around: number }, me?: string): Line[] {
+    const n = page.messages.length;
+    const where = page.room ?? `your messages with ${page.with}`;
+    const before = page.more ? "; earlier ones with /history" : "";
+    return [
+      this.info(
+        `Around message ${page.around} in ${where} (${n} message${n === 1 ? "" : "s"}${before}):`,
+      ),
+      ...page.messages.map((m) =>
+        this.message(m, me, { dim: m.id !== page.around, id: true, quiet: true })
+      ),
     ];
   }
 
@@ -237,7 +302,8 @@ export class Formatter {
         // The server's text-mode words ("* alice kicked bob from #ops"), without the marker.
         return [this.info(formatTextEvent(event)!.slice(2))];
       case "reactions":
-      case "typing":
+        return [this.info(formatTextEvent(event)!.slice(2))];
+      case "typing": // on the status line (see runTerminal)
       case "read":
       case "upload_progress": // the terminal client shows its own upload's progress
         return [];
@@ -308,10 +374,21 @@ export class Formatter {
       case "send": {
         const { frame } = ex;
         const ts = typeof ex.reply.ts === "number" ? ex.reply.ts : this.#now();
-        const m = { from: me, text: frame.text, ts, ...(frame.action ? { action: true } : {}) };
+        const m = {
+          id: ex.reply.id,
+          from: me,
+          text: frame.text,
+          ts,
+          ...(frame.action ? { action: true } : {}),
+          ...(frame.replyTo === undefined ? {} : { replyTo: frame.replyTo }),
+        };
         return [
           this.message(
-            frame.room !== undefined ? { ...m, room: frame.room } : { ...m, to: frame.to ?? "" },
+            frame.room !== undefined
+              ? { ...m, room: frame.room }
+              : frame.to !== undefined
+              ? { ...m, to: frame.to }
+              : m,
             me,
           ),
         ];
@@ -332,7 +409,9 @@ export class Formatter {
       case "passwd":
         return [this.info("Password changed; your other sessions must log in again")];
       case "history":
-        return this.history(ex.reply, me);
+        return ex.reply.around === undefined
+          ? this.history(ex.reply, me)
+          : this.context({ ...ex.reply, around: ex.reply.around }, me);
       case "ping":
         return [this.info("pong")];
       case "quit":
@@ -350,8 +429,19 @@ export class Formatter {
         return [this.info(modes === "" ? `${room} has no modes` : `Modes of ${room}: ${modes}`)];
       }
       case "typing":
-      case "read":
+      case "react": // the reactions event, which reaches this session too, says it
         return [];
+      case "read":
+        return ex.frame.id === undefined ? [this.info(`Read up to message ${ex.reply.id}`)] : []; // the terminal marks what it shows by itself: nothing to say
+      case "unread": {
+        const { rooms, conversations } = ex.reply;
+        const count = (n: number) => n >= 1000 ? "999+" : String(n);
+        const parts = [
+          ...rooms.filter((r) => r.unread > 0).map((r) => `${r.room} (${count(r.unread)})`),
+          ...conversations.filter((c) => c.unread > 0).map((c) => `${c.with} (${count(c.unread)})`),
+        ];
+        return [this.info(parts.length === 0 ? "Nothing unread" : `Unread: ${parts.join(", ")}`)];
+      }
       case "search": {
         const found = ex.reply.messages;
         if (found.length === 0) {
@@ -359,9 +449,11 @@ export class Formatter {
         }
         return [
           this.info(
-            `Search results for "${sanitize(ex.frame.text)}" (${found.length}, newest first):`,
+            `Search results for "${
+              sanitize(ex.frame.text)
+            }" (${found.length}, newest first; /context ID shows one in its conversation):`,
           ),
-          ...found.map((m) => this.message(m, me, { dim: true })),
+          ...found.map((m) => this.message(m, me, { dim: true, id: true })),
         ];
       }
       default:

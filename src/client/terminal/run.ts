@@ -19,6 +19,7 @@ import type { TokenStore } from "../token_store.ts";
 import type { Formatter } from "./format.ts";
 import type { TerminalIO } from "./console.ts";
 import { complete, SeenIds } from "./complete.ts";
+import { KnownMessages, TYPING_SHOWN_MS, typingTarget, Typists } from "./known.ts";
 import { FILE_HELP, parseFileCommand } from "./file_commands.ts";
 import type { FileCommand } from "./file_commands.ts";
 import { isReadableFile, runFileCommand } from "./transfers.ts";
@@ -36,6 +37,11 @@ export interface TerminalOptions {
   room?: string;
   /** The first input line is the password for `name` (`--password-stdin`). */
   passwordFromInput?: boolean;
+  /**
+   * With `passwordFromInput`: the password, when it was read already (to log in with the first
+   * `hello`, see {@linkcode ChatClient.helloLogin}).
+   */
+  password?: string;
   /** Where session tokens are kept; without it none are used or saved. */
   tokens?: TokenStore;
   /** A notice shown after the first line when `name` is given (e.g. why tokens are not kept). */
@@ -58,6 +64,12 @@ const COMMANDS: readonly string[] = [
 /** Where a message is, with its id: the key history is deduplicated by. */
 const messageKey = (m: { id: number; room?: string; from: string; to?: string }): string =>
   m.room !== undefined ? `${nameKey(m.room)}:${m.id}` : `dm:${m.id}`;
+
+/** `typing` is sent at most this often per conversation (the server passes on no more). */
+export const TYPING_EVERY_MS = 3000;
+
+/** How long after a message is shown its conversation is marked read (one `read` for a burst). */
+const READ_DELAY_MS = 500;
 
 /** Requests whose reply the server follows with `history` (and offline DM) frames. */
 const REPLAYING = new Set<RequestFrame["type"]>(["join", "login", "register"]);
@@ -89,8 +101,128 @@ export async function runTerminal(
   let failed = false;
   const isIn = (room: string | undefined) =>
     room !== undefined && client.joinedRooms.some((r) => nameKey(r) === nameKey(room));
-  const prompt = () => io.setPrompt(`${current ?? "(no room)"}> `);
   const show = (lines: { text: string; error: boolean }[]) => lines.forEach((l) => io.print(l));
+
+  // The status line above the prompt: a transfer's progress bar, and who is typing.
+  let transferStatus: string | undefined;
+  let typingStatus = "";
+  const renderStatus = () => {
+    const rows = [transferStatus, typingStatus === "" ? undefined : fmt.status(typingStatus)]
+      .filter((r) => r !== undefined);
+    io.status(rows.length === 0 ? undefined : rows.join("\n"));
+  };
+  /** The console as file transfers see it: their progress bar is one row of the status line. */
+  const transferIO: TerminalIO = {
+    get interactive() {
+      return io.interactive;
+    },
+    lines: () => io.lines(),
+    readSecret: (prompt) => io.readSecret(prompt),
+    print: (line) => io.print(line),
+    setPrompt: (prompt) => io.setPrompt(prompt),
+    setCompleter: (completer) => io.setCompleter(completer),
+    status: (text) => {
+      transferStatus = text;
+      renderStatus();
+    },
+    onDraft: (listener) => io.onDraft(listener),
+    close: () => io.close(),
+  };
+
+  /** Who is typing (from `typing` events), shown until {@linkcode TYPING_SHOWN_MS} after. */
+  const typists = new Typists();
+  let typingTimer: ReturnType<typeof setTimeout> | undefined;
+  const refreshTyping = () => {
+    clearTimeout(typingTimer);
+    typingTimer = undefined;
+    const now = Date.now();
+    const next = typists.expire(now);
+    const line = typists.line(current, now);
+    if (line !== typingStatus) {
+      typingStatus = line;
+      renderStatus();
+    }
+    if (next !== undefined && client.state !== "closed") {
+      typingTimer = setTimeout(refreshTyping, Math.max(0, next - now) + 10);
+    }
+  };
+  /** Keeps {@linkcode typists} in step with an event. */
+  const followTyping = (event: ChatEvent): void => {
+    if (event.type === "typing") {
+      if (nameKey(event.name) === nameKey(client.name)) return;
+      typists.add(
+        event.name,
+        "room" in event ? event.room : undefined,
+        Date.now() + TYPING_SHOWN_MS,
+      );
+    } else if (event.type === "message") {
+      // Their message arrived: they are done typing it.
+      if (event.room !== undefined) typists.remove(event.from, event.room);
+      else typists.remove(event.from, undefined, true);
+    } else if (event.type === "presence") {
+      if (event.event === "left" && event.room !== undefined) {
+        typists.remove(event.name, event.room);
+      } else if (event.event !== "joined") typists.remove(event.name);
+    } else {
+      return;
+    }
+    refreshTyping();
+  };
+
+  /** When `typing` was last sent, per conversation. */
+  const typingSent = new Map<string, number>();
+  io.onDraft((draft) => {
+    const where = typingTarget(draft, current);
+    if (where === undefined || !client.connected || client.name === "") return;
+    if ("to" in where && nameKey(where.to) === nameKey(client.name)) return;
+    const key = "room" in where ? `#${nameKey(where.room)}` : `@${nameKey(where.to)}`;
+    const now = Date.now();
+    if (now - (typingSent.get(key) ?? -Infinity) < TYPING_EVERY_MS) return;
+    typingSent.set(key, now);
+    client.request({ type: "typing", ...where }).catch(() => {}); // a hint: failures do not matter
+  });
+
+  const prompt = () => {
+    io.setPrompt(`${current ?? "(no room)"}> `);
+    refreshTyping(); // who is typing depends on the current room
+  };
+
+  /** Messages shown, for the line a reply quotes. */
+  const known = new KnownMessages();
+  fmt.quoteWith((id) => known.quote(id));
+
+  /**
+   * Read markers (accounts): a conversation is marked read up to the latest message shown in
+   * it, shortly after (one `read` for a burst), so that the account's other devices agree.
+   */
+  const readAt = new Map<string, { place: { room: string } | { with: string }; id: number }>();
+  const readSent = new Map<string, number>();
+  let readTimer: ReturnType<typeof setTimeout> | undefined;
+  const flushRead = () => {
+    readTimer = undefined;
+    if (client.state === "reconnecting") {
+      readTimer = setTimeout(flushRead, READ_DELAY_MS); // kept for when the session is back
+      return;
+    }
+    const due = [...readAt.entries()];
+    readAt.clear();
+    if (!client.connected || client.token === undefined) return;
+    for (const [key, { place, id }] of due) {
+      readSent.set(key, Math.max(readSent.get(key) ?? 0, id));
+      client.request({ type: "read", ...place, id }).catch(() => readSent.delete(key));
+    }
+  };
+  const shown = (m: { id: number; room?: string; from: string; to?: string }) => {
+    if (client.token === undefined) return; // guests have no read markers
+    const other = nameKey(m.from) === nameKey(client.name) ? m.to : m.from;
+    if (m.room === undefined && other === undefined) return;
+    const place = m.room !== undefined ? { room: m.room } : { with: other! };
+    const key = m.room !== undefined ? `#${nameKey(m.room)}` : `@${nameKey(other!)}`;
+    const at = Math.max(readAt.get(key)?.id ?? 0, readSent.get(key) ?? 0);
+    if (m.id <= at) return;
+    readAt.set(key, { place, id: m.id });
+    readTimer ??= setTimeout(flushRead, READ_DELAY_MS);
+  };
 
   /** The members of each room (by key) as far as this session saw them, for Tab. */
   const members = new Map<string, Set<string>>();
@@ -191,13 +323,28 @@ export async function runTerminal(
     try {
       const reply = await client.request(frame);
       const ex = exchange(frame, reply);
+      if (ex.type === "history") {
+        for (const m of ex.reply.messages) known.remember(m);
+      } else if (ex.type === "search") {
+        for (const m of ex.reply.messages) known.remember(m);
+      }
       show(fmt.reply(ex, name));
       if (ex.type === "join" || ex.type === "who") {
         members.set(nameKey(ex.reply.room), new Set(ex.reply.members));
       } else if (ex.type === "rooms") {
         for (const r of ex.reply.rooms) knownRooms.add(r.name);
       } else if (ex.type === "send" && typeof ex.reply.id === "number") {
-        seen.add(messageKey({ ...ex.frame, from: name, id: ex.reply.id }));
+        const { room, to, text } = ex.frame;
+        const sent = {
+          id: ex.reply.id,
+          from: name,
+          text,
+          ...room === undefined ? {} : { room },
+          ...to === undefined ? {} : { to },
+        };
+        seen.add(messageKey(sent));
+        known.remember(sent);
+        shown(sent);
       } else if (ex.type === "history") {
         for (const m of ex.reply.messages) seen.add(messageKey(m));
       }
@@ -253,7 +400,7 @@ export async function runTerminal(
   const transfer = async (command: FileCommand): Promise<void> => {
     if (client.state === "closed") return; // quit while it waited its turn
     try {
-      await runFileCommand({ client, io, format: fmt, show }, command);
+      await runFileCommand({ client, io: transferIO, format: fmt, show }, command);
     } catch (error) {
       if (error instanceof ConnectionClosedError) {
         undelivered++;
@@ -268,24 +415,48 @@ export async function runTerminal(
   const takeName = async (name: string): Promise<boolean> => {
     let password: string | undefined;
     if (options.passwordFromInput) {
-      password = await io.readSecret(`Password for ${name}: `);
+      password = options.password ?? await io.readSecret(`Password for ${name}: `);
       if (password === undefined || password === "") {
         show([fmt.error(`Cannot log in as ${name}: no password on the first line of input`)]);
         return false;
       }
     }
-    const token = await tokenStore("read", (s) => s.get(server, name));
-    if (token !== undefined) {
-      try {
-        await perform({ type: "login", token });
-        return true;
-      } catch (error) {
-        if (!(error instanceof ServerError)) throw error;
-        if (error.code === "auth_failed") {
-          await tokenStore("remove", (s) => s.delete(server, name));
-          show([fmt.error(`The saved session for ${name} has expired or was revoked`)]);
-        } else {
-          show([fmt.error(error.message)]);
+    /** A saved token was refused: forget it. */
+    const refusedToken = async (error: ServerError) => {
+      if (error.code === "auth_failed") {
+        await tokenStore("remove", (s) => s.delete(server, name));
+        show([fmt.error(`The saved session for ${name} has expired or was revoked`)]);
+      } else {
+        show([fmt.error(error.message)]);
+      }
+    };
+    // The first hello may have logged in already (with the saved token, else the password).
+    const early = client.helloLogin;
+    if (early !== undefined && !(early.result instanceof ServerError)) {
+      const login = early.result;
+      const frame: RequestFrame = early.by === "token"
+        ? { type: "login", token: login.token }
+        : { type: "login", name, password: password ?? "" };
+      show(fmt.reply(exchange(frame, { type: "ack", ...login }), name));
+      if (early.by === "password") {
+        await tokenStore("save", (s) => s.set(server, login.name, login.token));
+      }
+      return true;
+    }
+    if (early?.by === "token") {
+      await refusedToken(early.result as ServerError);
+    } else if (early?.by === "password") {
+      show([fmt.error(`Cannot log in as ${name}: ${(early.result as ServerError).message}`)]);
+      return false;
+    } else {
+      const token = await tokenStore("read", (s) => s.get(server, name));
+      if (token !== undefined) {
+        try {
+          await perform({ type: "login", token });
+          return true;
+        } catch (error) {
+          if (!(error instanceof ServerError)) throw error;
+          await refusedToken(error);
         }
       }
     }
@@ -322,16 +493,24 @@ export async function runTerminal(
     for await (const event of client) {
       while (resume !== undefined) await resume.promise;
       track(event);
+      followTyping(event);
       if (event.type === "message") {
         if (!seen.add(messageKey(event))) continue;
+        known.remember(event);
         show(fmt.event(event, client.name));
+        shown(event);
       } else if (event.type === "history") {
+        for (const m of event.messages) known.remember(m);
         // Replayed on a (re-)join: what was shown already is not shown again.
         const fresh = event.messages.filter((m) => seen.add(messageKey(m)));
         if (fresh.length > 0 || event.messages.length === 0) {
           show(fmt.history({ ...event, messages: fresh }, client.name));
         }
+        const last = fresh.at(-1);
+        if (last !== undefined) shown(last);
       } else {
+        if (event.type === "edited") known.edited(event.id, event.text);
+        else if (event.type === "deleted") known.deleted(event.id);
         show(fmt.event(event, client.name));
       }
       if (event.type === "moderation" && current !== undefined && !isIn(current)) {
@@ -399,6 +578,17 @@ export async function runTerminal(
       }
       if (command.type === "quit") return command.reason;
       if (command.type === "pong") continue; // answers nothing; the client pongs by itself
+      if (
+        command.type === "send" && command.replyTo !== undefined && command.room === undefined &&
+        command.to === undefined
+      ) {
+        // A reply goes where the message it answers is: say where, when known, to show it there.
+        const place = known.place(command.replyTo);
+        if (place !== undefined && "room" in place) command.room = place.room;
+        else if (place !== undefined) {
+          command.to = nameKey(place.from) === nameKey(client.name) ? place.to : place.from;
+        }
+      }
       await execute(command);
       if (loggedOut) return undefined; // the server ends the connection after a logout
     }
@@ -413,7 +603,11 @@ export async function runTerminal(
     },
   );
   const reason = await client.closed;
+  clearTimeout(typingTimer);
+  clearTimeout(readTimer);
   await printing;
+  clearTimeout(typingTimer);
+  clearTimeout(readTimer);
   await transfers;
   await Promise.all(writes);
   if (reason === "quit") {
