@@ -10,11 +10,9 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { AccountLogin } from "../auth/accounts.ts";
-import type { Caller, Command, Services } from "../commands/command.ts";
-import { checkGuard } from "../commands/guards.ts";
-import { arrive, logsIn, webUrl } from "../commands/connection.ts";
-import { COMMANDS } from "../commands/table.ts";
-import type { Dialect, Parsed, SessionView } from "../dialects/dialect.ts";
+import type { Caller, Services } from "../commands/command.ts";
+import { arrive, logsIn } from "../commands/connection.ts";
+import type { Dialect, SessionView } from "../dialects/dialect.ts";
 import { json } from "../dialects/json.ts";
 import { text } from "../dialects/text.ts";
 import { IrcDialect } from "../irc/dialect.ts";
@@ -22,8 +20,7 @@ import type { IrcWorld } from "../irc/world.ts";
 import { ChatError } from "../protocol/errors.ts";
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import { encodeLine, Outgoing } from "../protocol/outgoing.ts";
-import type { MessageFrame } from "../protocol/frames.ts";
-import type { Outcome, Request, RequestType } from "../protocol/requests.ts";
+import type { Outcome } from "../protocol/requests.ts";
 import type { WebPort } from "../protocol/sniff.ts";
 import type { UserRecord } from "../store/store.ts";
 import type { Connection, InboundEvent } from "../transport/connection.ts";
@@ -31,7 +28,7 @@ import { type FlushScheduler, Outbox } from "./outbox.ts";
 import { ReplyQueue } from "./replies.ts";
 import { writeReplay } from "./replay.ts";
 import { FloodGate } from "./flood.ts";
-import type { TokenBucket } from "./token_bucket.ts";
+import { Dispatcher } from "./dispatch.ts";
 import {
   BANNER,
   FOREIGN_LINGER_MS,
@@ -42,9 +39,17 @@ import {
 import { dueDeadline } from "./deadlines.ts";
 
 import { within } from "./within.ts";
-import { samePassword } from "./server_password.ts";
+import {
+  type GateVerdict,
+  PASSWORD_ACCEPTED,
+  passwordRequired,
+  ServerPasswordGate,
+} from "./server_password.ts";
+import { newCounters, type SessionCounters } from "./counters.ts";
+import { downloadLink, wantsLink } from "./file_link.ts";
 
 export { BANNER, SNIFF_MS } from "./turn_away.ts";
+export type { SessionCounters } from "./counters.ts";
 
 const log = getLogger(["parley", "session"]);
 
@@ -60,21 +65,8 @@ export interface SessionContext extends Services {
   irc?: IrcWorld | undefined;
 }
 
-/** What sessions count: integer fields, bumped in place (src/server/metrics.ts reads them). */
-export interface SessionCounters {
-  /** Events queued to a session. */
-  deliveries: number;
-  /** Sessions closed because their send queue overflowed. */
-  sendQueueCutoffs: number;
-  /** Messages accepted, to rooms and to people. */
-  roomMessages: number;
-  directMessages: number;
-}
-
 /** The keepalive the server sends to a silent JSON connection. */
 const PING = new Outgoing({ type: "ping" });
-/** The most replies that may wait for a commit before the session stops reading. */
-const MAX_PIPELINE = 64;
 /** One connected client. */
 export class Session implements Caller {
   name = "";
@@ -93,11 +85,10 @@ export class Session implements Caller {
   readonly #flood: FloodGate;
   readonly #replies: ReplyQueue;
   readonly #counters: SessionCounters;
-  /** Per-command rate limits (the `rate` guards), made on first use. */
-  readonly #rates = new Map<string, TokenBucket>();
+  readonly #dispatch: Dispatcher;
   #dialect: Dialect | undefined;
-  /** Whether the server's password (`--server-password`) is still to be given. */
-  #locked: boolean | undefined;
+  /** Shut until the server's password (`--server-password`) is given. */
+  readonly #gate: ServerPasswordGate;
   #started = false;
   #arrived = false;
   readonly #startedAt = performance.now();
@@ -111,12 +102,8 @@ export class Session implements Caller {
   constructor(conn: Connection, ctx: SessionContext, options: { irc?: boolean } = {}) {
     this.#conn = conn;
     this.#ctx = ctx;
-    this.#counters = ctx.counters ?? {
-      deliveries: 0,
-      sendQueueCutoffs: 0,
-      roomMessages: 0,
-      directMessages: 0,
-    };
+    this.#counters = ctx.counters ?? newCounters();
+    this.#gate = new ServerPasswordGate(ctx.config.serverPassword);
     this.remote = conn.remote;
     this.remoteIp = conn.remoteIp;
     if (conn.framed) this.#dialect = json;
@@ -144,6 +131,7 @@ export class Session implements Caller {
       scheduler: ctx.flusher,
     });
     this.#replies = new ReplyQueue((ref, answer) => this.#answer(ref, answer), conn.remote);
+    this.#dispatch = new Dispatcher(this, ctx, this.#replies, () => this.arrive());
   }
 
   /** Queues an event in this connection's dialect. Never blocks, never throws. */
@@ -154,27 +142,9 @@ export class Session implements Caller {
     this.#outbox.push(bytes);
     this.#counters.deliveries++;
     const frame = event.frame;
-    if (
-      (dialect === text || dialect.fileLink !== undefined) && frame.type === "message" &&
-      frame.file !== undefined
-    ) {
-      this.#fileLink(frame);
-    }
-  }
-
-  /**
-   * A text-mode account that receives a file gets a link `curl` can fetch: signed for it,
-   * expiring (src/files/capability.ts). The only per-recipient bytes of a fan-out, and only for
-   * file messages in text mode.
-   */
-  #fileLink(frame: MessageFrame): void {
-    const { files, web, config } = this.#ctx;
-    if (files === undefined || web === undefined || this.user === undefined) return;
-    const wildcard = config.host === "0.0.0.0" || config.host === "::";
-    const host = wildcard ? this.#conn.localIp ?? "localhost" : config.host;
-    const url = files.links.url(webUrl(web, host), frame.file!.id, this.user.id, Date.now());
-    const line = this.#dialect?.fileLink?.(frame, url) ?? encodeLine(`* Download (24 h): ${url}`);
-    this.#outbox.push(line);
+    if (frame.type !== "message" || !wantsLink(dialect, frame)) return;
+    const link = downloadLink(this.#ctx, this.#conn.localIp, this.user?.id, frame, dialect);
+    if (link !== undefined) this.#outbox.push(link);
   }
 
   /**
@@ -242,19 +212,11 @@ export class Session implements Caller {
       return this.#replies.respond(undefined, new ChatError(event.error, message));
     }
     this.#dialect ??= event.line.startsWith("{") ? json : text;
-    if (this.#locked === undefined) {
-      this.#locked = this.#ctx.config.serverPassword !== undefined && this.#dialect.name !== "irc";
-    }
-    if (this.#locked && this.#dialect === text) return this.#unlockText(event.line);
+    const gate = this.#gate.before(this.#dialect, event.line);
+    if (gate !== undefined) return this.#gated(gate);
     const parsed = this.#dialect.parse(event.line, this.#view());
-    if (this.#locked) {
-      // JSON: the first frame is a hello with the server's password (IRC checks PASS itself).
-      const given = parsed !== undefined && "request" in parsed && parsed.request.type === "hello"
-        ? parsed.request.serverPassword
-        : undefined;
-      if (!samePassword(given, this.#ctx.config.serverPassword!)) return this.#refuseLocked();
-      this.#locked = false;
-    }
+    const refused = this.#gate.after(parsed);
+    if (refused !== undefined) return this.#gated(refused);
     if (!this.#started) {
       this.#started = true;
       // A first hello that logs in comes online as the account, never as a guest first. A
@@ -262,82 +224,14 @@ export class Session implements Caller {
       const login = parsed !== undefined && "request" in parsed && logsIn(parsed.request);
       if (this.#dialect.registers !== true && !login) this.arrive();
     }
-    return this.#run(parsed);
+    return this.#dispatch.run(parsed);
   }
 
-  /** Text mode on a server with a password: the first line must be `/pass PASSWORD`. */
-  #unlockText(line: string): boolean {
-    const m = /^\/pass (.*)$/.exec(line);
-    if (m === null || !samePassword(m[1], this.#ctx.config.serverPassword!)) {
-      return this.#refuseLocked();
-    }
-    this.#locked = false;
-    this.#outbox.push(encodeLine("* Server password accepted"));
+  /** A line the server's password gate took: it goes on after `/pass`, or ends refused. */
+  #gated(verdict: GateVerdict): boolean {
+    if (verdict === "refused") return !this.#say(passwordRequired());
+    this.#outbox.push(encodeLine(PASSWORD_ACCEPTED));
     return true;
-  }
-
-  /** Refuses a session that did not give the server's password, and ends it. */
-  #refuseLocked(): false {
-    this.#say(
-      new ChatError(
-        "auth_failed",
-        "This server needs its password first: /pass PASSWORD " +
-          'in text mode, or "serverPassword" in hello',
-      ),
-    );
-    return false;
-  }
-
-  /** Runs what a dialect read: requests, an error, or an answer of the dialect's own. */
-  #run(parsed: Parsed): boolean | Promise<boolean> {
-    if (parsed === undefined) return true;
-    if ("error" in parsed) return this.#replies.respond(parsed.ref, parsed.error);
-    if ("local" in parsed) {
-      const close = parsed.close === true;
-      const { local } = parsed;
-      return this.#replies.respond(
-        undefined,
-        local instanceof Promise ? local.then((raw) => ({ raw, close })) : { raw: local, close },
-      );
-    }
-    if ("requests" in parsed) {
-      let going = true as boolean | Promise<boolean>;
-      for (const { request, ref } of parsed.requests) {
-        going = going instanceof Promise
-          ? going.then((ok) => ok && this.#one(request, ref))
-          : going && this.#one(request, ref);
-      }
-      return going;
-    }
-    if (parsed.opens === true && !logsIn(parsed.request)) this.arrive();
-    return this.#one(parsed.request, parsed.ref);
-  }
-
-  /** Runs one request, pipelined or after the replies before it. */
-  #one(request: Request, ref: string | undefined): boolean | Promise<boolean> {
-    // Sends are pipelined: their acks wait for a commit while later lines are read. Every other
-    // command runs once the replies before it are out, so it sees what they did.
-    const pipelined = COMMANDS[request.type].pipelined === true;
-    if (!pipelined && this.#replies.busy) {
-      return this.#replies.idle().then(() => this.#execute(request, ref));
-    }
-    const done = this.#execute(request, ref);
-    return pipelined && this.#replies.pending <= MAX_PIPELINE ? true : done;
-  }
-
-  #execute(request: Request, ref: string | undefined): boolean | Promise<boolean> {
-    let outcome: Outcome | Promise<Outcome>;
-    try {
-      // The table is indexed by the request's own type, so the request fits its entry.
-      const command = COMMANDS[request.type] as unknown as Command<RequestType>;
-      const guarded = checkGuard(command.guard, request, this, this.#ctx, this.#rates);
-      outcome = guarded === undefined
-        ? command.run(request, this, this.#ctx)
-        : guarded.then(() => command.run(request, this, this.#ctx));
-    } catch (error) {
-      outcome = Promise.reject(error);
-    }
-    return this.#replies.respond(ref, outcome, request.type);
   }
 
   /** Arrives (see `arrive`), once: at the first line, or after a hello whose login failed. */
@@ -394,7 +288,7 @@ export class Session implements Caller {
     // runs once the reply is written, before the next line is read.
     return Promise.resolve(done).then((going) => {
       if (!going || this.closed) return false;
-      void Promise.resolve(this.#run(more)).then((ok) => ok || this.close());
+      void Promise.resolve(this.#dispatch.run(more)).then((ok) => ok || this.close());
       return true;
     });
   }
