@@ -30,16 +30,16 @@ Listening:
 IRC (the same rooms, accounts and history for IRC clients; see docs/irc.md):
   --irc-port PORT          IRC port; 0 picks a free one (default ${d.ircPort})
   --irc-tls-port PORT      IRC over TLS, with --tls-cert and --tls-key (default ${d.ircTlsPort})
-  --no-irc                 no IRC listeners (an IRC client on the chat port is turned away)
+  --no-irc                 no IRC listeners, no /irc (an IRC client on the chat port is turned away)
   --server-name NAME       the IRC server name (default the host name, here ${d.serverName})
   --server-password PW     a password every client must give: IRC PASS, or JSON hello's
                            serverPassword (default none)
 
-Web (the browser client, WebSocket at /ws, /healthz; HTTPS when TLS is configured):
+Web (the browser client, WebSocket at /ws, IRC over WebSocket at /irc, /healthz, HTTPS with TLS):
   --http-port PORT         HTTP port (default ${d.httpPort})
   --no-http                no HTTP listener
-  --allow-origin ORIGIN    an origin allowed to open /ws, e.g. https://chat.example (repeatable;
-                           pages from loopback names and IP addresses need none)
+  --allow-origin ORIGIN    an origin allowed to open /ws and /irc, e.g. https://chat.example
+                           (repeatable; pages from loopback names and IP addresses need none)
   --header-timeout SECS    an HTTP request's headers must arrive within SECS (default ${
   d.headerTimeoutMs / 1000
 })

@@ -1,7 +1,7 @@
 /**
  * The HTTP side of the server: the embedded web client, `/healthz`, `/metrics` (for
- * administrators), and `/ws`, which upgrades to a WebSocket served by the same session code as
- * TCP.
+ * administrators), `/ws`, which upgrades to a WebSocket served by the same session code as
+ * TCP, and `/irc`, IRC over WebSocket (the IRCv3 binding) for web IRC clients.
  *
  * @module
  */
@@ -15,6 +15,9 @@ import { ChatError } from "../protocol/errors.ts";
 import { METRICS_CONTENT_TYPE, type MetricsEndpoint } from "./metrics.ts";
 import type { Asset } from "../web/asset.ts";
 import { ASSETS } from "../web/assets.gen.ts";
+import { MAX_LINE_BYTES, MAX_TAG_BYTES } from "../irc/message.ts";
+import type { WebSocketLimits } from "../transport/websocket.ts";
+import { chooseProtocol } from "./websocket_upgrade.ts";
 
 /** What the HTTP handler needs from the chat server. */
 export interface HttpContext {
@@ -26,6 +29,11 @@ export interface HttpContext {
   maxLine: number;
   /** Serves a WebSocket session until it ends (its HTTP connection holds its place in the caps). */
   serve(conn: Connection): void;
+  /**
+   * IRC over WebSocket at `/irc` (absent with `--no-irc`: `/irc` is then 404): serves an IRC
+   * session until it ends, like `serve`.
+   */
+  irc?: { serve(conn: Connection): void };
   /** The body of `/healthz`: the numbers when `detailed` (for administrators), else the status. */
   health(detailed: boolean): Record<string, unknown>;
   /** File transfer, when the server has a data folder. */
@@ -156,6 +164,9 @@ export function httpHandler(
   return (req, info) => {
     const url = new URL(req.url);
     if (url.pathname === "/ws") return upgrade(ctx, req, info);
+    if (url.pathname === "/irc" && ctx.irc !== undefined) {
+      return upgradeIrc(ctx, ctx.irc, req, info);
+    }
     if (url.pathname === "/files" || url.pathname.startsWith("/files/")) {
       return files(ctx, req, url, info.remoteAddr.hostname);
     }
@@ -255,7 +266,49 @@ async function files(ctx: HttpContext, req: Request, url: URL, ip: string): Prom
   return res;
 }
 
-function upgrade(ctx: HttpContext, req: Request, info: HttpRequestInfo): Response {
+/** The IRCv3 WebSocket subprotocols, text first: the one assumed when a client names none. */
+export const IRC_SUBPROTOCOLS = ["text.ircv3.net", "binary.ircv3.net"] as const;
+
+/**
+ * `/irc`: IRC over WebSocket (https://ircv3.net/specs/extensions/websocket), one IRC line per
+ * message without its CRLF; `binary.ircv3.net` gets binary frames, `text.ircv3.net` (or no
+ * subprotocol) text frames. IRC's line limit (512 bytes and 8191 of tags) bounds each message;
+ * the Origin policy is `/ws`'s.
+ */
+function upgradeIrc(
+  ctx: HttpContext,
+  irc: { serve(conn: Connection): void },
+  req: Request,
+  info: HttpRequestInfo,
+): Response {
+  const protocol = chooseProtocol(req.headers, IRC_SUBPROTOCOLS);
+  if (req.headers.has("sec-websocket-protocol") && protocol === undefined) {
+    return respond(`Offer one of the subprotocols ${IRC_SUBPROTOCOLS.join(", ")}\n`, 400, {
+      "content-type": "text/plain",
+    });
+  }
+  const maxMessage = MAX_LINE_BYTES + MAX_TAG_BYTES;
+  return upgrade(ctx, req, info, {
+    serve: (conn) => irc.serve(conn),
+    limits: {
+      maxMessage,
+      maxInbound: 4 * maxMessage + 64 * 1024,
+      ...protocol === undefined ? {} : { protocol },
+      binary: protocol === "binary.ircv3.net",
+      crlf: true,
+    },
+  });
+}
+
+function upgrade(
+  ctx: HttpContext,
+  req: Request,
+  info: HttpRequestInfo,
+  as: { serve(conn: Connection): void; limits: WebSocketLimits } = {
+    serve: (conn) => ctx.serve(conn),
+    limits: { maxMessage: ctx.maxLine, maxInbound: 4 * ctx.maxLine + 64 * 1024 },
+  },
+): Response {
   if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     return respond("Expected a WebSocket upgrade\n", 426, { upgrade: "websocket" });
   }
@@ -265,15 +318,12 @@ function upgrade(ctx: HttpContext, req: Request, info: HttpRequestInfo): Respons
   }
   let upgraded: ReturnType<HttpRequestInfo["upgradeWebSocket"]>;
   try {
-    upgraded = info.upgradeWebSocket({
-      maxMessage: ctx.maxLine,
-      maxInbound: 4 * ctx.maxLine + 64 * 1024,
-    });
+    upgraded = info.upgradeWebSocket(as.limits);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     return respond(`${message}\n`, 400, { "content-type": "text/plain" });
   }
-  ctx.serve(upgraded.connection);
+  as.serve(upgraded.connection);
   for (const [k, v] of Object.entries(SECURITY_HEADERS)) upgraded.response.headers.set(k, v);
   return upgraded.response;
 }

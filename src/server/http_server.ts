@@ -285,7 +285,9 @@ class HttpConnection {
     const { response, upgrade } = await this.#handle(req, head.minor, body !== undefined);
     if (upgrade !== undefined && response === upgrade.response) {
       try {
-        await this.writer.write(await switchingProtocols(upgrade.key, response.headers));
+        await this.writer.write(
+          await switchingProtocols(upgrade.key, response.headers, upgrade.connection.protocol),
+        );
       } catch (error) {
         upgrade.connection.abandon();
         throw error;

@@ -278,6 +278,9 @@ export class ChatServer implements AsyncDisposable {
         allowOrigins: config.allowOrigins,
         maxLine: config.maxLine,
         serve: (conn) => this.#track(this.#serve(conn, HELD_BY_HTTP)),
+        ...this.#ctx.irc === undefined
+          ? {}
+          : { irc: { serve: (conn) => this.#track(this.#serve(conn, HELD_BY_HTTP, true)) } },
         health: (detailed) => {
           const status = this.#stopping === undefined ? "ok" : "stopping";
           if (!detailed) return { status };

@@ -1,6 +1,6 @@
 /**
  * The WebSocket opening handshake (RFC 6455 §4.2): checking the client's upgrade request and
- * writing the 101 answer. No extension or subprotocol is negotiated.
+ * writing the 101 answer. No extension is negotiated; the handler may choose a subprotocol.
  *
  * @module
  */
@@ -53,14 +53,43 @@ export function checkUpgrade(req: Request, minor: 0 | 1, hasBody: boolean): stri
  *
  * @param key the client's `Sec-WebSocket-Key`
  * @param headers the handler's extra headers (security headers and the like)
+ * @param protocol the subprotocol chosen, answered in `Sec-WebSocket-Protocol`
  * @returns the head's bytes
  */
-export async function switchingProtocols(key: string, headers: Headers): Promise<Uint8Array> {
+export async function switchingProtocols(
+  key: string,
+  headers: Headers,
+  protocol?: string,
+): Promise<Uint8Array> {
   const fields: [string, string][] = [
     ["upgrade", "websocket"],
     ["connection", "Upgrade"],
     ["sec-websocket-accept", await webSocketAccept(key)],
   ];
+  if (protocol !== undefined) fields.push(["sec-websocket-protocol", protocol]);
   for (const [name, value] of headers) if (!OWN.has(name)) fields.push([name, value]);
   return encodeHead(101, "", fields);
+}
+
+/**
+ * The first of `supported` the client offered in `Sec-WebSocket-Protocol` (in the client's
+ * order of preference), or undefined when it offered none of them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { chooseProtocol } from "./websocket_upgrade.ts";
+ * const h = new Headers({ "sec-websocket-protocol": "binary.ircv3.net, text.ircv3.net" });
+ * assert.equal(chooseProtocol(h, ["text.ircv3.net", "binary.ircv3.net"]), "binary.ircv3.net");
+ * assert.equal(chooseProtocol(new Headers(), ["text.ircv3.net"]), undefined);
+ * ```
+ */
+export function chooseProtocol(headers: Headers, supported: readonly string[]): string | undefined {
+  const offered = headers.get("sec-websocket-protocol");
+  if (offered === null) return undefined;
+  for (const token of offered.split(",").slice(0, 32)) {
+    const name = token.trim().toLowerCase();
+    if (supported.includes(name)) return name;
+  }
+  return undefined;
 }

@@ -106,10 +106,10 @@ export class Session implements Caller {
     this.#gate = new ServerPasswordGate(ctx.config.serverPassword);
     this.remote = conn.remote;
     this.remoteIp = conn.remoteIp;
-    if (conn.framed) this.#dialect = json;
-    else if (options.irc === true && ctx.irc !== undefined) {
+    if (options.irc === true && ctx.irc !== undefined) {
+      // The IRC ports, and IRC over WebSocket (`/irc`: framed, one IRC line per message).
       this.#dialect = new IrcDialect(ctx.irc, this, (bytes) => this.#outbox.push(bytes));
-    }
+    } else if (conn.framed) this.#dialect = json;
     const { config } = ctx;
     this.#flood = new FloodGate(config.floodBurst, config.floodRate, (seconds) => {
       this.#say(new ChatError("rate_limited", "Slow down: your lines are being delayed", seconds));

@@ -21,6 +21,7 @@ import type { ByteConn, ByteReader } from "./byte_conn.ts";
 import type { Connection } from "./connection.ts";
 
 const NL = 0x0a;
+const CR = 0x0d;
 /** How long a close we started waits for the peer's close frame. */
 const CLOSE_WAIT_MS = 1000;
 const DEFAULT_PING_AFTER_MS = 60_000;
@@ -38,6 +39,18 @@ export interface WebSocketLimits {
   maxInbound: number;
   /** Silence after which the peer is pinged, and closed if silent as long again (60 s). */
   pingAfterMs?: number;
+  /**
+   * The subprotocol the server chose (`Sec-WebSocket-Protocol` in the 101), e.g.
+   * `text.ircv3.net`. @default none
+   */
+  protocol?: string;
+  /** Send binary frames instead of text frames (IRCv3's `binary.ircv3.net`). @default false */
+  binary?: boolean;
+  /**
+   * IRC lines: a CR before each outbound line's LF is dropped (a frame holds one line without
+   * its CRLF), and a CRLF (or LF) ending an inbound message is ignored. @default false
+   */
+  crlf?: boolean;
 }
 
 type State = "pending" | "open" | "done";
@@ -58,7 +71,9 @@ export class WebSocketConnection implements Connection {
   readonly framed = true;
   readonly remoteIp: string;
   readonly remote: string;
-  readonly #limits: Required<WebSocketLimits>;
+  /** The subprotocol answered in the 101, if any. */
+  readonly protocol: string | undefined;
+  readonly #limits: Required<Omit<WebSocketLimits, "protocol">>;
   #state: State = "pending";
   readonly #ready = Promise.withResolvers<void>();
   #writer: ByteWriter | undefined;
@@ -84,7 +99,9 @@ export class WebSocketConnection implements Connection {
     if (!(limits.maxMessage >= 0) || !(limits.maxInbound >= 0)) {
       throw new RangeError("Cannot open a WebSocket: limits must be >= 0");
     }
-    this.#limits = { pingAfterMs: DEFAULT_PING_AFTER_MS, ...limits };
+    const { protocol, ...rest } = limits;
+    this.#limits = { pingAfterMs: DEFAULT_PING_AFTER_MS, binary: false, crlf: false, ...rest };
+    this.protocol = protocol;
     this.remoteIp = remoteAddr.hostname;
     this.remote = `${remoteAddr.hostname}:${remoteAddr.port}`;
     this.#ready.promise.catch(() => {}); // writers waiting for it see the rejection
@@ -121,7 +138,8 @@ export class WebSocketConnection implements Connection {
       throw new Error("Cannot write: the WebSocket is closed");
     }
     try {
-      await this.#writer!.write(textFrames(data));
+      const { binary, crlf } = this.#limits;
+      await this.#writer!.write(lineFrames(data, binary ? Opcode.binary : Opcode.text, crlf));
     } catch (error) {
       this.#halt();
       throw error;
@@ -191,10 +209,11 @@ export class WebSocketConnection implements Connection {
 
   #handle(event: FrameEvent): void {
     switch (event.type) {
-      case "message":
-        return this.#enqueue(
-          event.text === undefined ? { error: "bad_utf8" } : { line: event.text },
-        );
+      case "message": {
+        let text = event.text;
+        if (text !== undefined && this.#limits.crlf) text = text.replace(/\r?\n$/, "");
+        return this.#enqueue(text === undefined ? { error: "bad_utf8" } : { line: text });
+      }
       case "ping":
         return this.#pong(event.payload);
       case "pong":
@@ -282,13 +301,19 @@ function eventSize(event: LineEvent): number {
   return ("line" in event ? event.line.length : 0) + EVENT_OVERHEAD;
 }
 
-/** One unmasked text frame per "\n"-terminated line of `data` (a last unterminated line too). */
-function textFrames(data: Uint8Array): Uint8Array {
+/**
+ * One unmasked frame per "\n"-terminated line of `data` (a last unterminated line too); with
+ * `crlf`, a "\r" ending a line is left out too.
+ */
+function lineFrames(data: Uint8Array, opcode: number, crlf: boolean): Uint8Array {
+  const lineEnd = (start: number, end: number) =>
+    crlf && end > start && data[end - 1] === CR ? end - 1 : end;
   let size = 0;
   for (let start = 0; start < data.length;) {
     let end = data.indexOf(NL, start);
     if (end === -1) end = data.length;
-    size += frameHeaderLength(end - start) + end - start;
+    const stop = lineEnd(start, end);
+    size += frameHeaderLength(stop - start) + stop - start;
     start = end + 1;
   }
   const out = new Uint8Array(size);
@@ -296,9 +321,10 @@ function textFrames(data: Uint8Array): Uint8Array {
   for (let start = 0; start < data.length;) {
     let end = data.indexOf(NL, start);
     if (end === -1) end = data.length;
-    at = writeFrameHeader(out, at, Opcode.text, end - start);
-    out.set(data.subarray(start, end), at);
-    at += end - start;
+    const stop = lineEnd(start, end);
+    at = writeFrameHeader(out, at, opcode, stop - start);
+    out.set(data.subarray(start, stop), at);
+    at += stop - start;
     start = end + 1;
   }
   return out;
