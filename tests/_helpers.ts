@@ -378,7 +378,7 @@ export function clientPermissions(config: string): string[] {
     "--allow-net",
     "--allow-read",
     `--allow-write=${config}/parley`,
-    "--allow-env=NO_COLOR,HOME,XDG_CONFIG_HOME,XDG_DOWNLOAD_DIR,APPDATA",
+    "--allow-env=NO_COLOR,HOME,XDG_CONFIG_HOME,XDG_DOWNLOAD_DIR,APPDATA,PARLEY_SERVER_PASSWORD",
   ];
 }
 

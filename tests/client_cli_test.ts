@@ -636,3 +636,45 @@ Deno.test("client --insecure connects without verifying and warns loudly", async
   assert.match(stdout[0]!, /\(parley [^,]+, TLS NOT VERIFIED\) as guest-\d+/);
   assert.equal((await watcher.frame((f) => f.type === "message")).text, "unverified hello");
 });
+
+Deno.test("client: the server's password from --server-password-stdin or PARLEY_SERVER_PASSWORD; missing or wrong: exit 1", async () => {
+  await using server = await startServer(["--server-password", "open sesame"]);
+  await using watcher = await RawClient.connect(server.port);
+  watcher.send({ type: "hello", proto: 1, ref: "h", serverPassword: "open sesame" });
+  await watcher.frame((f) => f.ref === "h" && f.type === "welcome");
+
+  const piped = await runPiped(
+    server.port,
+    "open sesame\nfrom stdin\n",
+    "--server-password-stdin",
+    "--name",
+    "stdinuser",
+  );
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.equal(
+    (await watcher.frame((f) => f.type === "message" && f.from === "stdinuser")).text,
+    "from stdin",
+    "the password line is not sent as chat",
+  );
+  assert.doesNotMatch(piped.stdout.join("\n") + piped.stderr, /open sesame/);
+
+  const env = await finishPiped(
+    clientProcess(["127.0.0.1", String(server.port), "--name", "envuser"], {
+      PARLEY_SERVER_PASSWORD: "open sesame",
+    }),
+    "from env\n",
+  );
+  assert.equal(env.code, 0, env.stderr);
+  assert.equal(
+    (await watcher.frame((f) => f.type === "message" && f.from === "envuser")).text,
+    "from env",
+  );
+
+  const missing = await runPiped(server.port, "hello\n");
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /refused the session: it needs its password/);
+  const wrong = await runPiped(server.port, "letmeout\nhello\n", "--server-password-stdin");
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /wrong server password/);
+  assert.doesNotMatch(wrong.stderr, /letmeout/);
+});

@@ -722,3 +722,36 @@ Deno.test("ChatClient insecure (node:tls underneath) chats and reconnects after 
   await client.send("plain", "thanks");
   assert.equal((await plain.frame((f) => f.type === "message")).text, "thanks");
 });
+
+Deno.test("ChatClient serverPassword: in the first hello and again after a reconnect; missing or wrong is refused", async () => {
+  await using server = await startServer(["--server-password", "letmein"]);
+  const port = server.port;
+  const refused = async (options: ChatClientOptions) => {
+    const error = await ChatClient.connect("127.0.0.1", port, { ...FAST, ...options }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(error instanceof ServerError, String(error));
+    assert.equal(error.code, "auth_failed");
+    assert.equal(error.need, "serverPassword");
+  };
+  await refused({});
+  await refused({ serverPassword: "letmeout" });
+  // A login in the hello does not hide the refusal (no second hello on a closed connection).
+  await refused({ serverPassword: "nope", login: { name: "x", password: "y" } });
+
+  await using proxy = tcpProxy(port);
+  await using client = await ChatClient.connect("127.0.0.1", proxy.port, {
+    ...FAST,
+    serverPassword: "letmein",
+  });
+  await client.join("#pw");
+  proxy.drop();
+  await next(client, "disconnected");
+  await next(client, "reconnected");
+  const hellos = proxy.frames("hello");
+  assert.equal(hellos.length, 2);
+  assert.deepEqual(hellos.map((h) => h.serverPassword), ["letmein", "letmein"]);
+  assert.deepEqual(client.joinedRooms.includes("#pw"), true);
+  await client.send("#pw", "still here");
+});

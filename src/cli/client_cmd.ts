@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { ChatClient } from "../client/chat_client.ts";
 import type { ChatClientOptions } from "../client/chat_client.ts";
-import { SessionRefusedError, TlsVerificationError } from "../client/errors.ts";
+import { ServerError, SessionRefusedError, TlsVerificationError } from "../client/errors.ts";
 import { TokenStore } from "../client/token_store.ts";
 import { openConsole } from "../client/terminal/console.ts";
 import { Formatter } from "../client/terminal/format.ts";
@@ -46,6 +46,11 @@ Options:
                           (e.g. it is an account), you are asked for its password (no echo;
                           Enter skips)
   --password-stdin   the first line of stdin is NAME's password (the rest is chat input)
+  --server-password-stdin
+                     the first line of stdin is the server's password (a server started
+                       with --server-password; before NAME's password with --password-stdin);
+                       else the environment variable PARLEY_SERVER_PASSWORD, if set. Sent in
+                       every hello (reconnects too), never shown or logged
   --room #ROOM       join this room and make it the current one
   --tls              connect with TLS, verifying the server's certificate and host name
   --ca FILE          trust this CA or self-signed certificate (PEM) for TLS (implies --tls;
@@ -82,7 +87,8 @@ Piped: printf '/join #ops\\nhello\\n' | parley client 127.0.0.1 --name bot
 sends each line in order, waits for every reply, and exits.
 
 Exit codes: 0 after a clean quit; 1 when the server cannot be reached, its TLS certificate does
-not verify, it refuses the session, a --password-stdin login fails, or the connection is lost
+not verify, it refuses the session (a missing or wrong server password too), a --password-stdin
+login fails, or the connection is lost
 for good (or, when piped, a line could not be delivered); 2 on a command-line mistake
 (including an unreadable --ca FILE).`;
 
@@ -96,6 +102,8 @@ export interface ClientArgs {
   name?: string;
   /** Read the password for `name` from the first line of stdin. */
   passwordStdin?: boolean;
+  /** Read the server's password from the first line of stdin (before `name`'s). */
+  serverPasswordStdin?: boolean;
   /** A room to join and make current at start. */
   room?: string;
   /** Whether colors may be used (still only on a terminal, and never with NO_COLOR). */
@@ -129,6 +137,7 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
     options: {
       name: { type: "string" },
       "password-stdin": { type: "boolean" },
+      "server-password-stdin": { type: "boolean" },
       room: { type: "string" },
       tls: { type: "boolean" },
       ca: { type: "string", multiple: true },
@@ -164,6 +173,7 @@ export function parseClientArgs(args: string[]): ClientArgs | undefined {
   };
   if (values.name !== undefined) parsed.name = values.name;
   if (values["password-stdin"]) parsed.passwordStdin = true;
+  if (values["server-password-stdin"]) parsed.serverPasswordStdin = true;
   if (values.room !== undefined) parsed.room = values.room;
   if (values.bell) parsed.bell = true;
   if (tls) parsed.tls = true;
@@ -272,6 +282,12 @@ export async function clientMain(args: string[]): Promise<number> {
     void client.quit();
   };
   const io = openConsole({ onInterrupt: interrupt });
+  const serverPassword = parsed.serverPasswordStdin
+    ? await io.readSecret("Server password: ")
+    : serverPasswordFromEnv();
+  if (serverPassword !== undefined && serverPassword !== "") {
+    options.serverPassword = serverPassword;
+  }
   let password: string | undefined;
   if (parsed.passwordStdin) password = await io.readSecret(`Password for ${parsed.name}: `);
   const token = parsed.name === undefined
@@ -285,7 +301,13 @@ export async function clientMain(args: string[]): Promise<number> {
     client = await ChatClient.connect(host, port, options);
   } catch (error) {
     io.close();
-    const why = error instanceof SessionRefusedError
+    const why = error instanceof ServerError && error.need === "serverPassword"
+      ? `the server refused the session: ${
+        options.serverPassword === undefined
+          ? "it needs its password (--server-password-stdin or PARLEY_SERVER_PASSWORD)"
+          : "wrong server password"
+      }`
+      : error instanceof SessionRefusedError
       ? `the server refused the session: ${error.message}`
       : error instanceof TlsVerificationError
       ? `cannot connect to ${host}:${port}: ${tlsReason(error, parsed.ca !== undefined)}`
@@ -316,4 +338,17 @@ export async function clientMain(args: string[]): Promise<number> {
     io.close();
     await client.close();
   }
+}
+
+/** The environment variable holding the server's password for `parley client`. */
+export const SERVER_PASSWORD_ENV = "PARLEY_SERVER_PASSWORD";
+
+/**
+ * `PARLEY_SERVER_PASSWORD`, when it is set and the client may read it (without asking for the
+ * permission: a client run without `--allow-env=PARLEY_SERVER_PASSWORD` has none).
+ */
+function serverPasswordFromEnv(): string | undefined {
+  const granted = Deno.permissions.querySync({ name: "env", variable: SERVER_PASSWORD_ENV });
+  if (granted.state !== "granted") return undefined;
+  return Deno.env.get(SERVER_PASSWORD_ENV);
 }

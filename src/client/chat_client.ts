@@ -102,6 +102,13 @@ export interface ChatClientOptions {
    * {@linkcode ChatClient.helloLogin}; a refusal leaves the client connected as a guest.
    */
   login?: { token: string } | { name: string; password: string };
+  /**
+   * The server's password (a server started with `--server-password`): sent in every `hello`,
+   * the first one and the one after each reconnect. Without it (or with a wrong one) such a
+   * server refuses the session: `connect` rejects with a `ServerError` `auth_failed` whose
+   * `need` is `serverPassword`.
+   */
+  serverPassword?: string;
 }
 
 /** How the login in the first `hello` went (see {@linkcode ChatClientOptions.login}). */
@@ -271,6 +278,7 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
         welcome = await opened.greeted;
       } catch (error) {
         if (login === undefined || !(error instanceof ServerError)) throw error;
+        if (error.need === "serverPassword") throw error; // the server closes the connection
         // The login was refused: the session is a guest's (or waits for a login). Greet again.
         client.#helloLogin = { by: "token" in login ? "token" : "password", result: error };
         welcome = await peer.request(client.#helloFrame());
@@ -738,6 +746,9 @@ export class ChatClient implements AsyncDisposable, AsyncIterable<ChatEvent> {
       type: "hello",
       client: this.#options.clientName ?? `parley-client/${VERSION}`,
       proto: PROTO,
+      ...this.#options.serverPassword === undefined
+        ? {}
+        : { serverPassword: this.#options.serverPassword },
     };
   }
 

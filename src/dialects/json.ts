@@ -47,6 +47,7 @@ export const json: Dialect = {
   error(error: ChatError, ref: string | undefined): Uint8Array {
     const frame: ServerFrame = { type: "error", code: error.code, message: error.message };
     if (error.retryAfter !== undefined) frame.retryAfter = error.retryAfter;
+    if (error.need !== undefined) frame.need = error.need;
     if (ref !== undefined) frame.ref = ref;
     return line(frame);
   },

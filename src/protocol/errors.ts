@@ -54,16 +54,23 @@ export class ChatError extends Error {
   readonly code: ErrorCode;
   /** For `rate_limited` and `busy`: seconds after which a retry may succeed. */
   readonly retryAfter: number | undefined;
+  /**
+   * For `auth_failed` refusing a connection that did not give the server's password
+   * (`--server-password`): `serverPassword`, so that a client can ask for it.
+   */
+  readonly need: "serverPassword" | undefined;
 
   /**
    * @param code the stable error code
    * @param message one human-readable sentence
    * @param retryAfter seconds after which a retry may succeed
+   * @param need what the client must give first (the server's password)
    */
-  constructor(code: ErrorCode, message: string, retryAfter?: number) {
+  constructor(code: ErrorCode, message: string, retryAfter?: number, need?: "serverPassword") {
     super(message);
     this.name = "ChatError";
     this.code = code;
     this.retryAfter = retryAfter;
+    this.need = need;
   }
 }

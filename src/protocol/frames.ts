@@ -359,7 +359,15 @@ export interface WallFrame {
 export type ServerFrame =
   | WelcomeFrame
   | AckFrame
-  | { type: "error"; ref?: string; code: ErrorCode; message: string; retryAfter?: number }
+  | {
+    type: "error";
+    ref?: string;
+    code: ErrorCode;
+    message: string;
+    retryAfter?: number;
+    /** `serverPassword`: the server wants its password in `hello` (`auth_failed`). */
+    need?: "serverPassword";
+  }
   | { type: "pong"; ref?: string }
   | { type: "ping" }
   | MessageFrame

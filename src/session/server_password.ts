@@ -19,6 +19,8 @@ export function passwordRequired(): ChatError {
   return new ChatError(
     "auth_failed",
     'This server needs its password first: /pass PASSWORD in text mode, or "serverPassword" in hello',
+    undefined,
+    "serverPassword",
   );
 }
 

@@ -216,7 +216,11 @@ export class Session implements Caller {
     if (gate !== undefined) return this.#gated(gate);
     const parsed = this.#dialect.parse(event.line, this.#view());
     const refused = this.#gate.after(parsed);
-    if (refused !== undefined) return this.#gated(refused);
+    if (refused !== undefined) {
+      // Answers the refused frame itself (its ref), so a client sees its hello refused.
+      const ref = parsed !== undefined && "ref" in parsed ? parsed.ref : undefined;
+      return this.#gated(refused, ref);
+    }
     if (!this.#started) {
       this.#started = true;
       // A first hello that logs in comes online as the account, never as a guest first. A
@@ -228,8 +232,8 @@ export class Session implements Caller {
   }
 
   /** A line the server's password gate took: it goes on after `/pass`, or ends refused. */
-  #gated(verdict: GateVerdict): boolean {
-    if (verdict === "refused") return !this.#say(passwordRequired());
+  #gated(verdict: GateVerdict, ref?: string): boolean {
+    if (verdict === "refused") return !this.#say(passwordRequired(), ref);
     this.#outbox.push(encodeLine(PASSWORD_ACCEPTED));
     return true;
   }

@@ -35,9 +35,10 @@ export class ServerError extends ChatError {
    * @param code the server's error code
    * @param message the server's message
    * @param retryAfter seconds to wait, when given
+   * @param need `serverPassword` when the server wants its password in `hello`
    */
-  constructor(code: ErrorCode, message: string, retryAfter?: number) {
-    super(code, message, retryAfter);
+  constructor(code: ErrorCode, message: string, retryAfter?: number, need?: "serverPassword") {
+    super(code, message, retryAfter, need);
     this.name = "ServerError";
   }
 }

@@ -196,6 +196,7 @@ export class Peer {
             e.code,
             String(e.message),
             typeof e.retryAfter === "number" ? e.retryAfter : undefined,
+            e.need === "serverPassword" ? e.need : undefined,
           ),
         );
       } else {
