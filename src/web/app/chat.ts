@@ -80,7 +80,7 @@ import {
 } from "./browser.ts";
 import type { UploadTask } from "./browser.ts";
 import { hasThumbnail, revealText, saveName } from "./format.ts";
-import { KEYS, load, save } from "./storage.ts";
+import { KEYS, load, loadForTab, save, saveForTab } from "./storage.ts";
 import { StateStore } from "./state_store.ts";
 
 /** How the session is (re)established on each new link. */
@@ -149,6 +149,8 @@ export class Chat {
   readonly store: StateStore = new StateStore(initialState());
   readonly #link: Link;
   #auth: Auth | undefined;
+  /** The server's password (`--server-password`), sent in every hello; kept for this tab. */
+  #serverPassword: string | undefined;
   /** Whether a session was set up on some link: then a lost link is retried, not reported. */
   #established = false;
   #pendingSeq = 0;
@@ -186,11 +188,31 @@ export class Chat {
   boot(): void {
     const wanted = load(KEYS.notify) === "1" && notificationsAllowed();
     this.store.update(() => ({ notify: wanted }));
+    this.#serverPassword = loadForTab(KEYS.serverPassword) ?? undefined;
+    if (this.#serverPassword !== undefined) {
+      this.store.update(() => ({ serverPasswordWanted: true }));
+    }
     const token = load(KEYS.token);
     if (token === null) return;
     this.#auth = { kind: "token", token };
     this.store.update(() => ({ screen: "chat" }));
     this.#link.start();
+  }
+
+  /**
+   * Sets the server's password (`--server-password`) the next hellos carry, kept for this tab
+   * only (sessionStorage); an empty one is forgotten.
+   */
+  setServerPassword(password: string): void {
+    this.#serverPassword = password === "" ? undefined : password;
+    saveForTab(KEYS.serverPassword, this.#serverPassword ?? null);
+  }
+
+  /** Logs back in with the kept session token (after the server asked for its password). */
+  resume(): void {
+    const token = load(KEYS.token);
+    if (token === null) return;
+    this.#begin({ kind: "token", token });
   }
 
   /** Logs in with a name and password. */
@@ -211,7 +233,7 @@ export class Chat {
   #begin(auth: Auth): void {
     this.#auth = auth;
     this.#established = false;
-    this.store.update(() => ({ loginBusy: true, loginError: undefined }));
+    this.store.update(() => ({ loginBusy: true, loginError: undefined, savedSession: false }));
     this.#link.stop();
     this.#link.start();
   }
@@ -266,6 +288,23 @@ export class Chat {
     this.#reset(undefined);
   }
 
+  /**
+   * The server refused the hello for want of its password (none given, a wrong one, or it
+   * changed since): the login form asks for it. A kept session token stays, to resume with.
+   */
+  #wantServerPassword(auth: Auth): void {
+    const wrong = this.#serverPassword !== undefined;
+    this.setServerPassword("");
+    const token = auth.kind === "token" ? auth.token : undefined;
+    this.#reset(
+      wrong
+        ? "Wrong server password: check it and try again"
+        : "This server needs its password: type it under Server password",
+    );
+    if (token !== undefined) save(KEYS.token, token);
+    this.store.update(() => ({ serverPasswordWanted: true, savedSession: token !== undefined }));
+  }
+
   /** Ends the session locally and shows the login form with `error`. */
   #reset(error: string | undefined): void {
     this.#link.stop();
@@ -280,6 +319,7 @@ export class Chat {
     this.store.update((s) => ({
       ...initialState(),
       guestsAllowed: s.guestsAllowed,
+      serverPasswordWanted: s.serverPasswordWanted,
       notify: s.notify,
       loginError: error,
     }));
@@ -297,6 +337,7 @@ export class Chat {
     if (auth === undefined) throw new SetupRefused("Not logged in");
     const held = sortedConversations(this.store.state).filter((c) => c.kind === "room");
     const plan: RestorePlan = { hello: { type: "hello", client: "parley-web", proto: PROTO } };
+    if (this.#serverPassword !== undefined) plan.hello.serverPassword = this.#serverPassword;
     if (auth.kind === "token") {
       plan.token = auth.token;
       plan.tokenInHello = true;
@@ -342,7 +383,9 @@ export class Chat {
       this.#established = true;
       this.#pickActive();
     } catch (error) {
-      if (error instanceof SetupRefused) {
+      if (error instanceof ServerError && error.need === "serverPassword") {
+        this.#wantServerPassword(auth);
+      } else if (error instanceof SetupRefused) {
         this.#reset(error.message);
       } else if (error instanceof ServerError && !this.#established) {
         this.#reset(

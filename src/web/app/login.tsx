@@ -18,11 +18,17 @@ export function Login({ state }: { state: ChatState }) {
   const [mode, setMode] = useState<"login" | "register">("login");
   const [name, setName] = useState("");
   const [password, setPassword] = useState("");
+  const [serverPassword, setServerPassword] = useState("");
   const [problem, setProblem] = useState<string | undefined>(undefined);
   const nameRef = useRef<HTMLInputElement>(null);
   const error = problem ?? state.loginError;
 
   useEffect(() => nameRef.current?.focus(), []);
+
+  /** Gives the chat the server's password typed (an empty field keeps the tab's, if any). */
+  const withServerPassword = () => {
+    if (state.serverPasswordWanted && serverPassword !== "") chat.setServerPassword(serverPassword);
+  };
 
   const submit = (ev: Event) => {
     ev.preventDefault();
@@ -38,6 +44,7 @@ export function Login({ state }: { state: ChatState }) {
     }
     if (password === "") return setProblem("Type your password");
     setProblem(undefined);
+    withServerPassword();
     if (mode === "login") chat.login(name, password);
     else chat.register(name, password);
   };
@@ -49,7 +56,15 @@ export function Login({ state }: { state: ChatState }) {
       );
     }
     setProblem(undefined);
+    withServerPassword();
     chat.guest(name);
+  };
+
+  const resume = () => {
+    if (serverPassword === "") return setProblem("Type the server password");
+    setProblem(undefined);
+    withServerPassword();
+    chat.resume();
   };
 
   return (
@@ -111,6 +126,24 @@ export function Login({ state }: { state: ChatState }) {
             onInput={(e) => setPassword(e.currentTarget.value)}
           />
           {mode === "register" && <p id="password-hint" class="hint">At least 8 characters.</p>}
+          {state.serverPasswordWanted && (
+            <>
+              <label for="login-server-password">Server password</label>
+              <input
+                id="login-server-password"
+                type="password"
+                name="server-password"
+                autoComplete="off"
+                data-testid="server-password"
+                aria-describedby="server-password-hint"
+                value={serverPassword}
+                onInput={(e) => setServerPassword(e.currentTarget.value)}
+              />
+              <p id="server-password-hint" class="hint">
+                This server is private: its password is kept for this tab only.
+              </p>
+            </>
+          )}
           <p
             id="login-error"
             class="form-error"
@@ -128,6 +161,17 @@ export function Login({ state }: { state: ChatState }) {
             {state.loginBusy ? "Connecting…" : mode === "login" ? "Log in" : "Create account"}
           </button>
         </form>
+        {state.savedSession && (
+          <button
+            type="button"
+            class="secondary"
+            disabled={state.loginBusy}
+            data-testid="resume"
+            onClick={resume}
+          >
+            Continue my saved session
+          </button>
+        )}
         {state.guestsAllowed && (
           <div class="guest">
             <p class="divider">

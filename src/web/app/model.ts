@@ -144,6 +144,13 @@ export interface ChatState {
   loginError: string | undefined;
   /** False once the server said it requires an account. */
   guestsAllowed: boolean;
+  /**
+   * Whether the login form asks for the server's password (`--server-password`): once the
+   * server refused a hello for want of it, or one is kept for this tab.
+   */
+  serverPasswordWanted: boolean;
+  /** Whether a kept session token waits for the server's password (the login form resumes it). */
+  savedSession: boolean;
   /** Whether desktop notifications are on. */
   notify: boolean;
   /** A short-lived line for the status bar (errors without a conversation). */
@@ -230,6 +237,8 @@ export function initialState(): ChatState {
     loginBusy: false,
     loginError: undefined,
     guestsAllowed: true,
+    serverPasswordWanted: false,
+    savedSession: false,
     notify: false,
     toast: undefined,
     announcement: "",

@@ -2,8 +2,9 @@
 /**
  * What the web client keeps in the browser's localStorage: the session token (to log back in
  * on reload), the notifications choice, the last conversation shown, and the people each
- * account had direct messages with. Every access tolerates storage being unavailable (private
- * modes, disabled storage): the feature then lasts as long as the tab.
+ * account had direct messages with; and in sessionStorage (this tab only, gone when it closes)
+ * the server's password. Every access tolerates storage being unavailable (private modes,
+ * disabled storage): the feature then lasts as long as the page.
  *
  * @module
  */
@@ -16,7 +17,28 @@ export const KEYS = {
   notify: "parley.notify",
   active: "parley.active",
   dms: "parley.dms.",
+  /** In sessionStorage: the server's password (`--server-password`), for this tab. */
+  serverPassword: "parley.serverPassword",
 } as const;
+
+/** Reads `key` from this tab's sessionStorage, or null. */
+export function loadForTab(key: string): string | null {
+  try {
+    return sessionStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+/** Writes `key` in this tab's sessionStorage, or removes it when `value` is null. */
+export function saveForTab(key: string, value: string | null): void {
+  try {
+    if (value === null) sessionStorage.removeItem(key);
+    else sessionStorage.setItem(key, value);
+  } catch {
+    // Not stored: see the module note.
+  }
+}
 
 /** Reads `key`, or null. */
 export function load(key: string): string | null {
