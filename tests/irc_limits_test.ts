@@ -151,3 +151,36 @@ Deno.test("irc: a connection that does not finish registering within --first-lin
   d.send("PING :alive");
   await d.expect("PONG");
 });
+
+Deno.test("irc: WHO on a room too big for the send queue is capped (416) and the asker stays connected", async () => {
+  // --max-sendq 8192: WHO lists at most 8192 / 4 / 320 = 6 members. The whole list (60 lines of
+  // about 170 bytes) would overflow the send queue and cut the asker off.
+  await using server = await startServer([...NAME, "--max-sendq", "8192"]);
+  const members: RawClient[] = [];
+  try {
+    for (let i = 0; i < 59; i++) {
+      const m = await RawClient.json(server.port, `m${String(i).padStart(31, "0")}`);
+      m.send({ type: "join", room: "#huge", ref: "j" });
+      await m.frame((f) => f.ref === "j");
+      members.push(m);
+    }
+    await using c = await IrcClient.register(server.ircPort, "asker");
+    c.send("JOIN #huge");
+    await c.expect("366", (m) => m.params[1] === "#huge");
+    c.send("WHO #huge");
+    const lines: string[] = [];
+    await c.line((l) => {
+      lines.push(l);
+      return / 315 /.test(l);
+    });
+    const who = lines.filter((l) => / 352 /.test(l));
+    assert.equal(who.length, 6);
+    const cap = lines.find((l) => / 416 /.test(l));
+    assert.ok(cap, lines.join("\n"));
+    assert.match(cap, /416 asker WHO :Too many matches: 6 of 60 shown/);
+    c.send("PING :alive");
+    await c.expect("PONG", (m) => m.params.at(-1) === "alive");
+  } finally {
+    for (const m of members) await m[Symbol.asyncDispose]();
+  }
+});

@@ -735,8 +735,18 @@ export class IrcDialect implements Dialect, IrcPeer {
       case "who": {
         const { room, members } = result.reply;
         if (ctx.as === "who") {
+          // Capped, so that a huge room's WHO cannot push the asker past its send queue.
+          const limit = whoLimit(this.#world.services.config.maxSendq);
+          const shown = members.slice(0, limit);
           return [
-            ...members.map((n) => this.#whoLine(room, n, this.#prefixes(result.reply.roles[n]))),
+            ...shown.map((n) => this.#whoLine(room, n, this.#prefixes(result.reply.roles[n]))),
+            ...members.length > limit
+              ? [this.#num(
+                ERR.TOOMANYMATCHES,
+                "WHO",
+                `Too many matches: ${limit} of ${members.length} shown; NAMES lists them all`,
+              )]
+              : [],
             this.#num(RPL.ENDOFWHO, room, "End of WHO list"),
           ];
         }
@@ -1097,4 +1107,27 @@ export class IrcDialect implements Dialect, IrcPeer {
   #nameOf(name: string): string {
     return this.#world.services.hub.user(name)?.name ?? name;
   }
+}
+
+/** The most `352` lines a channel's WHO answers. */
+export const WHO_MAX_LINES = 1000;
+
+/** The longest a `352` line gets (32-character names, the longest channel, server and prefixes). */
+const WHO_LINE_BYTES = 320;
+
+/**
+ * How many members a channel's WHO lists: {@linkcode WHO_MAX_LINES}, or fewer when a quarter of
+ * the send queue (`--max-sendq`) could not hold that many of the longest lines (at least 1).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { whoLimit } from "./dialect.ts";
+ * assert.equal(whoLimit(1024 * 1024), 819);
+ * assert.equal(whoLimit(16 * 1024 * 1024), 1000);
+ * assert.equal(whoLimit(1024), 1);
+ * ```
+ */
+export function whoLimit(maxSendq: number): number {
+  return Math.max(1, Math.min(WHO_MAX_LINES, Math.floor(maxSendq / 4 / WHO_LINE_BYTES)));
 }
