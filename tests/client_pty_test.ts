@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { RawClient, startServer } from "./_helpers.ts";
+import { clientPermissions, MAIN, RawClient, startServer } from "./_helpers.ts";
 import { TmuxClient, tmuxTest } from "./_tmux.ts";
 
 /** A draft of 140+ columns: ASCII, East Asian wide characters, emoji and a combining mark. */
@@ -138,5 +138,37 @@ tmuxTest(
     const screen = await tty.waitFor((s) => s.includes("<bob> while away"), "the replayed message");
     assert.equal(screen.split("<bob> seen before").length - 1, 1, screen);
     assert.equal(screen.split("<bob> while away").length - 1, 1, screen);
+  },
+);
+
+tmuxTest(
+  "client pty: a server's password is asked for with echo off, again when wrong",
+  async () => {
+    await using server = await startServer(["--server-password", "hush hush"]);
+    await using watcher = await RawClient.connect(server.port);
+    watcher.send({ type: "hello", proto: 1, ref: "h", serverPassword: "hush hush" });
+    await watcher.frame((f) => f.ref === "h" && f.type === "welcome");
+    const config = await Deno.makeTempDir({ prefix: "parley-tmux-" });
+    await using tty = await TmuxClient.run(
+      [Deno.execPath(), "run", ...clientPermissions(config), MAIN, "client", "127.0.0.1"].concat(
+        String(server.port),
+        "--name",
+        "quiet",
+      ),
+      { config, env: { NO_COLOR: "1", XDG_CONFIG_HOME: config } },
+    );
+    await tty.waitFor((s) => /^Server password: $/m.test(s), "the question");
+    await tty.type("not it");
+    await tty.keys("Enter");
+    await tty.waitFor((s) => s.includes("Wrong server password. Server password:"), "again");
+    await tty.type("hush hush");
+    await tty.keys("Enter");
+    await tty.waitFor((s) => /> $/m.test(s), "the prompt");
+    await tty.type("made it");
+    await tty.keys("Enter");
+    const heard = await watcher.frame((f) => f.type === "message" && f.from === "quiet");
+    assert.equal(heard.text, "made it");
+    const screen = await tty.screen();
+    assert.doesNotMatch(screen, /hush|not it/, "never echoed");
   },
 );

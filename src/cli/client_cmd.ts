@@ -298,7 +298,11 @@ export async function clientMain(args: string[]): Promise<number> {
     options.login = { name: parsed.name!, password };
   }
   try {
-    client = await ChatClient.connect(host, port, options);
+    client = await connectAsking(host, port, options, (wrong) =>
+      // At a terminal, a server that wants its password gets it asked for (echo off).
+      parsed.serverPasswordStdin || !Deno.stdin.isTerminal()
+        ? Promise.resolve(undefined)
+        : io.readSecret(wrong ? "Wrong server password. Server password: " : "Server password: "));
   } catch (error) {
     io.close();
     const why = error instanceof ServerError && error.need === "serverPassword"
@@ -351,4 +355,28 @@ function serverPasswordFromEnv(): string | undefined {
   const granted = Deno.permissions.querySync({ name: "env", variable: SERVER_PASSWORD_ENV });
   if (granted.state !== "granted") return undefined;
   return Deno.env.get(SERVER_PASSWORD_ENV);
+}
+
+/**
+ * Connects; when the server wants its password (none given, or a wrong one), asks `ask` for it
+ * and tries again, up to three times; `ask` resolving to undefined or "" gives up.
+ */
+async function connectAsking(
+  host: string,
+  port: number,
+  options: ChatClientOptions,
+  ask: (wrong: boolean) => Promise<string | undefined>,
+): Promise<ChatClient> {
+  for (let tries = 0;; tries++) {
+    try {
+      return await ChatClient.connect(host, port, options);
+    } catch (error) {
+      if (!(error instanceof ServerError) || error.need !== "serverPassword" || tries >= 3) {
+        throw error;
+      }
+      const given = await ask(options.serverPassword !== undefined);
+      if (given === undefined || given === "") throw error;
+      options.serverPassword = given;
+    }
+  }
 }
