@@ -416,8 +416,12 @@ export class Hub {
     return user;
   }
 
+  /** Told when a session leaves a room (parted, put out, or offline): voice listens. */
+  onLeave: ((member: Member, room: string) => void) | undefined;
+
   /** Takes `user` out of `room`, telling its members and the user's sessions other than `by`. */
   #leaveRoom(user: User, room: Room, by: Member): void {
+    for (const session of user.sessions) this.onLeave?.(session, room.name);
     user.rooms.delete(room);
     room.members.delete(user);
     const topic = roomTopic(room.name);
@@ -453,6 +457,7 @@ export class Hub {
   }
 
   #removeSession(member: Member, user: User): void {
+    for (const room of user.rooms) this.onLeave?.(member, room.name);
     this.#bySession.delete(member);
     user.sessions.delete(member);
     this.#broker.unsubscribe(userTopic(user.name), member);

@@ -59,7 +59,29 @@ export type ClientFrame =
   | Ref & { type: "typing"; room?: string; to?: string }
   | Ref & { type: "search"; text: string; room?: string; with?: string; limit?: number }
   | Ref & { type: "read"; room?: string; with?: string; id: number }
-  | Ref & { type: "unread" };
+  | Ref & { type: "unread" }
+  | VoiceClientFrame;
+
+/** The voice signalling requests (docs/voice.md, docs/protocol.md "Voice"). */
+export type VoiceClientFrame =
+  | Ref & { type: "voice_join"; room: string }
+  | Ref & { type: "voice_leave"; room: string }
+  | Ref & { type: "voice_answer"; room: string; sdp: string }
+  | Ref & { type: "voice_ice"; room: string; candidate: string; mid?: string }
+  | Ref & { type: "voice_mute"; room: string; muted?: boolean; deafened?: boolean }
+  | Ref & { type: "voice_who"; room: string };
+
+/** One person in a room's voice, as `voice_state` lists them. */
+export interface VoiceParticipant {
+  name: string;
+  muted: boolean;
+  deafened: boolean;
+  /** Muted by an operator (cannot unmute themselves). */
+  silenced?: true;
+}
+
+/** What changed, when a `voice_state` says: who and what. */
+export type VoiceChange = "joined" | "left" | "muted" | "unmuted" | "removed";
 
 /** The emoji a message may be reacted to with. */
 export const REACTIONS: readonly string[] = [
@@ -144,6 +166,12 @@ export interface AckFields extends Record<ModerationAction, Record<never, never>
   passwd: Record<never, never>;
   quit: Record<never, never>;
   help: Record<never, never>;
+  voice_join: { room: string; participants: VoiceParticipant[] };
+  voice_leave: { room: string };
+  voice_answer: Record<never, never>;
+  voice_ice: Record<never, never>;
+  voice_mute: { room: string; muted: boolean; deafened: boolean };
+  voice_who: { room: string; participants: VoiceParticipant[]; enabled: boolean };
 }
 
 /** An `ack`: the reply of one request type, with its fields. */
@@ -312,7 +340,31 @@ export type ServerFrame =
   | ReactionsFrame
   | TypingFrame
   | ReadFrame
-  | { type: "shutdown"; reason: string; permanent: boolean };
+  | { type: "shutdown"; reason: string; permanent: boolean }
+  | VoiceStateFrame
+  | VoiceOfferFrame
+  | { type: "voice_ended"; room: string; reason: string };
+
+/** Who is in a room's voice, sent to its members on every change (`name` and `change`: what). */
+export interface VoiceStateFrame {
+  type: "voice_state";
+  room: string;
+  participants: VoiceParticipant[];
+  name?: string;
+  change?: VoiceChange;
+  by?: string;
+}
+
+/**
+ * The server's SDP offer to one participant (first on joining, again when someone joins or
+ * leaves): answer it with `voice_answer`. `streams` names whose audio each m-line (by mid) carries.
+ */
+export interface VoiceOfferFrame {
+  type: "voice_offer";
+  room: string;
+  sdp: string;
+  streams: Record<string, string>;
+}
 
 type FieldKind = "string" | "number" | "boolean";
 interface FieldSpec {
@@ -385,6 +437,12 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   },
   read: { required: { id: "number" }, optional: { room: "string", with: "string" } },
   unread: { required: {}, optional: {} },
+  voice_join: { required: { room: "string" }, optional: {} },
+  voice_leave: { required: { room: "string" }, optional: {} },
+  voice_answer: { required: { room: "string", sdp: "string" }, optional: {} },
+  voice_ice: { required: { room: "string", candidate: "string" }, optional: { mid: "string" } },
+  voice_mute: { required: { room: "string" }, optional: { muted: "boolean", deafened: "boolean" } },
+  voice_who: { required: { room: "string" }, optional: {} },
 };
 
 /** Whether `type` names a client frame. */

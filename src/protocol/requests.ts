@@ -57,7 +57,13 @@ export type Result =
   | { command: "typing"; reply: Ack<"typing"> }
   | { command: "search"; reply: Ack<"search">; text: string }
   | { command: "read"; reply: Ack<"read"> }
-  | { command: "unread"; reply: Ack<"unread"> };
+  | { command: "unread"; reply: Ack<"unread"> }
+  | { command: "voice_join"; reply: Ack<"voice_join"> }
+  | { command: "voice_leave"; reply: Ack<"voice_leave"> }
+  | { command: "voice_answer" | "voice_ice"; reply: Ack<"voice_ice"> }
+  | { command: "voice_mute"; reply: Ack<"voice_mute"> }
+  /** `web`: the web app's address, for the link to join from a browser. */
+  | { command: "voice_who"; reply: Ack<"voice_who">; web?: string };
 
 /** What a server-built reply holds: pages of history, and direct messages that waited. */
 export type ReplayItem = HistoryFrame | MessageFrame;

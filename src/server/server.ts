@@ -45,6 +45,7 @@ import { LagProbe } from "./lag_probe.ts";
 import { countResponses, renderMetrics, ServerCounters, tokenRole } from "./metrics.ts";
 import type { ServerSnapshot } from "./metrics.ts";
 import type { Admission, Refusal } from "./limits.ts";
+import { Voice } from "../voice/voice.ts";
 
 const log = getLogger(["parley", "server"]);
 
@@ -163,6 +164,7 @@ export class ChatServer implements AsyncDisposable {
       flusher: new FlushScheduler(),
       web: undefined,
       counters: this.#counters,
+      voice: config.voice ? startVoice(this.hub, config) : undefined,
     };
   }
 
@@ -701,6 +703,7 @@ export class ChatServer implements AsyncDisposable {
     for (const conn of this.#webConns) closeQuietly(conn);
     await Promise.all(this.#webTasks);
     this.#ctx.accounts.close();
+    await this.#ctx.voice?.close();
     this.#lag[Symbol.dispose]();
     await this.store[Symbol.asyncDispose]();
     this.#folder?.release();
@@ -919,4 +922,28 @@ export function startServer(
   deps: ServerDeps = {},
 ): Promise<ChatServer> {
   return ChatServer.start(config, deps);
+}
+
+/**
+ * The voice service, told by the hub when a session leaves a room; none (with a warning) without
+ * `--allow-sys=networkInterfaces`, which werift needs to find the host's addresses.
+ */
+function startVoice(hub: Hub, config: ServerConfig): Voice | undefined {
+  if (Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" }).state !== "granted") {
+    log.warn("Voice is off: it needs --allow-sys=networkInterfaces (deno task server grants it)");
+    return undefined;
+  }
+  const loopback = config.host === "127.0.0.1" || config.host === "localhost";
+  const hosts = new Set(config.voiceHosts);
+  if (loopback) hosts.add("127.0.0.1");
+  const voice = new Voice(hub, {
+    ports: config.voicePorts,
+    hostAddresses: [...hosts],
+    publicIp: config.voicePublicIp,
+    maxPerRoom: config.voiceMaxPerRoom,
+    maxStreams: config.voiceMaxStreams,
+    maxSdp: 32 * 1024,
+  });
+  hub.onLeave = (member, room) => voice.left(member, room);
+  return voice;
 }

@@ -1,0 +1,97 @@
+/**
+ * Voice signalling commands: `voice_join`, `voice_leave`, `voice_answer`, `voice_ice`,
+ * `voice_mute`, `voice_who` (docs/protocol.md, "Voice"). Every one but `voice_who` needs the
+ * session in the room, and each has its own rate; the media itself is the voice service's
+ * (`src/voice/voice.ts`).
+ *
+ * @module
+ */
+
+import { ChatError } from "../protocol/errors.ts";
+import type { Voice } from "../voice/voice.ts";
+import type { CommandGroup, Services } from "./command.ts";
+import { webUrl } from "./connection.ts";
+
+function voiceOf(services: Services): Voice {
+  if (services.voice === undefined) {
+    throw new ChatError("forbidden", "Cannot use voice: it is turned off on this server");
+  }
+  return services.voice;
+}
+
+/** The voice commands. */
+export const voiceCommands: CommandGroup<
+  "voice_join" | "voice_leave" | "voice_answer" | "voice_ice" | "voice_mute" | "voice_who"
+> = {
+  voice_join: {
+    guard: {
+      needs: "online",
+      inRoom: { room: (r) => r.room, verb: "join its voice" },
+      rate: { burst: 5, perSecond: 1 },
+    },
+    run(request, caller, services) {
+      const { room } = services.hub.who(request.room);
+      const participants = voiceOf(services).join(caller, room);
+      return { result: { command: "voice_join", reply: { type: "ack", room, participants } } };
+    },
+  },
+  voice_leave: {
+    guard: { needs: "online", rate: { burst: 5, perSecond: 1 } },
+    run(request, caller, services) {
+      voiceOf(services).leave(caller, request.room);
+      return {
+        result: { command: "voice_leave", reply: { type: "ack", room: request.room } },
+      };
+    },
+  },
+  voice_answer: {
+    guard: {
+      needs: "online",
+      inRoom: { room: (r) => r.room, verb: "answer in its voice" },
+      rate: { burst: 10, perSecond: 5 },
+    },
+    async run(request, caller, services) {
+      await voiceOf(services).answer(caller, request.room, request.sdp);
+      return { result: { command: "voice_answer", reply: { type: "ack" } } };
+    },
+  },
+  voice_ice: {
+    guard: {
+      needs: "online",
+      inRoom: { room: (r) => r.room, verb: "send voice candidates" },
+      rate: { burst: 40, perSecond: 20 },
+    },
+    async run(request, caller, services) {
+      await voiceOf(services).candidate(caller, request.room, request.candidate, request.mid);
+      return { result: { command: "voice_ice", reply: { type: "ack" } } };
+    },
+  },
+  voice_mute: {
+    guard: {
+      needs: "online",
+      inRoom: { room: (r) => r.room, verb: "mute in its voice" },
+      rate: { burst: 20, perSecond: 10 },
+    },
+    run(request, caller, services) {
+      const state = voiceOf(services).mute(caller, request.room, request.muted, request.deafened);
+      return {
+        result: { command: "voice_mute", reply: { type: "ack", room: request.room, ...state } },
+      };
+    },
+  },
+  voice_who: {
+    guard: {
+      needs: "online",
+      inRoom: { room: (r) => r.room, verb: "see its voice" },
+    },
+    run(request, _caller, services) {
+      const { room } = services.hub.who(request.room);
+      const enabled = services.voice !== undefined;
+      const participants = services.voice?.participants(room) ?? [];
+      const reply = { type: "ack" as const, room, participants, enabled };
+      if (services.web === undefined) return { result: { command: "voice_who", reply } };
+      const web = webUrl(services.web, services.config.host);
+      return { result: { command: "voice_who", reply, web } };
+    },
+  },
+};

@@ -1,0 +1,216 @@
+// Voice signalling in process (no media): who may join a room's voice, the offer each
+// participant gets, the state every member sees, and every limit on what a client sends.
+import assert from "node:assert/strict";
+import { ChatServer } from "../src/server/server.ts";
+import { openSqliteStore } from "../src/store/worker_store.ts";
+import { memoryConnection } from "../src/transport/memory.ts";
+import type { MemoryPeer } from "../src/transport/memory.ts";
+import type { ServerConfig } from "../src/server/config.ts";
+import type { Frame } from "./_in_process.ts";
+
+/** Every frame a connection got, read as they come, with requests answered from the record. */
+class Recorder {
+  readonly all: Frame[] = [];
+  readonly peer: MemoryPeer;
+  #refs = 0;
+  constructor(peer: MemoryPeer) {
+    this.peer = peer;
+    void (async () => {
+      for (;;) {
+        try {
+          this.all.push(await peer.frame(() => true, 3_600_000));
+        } catch {
+          return;
+        }
+      }
+    })();
+  }
+  /** Where the record is now, to wait for what comes after. */
+  mark(): number {
+    return this.all.length;
+  }
+  /** The first frame from `after` on that matches. */
+  async wait(match: (f: Frame) => boolean, after = 0, timeoutMs = 8000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.all.slice(after).find(match);
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) throw new Error("Timed out waiting for a frame");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  async ask(frame: Frame): Promise<Frame> {
+    const ref = `r${++this.#refs}`;
+    this.peer.send({ ...frame, ref });
+    return await this.wait((f) => f.ref === ref);
+  }
+  close(): void {
+    this.peer.close();
+  }
+}
+
+async function ok(peer: Recorder, frame: Frame): Promise<Frame> {
+  const reply = await peer.ask(frame);
+  assert.notEqual(reply.type, "error", JSON.stringify(reply));
+  return reply;
+}
+
+async function refused(peer: Recorder, frame: Frame, code: string, message?: RegExp) {
+  const reply = await peer.ask(frame);
+  assert.equal(reply.type, "error", JSON.stringify(reply));
+  assert.equal(reply.code, code, JSON.stringify(reply));
+  if (message) assert.match(String(reply.message), message);
+}
+
+function seen(peer: Recorder, match: (f: Frame) => boolean): Promise<Frame> {
+  return peer.wait((f) => f.ref === undefined && match(f), peer.mark());
+}
+
+async function ask(peer: Recorder, frame: Frame): Promise<Frame> {
+  return await peer.ask(frame);
+}
+
+async function voiceApp(config: Partial<ServerConfig> = {}) {
+  const store = await openSqliteStore(":memory:", { sync: "normal" });
+  const server = await ChatServer.start(
+    {
+      data: ":memory:",
+      lowPriorityHashing: false,
+      hashConcurrency: 1,
+      host: "127.0.0.1",
+      voicePorts: [41000, 41200],
+      ...config,
+    },
+    { store, listen: false },
+  );
+  return {
+    async connect(): Promise<Recorder> {
+      const [conn, peer] = memoryConnection("127.0.0.1");
+      void server.serve(conn);
+      peer.send({ type: "hello", proto: 1, ref: "hello" });
+      await peer.frame((f) => f.ref === "hello");
+      return new Recorder(peer);
+    },
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+async function inRoom(a: Awaited<ReturnType<typeof voiceApp>>, nick: string, room = "#ops") {
+  const peer = await a.connect();
+  await ok(peer, { type: "nick", name: nick });
+  await ok(peer, { type: "join", room });
+  return peer;
+}
+
+Deno.test("voice_join: a member gets an offer and everyone in the room sees who is in voice", async () => {
+  await using a = await voiceApp();
+  const alice = await inRoom(a, "alice");
+  const bob = await inRoom(a, "bob");
+  const offer = seen(alice, (f) => f.type === "voice_offer");
+  const bobSees = seen(bob, (f) => f.type === "voice_state" && f.change === "joined");
+  const ack = await ok(alice, { type: "voice_join", room: "#ops" });
+  assert.deepEqual(ack.participants, [{ name: "alice", muted: false, deafened: false }]);
+  const sdp = String((await offer).sdp);
+  assert.match(sdp, /^v=0/);
+  assert.match(sdp, /a=recvonly/);
+  assert.match(sdp, /opus\/48000/);
+  assert.match(sdp, /a=candidate:.* 127\.0\.0\.1 \d+ typ host/);
+  assert.equal((await bobSees).name, "alice");
+  // bob joins: alice is offered again, with bob's stream named.
+  const again = seen(
+    alice,
+    (f) => f.type === "voice_offer" && Object.keys(f.streams as object).length > 0,
+  );
+  await ok(bob, { type: "voice_join", room: "#ops" });
+  // alice's first offer has not been answered: the second waits for that answer.
+  await refused(alice, { type: "voice_answer", room: "#ops", sdp: "v=0\r\n" }, "bad_frame");
+  assert.ok(again !== undefined);
+  const who = await ok(bob, { type: "voice_who", room: "#ops" });
+  assert.deepEqual((who.participants as Frame[]).map((p) => p.name), ["alice", "bob"]);
+  assert.equal(who.enabled, true);
+  const left = seen(bob, (f) => f.type === "voice_state" && f.change === "left");
+  await ok(alice, { type: "voice_leave", room: "#ops" });
+  assert.deepEqual(((await left).participants as Frame[]).map((p) => p.name), ["bob"]);
+  await refused(alice, { type: "voice_leave", room: "#ops" }, "bad_frame");
+});
+
+Deno.test("voice_join: a non-member is refused, and parting the room leaves its voice", async () => {
+  await using a = await voiceApp();
+  const alice = await inRoom(a, "alice");
+  const eve = await inRoom(a, "eve", "#elsewhere");
+  await refused(eve, { type: "voice_join", room: "#ops" }, "not_in_room");
+  await refused(eve, { type: "voice_answer", room: "#ops", sdp: "x" }, "not_in_room");
+  await refused(eve, { type: "voice_mute", room: "#ops", muted: true }, "not_in_room");
+  const bob = await inRoom(a, "bob");
+  await ok(alice, { type: "voice_join", room: "#ops" });
+  const left = seen(bob, (f) => f.type === "voice_state" && f.change === "left");
+  await ok(alice, { type: "part", room: "#ops" });
+  assert.equal((await left).name, "alice");
+  assert.deepEqual((await ok(bob, { type: "voice_who", room: "#ops" })).participants, []);
+  // Going offline leaves voice too.
+  await ok(bob, { type: "voice_join", room: "#ops" });
+  const carol = await inRoom(a, "carol");
+  const gone = seen(carol, (f) => f.type === "voice_state" && f.change === "left");
+  bob.close();
+  assert.equal((await gone).name, "bob");
+});
+
+Deno.test("voice_mute: muting is announced and answered with the state", async () => {
+  await using a = await voiceApp();
+  const alice = await inRoom(a, "alice");
+  const bob = await inRoom(a, "bob");
+  await ok(alice, { type: "voice_join", room: "#ops" });
+  const muted = seen(bob, (f) => f.type === "voice_state" && f.change === "muted");
+  const ack = await ok(alice, { type: "voice_mute", room: "#ops", muted: true });
+  assert.equal(ack.muted, true);
+  assert.equal(ack.deafened, false);
+  assert.deepEqual((await muted).participants, [{ name: "alice", muted: true, deafened: false }]);
+  const deaf = await ok(alice, { type: "voice_mute", room: "#ops", deafened: true });
+  assert.deepEqual([deaf.muted, deaf.deafened], [true, true]);
+});
+
+Deno.test("voice limits: room size, SDP size, candidates per offer, rate, and --no-voice", async () => {
+  await using a = await voiceApp({ voiceMaxPerRoom: 2, maxLine: 64 * 1024 });
+  const [alice, bob, carol] = [
+    await inRoom(a, "alice"),
+    await inRoom(a, "bob"),
+    await inRoom(a, "carol"),
+  ];
+  const offer = seen(alice, (f) => f.type === "voice_offer");
+  await ok(alice, { type: "voice_join", room: "#ops" });
+  await offer;
+  await ok(bob, { type: "voice_join", room: "#ops" });
+  await refused(carol, { type: "voice_join", room: "#ops" }, "voice_full", /has 2 people/);
+  await refused(
+    alice,
+    { type: "voice_answer", room: "#ops", sdp: "v=0\r\n" + "a=x\r\n".repeat(7000) },
+    "bad_frame",
+    /longer than/,
+  );
+  await refused(
+    alice,
+    { type: "voice_ice", room: "#ops", candidate: "x".repeat(600) },
+    "bad_frame",
+  );
+  let last: Frame = {};
+  for (let i = 0; i < 33; i++) {
+    last = await ask(alice, { type: "voice_ice", room: "#ops", candidate: "" });
+  }
+  assert.equal(last.code, "bad_frame");
+  assert.match(String(last.message), /more than 32/);
+  // The join rate: 5 at once, then 1 a second.
+  let limited: Frame | undefined;
+  for (let i = 0; i < 8 && limited === undefined; i++) {
+    const reply = await ask(carol, { type: "voice_join", room: "#ops" });
+    if (reply.code === "rate_limited") limited = reply;
+  }
+  assert.ok(limited, "voice_join was never rate limited");
+  // Garbage in every field type is refused by the frame parser, not thrown.
+  await refused(alice, { type: "voice_answer", room: "#ops", sdp: 5 }, "bad_frame");
+  await refused(alice, { type: "voice_mute", room: "#ops", muted: "yes" }, "bad_frame");
+
+  await using off = await voiceApp({ voice: false });
+  const dave = await inRoom(off, "dave");
+  await refused(dave, { type: "voice_join", room: "#ops" }, "forbidden", /turned off/);
+  assert.equal((await ok(dave, { type: "voice_who", room: "#ops" })).enabled, false);
+});
