@@ -21,6 +21,8 @@ import type {
   ServerFrame,
   TopicFrame,
   TypingFrame,
+  VoiceOfferFrame,
+  VoiceStateFrame,
   WallFrame,
 } from "../../protocol/frames.ts";
 
@@ -112,7 +114,14 @@ export type ServerEvent =
   | DeletedFrame
   | ReactionsFrame
   | TypingFrame
-  | ReadFrame;
+  | ReadFrame
+  | VoiceEvent;
+
+/** A voice event: who is in a room's voice, an offer to answer, or your voice ended. */
+export type VoiceEvent =
+  | VoiceStateFrame
+  | VoiceOfferFrame
+  | Extract<ServerFrame, { type: "voice_ended" }>;
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "message",
@@ -129,6 +138,9 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "reactions",
   "typing",
   "read",
+  "voice_state",
+  "voice_offer",
+  "voice_ended",
 ]);
 
 /** Whether a frame with this `type` is an event (when it answers no request). */

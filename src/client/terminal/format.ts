@@ -7,7 +7,7 @@
  */
 
 import type { HistoryFrame, MessageFrame } from "../../protocol/frames.ts";
-import { formatSize, formatTextEvent, sanitize } from "../../protocol/text_mode.ts";
+import { formatSize, formatTextEvent, sanitize, voiceWhoLines } from "../../protocol/text_mode.ts";
 import type { ChatEvent } from "../events.ts";
 import type { Exchange } from "../core/frames.ts";
 
@@ -236,9 +236,15 @@ export class Formatter {
       case "deleted":
         // The server's text-mode words ("* alice kicked bob from #ops"), without the marker.
         return [this.info(formatTextEvent(event)!.slice(2))];
+      case "voice_state":
+      case "voice_ended": {
+        const line = formatTextEvent(event);
+        return line === undefined ? [] : [this.info(line.slice(2))];
+      }
       case "reactions":
       case "typing":
       case "read":
+      case "voice_offer":
         return [];
       case "error":
         return [this.error(event.message)];
@@ -280,7 +286,7 @@ export class Formatter {
   }
 
   /** The lines answering a successful request, in the server's text-mode words. */
-  reply(ex: Exchange, me: string): Line[] {
+  reply(ex: Exchange, me: string, web?: string): Line[] {
     switch (ex.type) {
       case "nick":
         return [this.info(`You are now ${ex.reply.name}`)];
@@ -363,6 +369,8 @@ export class Formatter {
           ...found.map((m) => this.message(m, me, { dim: true })),
         ];
       }
+      case "voice_who":
+        return voiceWhoLines(ex.reply, web).map((line) => this.info(line));
       default:
         return [this.info("Done")]; // kick, ban, unban, mute, unmute, op, deop, invite, wall, edit…
     }

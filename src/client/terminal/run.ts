@@ -191,7 +191,7 @@ export async function runTerminal(
     try {
       const reply = await client.request(frame);
       const ex = exchange(frame, reply);
-      show(fmt.reply(ex, name));
+      show(fmt.reply(ex, name, ex.type === "voice_who" ? client.httpBase : undefined));
       if (ex.type === "join" || ex.type === "who") {
         members.set(nameKey(ex.reply.room), new Set(ex.reply.members));
       } else if (ex.type === "rooms") {

@@ -21,6 +21,7 @@ import { canModerate, isOnline, modeBadges, sortedConversations, totalUnread } f
 import type { ChatState, Conversation } from "./model.ts";
 import { Sidebar } from "./sidebar.tsx";
 import { StatusBanner, StatusPill } from "./status.tsx";
+import { VoiceBar } from "./voice_bar.tsx";
 
 /** The whole app. */
 export function App() {
@@ -189,6 +190,7 @@ function ChatScreen({ state }: { state: ChatState }) {
           )}
         </header>
         {conv?.kind === "room" && <RoomTopic key={conv.key} conv={conv} me={state.me} />}
+        {conv?.kind === "room" && <VoiceBar room={conv.name} />}
         <StatusBanner link={state.link} />
         {state.toast !== undefined && (
           <p class="toast" role="status" data-testid="toast">{state.toast}</p>
