@@ -149,8 +149,11 @@ async function joinVoice(p: Person): Promise<void> {
 }
 
 /** The strongest frequency (Hz) and its level (dB) in each stream the page hears, by name. */
-async function heard(page: Page): Promise<Record<string, { hz: number; db: number }>> {
-  return await page.evaluate(async () => {
+async function heard(
+  page: Page,
+  windowMs = 300,
+): Promise<Record<string, { hz: number; db: number }>> {
+  return await page.evaluate(async (windowMs) => {
     // The page's DOM, typed loosely: these tests are not type-checked against lib.dom.
     // deno-lint-ignore no-explicit-any
     const w = globalThis as any;
@@ -165,7 +168,7 @@ async function heard(page: Page): Promise<Record<string, { hz: number; db: numbe
       analyser.smoothingTimeConstant = 0;
       const source = ctx.createMediaStreamSource(audio.srcObject);
       source.connect(analyser);
-      await new Promise((r) => setTimeout(r, 300));
+      await new Promise((r) => setTimeout(r, windowMs));
       const bins = new Float32Array(analyser.frequencyBinCount);
       analyser.getFloatFrequencyData(bins);
       source.disconnect();
@@ -177,7 +180,7 @@ async function heard(page: Page): Promise<Record<string, { hz: number; db: numbe
       };
     }));
     return out;
-  });
+  }, windowMs);
 }
 
 /** Waits until `listener` hears each of `speakers` at its own frequency. */
@@ -193,9 +196,18 @@ async function hearsEach(listener: Person, speakers: Person[], timeoutMs = 20_00
     if (ok) return;
     await new Promise((r) => setTimeout(r, 250));
   }
+  const state = await listener.page.evaluate(() => {
+    // deno-lint-ignore no-explicit-any
+    const w = globalThis as any;
+    return {
+      error: w.document.querySelector("[data-testid=voice-error]")?.textContent,
+      // deno-lint-ignore no-explicit-any
+      peers: w.__peers.map((pc: any) => `${pc.connectionState}/${pc.signalingState}`),
+    };
+  });
   assert.fail(
     `${listener.name} should hear ${speakers.map((s) => `${s.name} at ${s.hz} Hz`).join(", ")}; ` +
-      `heard ${JSON.stringify(last)}`,
+      `heard ${JSON.stringify(last)}; ${JSON.stringify(state)}; ${listener.problems.join("; ")}`,
   );
 }
 
@@ -224,36 +236,144 @@ async function voiceServer(args: string[] = []) {
   return await startServer(["--voice-ports", "42000-42400", ...args]);
 }
 
+/** Runs `fn`; when it fails, shows what the server logged (it may have died). */
+async function showingLog(server: ServerProcess, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (error) {
+    const log = await server.stderr();
+    console.log(`server log:\n${log.split("\n").slice(-40).join("\n")}`);
+    throw error;
+  }
+}
+
 if (IN_NAMESPACE) {
   browserTest("voice: two, then three people in a room's voice each hear the others", async () => {
     await using server = await voiceServer();
     const dir = await Deno.makeTempDir({ prefix: "parley-voice-" });
     try {
-      await using alice = await person(server, dir, "alice", 300);
-      await using bob = await person(server, dir, "bob", 500);
-      await joinVoice(alice);
-      await joinVoice(bob);
-      await hearsEach(alice, [bob]);
-      await hearsEach(bob, [alice]);
-      await using carol = await person(server, dir, "carol", 800);
-      await joinVoice(carol);
-      await hearsEach(alice, [bob, carol]);
-      await hearsEach(bob, [alice, carol]);
-      await hearsEach(carol, [alice, bob]);
-      // Everyone sees who is in voice.
-      await alice.page.locator("[data-testid=voice-person][data-name=carol]").waitFor();
-      for (const p of [alice, bob, carol]) {
-        const stats = await inbound(p.page);
-        assert.equal(stats.streams, 2, `${p.name} receives two streams`);
-        assert.ok(stats.received > 50, `${p.name} received ${stats.received} packets`);
-        assert.ok(
-          stats.lost / (stats.received + stats.lost) < 0.01,
-          `${p.name}: ${JSON.stringify(stats)}`,
+      await showingLog(server, async () => {
+        await using alice = await person(server, dir, "alice", 300);
+        await using bob = await person(server, dir, "bob", 500);
+        await joinVoice(alice);
+        await joinVoice(bob);
+        await hearsEach(alice, [bob]);
+        await hearsEach(bob, [alice]);
+        await using carol = await person(server, dir, "carol", 800);
+        await joinVoice(carol);
+        await hearsEach(alice, [bob, carol]);
+        await hearsEach(bob, [alice, carol]);
+        await hearsEach(carol, [alice, bob]);
+        // Everyone sees who is in voice, and who speaks (a sine never pauses).
+        await alice.page.locator("[data-testid=voice-person][data-name=carol][data-speaking=true]")
+          .waitFor();
+        await alice.page.locator("[data-testid=voice-person][data-name=alice][data-speaking=true]")
+          .waitFor();
+        // Per-person volume: carol's slider on alice's page sets her <audio>'s volume.
+        await alice.page.getByLabel("Volume of carol").fill("25");
+        await alice.page.waitForFunction(() =>
+          // deno-lint-ignore no-explicit-any
+          (globalThis as any).document.querySelector("audio[data-voice-name=carol]")?.volume ===
+            0.25
         );
-      }
-      assert.deepEqual([...alice.problems, ...bob.problems, ...carol.problems], []);
+        for (const p of [alice, bob, carol]) {
+          const stats = await inbound(p.page);
+          assert.equal(stats.streams, 2, `${p.name} receives two streams`);
+          assert.ok(stats.received > 50, `${p.name} received ${stats.received} packets`);
+          assert.ok(
+            stats.lost / (stats.received + stats.lost) < 0.01,
+            `${p.name}: ${JSON.stringify(stats)}`,
+          );
+        }
+        assert.deepEqual([...alice.problems, ...bob.problems, ...carol.problems], []);
+      });
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
   });
+}
+
+if (IN_NAMESPACE) {
+  browserTest(
+    "voice: mute silences within a second, deafen stops what you get, leave and rejoin",
+    async () => {
+      await using server = await voiceServer();
+      const dir = await Deno.makeTempDir({ prefix: "parley-voice-" });
+      try {
+        await using alice = await person(server, dir, "alice", 300);
+        await using bob = await person(server, dir, "bob", 500);
+        await joinVoice(alice);
+        await joinVoice(bob);
+        await hearsEach(bob, [alice]);
+        await hearsEach(alice, [bob]);
+
+        // Mute: bob stops hearing alice within a second, and sees her muted.
+        const t0 = Date.now();
+        await alice.page.getByTestId("voice-mute").click();
+        let silentAfter = Infinity;
+        while (Date.now() - t0 < 3000) {
+          const h = (await heard(bob.page, 100)).alice;
+          if (h === undefined || h.db < -80 || Math.abs(h.hz - 300) > 20) {
+            silentAfter = Date.now() - t0;
+            break;
+          }
+        }
+        assert.ok(silentAfter < 1000, `alice was still heard ${silentAfter} ms after muting`);
+        await bob.page.locator("[data-testid=voice-person][data-name=alice]", { hasText: "muted" })
+          .waitFor();
+        await alice.page.getByTestId("voice-mute").click(); // unmute
+        await hearsEach(bob, [alice]);
+
+        // Push-to-talk: alice is muted except while she holds the key (` by default).
+        await alice.page.getByTestId("voice-ptt").check();
+        await bob.page.locator("[data-testid=voice-person][data-name=alice]", { hasText: "muted" })
+          .waitFor();
+        await alice.page.locator("body").focus();
+        await alice.page.keyboard.down("Backquote");
+        await bob.page.locator("[data-testid=voice-person][data-name=alice]", { hasText: "muted" })
+          .waitFor({ state: "detached" });
+        await hearsEach(bob, [alice]);
+        await alice.page.keyboard.up("Backquote");
+        await bob.page.locator("[data-testid=voice-person][data-name=alice]", { hasText: "muted" })
+          .waitFor();
+        await alice.page.getByTestId("voice-ptt").uncheck();
+        await hearsEach(bob, [alice]);
+
+        // Deafen: the server sends bob nothing more (and mutes him).
+        await bob.page.getByTestId("voice-deafen").click();
+        await alice.page.locator("[data-testid=voice-person][data-name=bob]", {
+          hasText: "deafened",
+        })
+          .waitFor();
+        await new Promise((r) => setTimeout(r, 300));
+        const before = (await inbound(bob.page)).received;
+        await new Promise((r) => setTimeout(r, 1000));
+        const after = (await inbound(bob.page)).received;
+        assert.ok(after - before <= 3, `deafened bob still got ${after - before} packets in 1 s`);
+        await bob.page.getByTestId("voice-deafen").click();
+        await hearsEach(bob, [alice]);
+
+        // Leave: bob stops hearing alice and sees her gone; she rejoins and both hear again.
+        await alice.page.getByTestId("voice-leave").click();
+        await alice.page.getByTestId("voice-join").waitFor();
+        await bob.page.locator("[data-testid=voice-person][data-name=alice]").waitFor({
+          state: "detached",
+        });
+        await bob.page.waitForFunction(() =>
+          // deno-lint-ignore no-explicit-any
+          (globalThis as any).document.querySelector("audio[data-voice-name=alice]") === null
+        );
+        await joinVoice(alice);
+        await hearsEach(bob, [alice]);
+        await hearsEach(alice, [bob]);
+        // The gaps the server made (mute, push-to-talk, deafen, a new speaker on the same m-line)
+        // are not losses: it carries on the sequence numbers.
+        const stats = await inbound(bob.page);
+        assert.ok(stats.lost / (stats.received + stats.lost) < 0.01, JSON.stringify(stats));
+        assert.deepEqual([...alice.problems, ...bob.problems], []);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
 }

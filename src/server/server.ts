@@ -46,6 +46,7 @@ import { countResponses, renderMetrics, ServerCounters, tokenRole } from "./metr
 import type { ServerSnapshot } from "./metrics.ts";
 import type { Admission, Refusal } from "./limits.ts";
 import { Voice } from "../voice/voice.ts";
+import { containMediaFaults } from "../voice/contain.ts";
 
 const log = getLogger(["parley", "server"]);
 
@@ -933,6 +934,7 @@ function startVoice(hub: Hub, config: ServerConfig): Voice | undefined {
     log.warn("Voice is off: it needs --allow-sys=networkInterfaces (deno task server grants it)");
     return undefined;
   }
+  containMediaFaults();
   const loopback = config.host === "127.0.0.1" || config.host === "localhost";
   const hosts = new Set(config.voiceHosts);
   if (loopback) hosts.add("127.0.0.1");

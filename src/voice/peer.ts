@@ -1,7 +1,8 @@
 /**
  * One participant's media connection to the forwarding unit: a werift `RTCPeerConnection` that
  * receives the participant's microphone (one `recvonly` m-line) and sends every other
- * participant's audio to it (one `sendonly` m-line per remote speaker, reused after they leave).
+ * participant's audio to it (one `sendonly` m-line per remote speaker, silent after they leave
+ * until the next one to join takes it).
  * The server always makes the offer, so there is no glare: a change while an offer waits for its
  * answer is offered again once the answer came.
  *
@@ -32,7 +33,12 @@ interface Slot {
   transceiver: RTCRtpTransceiver;
   track: MediaStreamTrack;
   source: string | undefined;
+  /** The next packet starts again after a gap the server made (muted, deafened, a new source). */
+  resync: boolean;
 }
+
+/** One Opus frame of 20 ms at 48 kHz, in RTP timestamp units. */
+const OPUS_FRAME = 960;
 
 /** The most ICE candidates a client may trickle per offer. */
 export const MAX_CANDIDATES = 32;
@@ -100,28 +106,46 @@ export class VoicePeer {
     const free = this.#slots.find((s) => s.source === undefined);
     if (free !== undefined) {
       free.source = source;
-      free.transceiver.setDirection("sendonly");
+      free.resync = true;
       return;
     }
     const track = new MediaStreamTrack({ kind: "audio" });
     const transceiver = this.#pc.addTransceiver(track, { direction: "sendonly" });
-    this.#slots.push({ transceiver, track, source });
+    this.#slots.push({ transceiver, track, source, resync: false });
   }
 
-  /** Frees the m-line of `source` (it becomes inactive until someone else takes it). */
+  /**
+   * Frees the m-line of `source`: it stays `sendonly` and silent until someone else takes it.
+   * (Not `inactive`: werift takes an inactive m-line out of the BUNDLE group, and Chromium does
+   * not always take it back when it is active again.)
+   */
   removeSource(source: string): void {
     const slot = this.#slots.find((s) => s.source === source);
-    if (slot === undefined) return;
-    slot.source = undefined;
-    slot.transceiver.setDirection("inactive");
+    if (slot !== undefined) slot.source = undefined;
   }
 
   /** Sends one of `source`'s packets (serialized RTP) to this participant. */
   forward(source: string, rtp: Buffer): void {
     if (this.#closed) return;
     const slot = this.#slots.find((s) => s.source === source);
+    if (slot === undefined || rtp.length < 12) return;
+    if (slot.resync) {
+      // Go on from the last packet sent, so the browser sees neither a jump nor a loss: werift
+      // maps the packet before this one onto the last sequence number and timestamp it sent.
+      slot.resync = false;
+      slot.transceiver.sender.replaceRTP({
+        sequenceNumber: (rtp.readUInt16BE(2) + 0xffff) & 0xffff,
+        timestamp: (rtp.readUInt32BE(4) - OPUS_FRAME + 0x100000000) % 0x100000000,
+      });
+    }
     // A Buffer: each sender parses its own copy (werift rewrites the header in place).
-    if (slot !== undefined) slot.track.writeRtp(rtp);
+    slot.track.writeRtp(rtp);
+  }
+
+  /** Notes that one of `source`'s packets was not sent here (muted or deafened). */
+  skip(source: string): void {
+    const slot = this.#slots.find((s) => s.source === source);
+    if (slot !== undefined) slot.resync = true;
   }
 
   /** Makes an offer and sends it, or, while one waits for its answer, offers again after. */

@@ -262,9 +262,11 @@ export class Voice {
 
   #received(vr: VoiceRoom, from: Member, rtp: Buffer): void {
     const speaker = vr.participants.get(from);
-    if (speaker === undefined || speaker.muted) return;
+    if (speaker === undefined) return;
     for (const listener of vr.participants.values()) {
-      if (listener !== speaker && !listener.deafened) listener.peer.forward(speaker.id, rtp);
+      if (listener === speaker) continue;
+      if (speaker.muted || listener.deafened) listener.peer.skip(speaker.id);
+      else listener.peer.forward(speaker.id, rtp);
     }
   }
 

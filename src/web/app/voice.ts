@@ -49,6 +49,9 @@ interface Heard {
 
 const SPEAKING_RMS = 0.01;
 
+/** Inputs nobody types text into: the push-to-talk key works while one has the focus. */
+const NOT_TYPED = new Set(["checkbox", "radio", "button", "range", "submit", "reset"]);
+
 /** The voice controller of one page. */
 export class VoiceClient {
   readonly #port: VoicePort;
@@ -177,9 +180,9 @@ export class VoiceClient {
     this.#tell({ muted: !this.#sending() });
   }
 
-  /** Deafens (hear nobody, and muted) or undeafens. */
+  /** Deafens (hear nobody, and send nothing) or undeafens (back to muted or not, as before). */
   setDeafened(deafened: boolean): void {
-    this.#update({ deafened, muted: deafened ? true : this.#view.muted });
+    this.#update({ deafened });
     for (const heard of this.#heard.values()) heard.audio.muted = deafened;
     this.#applyMic();
     this.#tell({ deafened, muted: !this.#sending() });
@@ -238,9 +241,9 @@ export class VoiceClient {
       return;
     }
     const target = ev.target as HTMLElement | null;
-    const typing = target !== null &&
-      (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable);
-    if (typing && ev.code.length === 1) return;
+    const typing = target instanceof HTMLTextAreaElement || target?.isContentEditable === true ||
+      target instanceof HTMLInputElement && !NOT_TYPED.has(target.type);
+    if (typing && ev.key.length === 1) return; // a printable key typed into a field
     if (down && ev.repeat) return;
     ev.preventDefault();
     this.#talk(down);
