@@ -116,15 +116,23 @@ Deno.test("voice_join: a member gets an offer and everyone in the room sees who 
   assert.match(sdp, /opus\/48000/);
   assert.match(sdp, /a=candidate:.* 127\.0\.0\.1 \d+ typ host/);
   assert.equal((await bobSees).name, "alice");
-  // bob joins: alice is offered again, with bob's stream named.
-  const again = seen(
-    alice,
-    (f) => f.type === "voice_offer" && Object.keys(f.streams as object).length > 0,
-  );
+  // bob joins: his offer names alice's stream; alice's next offer waits for her first answer.
+  const bobOffer = seen(bob, (f) => f.type === "voice_offer");
   await ok(bob, { type: "voice_join", room: "#ops" });
-  // alice's first offer has not been answered: the second waits for that answer.
+  const streams = (await bobOffer).streams as Record<string, string>;
+  assert.deepEqual(Object.values(streams), ["alice"]);
+  assert.match(
+    String((await bobOffer).sdp),
+    new RegExp(
+      `a=mid:${Object.keys(streams)[0]}\r\na=sendonly|a=sendonly[^]*a=mid:${
+        Object.keys(streams)[0]
+      }`,
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(alice.all.filter((f) => f.type === "voice_offer").length, 1);
+  // An answer that does not answer the offer's m-lines is refused.
   await refused(alice, { type: "voice_answer", room: "#ops", sdp: "v=0\r\n" }, "bad_frame");
-  assert.ok(again !== undefined);
   const who = await ok(bob, { type: "voice_who", room: "#ops" });
   assert.deepEqual((who.participants as Frame[]).map((p) => p.name), ["alice", "bob"]);
   assert.equal(who.enabled, true);
@@ -139,8 +147,11 @@ Deno.test("voice_join: a non-member is refused, and parting the room leaves its 
   const alice = await inRoom(a, "alice");
   const eve = await inRoom(a, "eve", "#elsewhere");
   await refused(eve, { type: "voice_join", room: "#ops" }, "not_in_room");
-  await refused(eve, { type: "voice_answer", room: "#ops", sdp: "x" }, "not_in_room");
-  await refused(eve, { type: "voice_mute", room: "#ops", muted: true }, "not_in_room");
+  await refused(eve, { type: "voice_who", room: "#ops" }, "not_in_room");
+  // Signalling for a voice you are not in goes nowhere.
+  await refused(eve, { type: "voice_answer", room: "#ops", sdp: "x" }, "bad_frame", /not in/);
+  await refused(eve, { type: "voice_mute", room: "#ops", muted: true }, "bad_frame", /not in/);
+  await refused(eve, { type: "voice_ice", room: "#ops", candidate: "" }, "bad_frame", /not in/);
   const bob = await inRoom(a, "bob");
   await ok(alice, { type: "voice_join", room: "#ops" });
   const left = seen(bob, (f) => f.type === "voice_state" && f.change === "left");
@@ -213,4 +224,52 @@ Deno.test("voice limits: room size, SDP size, candidates per offer, rate, and --
   const dave = await inRoom(off, "dave");
   await refused(dave, { type: "voice_join", room: "#ops" }, "forbidden", /turned off/);
   assert.equal((await ok(dave, { type: "voice_who", room: "#ops" })).enabled, false);
+});
+
+Deno.test("voice_moderate: an operator mutes (they cannot unmute themselves), unmutes and removes", async () => {
+  await using a = await voiceApp();
+  const owner = await a.connect();
+  await ok(owner, { type: "register", name: "olga", password: "correct horse battery" });
+  await ok(owner, { type: "join", room: "#ops" }); // the first account in a room owns it
+  const bob = await inRoom(a, "bob");
+  await ok(owner, { type: "voice_join", room: "#ops" });
+  await ok(bob, { type: "voice_join", room: "#ops" });
+  await refused(
+    bob,
+    { type: "voice_moderate", room: "#ops", name: "olga", action: "mute" },
+    "forbidden",
+  );
+  await refused(
+    owner,
+    { type: "voice_moderate", room: "#ops", name: "bob", action: "shout" },
+    "bad_frame",
+  );
+  await refused(
+    owner,
+    { type: "voice_moderate", room: "#ops", name: "nobody", action: "mute" },
+    "no_such_user",
+  );
+  const muted = seen(bob, (f) => f.type === "voice_state" && f.change === "muted");
+  await ok(owner, { type: "voice_moderate", room: "#ops", name: "bob", action: "mute" });
+  const state = await muted;
+  assert.equal(state.by, "olga");
+  assert.deepEqual((state.participants as Frame[]).find((p) => p.name === "bob"), {
+    name: "bob",
+    muted: true,
+    deafened: false,
+    silenced: true,
+  });
+  await refused(bob, { type: "voice_mute", room: "#ops", muted: false }, "forbidden");
+  await ok(owner, { type: "voice_moderate", room: "#ops", name: "bob", action: "unmute" });
+  await ok(bob, { type: "voice_mute", room: "#ops", muted: false });
+  const ended = seen(bob, (f) => f.type === "voice_ended");
+  const removed = seen(owner, (f) => f.type === "voice_state" && f.change === "removed");
+  await ok(owner, { type: "voice_moderate", room: "#ops", name: "bob", action: "remove" });
+  assert.match(String((await ended).reason), /removed by olga/);
+  assert.deepEqual(((await removed).participants as Frame[]).map((p) => p.name), ["olga"]);
+  // A kick takes the one kicked out of voice too.
+  await ok(bob, { type: "voice_join", room: "#ops" });
+  const left = seen(owner, (f) => f.type === "voice_state" && f.change === "left");
+  await ok(owner, { type: "kick", room: "#ops", name: "bob" });
+  assert.equal((await left).name, "bob");
 });

@@ -1,7 +1,8 @@
 /**
  * Voice signalling commands: `voice_join`, `voice_leave`, `voice_answer`, `voice_ice`,
- * `voice_mute`, `voice_who` (docs/protocol.md, "Voice"). Every one but `voice_who` needs the
- * session in the room, and each has its own rate; the media itself is the voice service's
+ * `voice_mute`, `voice_who`, `voice_moderate` (docs/protocol.md, "Voice"). Joining, listing and
+ * moderating need the session in the room; answering, candidates and muting need it in the voice
+ * (the service checks); each has its own rate. The media itself is the voice service's
  * (`src/voice/voice.ts`).
  *
  * @module
@@ -21,7 +22,13 @@ function voiceOf(services: Services): Voice {
 
 /** The voice commands. */
 export const voiceCommands: CommandGroup<
-  "voice_join" | "voice_leave" | "voice_answer" | "voice_ice" | "voice_mute" | "voice_who"
+  | "voice_join"
+  | "voice_leave"
+  | "voice_answer"
+  | "voice_ice"
+  | "voice_mute"
+  | "voice_who"
+  | "voice_moderate"
 > = {
   voice_join: {
     guard: {
@@ -47,7 +54,6 @@ export const voiceCommands: CommandGroup<
   voice_answer: {
     guard: {
       needs: "online",
-      inRoom: { room: (r) => r.room, verb: "answer in its voice" },
       rate: { burst: 10, perSecond: 5 },
     },
     async run(request, caller, services) {
@@ -58,7 +64,6 @@ export const voiceCommands: CommandGroup<
   voice_ice: {
     guard: {
       needs: "online",
-      inRoom: { room: (r) => r.room, verb: "send voice candidates" },
       rate: { burst: 40, perSecond: 20 },
     },
     async run(request, caller, services) {
@@ -69,13 +74,33 @@ export const voiceCommands: CommandGroup<
   voice_mute: {
     guard: {
       needs: "online",
-      inRoom: { room: (r) => r.room, verb: "mute in its voice" },
       rate: { burst: 20, perSecond: 10 },
     },
     run(request, caller, services) {
       const state = voiceOf(services).mute(caller, request.room, request.muted, request.deafened);
       return {
         result: { command: "voice_mute", reply: { type: "ack", room: request.room, ...state } },
+      };
+    },
+  },
+  voice_moderate: {
+    guard: {
+      needs: "online",
+      inRoom: { room: (r) => r.room, verb: "moderate its voice" },
+      rate: { burst: 10, perSecond: 2 },
+      role: (r) => ({ room: r.room, least: "op", what: `moderate voice in ${r.room}` }),
+    },
+    run(request, caller, services) {
+      const { room, name, action } = request;
+      if (action !== "mute" && action !== "unmute" && action !== "remove") {
+        throw new ChatError("bad_frame", "Field 'action' must be mute, unmute or remove");
+      }
+      const verb = action === "mute" ? "silence" : action === "unmute" ? "unsilence" : "remove";
+      if (!voiceOf(services).moderate(room, name, verb, caller.name)) {
+        throw new ChatError("no_such_user", `Cannot ${action} ${name}: not in ${room}'s voice`);
+      }
+      return {
+        result: { command: "voice_moderate", reply: { type: "ack", room, name, action } },
       };
     },
   },

@@ -374,6 +374,7 @@ export class Hub {
     for (const session of user.sessions) {
       this.#broker.unsubscribe(topic, session);
       session.removed?.(room.name);
+      this.onLeave?.(session, room.name);
     }
     this.#dropIfEmpty(room);
     return true;

@@ -69,7 +69,11 @@ export type VoiceClientFrame =
   | Ref & { type: "voice_answer"; room: string; sdp: string }
   | Ref & { type: "voice_ice"; room: string; candidate: string; mid?: string }
   | Ref & { type: "voice_mute"; room: string; muted?: boolean; deafened?: boolean }
-  | Ref & { type: "voice_who"; room: string };
+  | Ref & { type: "voice_who"; room: string }
+  | Ref & { type: "voice_moderate"; room: string; name: string; action: VoiceModeration };
+
+/** What an operator may do to someone in a room's voice. */
+export type VoiceModeration = "mute" | "unmute" | "remove";
 
 /** One person in a room's voice, as `voice_state` lists them. */
 export interface VoiceParticipant {
@@ -172,6 +176,7 @@ export interface AckFields extends Record<ModerationAction, Record<never, never>
   voice_ice: Record<never, never>;
   voice_mute: { room: string; muted: boolean; deafened: boolean };
   voice_who: { room: string; participants: VoiceParticipant[]; enabled: boolean };
+  voice_moderate: { room: string; name: string; action: VoiceModeration };
 }
 
 /** An `ack`: the reply of one request type, with its fields. */
@@ -443,6 +448,10 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   voice_ice: { required: { room: "string", candidate: "string" }, optional: { mid: "string" } },
   voice_mute: { required: { room: "string" }, optional: { muted: "boolean", deafened: "boolean" } },
   voice_who: { required: { room: "string" }, optional: {} },
+  voice_moderate: {
+    required: { room: "string", name: "string", action: "string" },
+    optional: {},
+  },
 };
 
 /** Whether `type` names a client frame. */

@@ -62,6 +62,7 @@ export type Result =
   | { command: "voice_leave"; reply: Ack<"voice_leave"> }
   | { command: "voice_answer" | "voice_ice"; reply: Ack<"voice_ice"> }
   | { command: "voice_mute"; reply: Ack<"voice_mute"> }
+  | { command: "voice_moderate"; reply: Ack<"voice_moderate"> }
   /** `web`: the web app's address, for the link to join from a browser. */
   | { command: "voice_who"; reply: Ack<"voice_who">; web?: string };
 

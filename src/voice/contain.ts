@@ -1,8 +1,9 @@
 /**
  * Keeps a fault in the media library from ending the chat server: an exception or rejected
  * promise that werift (`npm:werift`) throws in one of its own socket or timer callbacks, which
- * nothing in parley can catch, is logged and dropped instead of ending the process. Errors from
- * anywhere else are left alone.
+ * nothing in parley can catch, is logged and dropped instead of ending the process; so is a
+ * failed UDP bind (only werift binds UDP sockets in the server). Errors from anywhere else are
+ * left alone.
  *
  * @module
  */
@@ -13,8 +14,10 @@ const log = getLogger(["parley", "voice"]);
 let installed = false;
 
 function fromWerift(error: unknown): boolean {
-  return error instanceof Error && typeof error.stack === "string" &&
-    /[\\/]werift[\\/@]/.test(error.stack);
+  if (!(error instanceof Error)) return false;
+  // A UDP port of the voice range taken by another process between werift's probe and its bind.
+  if ((error as { syscall?: string }).syscall === "bind") return true;
+  return typeof error.stack === "string" && /[\\/]werift[\\/@]/.test(error.stack);
 }
 
 /**

@@ -40,6 +40,19 @@ interface Slot {
 /** One Opus frame of 20 ms at 48 kHz, in RTP timestamp units. */
 const OPUS_FRAME = 960;
 
+let gathering: Promise<void> = Promise.resolve();
+
+/**
+ * Runs `fn` after every other gathering in this process has finished. werift picks a UDP port by
+ * binding a probe socket and closing it, then binds the real one: two peers gathering at once
+ * can pick the same port, and the second bind fails.
+ */
+function exclusive(fn: () => Promise<void>): Promise<void> {
+  const run = gathering.then(fn);
+  gathering = run.catch(() => {});
+  return run;
+}
+
 /** The most ICE candidates a client may trickle per offer. */
 export const MAX_CANDIDATES = 32;
 
@@ -160,8 +173,10 @@ export class VoicePeer {
     this.#candidates = 0;
     const offer = await this.#pc.createOffer();
     this.#noStun();
-    await this.#pc.setLocalDescription(offer);
-    await this.#gathered();
+    await exclusive(async () => {
+      await this.#pc.setLocalDescription(offer);
+      await this.#gathered();
+    });
     if (this.#closed) return;
     const streams: Record<string, string> = {};
     for (const slot of this.#slots) {
