@@ -273,3 +273,77 @@ Deno.test("voice_moderate: an operator mutes (they cannot unmute themselves), un
   await ok(owner, { type: "kick", room: "#ops", name: "bob" });
   assert.equal((await left).name, "bob");
 });
+
+Deno.test("call: rings every session of the one called, one accepts, the other stops, hang up", async () => {
+  await using a = await voiceApp();
+  const alice = await a.connect();
+  await ok(alice, { type: "register", name: "alice", password: "correct horse battery" });
+  const bobPhone = await a.connect();
+  await ok(bobPhone, { type: "register", name: "bob", password: "correct horse battery" });
+  const bobLaptop = await a.connect();
+  await ok(bobLaptop, { type: "login", name: "bob", password: "correct horse battery" });
+  const eve = await inRoom(a, "eve");
+  await refused(alice, { type: "call", to: "alice" }, "bad_frame", /yourself/);
+  await refused(alice, { type: "call", to: "nobody" }, "no_such_user");
+  const rings = [bobPhone, bobLaptop].map((p) =>
+    seen(p, (f) => f.type === "call_state" && f.state === "ringing")
+  );
+  const ack = await ok(alice, { type: "call", to: "bob" });
+  const id = String(ack.call);
+  for (const ring of rings) assert.equal((await ring).from, "alice");
+  await refused(alice, { type: "call", to: "eve" }, "busy");
+  // Only the one called may accept or decline; only the two may hang up.
+  await refused(eve, { type: "call_accept", call: id }, "bad_frame");
+  await refused(eve, { type: "call_decline", call: id }, "bad_frame");
+  await refused(eve, { type: "call_hangup", call: id }, "bad_frame");
+  await refused(alice, { type: "call_accept", call: id }, "bad_frame");
+  const laptopSees = seen(bobLaptop, (f) => f.type === "call_state" && f.state === "active");
+  const aliceOffer = seen(alice, (f) => f.type === "voice_offer" && f.room === `call:${id}`);
+  const bobOffer = seen(bobPhone, (f) => f.type === "voice_offer" && f.room === `call:${id}`);
+  await ok(bobPhone, { type: "call_accept", call: id });
+  await laptopSees; // stops ringing there
+  assert.deepEqual(Object.values((await aliceOffer).streams as object), ["bob"]);
+  assert.deepEqual(Object.values((await bobOffer).streams as object), ["alice"]);
+  assert.equal(bobLaptop.all.some((f) => f.type === "voice_offer"), false);
+  await refused(bobLaptop, { type: "call_accept", call: id }, "bad_frame", /not ringing/);
+  // Eve cannot inject herself into the call's voice.
+  await refused(eve, { type: "voice_join", room: `call:${id}` }, "not_in_room");
+  await refused(eve, { type: "voice_answer", room: `call:${id}`, sdp: "v=0" }, "bad_frame");
+  const ended = seen(alice, (f) => f.type === "call_state" && f.state === "ended");
+  await ok(bobPhone, { type: "call_hangup", call: id });
+  assert.equal((await ended).reason, "hung up");
+  await refused(alice, { type: "call_hangup", call: id }, "bad_frame");
+});
+
+Deno.test("call: declined, and missed (no answer, or the caller hangs up) leaves a missed call in the DM", async () => {
+  await using a = await voiceApp({ callRingMs: 300 });
+  const alice = await a.connect();
+  await ok(alice, { type: "register", name: "alice", password: "correct horse battery" });
+  const bob = await a.connect();
+  await ok(bob, { type: "register", name: "bob", password: "correct horse battery" });
+  let id = String((await ok(alice, { type: "call", to: "bob" })).call);
+  const declined = seen(alice, (f) => f.type === "call_state" && f.state === "ended");
+  await ok(bob, { type: "call_decline", call: id });
+  assert.equal((await declined).reason, "declined");
+
+  const missed = seen(alice, (f) => f.type === "call_state" && f.state === "ended");
+  const dm = seen(bob, (f) => f.type === "message" && f.from === "alice");
+  await ok(alice, { type: "call", to: "bob" });
+  assert.equal((await missed).reason, "no answer");
+  const message = await dm;
+  assert.equal(message.text, "called you: missed call");
+  assert.equal(message.action, true);
+
+  id = String((await ok(alice, { type: "call", to: "bob" })).call);
+  const dm2 = seen(bob, (f) => f.type === "message" && f.from === "alice");
+  await ok(alice, { type: "call_hangup", call: id });
+  assert.equal((await dm2).text, "called you: missed call");
+  const history = await ok(bob, { type: "history", with: "alice" });
+  assert.equal((history.messages as Frame[]).length, 2);
+
+  // A caller who goes away ends the call.
+  id = String((await ok(alice, { type: "call", to: "bob" })).call);
+  const gone = seen(bob, (f) => f.type === "call_state" && f.state === "ended");
+  alice.close();
+  assert.equal((await gone).call, id);
+});

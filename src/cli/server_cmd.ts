@@ -54,6 +54,9 @@ Voice (WebRTC through parley's forwarding unit; docs/voice.md):
                            added when --host is loopback)
   --voice-max-per-room N   people in one room's voice (default ${d.voiceMaxPerRoom})
   --voice-max-streams N    forwarded streams, speaker to listener, in all (default ${d.voiceMaxStreams})
+  --call-ring SECS         a direct call rings this long, then it is missed (default ${
+  d.callRingMs / 1000
+})
 
 TLS (a separate port: Deno has no server-side STARTTLS):
   --tls-cert FILE          PEM certificate chain; with --tls-key opens the TLS listener
@@ -157,6 +160,7 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       "voice-host": { type: "string", multiple: true },
       "voice-max-per-room": { type: "string" },
       "voice-max-streams": { type: "string" },
+      "call-ring": { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "tls-port": { type: "string" },
@@ -232,6 +236,7 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       2,
       1000,
     ),
+    callRingMs: seconds(values, "call-ring", d.callRingMs),
     voiceMaxStreams: intFlag(
       values["voice-max-streams"],
       "voice-max-streams",

@@ -25,6 +25,7 @@ import type { DirectMessages } from "../services/direct_messages.ts";
 import type { Messages } from "../services/messages.ts";
 import type { Moderation, Rank } from "../services/moderation.ts";
 import type { Store, UserRecord } from "../store/store.ts";
+import type { Calls } from "../voice/calls.ts";
 import type { Voice } from "../voice/voice.ts";
 
 /** What a handler sees of the session that made the request. */
@@ -75,6 +76,8 @@ export interface Services {
   web?: WebPort | undefined;
   /** Voice, unless `--no-voice`. */
   voice?: Voice | undefined;
+  /** Direct calls, with voice. */
+  calls?: Calls | undefined;
 }
 
 /** What a session must be, and may do, before a command runs. */

@@ -9,9 +9,17 @@
  */
 
 import { ChatError } from "../protocol/errors.ts";
+import type { Calls } from "../voice/calls.ts";
 import type { Voice } from "../voice/voice.ts";
 import type { CommandGroup, Services } from "./command.ts";
 import { webUrl } from "./connection.ts";
+
+function callsOf(services: Services): Calls {
+  if (services.calls === undefined) {
+    throw new ChatError("forbidden", "Cannot call: voice is turned off on this server");
+  }
+  return services.calls;
+}
 
 function voiceOf(services: Services): Voice {
   if (services.voice === undefined) {
@@ -29,7 +37,39 @@ export const voiceCommands: CommandGroup<
   | "voice_mute"
   | "voice_who"
   | "voice_moderate"
+  | "call"
+  | "call_accept"
+  | "call_decline"
+  | "call_hangup"
 > = {
+  call: {
+    guard: { needs: "online", rate: { burst: 5, perSecond: 0.5 } },
+    run(request, caller, services) {
+      const { call, to } = callsOf(services).start(caller, request.to);
+      return { result: { command: "call", reply: { type: "ack", call, to } } };
+    },
+  },
+  call_accept: {
+    guard: { needs: "online", rate: { burst: 5, perSecond: 1 } },
+    run(request, caller, services) {
+      callsOf(services).accept(caller, request.call);
+      return { result: { command: "call_accept", reply: { type: "ack" } } };
+    },
+  },
+  call_decline: {
+    guard: { needs: "online", rate: { burst: 5, perSecond: 1 } },
+    run(request, caller, services) {
+      callsOf(services).decline(caller, request.call);
+      return { result: { command: "call_decline", reply: { type: "ack" } } };
+    },
+  },
+  call_hangup: {
+    guard: { needs: "online", rate: { burst: 5, perSecond: 1 } },
+    run(request, caller, services) {
+      callsOf(services).hangUp(caller, request.call);
+      return { result: { command: "call_hangup", reply: { type: "ack" } } };
+    },
+  },
   voice_join: {
     guard: {
       needs: "online",

@@ -213,6 +213,7 @@ export class Hub {
 
   /** Takes a session offline; its user quits when it was the last session. Idempotent. */
   disconnect(member: Member): void {
+    this.onGone?.(member);
     const user = this.#bySession.get(member);
     if (user !== undefined) this.#removeSession(member, user);
   }
@@ -419,6 +420,9 @@ export class Hub {
 
   /** Told when a session leaves a room (parted, put out, or offline): voice listens. */
   onLeave: ((member: Member, room: string) => void) | undefined;
+
+  /** Told when a session goes offline, before it leaves its rooms: calls listen. */
+  onGone: ((member: Member) => void) | undefined;
 
   /** Takes `user` out of `room`, telling its members and the user's sessions other than `by`. */
   #leaveRoom(user: User, room: Room, by: Member): void {

@@ -70,7 +70,11 @@ export type VoiceClientFrame =
   | Ref & { type: "voice_ice"; room: string; candidate: string; mid?: string }
   | Ref & { type: "voice_mute"; room: string; muted?: boolean; deafened?: boolean }
   | Ref & { type: "voice_who"; room: string }
-  | Ref & { type: "voice_moderate"; room: string; name: string; action: VoiceModeration };
+  | Ref & { type: "voice_moderate"; room: string; name: string; action: VoiceModeration }
+  | Ref & { type: "call"; to: string }
+  | Ref & { type: "call_accept"; call: string }
+  | Ref & { type: "call_decline"; call: string }
+  | Ref & { type: "call_hangup"; call: string };
 
 /** What an operator may do to someone in a room's voice. */
 export type VoiceModeration = "mute" | "unmute" | "remove";
@@ -177,6 +181,10 @@ export interface AckFields extends Record<ModerationAction, Record<never, never>
   voice_mute: { room: string; muted: boolean; deafened: boolean };
   voice_who: { room: string; participants: VoiceParticipant[]; enabled: boolean };
   voice_moderate: { room: string; name: string; action: VoiceModeration };
+  call: { call: string; to: string };
+  call_accept: Record<never, never>;
+  call_decline: Record<never, never>;
+  call_hangup: Record<never, never>;
 }
 
 /** An `ack`: the reply of one request type, with its fields. */
@@ -348,7 +356,21 @@ export type ServerFrame =
   | { type: "shutdown"; reason: string; permanent: boolean }
   | VoiceStateFrame
   | VoiceOfferFrame
-  | { type: "voice_ended"; room: string; reason: string };
+  | { type: "voice_ended"; room: string; reason: string }
+  | CallStateFrame;
+
+/**
+ * A direct call changed, sent to every session of both people: `ringing` (ring, if you are
+ * `to`), `active` (accepted: its voice room is `call:` and the call's id), `ended` (with why).
+ */
+export interface CallStateFrame {
+  type: "call_state";
+  call: string;
+  from: string;
+  to: string;
+  state: "ringing" | "active" | "ended";
+  reason?: string;
+}
 
 /** Who is in a room's voice, sent to its members on every change (`name` and `change`: what). */
 export interface VoiceStateFrame {
@@ -452,6 +474,10 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
     required: { room: "string", name: "string", action: "string" },
     optional: {},
   },
+  call: { required: { to: "string" }, optional: {} },
+  call_accept: { required: { call: "string" }, optional: {} },
+  call_decline: { required: { call: "string" }, optional: {} },
+  call_hangup: { required: { call: "string" }, optional: {} },
 };
 
 /** Whether `type` names a client frame. */

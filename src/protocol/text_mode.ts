@@ -317,6 +317,18 @@ export function formatTextEvent(frame: ServerFrame): string | undefined {
       return voiceLine(frame);
     case "voice_ended":
       return `* Your voice in ${frame.room} ended: ${sanitize(frame.reason)}`;
+    case "call_state":
+      switch (frame.state) {
+        case "ringing":
+          return `* ${frame.from} is calling ${frame.to} (answer it in a browser)`;
+        case "active":
+          return `* ${frame.from} and ${frame.to} are in a call`;
+        case "ended":
+          return `* The call between ${frame.from} and ${frame.to} ended: ${
+            frame.reason ?? "over"
+          }`;
+      }
+      return undefined;
     default:
       return undefined;
   }

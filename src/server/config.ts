@@ -94,6 +94,8 @@ export interface ServerConfig extends Omit<AccountsOptions, "exemptLoopback" | "
   voiceMaxPerRoom: number;
   /** Forwarded streams, speaker to listener, in the whole server (`--voice-max-streams`). */
   voiceMaxStreams: number;
+  /** How long a direct call rings before it is missed, in ms (`--call-ring`). */
+  callRingMs: number;
 }
 
 /**
@@ -161,4 +163,5 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   voiceHosts: [],
   voiceMaxPerRoom: 25,
   voiceMaxStreams: 2000,
+  callRingMs: 30_000,
 };

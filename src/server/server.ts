@@ -47,6 +47,7 @@ import type { ServerSnapshot } from "./metrics.ts";
 import type { Admission, Refusal } from "./limits.ts";
 import { Voice } from "../voice/voice.ts";
 import { containMediaFaults } from "../voice/contain.ts";
+import { Calls } from "../voice/calls.ts";
 
 const log = getLogger(["parley", "server"]);
 
@@ -167,6 +168,12 @@ export class ChatServer implements AsyncDisposable {
       counters: this.#counters,
       voice: config.voice ? startVoice(this.hub, config) : undefined,
     };
+    const voice = this.#ctx.voice;
+    if (voice !== undefined) {
+      const calls = new Calls(this.hub, voice, this.#ctx.dms, { ringMs: config.callRingMs });
+      this.#ctx.calls = calls;
+      this.hub.onGone = (member) => calls.gone(member);
+    }
   }
 
   /**
@@ -704,6 +711,7 @@ export class ChatServer implements AsyncDisposable {
     for (const conn of this.#webConns) closeQuietly(conn);
     await Promise.all(this.#webTasks);
     this.#ctx.accounts.close();
+    this.#ctx.calls?.close();
     await this.#ctx.voice?.close();
     this.#lag[Symbol.dispose]();
     await this.store[Symbol.asyncDispose]();

@@ -9,6 +9,7 @@
 
 import type {
   AckFields,
+  CallStateFrame,
   ClientFrame,
   DeletedFrame,
   EditedFrame,
@@ -121,7 +122,8 @@ export type ServerEvent =
 export type VoiceEvent =
   | VoiceStateFrame
   | VoiceOfferFrame
-  | Extract<ServerFrame, { type: "voice_ended" }>;
+  | Extract<ServerFrame, { type: "voice_ended" }>
+  | CallStateFrame;
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "message",
@@ -141,6 +143,7 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "voice_state",
   "voice_offer",
   "voice_ended",
+  "call_state",
 ]);
 
 /** Whether a frame with this `type` is an event (when it answers no request). */

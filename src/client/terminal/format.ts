@@ -237,7 +237,8 @@ export class Formatter {
         // The server's text-mode words ("* alice kicked bob from #ops"), without the marker.
         return [this.info(formatTextEvent(event)!.slice(2))];
       case "voice_state":
-      case "voice_ended": {
+      case "voice_ended":
+      case "call_state": {
         const line = formatTextEvent(event);
         return line === undefined ? [] : [this.info(line.slice(2))];
       }

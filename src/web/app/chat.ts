@@ -549,6 +549,7 @@ export class Chat {
       case "voice_state":
       case "voice_offer":
       case "voice_ended":
+      case "call_state":
         for (const listener of this.#voiceListeners) listener(frame);
         return;
       default:
