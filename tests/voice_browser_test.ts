@@ -102,12 +102,50 @@ const RECORD_PEERS = `(() => {
   };
 })();`;
 
+const PASSWORD = "correct horse battery";
+
+/** Opens the web app in a fresh context of `browser` and comes online as `name`. */
+async function openAs(
+  browser: Browser,
+  server: ServerProcess,
+  name: string,
+  account: "guest" | "register" | "login",
+  problems: string[],
+): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  await context.addInitScript({ content: RECORD_PEERS });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console: ${m.text()}`);
+  });
+  await page.goto(`http://127.0.0.1:${server.httpPort}/`);
+  if (account === "register") await page.getByTestId("mode-register").click();
+  await page.getByLabel("Name").fill(name);
+  if (account === "guest") {
+    await page.getByTestId("guest").click();
+  } else {
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByTestId("login-submit").click();
+  }
+  await page.locator("[data-testid=connection-status][data-state=online]").waitFor();
+  return page;
+}
+
+async function joinRoom(page: Page, room: string): Promise<void> {
+  await page.getByLabel("Join or create a room").fill(room);
+  await page.getByRole("button", { name: "Join", exact: true }).click();
+  await page.locator(`[data-testid=conv-title]`, { hasText: room }).waitFor();
+}
+
 async function person(
   server: ServerProcess,
   dir: string,
   name: string,
   hz: number,
   room = "#ops",
+  account: "guest" | "register" = "guest",
 ): Promise<Person> {
   const wav = await sineWav(dir, hz);
   const pw = await launchChromium([
@@ -117,22 +155,9 @@ async function person(
     "--allow-loopback-in-peer-connection",
     "--autoplay-policy=no-user-gesture-required",
   ]);
-  const context = await pw.browser.newContext({ viewport: { width: 1100, height: 700 } });
-  await context.addInitScript({ content: RECORD_PEERS });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
   const problems: string[] = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console: ${m.text()}`);
-  });
-  await page.goto(`http://127.0.0.1:${server.httpPort}/`);
-  await page.getByLabel("Name").fill(name);
-  await page.getByTestId("guest").click();
-  await page.locator("[data-testid=connection-status][data-state=online]").waitFor();
-  await page.getByLabel("Join or create a room").fill(room);
-  await page.getByRole("button", { name: "Join", exact: true }).click();
-  await page.locator(`[data-testid=conv-title]`, { hasText: room }).waitFor();
+  const page = await openAs(pw.browser, server, name, account, problems);
+  await joinRoom(page, room);
   return {
     name,
     hz,
@@ -371,6 +396,67 @@ if (IN_NAMESPACE) {
         const stats = await inbound(bob.page);
         assert.ok(stats.lost / (stats.received + stats.lost) < 0.01, JSON.stringify(stats));
         assert.deepEqual([...alice.problems, ...bob.problems], []);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
+
+if (IN_NAMESPACE) {
+  browserTest(
+    "voice: a direct call rings every device, connects both ways, hangs up; declined and missed calls",
+    async () => {
+      await using server = await voiceServer(["--call-ring", "3"]);
+      const dir = await Deno.makeTempDir({ prefix: "parley-voice-" });
+      try {
+        await showingLog(server, async () => {
+          await using alice = await person(server, dir, "alice", 300, "#ops", "register");
+          await using bob = await person(server, dir, "bob", 500, "#ops", "register");
+          const laptop = await openAs(bob.browser, server, "bob", "login", bob.problems);
+          // alice opens the conversation with bob and calls him: both his devices ring.
+          await alice.page.getByRole("button", { name: /^bob.*send a direct message/ }).click();
+          await alice.page.getByTestId("call-start").click();
+          for (const page of [bob.page, laptop]) {
+            await page.locator("[data-testid=call-banner][data-state=incoming]", {
+              hasText: "alice is calling you",
+            }).waitFor();
+          }
+          await bob.page.getByTestId("call-accept").click();
+          await laptop.locator("[data-testid=call-banner]").waitFor({ state: "detached" });
+          await alice.page.locator("[data-testid=call-banner][data-state=active]").waitFor();
+          await hearsEach(alice, [bob]);
+          await hearsEach(bob, [alice]);
+          const stats = await inbound(alice.page);
+          assert.equal(stats.streams, 1);
+          assert.ok(stats.lost / (stats.received + stats.lost) < 0.01, JSON.stringify(stats));
+          // The laptop is not in the call.
+          assert.equal(await laptop.locator("audio[data-voice-name]").count(), 0);
+          await bob.page.getByTestId("call-hangup").click();
+          await alice.page.locator("[data-testid=call-banner]").waitFor({ state: "detached" });
+          await alice.page.getByTestId("call-note").filter({ hasText: "Call ended: hung up" })
+            .waitFor();
+          assert.equal(await alice.page.locator("audio[data-voice-name]").count(), 0);
+
+          // Declined.
+          await alice.page.getByTestId("call-start").click();
+          await laptop.getByTestId("call-decline").click();
+          await alice.page.getByTestId("call-note").filter({ hasText: "declined" }).waitFor();
+          await bob.page.locator("[data-testid=call-banner]").waitFor({ state: "detached" });
+
+          // Missed: nobody answers within --call-ring; the DM says so.
+          await alice.page.getByTestId("call-start").click();
+          await bob.page.locator("[data-testid=call-banner][data-state=incoming]").waitFor();
+          await alice.page.getByTestId("call-note").filter({ hasText: "no answer" }).waitFor({
+            timeout: 10_000,
+          });
+          await bob.page.locator("[data-testid=call-banner]").waitFor({ state: "detached" });
+          // The one called finds it in the conversation.
+          await bob.page.locator('[data-testid=conversation][data-key="@alice"]').click();
+          await bob.page.locator("[data-testid=message]", { hasText: "called you: missed call" })
+            .first().waitFor();
+          assert.deepEqual([...alice.problems, ...bob.problems], []);
+        });
       } finally {
         await Deno.remove(dir, { recursive: true });
       }

@@ -39,6 +39,10 @@ export interface VoiceView {
   volumes: Record<string, number>;
   /** The last problem, to show. */
   error: string | undefined;
+  /** The direct call of this page: ringing here, being placed, or under way. */
+  call: { id: string; with: string; state: "incoming" | "outgoing" | "active" } | undefined;
+  /** How the last call ended, to show. */
+  callNote: string | undefined;
 }
 
 interface Heard {
@@ -67,6 +71,8 @@ export class VoiceClient {
     speaking: [],
     volumes: {},
     error: undefined,
+    call: undefined,
+    callNote: undefined,
   };
   readonly #listeners = new Set<() => void>();
   #pc: RTCPeerConnection | undefined;
@@ -115,8 +121,11 @@ export class VoiceClient {
     }
   }
 
-  /** Joins a room's voice (leaving another's first): asks for the microphone, then the server. */
-  async join(room: string): Promise<void> {
+  /**
+   * Joins a room's voice (leaving another's first): asks for the microphone, then the server
+   * (`start`: the request that brings the offer; `voice_join` unless a call's).
+   */
+  async join(room: string, start?: () => Promise<unknown>): Promise<void> {
     if (this.#view.room !== undefined) await this.leave();
     this.#update({ room, joining: true, error: undefined, muted: false, speaking: [] });
     try {
@@ -153,11 +162,13 @@ export class VoiceClient {
     this.#applyMic();
     this.#startMeter();
     try {
-      const ack = await this.#port.request({ type: "voice_join", room }) as {
-        room: string;
-        participants: VoiceParticipant[];
+      const ack = await (start ?? (() => this.#port.request({ type: "voice_join", room })))() as {
+        room?: string;
+        participants?: VoiceParticipant[];
       };
-      this.#setParticipants(ack.room, ack.participants);
+      if (ack?.room !== undefined && ack.participants !== undefined) {
+        this.#setParticipants(ack.room, ack.participants);
+      }
     } catch (error) {
       this.#cleanUp();
       this.#update({ error: describe(error) });
@@ -171,6 +182,52 @@ export class VoiceClient {
     this.#cleanUp();
     this.#update({});
     await this.#port.request({ type: "voice_leave", room }).catch(() => {});
+  }
+
+  /** Calls `name`: their devices ring; the microphone is ready when they accept. */
+  async call(name: string): Promise<void> {
+    try {
+      const ack = await this.#port.request({ type: "call", to: name }) as {
+        call: string;
+        to: string;
+      };
+      this.#update({
+        call: { id: ack.call, with: ack.to, state: "outgoing" },
+        callNote: undefined,
+      });
+      await this.join(`call:${ack.call}`, () => Promise.resolve());
+    } catch (error) {
+      this.#update({ callNote: `Cannot call ${name}: ${describe(error)}` });
+    }
+  }
+
+  /** Accepts the call ringing here. */
+  async acceptCall(): Promise<void> {
+    const call = this.#view.call;
+    if (call?.state !== "incoming") return;
+    this.#update({ call: { ...call, state: "active" } });
+    await this.join(
+      `call:${call.id}`,
+      () => this.#port.request({ type: "call_accept", call: call.id }),
+    );
+    if (this.#view.room === undefined) this.#update({ call: undefined });
+  }
+
+  /** Declines the call ringing here (on every device). */
+  declineCall(): void {
+    const call = this.#view.call;
+    if (call?.state !== "incoming") return;
+    this.#update({ call: undefined });
+    this.#port.request({ type: "call_decline", call: call.id }).catch(() => {});
+  }
+
+  /** Hangs up (or cancels the call being placed). */
+  hangUp(): void {
+    const call = this.#view.call;
+    if (call === undefined || call.state === "incoming") return;
+    if (this.#view.room === `call:${call.id}`) this.#cleanUp();
+    this.#update({ call: undefined, callNote: "Call ended" });
+    this.#port.request({ type: "call_hangup", call: call.id }).catch(() => {});
   }
 
   /** Mutes or unmutes your microphone (for everyone: the server drops a muted one's audio). */
@@ -266,12 +323,39 @@ export class VoiceClient {
           (error) => this.#update({ error: `Voice: ${describe(error)}` }),
         );
         return;
+      case "call_state":
+        return this.#onCall(event);
       case "voice_ended":
         if (event.room !== this.#view.room) return;
         this.#cleanUp();
         this.#update({ error: `You left voice in ${event.room}: ${event.reason}` });
         return;
     }
+  }
+
+  #onCall(event: Extract<VoiceEvent, { type: "call_state" }>): void {
+    const me = this.#me().toLowerCase();
+    const mine = this.#view.call?.id === event.call;
+    const inIt = this.#view.room === `call:${event.call}`;
+    if (event.state === "ringing") {
+      if (event.to.toLowerCase() === me && this.#view.call === undefined) {
+        this.#update({
+          call: { id: event.call, with: event.from, state: "incoming" },
+          callNote: undefined,
+        });
+      }
+      return;
+    }
+    if (event.state === "active") {
+      if (!mine) return;
+      // Accepted on another device of yours: stop ringing here.
+      if (!inIt && this.#view.call?.state === "incoming") this.#update({ call: undefined });
+      else this.#update({ call: { ...this.#view.call!, state: "active" } });
+      return;
+    }
+    if (!mine) return;
+    if (inIt) this.#cleanUp();
+    this.#update({ call: undefined, callNote: `Call ended: ${event.reason ?? "over"}` });
   }
 
   async #answer(sdp: string, streams: Record<string, string>): Promise<void> {
