@@ -395,6 +395,14 @@ if (IN_NAMESPACE) {
         // are not losses: it carries on the sequence numbers.
         const stats = await inbound(bob.page);
         assert.ok(stats.lost / (stats.received + stats.lost) < 0.01, JSON.stringify(stats));
+        // The link /voice prints opens the room with its voice bar.
+        const dave = await alice.browser.newPage();
+        await dave.goto(`http://127.0.0.1:${server.httpPort}/#voice=%23ops`);
+        await dave.getByLabel("Name").fill("dave");
+        await dave.getByTestId("guest").click();
+        await dave.locator("[data-testid=conv-title]", { hasText: "#ops" }).waitFor();
+        await dave.locator("[data-testid=voice-person][data-name=alice]").waitFor();
+        await dave.getByTestId("voice-join").waitFor();
         assert.deepEqual([...alice.problems, ...bob.problems], []);
       } finally {
         await Deno.remove(dir, { recursive: true });

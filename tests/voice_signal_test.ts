@@ -7,6 +7,7 @@ import { memoryConnection } from "../src/transport/memory.ts";
 import type { MemoryPeer } from "../src/transport/memory.ts";
 import type { ServerConfig } from "../src/server/config.ts";
 import type { Frame } from "./_in_process.ts";
+import { Formatter } from "../src/client/terminal/format.ts";
 
 /** Every frame a connection got, read as they come, with requests answered from the record. */
 class Recorder {
@@ -84,6 +85,7 @@ async function voiceApp(config: Partial<ServerConfig> = {}) {
     { store, listen: false },
   );
   return {
+    server,
     async connect(): Promise<Recorder> {
       const [conn, peer] = memoryConnection("127.0.0.1");
       void server.serve(conn);
@@ -346,4 +348,67 @@ Deno.test("call: declined, and missed (no answer, or the caller hangs up) leaves
   const gone = seen(bob, (f) => f.type === "call_state" && f.state === "ended");
   alice.close();
   assert.equal((await gone).call, id);
+});
+
+Deno.test("text mode: 'alice joined voice in #ops', and /voice lists who is there", async () => {
+  await using a = await voiceApp();
+  const [conn, tom] = memoryConnection("127.0.0.1");
+  // A text-mode session (nc): its first line is a command, not JSON.
+  void a.server.serve(conn);
+  tom.send("/nick tom");
+  await tom.line((l) => l.includes("You are now tom"));
+  tom.send("/join #ops");
+  await tom.line((l) => l.includes("You joined #ops"));
+  const alice = await inRoom(a, "alice");
+  await ok(alice, { type: "voice_join", room: "#ops" });
+  assert.equal(await tom.line((l) => l.includes("voice")), "* alice joined voice in #ops");
+  await ok(alice, { type: "voice_mute", room: "#ops", muted: true });
+  assert.equal(await tom.line((l) => l.includes("voice")), "* alice muted in voice in #ops");
+  tom.send("/voice");
+  assert.equal(
+    await tom.line((l) => l.includes("In voice")),
+    "* In voice in #ops (1): alice (muted)",
+  );
+  tom.send("/voice #elsewhere");
+  assert.match(await tom.line((l) => l.startsWith("!")), /not in #elsewhere/);
+  await ok(alice, { type: "voice_leave", room: "#ops" });
+  assert.equal(await tom.line((l) => l.includes("voice")), "* alice left voice in #ops");
+  tom.send("/voice");
+  assert.equal(await tom.line((l) => l.includes("voice")), "* Nobody is in voice in #ops");
+});
+
+Deno.test("terminal client: voice and call events in its words, /voice with the browser link", () => {
+  const f = new Formatter(false, () => 0);
+  const line = (e: Parameters<Formatter["event"]>[0]) => f.event(e).map((l) => l.text);
+  assert.match(
+    line({
+      type: "voice_state",
+      room: "#ops",
+      participants: [{ name: "alice", muted: false, deafened: false }],
+      name: "alice",
+      change: "joined",
+    }).join(),
+    /alice joined voice in #ops$/,
+  );
+  assert.deepEqual(line({ type: "voice_offer", room: "#ops", sdp: "v=0", streams: {} }), []);
+  assert.match(
+    line({ type: "call_state", call: "c1", from: "bob", to: "alice", state: "ringing" }).join(),
+    /bob is calling alice/,
+  );
+  const reply = f.reply(
+    {
+      type: "voice_who",
+      frame: { type: "voice_who", room: "#ops" },
+      reply: {
+        type: "ack",
+        room: "#ops",
+        enabled: true,
+        participants: [{ name: "alice", muted: false, deafened: true }],
+      },
+    },
+    "tom",
+    "http://chat.example:8080",
+  ).map((l) => l.text);
+  assert.match(reply[0]!, /In voice in #ops \(1\): alice \(deafened\)$/);
+  assert.match(reply[1]!, /Join from a browser: http:\/\/chat\.example:8080\/#voice=%23ops$/);
 });

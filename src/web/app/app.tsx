@@ -21,7 +21,7 @@ import { canModerate, isOnline, modeBadges, sortedConversations, totalUnread } f
 import type { ChatState, Conversation } from "./model.ts";
 import { Sidebar } from "./sidebar.tsx";
 import { StatusBanner, StatusPill } from "./status.tsx";
-import { VoiceBar } from "./voice_bar.tsx";
+import { VoiceBar, VoiceLink } from "./voice_bar.tsx";
 import { CallBanner, CallButton } from "./call_bar.tsx";
 
 /** The whole app. */
@@ -194,6 +194,7 @@ function ChatScreen({ state }: { state: ChatState }) {
         {conv?.kind === "room" && <VoiceBar room={conv.name} />}
         {conv?.kind === "dm" && <CallButton name={conv.name} />}
         <CallBanner />
+        <VoiceLink />
         <StatusBanner link={state.link} />
         {state.toast !== undefined && (
           <p class="toast" role="status" data-testid="toast">{state.toast}</p>

@@ -33,6 +33,24 @@ function keyLabel(code: string): string {
   return code;
 }
 
+/**
+ * Follows a link to a room's voice (`/#voice=%23ops`, as `/voice` prints it): once online, joins
+ * and shows the room, whose bar then offers Join voice (the browser asks for the microphone only
+ * after that click).
+ */
+export function VoiceLink() {
+  const chat = useChat();
+  const state = useChatState();
+  const online = state.link.kind === "online";
+  useEffect(() => {
+    const m = /^#voice=(.+)$/.exec(location.hash);
+    if (!online || m === null) return;
+    history.replaceState(null, "", location.pathname + location.search);
+    void chat.join(decodeURIComponent(m[1]!));
+  }, [online]);
+  return null;
+}
+
 /** The voice bar of room `room`. */
 export function VoiceBar({ room }: { room: string }) {
   const chat = useChat();
