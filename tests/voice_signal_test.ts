@@ -1,6 +1,7 @@
 // Voice signalling in process (no media): who may join a room's voice, the offer each
 // participant gets, the state every member sees, and every limit on what a client sends.
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { ChatServer } from "../src/server/server.ts";
 import { openSqliteStore } from "../src/store/worker_store.ts";
 import { memoryConnection } from "../src/transport/memory.ts";
@@ -8,6 +9,8 @@ import type { MemoryPeer } from "../src/transport/memory.ts";
 import type { ServerConfig } from "../src/server/config.ts";
 import type { Frame } from "./_in_process.ts";
 import { Formatter } from "../src/client/terminal/format.ts";
+import { parseServerArgs } from "../src/cli/server_cmd.ts";
+import { UsageError } from "../src/cli/args.ts";
 
 /** Every frame a connection got, read as they come, with requests answered from the record. */
 class Recorder {
@@ -411,4 +414,64 @@ Deno.test("terminal client: voice and call events in its words, /voice with the 
   ).map((l) => l.text);
   assert.match(reply[0]!, /In voice in #ops \(1\): alice \(deafened\)$/);
   assert.match(reply[1]!, /Join from a browser: http:\/\/chat\.example:8080\/#voice=%23ops$/);
+});
+
+Deno.test("voice_servers: time-limited TURN credentials in coturn's REST scheme", async () => {
+  await using a = await voiceApp({
+    turnUrls: ["turn:127.0.0.1:3478"],
+    turnSecret: "s3cret",
+    turnTtlMs: 3_600_000,
+  });
+  const alice = await inRoom(a, "alice");
+  const before = Math.floor(Date.now() / 1000) + 3600;
+  const ack = await ok(alice, { type: "voice_servers" });
+  const [server] = ack.iceServers as { urls: string[]; username: string; credential: string }[];
+  assert.deepEqual(server!.urls, ["turn:127.0.0.1:3478"]);
+  const [expiry, name] = server!.username.split(":");
+  assert.equal(name, "alice");
+  assert.ok(Math.abs(Number(expiry) - before) <= 2, server!.username);
+  const expected = createHmac("sha1", "s3cret").update(server!.username).digest("base64");
+  assert.equal(server!.credential, expected);
+
+  await using plain = await voiceApp();
+  const bob = await inRoom(plain, "bob");
+  assert.deepEqual((await ok(bob, { type: "voice_servers" })).iceServers, []);
+});
+
+Deno.test("server flags: --voice-*, --turn-*, --call-ring are read and checked", () => {
+  const parsed = parseServerArgs([
+    "--voice-ports",
+    "41000-41010",
+    "--voice-public-ip",
+    "203.0.113.7",
+    "--voice-max-per-room",
+    "8",
+    "--turn-url",
+    "turn:turn.example:3478",
+    "--turn-secret",
+    "x",
+    "--call-ring",
+    "5",
+  ])!;
+  assert.deepEqual(parsed.config.voicePorts, [41000, 41010]);
+  assert.equal(parsed.config.voicePublicIp, "203.0.113.7");
+  assert.equal(parsed.config.voiceMaxPerRoom, 8);
+  assert.deepEqual(parsed.config.turnUrls, ["turn:turn.example:3478"]);
+  assert.equal(parsed.config.callRingMs, 5000);
+  assert.equal(parsed.config.voice, true);
+  assert.equal(parseServerArgs(["--no-voice"])!.config.voice, false);
+  for (
+    const bad of [
+      ["--voice-ports", "41000"],
+      ["--voice-ports", "41010-41000"],
+      ["--voice-ports", "80-90"],
+      ["--voice-public-ip", "example.com"],
+      ["--voice-public-ip", "1.2.3.256"],
+      ["--voice-max-per-room", "1"],
+      ["--turn-url", "turn:x:1"],
+      ["--turn-url", "http://x", "--turn-secret", "s"],
+    ]
+  ) {
+    assert.throws(() => parseServerArgs(bad), UsageError, bad.join(" "));
+  }
 });

@@ -54,6 +54,12 @@ Voice (WebRTC through parley's forwarding unit; docs/voice.md):
                            added when --host is loopback)
   --voice-max-per-room N   people in one room's voice (default ${d.voiceMaxPerRoom})
   --voice-max-streams N    forwarded streams, speaker to listener, in all (default ${d.voiceMaxStreams})
+  --turn-url URL           a TURN server for browsers behind strict NAT, e.g.
+                           turn:turn.example:3478?transport=udp (repeatable; needs --turn-secret)
+  --turn-secret SECRET     the secret shared with the TURN server (coturn: static-auth-secret)
+  --turn-ttl SECS          how long the TURN credentials handed out are valid (default ${
+  d.turnTtlMs / 1000
+})
   --call-ring SECS         a direct call rings this long, then it is missed (default ${
   d.callRingMs / 1000
 })
@@ -161,6 +167,9 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       "voice-max-per-room": { type: "string" },
       "voice-max-streams": { type: "string" },
       "call-ring": { type: "string" },
+      "turn-url": { type: "string", multiple: true },
+      "turn-secret": { type: "string" },
+      "turn-ttl": { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "tls-port": { type: "string" },
@@ -237,6 +246,9 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       1000,
     ),
     callRingMs: seconds(values, "call-ring", d.callRingMs),
+    turnUrls: turnUrls(values["turn-url"], values["turn-secret"]),
+    turnSecret: values["turn-secret"],
+    turnTtlMs: seconds(values, "turn-ttl", d.turnTtlMs),
     voiceMaxStreams: intFlag(
       values["voice-max-streams"],
       "voice-max-streams",
@@ -279,6 +291,20 @@ function portRange(value: string | undefined, fallback: [number, number]): [numb
     throw new UsageError(`--voice-ports must be FIRST-LAST, 1024 <= FIRST < LAST <= 65535`);
   }
   return [first, last];
+}
+
+/** Reads `--turn-url` (each `turn:` or `turns:`), which needs `--turn-secret`. */
+function turnUrls(urls: string[] | undefined, secret: string | undefined): string[] {
+  if (urls === undefined) return [];
+  if (secret === undefined) throw new UsageError("--turn-url needs --turn-secret");
+  for (const url of urls) {
+    if (!/^turns?:[^\s]{1,250}$/.test(url)) {
+      throw new UsageError(
+        `--turn-url must be turn:HOST:PORT or turns:HOST:PORT, not ${quote(url)}`,
+      );
+    }
+  }
+  return urls;
 }
 
 /** Reads an IPv4 address flag. */

@@ -10,6 +10,7 @@
 
 import { ChatError } from "../protocol/errors.ts";
 import type { Calls } from "../voice/calls.ts";
+import { turnCredentials } from "../voice/turn.ts";
 import type { Voice } from "../voice/voice.ts";
 import type { CommandGroup, Services } from "./command.ts";
 import { webUrl } from "./connection.ts";
@@ -37,11 +38,26 @@ export const voiceCommands: CommandGroup<
   | "voice_mute"
   | "voice_who"
   | "voice_moderate"
+  | "voice_servers"
   | "call"
   | "call_accept"
   | "call_decline"
   | "call_hangup"
 > = {
+  voice_servers: {
+    guard: { needs: "online", rate: { burst: 10, perSecond: 1 } },
+    async run(_request, caller, services) {
+      voiceOf(services);
+      const { turnUrls, turnSecret, turnTtlMs } = services.config;
+      const iceServers = turnSecret === undefined ? [] : await turnCredentials(
+        turnUrls,
+        turnSecret,
+        caller.name,
+        { now: Date.now(), ttlMs: turnTtlMs },
+      );
+      return { result: { command: "voice_servers", reply: { type: "ack", iceServers } } };
+    },
+  },
   call: {
     guard: { needs: "online", rate: { burst: 5, perSecond: 0.5 } },
     run(request, caller, services) {

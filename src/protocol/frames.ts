@@ -71,6 +71,7 @@ export type VoiceClientFrame =
   | Ref & { type: "voice_mute"; room: string; muted?: boolean; deafened?: boolean }
   | Ref & { type: "voice_who"; room: string }
   | Ref & { type: "voice_moderate"; room: string; name: string; action: VoiceModeration }
+  | Ref & { type: "voice_servers" }
   | Ref & { type: "call"; to: string }
   | Ref & { type: "call_accept"; call: string }
   | Ref & { type: "call_decline"; call: string }
@@ -181,6 +182,7 @@ export interface AckFields extends Record<ModerationAction, Record<never, never>
   voice_mute: { room: string; muted: boolean; deafened: boolean };
   voice_who: { room: string; participants: VoiceParticipant[]; enabled: boolean };
   voice_moderate: { room: string; name: string; action: VoiceModeration };
+  voice_servers: { iceServers: { urls: string[]; username: string; credential: string }[] };
   call: { call: string; to: string };
   call_accept: Record<never, never>;
   call_decline: Record<never, never>;
@@ -474,6 +476,7 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
     required: { room: "string", name: "string", action: "string" },
     optional: {},
   },
+  voice_servers: { required: {}, optional: {} },
   call: { required: { to: "string" }, optional: {} },
   call_accept: { required: { call: "string" }, optional: {} },
   call_decline: { required: { call: "string" }, optional: {} },

@@ -64,6 +64,7 @@ export type Result =
   | { command: "voice_mute"; reply: Ack<"voice_mute"> }
   | { command: "voice_moderate"; reply: Ack<"voice_moderate"> }
   | { command: "call"; reply: Ack<"call"> }
+  | { command: "voice_servers"; reply: Ack<"voice_servers"> }
   | { command: "call_accept" | "call_decline" | "call_hangup"; reply: Ack<"call_hangup"> }
   /** `web`: the web app's address, for the link to join from a browser. */
   | { command: "voice_who"; reply: Ack<"voice_who">; web?: string };

@@ -96,6 +96,12 @@ export interface ServerConfig extends Omit<AccountsOptions, "exemptLoopback" | "
   voiceMaxStreams: number;
   /** How long a direct call rings before it is missed, in ms (`--call-ring`). */
   callRingMs: number;
+  /** TURN servers handed to browsers (`--turn-url`, repeatable). */
+  turnUrls: readonly string[];
+  /** The secret shared with the TURN server (`--turn-secret`; coturn's `static-auth-secret`). */
+  turnSecret: string | undefined;
+  /** How long TURN credentials are valid, in ms (`--turn-ttl`). */
+  turnTtlMs: number;
 }
 
 /**
@@ -164,4 +170,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   voiceMaxPerRoom: 25,
   voiceMaxStreams: 2000,
   callRingMs: 30_000,
+  turnUrls: [],
+  turnSecret: undefined,
+  turnTtlMs: 86_400_000,
 };

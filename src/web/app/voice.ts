@@ -141,7 +141,12 @@ export class VoiceClient {
     this.#ctx = new AudioContext();
     void this.#ctx.resume().catch(() => {});
     this.#micAnalyser = this.#analyse(this.#mic);
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    // TURN credentials, when the server has a relay for browsers behind strict NAT.
+    const servers = await this.#port.request({ type: "voice_servers" }).catch(() => undefined) as
+      | { iceServers?: RTCIceServer[] }
+      | undefined;
+    if (this.#view.room !== room) return;
+    const pc = new RTCPeerConnection({ iceServers: servers?.iceServers ?? [] });
     this.#pc = pc;
     pc.onicecandidate = (ev) => {
       if (this.#pc !== pc) return;
