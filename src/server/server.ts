@@ -48,6 +48,7 @@ import type { Admission, Refusal } from "./limits.ts";
 import { Voice } from "../voice/voice.ts";
 import { containMediaFaults } from "../voice/contain.ts";
 import { Calls } from "../voice/calls.ts";
+import { loadMedia, mediaLoaded } from "../voice/peer.ts";
 
 const log = getLogger(["parley", "server"]);
 
@@ -197,6 +198,9 @@ export class ChatServer implements AsyncDisposable {
     }
     if (!full.plain && full.tlsCert === undefined && deps.listen !== false) {
       throw new TypeError("--no-plain needs --tls-cert and --tls-key");
+    }
+    if (full.voice && !await loadMedia()) {
+      log.warn("Voice is off: werift needs --allow-env (deno task server grants it)");
     }
     const { store, folder } = deps.store === undefined
       ? await openStore(full)
@@ -938,6 +942,7 @@ export function startServer(
  * `--allow-sys=networkInterfaces`, which werift needs to find the host's addresses.
  */
 function startVoice(hub: Hub, config: ServerConfig): Voice | undefined {
+  if (!mediaLoaded()) return undefined;
   if (Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" }).state !== "granted") {
     log.warn("Voice is off: it needs --allow-sys=networkInterfaces (deno task server grants it)");
     return undefined;

@@ -9,12 +9,7 @@
  * @module
  */
 
-import {
-  MediaStreamTrack,
-  RTCPeerConnection,
-  RTCRtpCodecParameters,
-  type RTCRtpTransceiver,
-} from "werift";
+import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver } from "werift";
 import type { Buffer } from "node:buffer";
 import { ChatError } from "../protocol/errors.ts";
 
@@ -35,6 +30,30 @@ interface Slot {
   source: string | undefined;
   /** The next packet starts again after a gap the server made (muted, deafened, a new source). */
   resync: boolean;
+}
+
+/** werift, once {@linkcode loadMedia} loaded it. */
+let werift: typeof import("werift") | undefined;
+
+/**
+ * Loads werift. It is not imported with the rest of the server: its `debug` dependency reads
+ * every environment variable as it loads, which needs `--allow-env`, and the other subcommands
+ * (`user`, `cert`, `backup`) run without it.
+ *
+ * @returns whether it loaded (it does not without `--allow-env`)
+ */
+export async function loadMedia(): Promise<boolean> {
+  try {
+    werift ??= await import("werift");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether {@linkcode loadMedia} loaded werift. */
+export function mediaLoaded(): boolean {
+  return werift !== undefined;
 }
 
 /** One Opus frame of 20 ms at 48 kHz, in RTP timestamp units. */
@@ -88,6 +107,8 @@ export class VoicePeer {
   ) {
     this.#offer = offer;
     this.#publicIp = options.publicIp;
+    if (werift === undefined) throw new Error("Cannot start voice: call loadMedia() first");
+    const { RTCPeerConnection, RTCRtpCodecParameters } = werift;
     this.#pc = new RTCPeerConnection({
       codecs: {
         audio: [
@@ -122,7 +143,7 @@ export class VoicePeer {
       free.resync = true;
       return;
     }
-    const track = new MediaStreamTrack({ kind: "audio" });
+    const track = new werift!.MediaStreamTrack({ kind: "audio" });
     const transceiver = this.#pc.addTransceiver(track, { direction: "sendonly" });
     this.#slots.push({ transceiver, track, source, resync: false });
   }
