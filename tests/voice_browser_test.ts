@@ -147,6 +147,7 @@ async function person(
   hz: number,
   room = "#ops",
   account: "guest" | "register" = "guest",
+  init = "",
 ): Promise<Person> {
   const wav = await sineWav(dir, hz);
   const pw = await launchChromium([
@@ -157,7 +158,7 @@ async function person(
     "--autoplay-policy=no-user-gesture-required",
   ]);
   const problems: string[] = [];
-  const page = await openAs(pw.browser, server, name, account, problems);
+  const page = await openAs(pw.browser, server, name, account, problems, init);
   await joinRoom(page, room);
   return {
     name,
@@ -571,6 +572,93 @@ if (IN_NAMESPACE) {
       } finally {
         for (const p of people) await p[Symbol.asyncDispose]();
         await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
+
+// Strict NAT, as a browser sees it: only relayed candidates may be used.
+const RELAY_ONLY = `(() => {
+  const Recorded = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Recorded {
+    constructor(config = {}, ...rest) { super({ ...config, iceTransportPolicy: "relay" }, ...rest); }
+  };
+})();`;
+
+/** The type of the local candidate the page's peer connection is using: host, srflx, relay… */
+async function localCandidateType(page: Page): Promise<string | undefined> {
+  return await page.evaluate(async () => {
+    // deno-lint-ignore no-explicit-any
+    const peers = (globalThis as any).__peers;
+    const report = await peers[peers.length - 1].getStats();
+    // deno-lint-ignore no-explicit-any
+    const all: any[] = [];
+    report.forEach((s: unknown) => all.push(s));
+    const pair = all.find((s) =>
+      s.type === "candidate-pair" && s.state === "succeeded" && s.nominated
+    );
+    return all.find((s) => s.id === pair?.localCandidateId)?.candidateType;
+  });
+}
+
+if (IN_NAMESPACE) {
+  browserTest(
+    "voice: browsers that may only relay talk through TURN with time-limited credentials",
+    async () => {
+      const turn = new Deno.Command("turnserver", {
+        args: [
+          "-n",
+          "--listening-ip=127.0.0.1",
+          "--relay-ip=127.0.0.1",
+          "--listening-port=3478",
+          "--min-port=49160",
+          "--max-port=49260",
+          "--use-auth-secret",
+          "--static-auth-secret=s3cret",
+          "--realm=parley.test",
+          "--allow-loopback-peers",
+          "--no-tls",
+          "--no-dtls",
+          "--no-cli",
+          "--log-file=stdout",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      try {
+        await new Promise((r) => setTimeout(r, 1000));
+        await using server = await voiceServer([
+          "--turn-url",
+          "turn:127.0.0.1:3478?transport=udp",
+          "--turn-secret",
+          "s3cret",
+        ]);
+        const dir = await Deno.makeTempDir({ prefix: "parley-voice-" });
+        try {
+          await showingLog(server, async () => {
+            await using alice = await person(
+              server,
+              dir,
+              "alice",
+              300,
+              "#ops",
+              "guest",
+              RELAY_ONLY,
+            );
+            await using bob = await person(server, dir, "bob", 500, "#ops", "guest", RELAY_ONLY);
+            await joinVoice(alice);
+            await joinVoice(bob);
+            await hearsEach(alice, [bob]);
+            await hearsEach(bob, [alice]);
+            assert.equal(await localCandidateType(alice.page), "relay");
+            assert.equal(await localCandidateType(bob.page), "relay");
+          });
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      } finally {
+        turn.kill("SIGTERM");
+        await turn.status;
       }
     },
   );
