@@ -444,6 +444,15 @@ if (IN_NAMESPACE) {
         await dave.locator("[data-testid=voice-person][data-name=alice]").waitFor();
         await dave.getByTestId("voice-join").waitFor();
         assert.deepEqual([...alice.problems, ...bob.problems], []);
+        // The server goes away: the page's voice ends with the connection (and the pages log
+        // their reconnection attempts, which are no problem).
+        await server.stop();
+        await bob.page.getByTestId("voice-error").filter({
+          hasText: "connection to the server dropped",
+        })
+          .waitFor();
+        await bob.page.getByTestId("voice-join").waitFor();
+        assert.equal(await bob.page.locator("audio[data-voice-name]").count(), 0);
       } finally {
         await Deno.remove(dir, { recursive: true });
       }

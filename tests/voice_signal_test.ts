@@ -225,6 +225,15 @@ Deno.test("voice limits: room size, SDP size, candidates per offer, rate, and --
   await refused(alice, { type: "voice_answer", room: "#ops", sdp: 5 }, "bad_frame");
   await refused(alice, { type: "voice_mute", room: "#ops", muted: "yes" }, "bad_frame");
 
+  // The server's stream limit: two people are two streams; a third would make six.
+  await using small = await voiceApp({ voiceMaxStreams: 2 });
+  const [x, y, z] = [await inRoom(small, "x"), await inRoom(small, "y"), await inRoom(small, "z")];
+  await ok(x, { type: "voice_join", room: "#ops" });
+  await ok(y, { type: "voice_join", room: "#ops" });
+  await refused(z, { type: "voice_join", room: "#ops" }, "voice_full", /carries all it can/);
+  await ok(y, { type: "voice_leave", room: "#ops" });
+  await ok(z, { type: "voice_join", room: "#ops" });
+
   await using off = await voiceApp({ voice: false });
   const dave = await inRoom(off, "dave");
   await refused(dave, { type: "voice_join", room: "#ops" }, "forbidden", /turned off/);

@@ -235,6 +235,20 @@ export class VoiceClient {
     this.#port.request({ type: "call_hangup", call: call.id }).catch(() => {});
   }
 
+  /**
+   * The chat connection dropped: the server has ended this session's voice and call, so the
+   * media ends here too (join again once reconnected).
+   */
+  disconnected(): void {
+    if (this.#view.room === undefined && this.#view.call === undefined) return;
+    const wasIn = this.#view.room !== undefined;
+    this.#cleanUp();
+    this.#update({
+      call: undefined,
+      error: wasIn ? "Voice ended: the connection to the server dropped" : this.#view.error,
+    });
+  }
+
   /** Mutes or unmutes your microphone (for everyone: the server drops a muted one's audio). */
   setMuted(muted: boolean): void {
     this.#update({ muted });

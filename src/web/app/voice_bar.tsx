@@ -36,12 +36,16 @@ function keyLabel(code: string): string {
 /**
  * Follows a link to a room's voice (`/#voice=%23ops`, as `/voice` prints it): once online, joins
  * and shows the room, whose bar then offers Join voice (the browser asks for the microphone only
- * after that click).
+ * after that click). Also ends this page's media when the chat connection drops (the server
+ * ended the session's voice with it).
  */
 export function VoiceLink() {
   const chat = useChat();
   const state = useChatState();
   const online = state.link.kind === "online";
+  useEffect(() => {
+    if (!online) voiceOf(chat).disconnected();
+  }, [online]);
   useEffect(() => {
     const m = /^#voice=(.+)$/.exec(location.hash);
     if (!online || m === null) return;
