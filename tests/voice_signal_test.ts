@@ -484,3 +484,38 @@ Deno.test("server flags: --voice-*, --turn-*, --call-ring are read and checked",
     assert.throws(() => parseServerArgs(bad), UsageError, bad.join(" "));
   }
 });
+
+Deno.test("voice_answer: hostile answers shaped like real ones are refused or harmless, never fatal", async () => {
+  await using a = await voiceApp();
+  const alice = await inRoom(a, "alice");
+  const offer = seen(alice, (f) => f.type === "voice_offer");
+  await ok(alice, { type: "voice_join", room: "#ops" });
+  await offer;
+  const shaped = (body: string) =>
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n" +
+    "m=audio 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:x\r\na=ice-pwd:y\r\n" +
+    "a=fingerprint:sha-256 00\r\na=setup:active\r\na=mid:0\r\n" + body;
+  for (
+    const body of [
+      "",
+      "a=rtpmap:96 opus/48000/2\r\na=sendonly\r\n",
+      "a=rtpmap:abc\r\na=candidate:1 1 udp 1 999.999.999.999 -5 typ host\r\n",
+      "a=ssrc:-1 cname:\u0000\r\na=extmap:99999 x\r\n" + "a=rtcp-fb:96 nack\r\n".repeat(200),
+      "a=group:BUNDLE 0 1 2 3\r\na=mid:0\r\na=mid:zzz\r\n",
+    ]
+  ) {
+    const reply = await ask(alice, { type: "voice_answer", room: "#ops", sdp: shaped(body) });
+    assert.ok(reply.type === "ack" || reply.code === "bad_frame", JSON.stringify(reply));
+    // Whatever was made of it, an answer was used or refused; a new join offers again.
+    await new Promise((r) => setTimeout(r, 1000)); // voice_join's rate
+    const again = seen(alice, (f) => f.type === "voice_offer");
+    await ok(alice, { type: "voice_join", room: "#ops" });
+    await again;
+  }
+  for (const candidate of ["candidate:", "candidate:1 1 udp x y z typ", "\u0000".repeat(100)]) {
+    const reply = await ask(alice, { type: "voice_ice", room: "#ops", candidate, mid: "0" });
+    assert.ok(reply.type === "ack" || reply.code === "bad_frame", JSON.stringify(reply));
+  }
+  // The session and the server still work.
+  assert.equal((await ok(alice, { type: "voice_who", room: "#ops" })).enabled, true);
+});
