@@ -2,12 +2,10 @@
 // participant gets, the state every member sees, and every limit on what a client sends.
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { ChatServer } from "../src/server/server.ts";
-import { openSqliteStore } from "../src/store/worker_store.ts";
 import { memoryConnection } from "../src/transport/memory.ts";
 import type { MemoryPeer } from "../src/transport/memory.ts";
 import type { ServerConfig } from "../src/server/config.ts";
-import type { Frame } from "./_in_process.ts";
+import { app, type Frame } from "./_in_process.ts";
 import { Formatter } from "../src/client/terminal/format.ts";
 import { parseServerArgs } from "../src/cli/server_cmd.ts";
 import { UsageError } from "../src/cli/args.ts";
@@ -74,29 +72,17 @@ async function ask(peer: Recorder, frame: Frame): Promise<Frame> {
   return await peer.ask(frame);
 }
 
+/** The in-process server of tests/_in_process.ts, with voice on loopback, its connections recorded. */
 async function voiceApp(config: Partial<ServerConfig> = {}) {
-  const store = await openSqliteStore(":memory:", { sync: "normal" });
-  const server = await ChatServer.start(
-    {
-      data: ":memory:",
-      lowPriorityHashing: false,
-      hashConcurrency: 1,
-      host: "127.0.0.1",
-      voicePorts: [41000, 41200],
-      ...config,
-    },
-    { store, listen: false },
-  );
+  const inner = await app(":memory:", {
+    host: "127.0.0.1",
+    voicePorts: [41000, 41200],
+    ...config,
+  });
   return {
-    server,
-    async connect(): Promise<Recorder> {
-      const [conn, peer] = memoryConnection("127.0.0.1");
-      void server.serve(conn);
-      peer.send({ type: "hello", proto: 1, ref: "hello" });
-      await peer.frame((f) => f.ref === "hello");
-      return new Recorder(peer);
-    },
-    [Symbol.asyncDispose]: () => server.shutdown(),
+    server: inner.server,
+    connect: async () => new Recorder(await inner.connect()),
+    [Symbol.asyncDispose]: () => inner[Symbol.asyncDispose](),
   };
 }
 
