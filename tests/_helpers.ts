@@ -592,9 +592,12 @@ export function browserTest(name: string, fn: () => Promise<void>): void {
  * tests without a browser never load it): Debian's `/usr/bin/chromium`, or the system browser
  * that PARLEY_CHROMIUM names (never a downloaded one).
  *
+ * @param extraArgs More command-line switches (fake media devices, say).
  * @returns The browser, closed (with every page) when disposed.
  */
-export async function launchChromium(): Promise<{ browser: Browser } & AsyncDisposable> {
+export async function launchChromium(
+  extraArgs: readonly string[] = [],
+): Promise<{ browser: Browser } & AsyncDisposable> {
   // playwright-core's WSL probe stats /proc/sys/fs/binfmt_misc/WSLInterop at import time, which
   // Deno only allows with --allow-all; this variable (the probe's own test switch) skips it.
   Deno.env.set("__IS_WSL_TEST__", "1");
@@ -609,6 +612,7 @@ export async function launchChromium(): Promise<{ browser: Browser } & AsyncDisp
       "--disable-component-update",
       "--disable-sync",
       "--no-first-run",
+      ...extraArgs,
     ],
   });
   return { browser, [Symbol.asyncDispose]: () => browser.close() };

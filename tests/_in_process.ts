@@ -3,6 +3,7 @@
 // its worker; with the request helpers those tests share.
 import assert from "node:assert/strict";
 import { ChatServer } from "../src/server/server.ts";
+import type { ServerConfig } from "../src/server/config.ts";
 import type { Store } from "../src/store/store.ts";
 import { openSqliteStore } from "../src/store/worker_store.ts";
 import { memoryConnection } from "../src/transport/memory.ts";
@@ -21,11 +22,14 @@ export interface App extends AsyncDisposable {
   connect(ip?: string): Promise<MemoryPeer>;
 }
 
-/** Starts a server with no ports on a store at `path` (a fresh one in memory by default). */
-export async function app(path = ":memory:"): Promise<App> {
+/**
+ * Starts a server with no ports on a store at `path` (a fresh one in memory by default), with
+ * `config` over the test defaults.
+ */
+export async function app(path = ":memory:", config: Partial<ServerConfig> = {}): Promise<App> {
   const store = await openSqliteStore(path, { sync: "normal" });
   const server = await ChatServer.start(
-    { data: ":memory:", lowPriorityHashing: false, hashConcurrency: 1 },
+    { data: ":memory:", lowPriorityHashing: false, hashConcurrency: 1, ...config },
     { store, listen: false },
   );
   return {

@@ -54,6 +54,24 @@ Files (over HTTP: POST /files, GET /files/ID; stored under the data folder):
   --upload-burst N         uploads at once per account (default ${d.uploadBurst})
   --upload-interval SECS   then one more every SECS (default ${d.uploadIntervalMs / 1000})
 
+Voice (WebRTC through parley's forwarding unit; docs/voice.md):
+  --no-voice               no voice
+  --voice-ports FIRST-LAST UDP ports for media (default ${d.voicePorts.join("-")})
+  --voice-public-ip IP     the address announced to browsers (behind a 1:1 NAT)
+  --voice-host IP          also offer media on this local address (repeatable; 127.0.0.1 is
+                           added when --host is loopback)
+  --voice-max-per-room N   people in one room's voice (default ${d.voiceMaxPerRoom})
+  --voice-max-streams N    forwarded streams, speaker to listener, in all (default ${d.voiceMaxStreams})
+  --turn-url URL           a TURN server for browsers behind strict NAT, e.g.
+                           turn:turn.example:3478?transport=udp (repeatable; needs --turn-secret)
+  --turn-secret SECRET     the secret shared with the TURN server (coturn: static-auth-secret)
+  --turn-ttl SECS          how long the TURN credentials handed out are valid (default ${
+  d.turnTtlMs / 1000
+})
+  --call-ring SECS         a direct call rings this long, then it is missed (default ${
+  d.callRingMs / 1000
+})
+
 TLS (a separate port: Deno has no server-side STARTTLS):
   --tls-cert FILE          PEM certificate chain; with --tls-key opens the TLS listener
   --tls-key FILE           PEM private key (re-read with the certificate on SIGHUP)
@@ -156,6 +174,16 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
       "file-retention": { type: "string" },
       "upload-burst": { type: "string" },
       "upload-interval": { type: "string" },
+      "no-voice": { type: "boolean" },
+      "voice-ports": { type: "string" },
+      "voice-public-ip": { type: "string" },
+      "voice-host": { type: "string", multiple: true },
+      "voice-max-per-room": { type: "string" },
+      "voice-max-streams": { type: "string" },
+      "call-ring": { type: "string" },
+      "turn-url": { type: "string", multiple: true },
+      "turn-secret": { type: "string" },
+      "turn-ttl": { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "tls-port": { type: "string" },
@@ -225,6 +253,27 @@ export function parseServerArgs(args: string[]): ServerArgs | undefined {
     fileRetentionMs: 86_400_000 * intFlag(values["file-retention"], "file-retention", 0, 0, 36500),
     uploadBurst: intFlag(values["upload-burst"], "upload-burst", d.uploadBurst, 1),
     uploadIntervalMs: seconds(values, "upload-interval", d.uploadIntervalMs),
+    voice: !(values["no-voice"] ?? !d.voice),
+    voicePorts: portRange(values["voice-ports"], d.voicePorts),
+    voicePublicIp: ipFlag(values["voice-public-ip"], "voice-public-ip"),
+    voiceHosts: (values["voice-host"] ?? []).map((ip) => ipFlag(ip, "voice-host")!),
+    voiceMaxPerRoom: intFlag(
+      values["voice-max-per-room"],
+      "voice-max-per-room",
+      d.voiceMaxPerRoom,
+      2,
+      1000,
+    ),
+    callRingMs: seconds(values, "call-ring", d.callRingMs),
+    turnUrls: turnUrls(values["turn-url"], values["turn-secret"]),
+    turnSecret: values["turn-secret"],
+    turnTtlMs: seconds(values, "turn-ttl", d.turnTtlMs),
+    voiceMaxStreams: intFlag(
+      values["voice-max-streams"],
+      "voice-max-streams",
+      d.voiceMaxStreams,
+      2,
+    ),
     tlsCert: values["tls-cert"],
     tlsKey: values["tls-key"],
     tlsPort: intFlag(values["tls-port"], "tls-port", d.tlsPort, 0, 65535),
@@ -258,6 +307,42 @@ function serverName(value: string | undefined): string {
     throw new UsageError(
       `--server-name must be letters, digits, '.' and '-' (at most 63), got ${quote(value)}`,
     );
+  }
+  return value;
+}
+
+/** Reads `--voice-ports FIRST-LAST` (two different ports, FIRST below LAST). */
+function portRange(value: string | undefined, fallback: [number, number]): [number, number] {
+  if (value === undefined) return fallback;
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(value);
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (m === null || first < 1024 || last > 65535 || first >= last) {
+    throw new UsageError(`--voice-ports must be FIRST-LAST, 1024 <= FIRST < LAST <= 65535`);
+  }
+  return [first, last];
+}
+
+/** Reads `--turn-url` (each `turn:` or `turns:`), which needs `--turn-secret`. */
+function turnUrls(urls: string[] | undefined, secret: string | undefined): string[] {
+  if (urls === undefined) return [];
+  if (secret === undefined) throw new UsageError("--turn-url needs --turn-secret");
+  for (const url of urls) {
+    if (!/^turns?:[^\s]{1,250}$/.test(url)) {
+      throw new UsageError(
+        `--turn-url must be turn:HOST:PORT or turns:HOST:PORT, not ${quote(url)}`,
+      );
+    }
+  }
+  return urls;
+}
+
+/** Reads an IPv4 address flag. */
+function ipFlag(value: string | undefined, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  const parts = value.split(".");
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
+    throw new UsageError(`--${name} must be an IPv4 address`);
   }
   return value;
 }

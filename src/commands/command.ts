@@ -25,6 +25,8 @@ import type { DirectMessages } from "../services/direct_messages.ts";
 import type { Messages } from "../services/messages.ts";
 import type { Moderation, Rank } from "../services/moderation.ts";
 import type { Store, UserRecord } from "../store/store.ts";
+import type { Calls } from "../voice/calls.ts";
+import type { Voice } from "../voice/voice.ts";
 
 /** What a handler sees of the session that made the request. */
 export interface Caller extends Member {
@@ -72,6 +74,10 @@ export interface Services {
   limits: ServerLimits;
   /** The web port, which `welcome` announces as its `web` URL. */
   web?: WebPort | undefined;
+  /** Voice, unless `--no-voice`. */
+  voice?: Voice | undefined;
+  /** Direct calls, with voice. */
+  calls?: Calls | undefined;
 }
 
 /** What a session must be, and may do, before a command runs. */

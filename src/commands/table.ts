@@ -12,6 +12,7 @@ import { identityCommands } from "./identity.ts";
 import { messageCommands } from "./messages.ts";
 import { moderationCommands } from "./moderation.ts";
 import { roomCommands } from "./rooms.ts";
+import { voiceCommands } from "./voice.ts";
 
 /**
  * Every command.
@@ -31,4 +32,5 @@ export const COMMANDS: CommandTable = {
   ...messageCommands,
   ...moderationCommands,
   ...conversationCommands,
+  ...voiceCommands,
 };

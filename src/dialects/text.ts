@@ -17,6 +17,7 @@ import {
   parseTextLine,
   sanitize,
   TEXT_HELP,
+  voiceWhoLines,
 } from "../protocol/text_mode.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { Dialect, Parsed, SessionView, Start } from "./dialect.ts";
@@ -123,6 +124,15 @@ function words(result: Result): string[] {
         ...found.map((m) => `${historyLine(m)} (id ${m.id})`),
       ];
     }
+    case "voice_who":
+      return voiceWhoLines(result.reply, result.web);
+    case "voice_join":
+      return [`You joined voice in ${result.reply.room}`];
+    case "voice_leave":
+      return [`You left voice in ${result.reply.room}`];
+    case "voice_answer":
+    case "voice_ice":
+      return [];
     default:
       return ["Done"]; // kick, ban, unban, mute, unmute, op, deop, invite, wall, edit, delete
   }

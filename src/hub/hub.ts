@@ -240,6 +240,7 @@ export class Hub {
 
   /** Takes a session offline; its user quits when it was the last session. Idempotent. */
   disconnect(member: Member): void {
+    this.onGone?.(member);
     const user = this.#bySession.get(member);
     if (user !== undefined) this.#removeSession(member, user);
   }
@@ -401,6 +402,7 @@ export class Hub {
     for (const session of user.sessions) {
       this.#broker.unsubscribe(topic, session);
       session.removed?.(room.name);
+      this.onLeave?.(session, room.name);
     }
     this.#dropIfEmpty(room);
     return true;
@@ -443,8 +445,15 @@ export class Hub {
     return user;
   }
 
+  /** Told when a session leaves a room (parted, put out, or offline): voice listens. */
+  onLeave: ((member: Member, room: string) => void) | undefined;
+
+  /** Told when a session goes offline, before it leaves its rooms: calls listen. */
+  onGone: ((member: Member) => void) | undefined;
+
   /** Takes `user` out of `room`, telling its members and the user's sessions other than `by`. */
   #leaveRoom(user: User, room: Room, by: Member): void {
+    for (const session of user.sessions) this.onLeave?.(session, room.name);
     user.rooms.delete(room);
     room.members.delete(user);
     const topic = roomTopic(room.name);
@@ -480,6 +489,7 @@ export class Hub {
   }
 
   #removeSession(member: Member, user: User): void {
+    for (const room of user.rooms) this.onLeave?.(member, room.name);
     this.#bySession.delete(member);
     user.sessions.delete(member);
     this.#broker.unsubscribe(userTopic(user.name), member);

@@ -32,6 +32,7 @@ export const ERROR_CODES = [
   "timeout",
   "slow_consumer",
   "internal",
+  "voice_full",
 ] as const;
 
 /** One of {@linkcode ERROR_CODES}. */

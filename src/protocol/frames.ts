@@ -70,7 +70,38 @@ export type ClientFrame =
   | Ref & { type: "search"; text: string; room?: string; with?: string; limit?: number }
   /** `id` left out: up to the conversation's latest message. */
   | Ref & { type: "read"; room?: string; with?: string; id?: number }
-  | Ref & { type: "unread" };
+  | Ref & { type: "unread" }
+  | VoiceClientFrame;
+
+/** The voice signalling requests (docs/voice.md, docs/protocol.md "Voice"). */
+export type VoiceClientFrame =
+  | Ref & { type: "voice_join"; room: string }
+  | Ref & { type: "voice_leave"; room: string }
+  | Ref & { type: "voice_answer"; room: string; sdp: string }
+  | Ref & { type: "voice_ice"; room: string; candidate: string; mid?: string }
+  | Ref & { type: "voice_mute"; room: string; muted?: boolean; deafened?: boolean }
+  | Ref & { type: "voice_who"; room: string }
+  | Ref & { type: "voice_moderate"; room: string; name: string; action: VoiceModeration }
+  | Ref & { type: "voice_servers" }
+  | Ref & { type: "call"; to: string }
+  | Ref & { type: "call_accept"; call: string }
+  | Ref & { type: "call_decline"; call: string }
+  | Ref & { type: "call_hangup"; call: string };
+
+/** What an operator may do to someone in a room's voice. */
+export type VoiceModeration = "mute" | "unmute" | "remove";
+
+/** One person in a room's voice, as `voice_state` lists them. */
+export interface VoiceParticipant {
+  name: string;
+  muted: boolean;
+  deafened: boolean;
+  /** Muted by an operator (cannot unmute themselves). */
+  silenced?: true;
+}
+
+/** What changed, when a `voice_state` says: who and what. */
+export type VoiceChange = "joined" | "left" | "muted" | "unmuted" | "removed";
 
 /** The emoji a message may be reacted to with. */
 export const REACTIONS: readonly string[] = [
@@ -155,6 +186,18 @@ export interface AckFields extends Record<ModerationAction, Record<never, never>
   passwd: Record<never, never>;
   quit: Record<never, never>;
   help: Record<never, never>;
+  voice_join: { room: string; participants: VoiceParticipant[] };
+  voice_leave: { room: string };
+  voice_answer: Record<never, never>;
+  voice_ice: Record<never, never>;
+  voice_mute: { room: string; muted: boolean; deafened: boolean };
+  voice_who: { room: string; participants: VoiceParticipant[]; enabled: boolean };
+  voice_moderate: { room: string; name: string; action: VoiceModeration };
+  voice_servers: { iceServers: { urls: string[]; username: string; credential: string }[] };
+  call: { call: string; to: string };
+  call_accept: Record<never, never>;
+  call_decline: Record<never, never>;
+  call_hangup: Record<never, never>;
 }
 
 /** An `ack`: the reply of one request type, with its fields. */
@@ -383,7 +426,45 @@ export type ServerFrame =
   | TypingFrame
   | ReadFrame
   | UploadProgressFrame
-  | { type: "shutdown"; reason: string; permanent: boolean };
+  | { type: "shutdown"; reason: string; permanent: boolean }
+  | VoiceStateFrame
+  | VoiceOfferFrame
+  | { type: "voice_ended"; room: string; reason: string }
+  | CallStateFrame;
+
+/**
+ * A direct call changed, sent to every session of both people: `ringing` (ring, if you are
+ * `to`), `active` (accepted: its voice room is `call:` and the call's id), `ended` (with why).
+ */
+export interface CallStateFrame {
+  type: "call_state";
+  call: string;
+  from: string;
+  to: string;
+  state: "ringing" | "active" | "ended";
+  reason?: string;
+}
+
+/** Who is in a room's voice, sent to its members on every change (`name` and `change`: what). */
+export interface VoiceStateFrame {
+  type: "voice_state";
+  room: string;
+  participants: VoiceParticipant[];
+  name?: string;
+  change?: VoiceChange;
+  by?: string;
+}
+
+/**
+ * The server's SDP offer to one participant (first on joining, again when someone joins or
+ * leaves): answer it with `voice_answer`. `streams` names whose audio each m-line (by mid) carries.
+ */
+export interface VoiceOfferFrame {
+  type: "voice_offer";
+  room: string;
+  sdp: string;
+  streams: Record<string, string>;
+}
 
 type FieldKind = "string" | "number" | "boolean";
 interface FieldSpec {
@@ -464,6 +545,21 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   },
   read: { required: {}, optional: { id: "number", room: "string", with: "string" } },
   unread: { required: {}, optional: {} },
+  voice_join: { required: { room: "string" }, optional: {} },
+  voice_leave: { required: { room: "string" }, optional: {} },
+  voice_answer: { required: { room: "string", sdp: "string" }, optional: {} },
+  voice_ice: { required: { room: "string", candidate: "string" }, optional: { mid: "string" } },
+  voice_mute: { required: { room: "string" }, optional: { muted: "boolean", deafened: "boolean" } },
+  voice_who: { required: { room: "string" }, optional: {} },
+  voice_moderate: {
+    required: { room: "string", name: "string", action: "string" },
+    optional: {},
+  },
+  voice_servers: { required: {}, optional: {} },
+  call: { required: { to: "string" }, optional: {} },
+  call_accept: { required: { call: "string" }, optional: {} },
+  call_decline: { required: { call: "string" }, optional: {} },
+  call_hangup: { required: { call: "string" }, optional: {} },
 };
 
 /** Each frame's fields as lists, made once (a frame is checked against them on every line). */

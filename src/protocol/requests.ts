@@ -57,7 +57,17 @@ export type Result =
   | { command: "typing"; reply: Ack<"typing"> }
   | { command: "search"; reply: Ack<"search">; text: string }
   | { command: "read"; reply: Ack<"read"> }
-  | { command: "unread"; reply: Ack<"unread"> };
+  | { command: "unread"; reply: Ack<"unread"> }
+  | { command: "voice_join"; reply: Ack<"voice_join"> }
+  | { command: "voice_leave"; reply: Ack<"voice_leave"> }
+  | { command: "voice_answer" | "voice_ice"; reply: Ack<"voice_ice"> }
+  | { command: "voice_mute"; reply: Ack<"voice_mute"> }
+  | { command: "voice_moderate"; reply: Ack<"voice_moderate"> }
+  | { command: "call"; reply: Ack<"call"> }
+  | { command: "voice_servers"; reply: Ack<"voice_servers"> }
+  | { command: "call_accept" | "call_decline" | "call_hangup"; reply: Ack<"call_hangup"> }
+  /** `web`: the web app's address, for the link to join from a browser. */
+  | { command: "voice_who"; reply: Ack<"voice_who">; web?: string };
 
 /** What a server-built reply holds: pages of history, and direct messages that waited. */
 export type ReplayItem = HistoryFrame | MessageFrame;

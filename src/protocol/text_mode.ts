@@ -14,6 +14,8 @@ import type {
   ModerationAction,
   ModerationFrame,
   ServerFrame,
+  VoiceParticipant,
+  VoiceStateFrame,
 } from "./frames.ts";
 import { neutralizeBidi } from "./unicode.ts";
 
@@ -50,6 +52,7 @@ export const TEXT_HELP: readonly string[] = [
   "  /context ID [N]      message ID in its conversation, N messages (5) either side",
   "  /unread              what you have not read, in your rooms and direct messages",
   "  /read [#room|NAME]   mark a room (default: the current one) or a DM as read",
+  "  /voice [#room]       who is in a room's voice, and the link to join it from a browser",
   "  /help                this list",
   "  /quit [reason]       leave (also: logout, bye, quit)",
   "Any other line is a message to your current room; start it with // to send a leading /.",
@@ -132,6 +135,11 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
     case "who":
     case "names":
       return { type: "who", room: rest === "" ? needRoom(current, "list members") : roomArg(rest) };
+    case "voice":
+      return {
+        type: "voice_who",
+        room: rest === "" ? needRoom(current, "list voice") : roomArg(rest),
+      };
     case "rooms":
     case "list":
       return { type: "rooms" };
@@ -333,9 +341,88 @@ export function formatTextEvent(frame: ServerFrame): string | undefined {
     }
     case "error":
       return `! ${sanitize(frame.message)}`;
+    case "voice_state":
+      return voiceLine(frame);
+    case "voice_ended":
+      return `* Your voice in ${frame.room} ended: ${sanitize(frame.reason)}`;
+    case "call_state":
+      switch (frame.state) {
+        case "ringing":
+          return `* ${frame.from} is calling ${frame.to} (answer it in a browser)`;
+        case "active":
+          return `* ${frame.from} and ${frame.to} are in a call`;
+        case "ended":
+          return `* The call between ${frame.from} and ${frame.to} ended: ${
+            frame.reason ?? "over"
+          }`;
+      }
+      return undefined;
     default:
       return undefined;
   }
+}
+
+/** What a voice change says: `alice joined voice in #ops`; nothing for a plain update. */
+function voiceLine(frame: VoiceStateFrame): string | undefined {
+  const { name, room, by } = frame;
+  if (name === undefined) return undefined;
+  switch (frame.change) {
+    case "joined":
+      return `* ${name} joined voice in ${room}`;
+    case "left":
+      return `* ${name} left voice in ${room}`;
+    case "removed":
+      return `* ${by ?? "an operator"} removed ${name} from voice in ${room}`;
+    case "muted":
+      return by === undefined
+        ? `* ${name} muted in voice in ${room}`
+        : `* ${by} muted ${name} in voice in ${room}`;
+    case "unmuted":
+      return by === undefined
+        ? `* ${name} unmuted in voice in ${room}`
+        : `* ${by} unmuted ${name} in voice in ${room}`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The lines answering `/voice`: who is in the room's voice, and where to join it from a browser.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { voiceWhoLines } from "./text_mode.ts";
+ * const lines = voiceWhoLines({
+ *   room: "#ops",
+ *   enabled: true,
+ *   participants: [{ name: "alice", muted: true, deafened: false }],
+ * }, "http://chat.example:8080");
+ * assert.deepEqual(lines, [
+ *   "In voice in #ops (1): alice (muted)",
+ *   "Join from a browser: http://chat.example:8080/#voice=%23ops",
+ * ]);
+ * ```
+ */
+export function voiceWhoLines(
+  reply: { room: string; participants: VoiceParticipant[]; enabled: boolean },
+  web: string | undefined,
+): string[] {
+  if (!reply.enabled) return ["Voice is turned off on this server"];
+  const { room, participants } = reply;
+  const who = participants.map((p) => {
+    const marks = [p.muted ? "muted" : "", p.deafened ? "deafened" : ""].filter((m) => m !== "");
+    return marks.length === 0 ? p.name : `${p.name} (${marks.join(", ")})`;
+  });
+  const lines = [
+    participants.length === 0
+      ? `Nobody is in voice in ${room}`
+      : `In voice in ${room} (${participants.length}): ${who.join(", ")}`,
+  ];
+  if (web !== undefined) {
+    lines.push(`Join from a browser: ${web}/#voice=${encodeURIComponent(room)}`);
+  }
+  return lines;
 }
 
 /** Which message an edit or deletion concerns: `a message in #ops`, or `a direct message`. */

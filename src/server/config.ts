@@ -92,6 +92,26 @@ export interface ServerConfig extends Omit<AccountsOptions, "exemptLoopback" | "
   uploadBurst: number;
   /** Then one more upload every this many ms. */
   uploadIntervalMs: number;
+  /** Voice in every room (`--no-voice` turns it off). */
+  voice: boolean;
+  /** The UDP ports the forwarding unit binds, `[first, last]` (`--voice-ports`). */
+  voicePorts: [number, number];
+  /** The address announced in voice candidates instead of the host's (`--voice-public-ip`). */
+  voicePublicIp: string | undefined;
+  /** Extra local addresses voice offers candidates on (`--voice-host`; 127.0.0.1 on loopback). */
+  voiceHosts: readonly string[];
+  /** People in one room's voice (`--voice-max-per-room`). */
+  voiceMaxPerRoom: number;
+  /** Forwarded streams, speaker to listener, in the whole server (`--voice-max-streams`). */
+  voiceMaxStreams: number;
+  /** How long a direct call rings before it is missed, in ms (`--call-ring`). */
+  callRingMs: number;
+  /** TURN servers handed to browsers (`--turn-url`, repeatable). */
+  turnUrls: readonly string[];
+  /** The secret shared with the TURN server (`--turn-secret`; coturn's `static-auth-secret`). */
+  turnSecret: string | undefined;
+  /** How long TURN credentials are valid, in ms (`--turn-ttl`). */
+  turnTtlMs: number;
 }
 
 /**
@@ -103,7 +123,7 @@ export const SERVER_PERMISSIONS: readonly string[] = [
   "--allow-read",
   "--allow-write",
   "--allow-env",
-  "--allow-sys=setPriority,hostname",
+  "--allow-sys=setPriority,hostname,networkInterfaces",
 ];
 
 /** The defaults: safe for a public server. */
@@ -158,6 +178,16 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = {
   fileRetentionMs: 0,
   uploadBurst: 10,
   uploadIntervalMs: 6_000,
+  voice: true,
+  voicePorts: [40000, 40100],
+  voicePublicIp: undefined,
+  voiceHosts: [],
+  voiceMaxPerRoom: 25,
+  voiceMaxStreams: 2000,
+  callRingMs: 30_000,
+  turnUrls: [],
+  turnSecret: undefined,
+  turnTtlMs: 86_400_000,
 };
 
 /** The host name (the IRC server name by default), or `parley` when it cannot be read. */

@@ -48,6 +48,10 @@ import { LagProbe } from "./lag_probe.ts";
 import { countResponses, renderMetrics, ServerCounters, tokenRole } from "./metrics.ts";
 import type { ServerSnapshot } from "./metrics.ts";
 import type { Admission, Refusal } from "./limits.ts";
+import { Voice } from "../voice/voice.ts";
+import { containMediaFaults } from "../voice/contain.ts";
+import { Calls } from "../voice/calls.ts";
+import { loadMedia, mediaLoaded } from "../voice/peer.ts";
 
 const log = getLogger(["parley", "server"]);
 
@@ -169,12 +173,19 @@ export class ChatServer implements AsyncDisposable {
       flusher: new FlushScheduler(),
       web: undefined,
       counters: this.#counters,
+      voice: config.voice ? startVoice(this.hub, config) : undefined,
     };
     if (config.irc) {
       this.#ctx.irc = new IrcWorld(this.#ctx, {
         serverName: config.serverName,
         serverPassword: config.serverPassword,
       });
+    }
+    const voice = this.#ctx.voice;
+    if (voice !== undefined) {
+      const calls = new Calls(this.hub, voice, this.#ctx.dms, { ringMs: config.callRingMs });
+      this.#ctx.calls = calls;
+      this.hub.onGone = (member) => calls.gone(member);
     }
   }
 
@@ -199,6 +210,9 @@ export class ChatServer implements AsyncDisposable {
     }
     if (!full.plain && full.tlsCert === undefined && deps.listen !== false) {
       throw new TypeError("--no-plain needs --tls-cert and --tls-key");
+    }
+    if (full.voice && !await loadMedia()) {
+      log.warn("Voice is off: werift needs --allow-env (deno task server grants it)");
     }
     const { store, folder } = deps.store === undefined
       ? await openStore(full)
@@ -745,6 +759,8 @@ export class ChatServer implements AsyncDisposable {
     for (const conn of this.#webConns) closeQuietly(conn);
     await Promise.all(this.#webTasks);
     this.#ctx.accounts.close();
+    this.#ctx.calls?.close();
+    await this.#ctx.voice?.close();
     this.#lag[Symbol.dispose]();
     await this.store[Symbol.asyncDispose]();
     this.#folder?.release();
@@ -989,4 +1005,30 @@ export function startServer(
 /** Whether two byte strings (token hashes) are equal. */
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   return a !== undefined && a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+/**
+ * The voice service, told by the hub when a session leaves a room; none (with a warning) without
+ * `--allow-sys=networkInterfaces`, which werift needs to find the host's addresses.
+ */
+function startVoice(hub: Hub, config: ServerConfig): Voice | undefined {
+  if (!mediaLoaded()) return undefined;
+  if (Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" }).state !== "granted") {
+    log.warn("Voice is off: it needs --allow-sys=networkInterfaces (deno task server grants it)");
+    return undefined;
+  }
+  containMediaFaults();
+  const loopback = config.host === "127.0.0.1" || config.host === "localhost";
+  const hosts = new Set(config.voiceHosts);
+  if (loopback) hosts.add("127.0.0.1");
+  const voice = new Voice(hub, {
+    ports: config.voicePorts,
+    hostAddresses: [...hosts],
+    publicIp: config.voicePublicIp,
+    maxPerRoom: config.voiceMaxPerRoom,
+    maxStreams: config.voiceMaxStreams,
+    maxSdp: 32 * 1024,
+  });
+  hub.onLeave = (member, room) => voice.left(member, room);
+  return voice;
 }

@@ -9,6 +9,7 @@
 
 import type {
   AckFields,
+  CallStateFrame,
   ClientFrame,
   DeletedFrame,
   EditedFrame,
@@ -22,6 +23,8 @@ import type {
   TopicFrame,
   TypingFrame,
   UploadProgressFrame,
+  VoiceOfferFrame,
+  VoiceStateFrame,
   WallFrame,
 } from "../../protocol/frames.ts";
 
@@ -114,7 +117,15 @@ export type ServerEvent =
   | ReactionsFrame
   | TypingFrame
   | ReadFrame
-  | UploadProgressFrame;
+  | UploadProgressFrame
+  | VoiceEvent;
+
+/** A voice event: who is in a room's voice, an offer to answer, or your voice ended. */
+export type VoiceEvent =
+  | VoiceStateFrame
+  | VoiceOfferFrame
+  | Extract<ServerFrame, { type: "voice_ended" }>
+  | CallStateFrame;
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "message",
@@ -132,6 +143,10 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
   "typing",
   "read",
   "upload_progress",
+  "voice_state",
+  "voice_offer",
+  "voice_ended",
+  "call_state",
 ]);
 
 /** Whether a frame with this `type` is an event (when it answers no request). */

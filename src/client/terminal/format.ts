@@ -13,6 +13,7 @@ import {
   quoteLine,
   reactionCounts,
   sanitize,
+  voiceWhoLines,
 } from "../../protocol/text_mode.ts";
 import type { ChatEvent } from "../events.ts";
 import type { Exchange } from "../core/frames.ts";
@@ -301,11 +302,18 @@ export class Formatter {
       case "deleted":
         // The server's text-mode words ("* alice kicked bob from #ops"), without the marker.
         return [this.info(formatTextEvent(event)!.slice(2))];
+      case "voice_state":
+      case "voice_ended":
+      case "call_state": {
+        const line = formatTextEvent(event);
+        return line === undefined ? [] : [this.info(line.slice(2))];
+      }
       case "reactions":
         return [this.info(formatTextEvent(event)!.slice(2))];
       case "typing": // on the status line (see runTerminal)
       case "read":
       case "upload_progress": // the terminal client shows its own upload's progress
+      case "voice_offer":
         return [];
       case "error":
         return [this.error(event.message)];
@@ -347,7 +355,7 @@ export class Formatter {
   }
 
   /** The lines answering a successful request, in the server's text-mode words. */
-  reply(ex: Exchange, me: string): Line[] {
+  reply(ex: Exchange, me: string, web?: string): Line[] {
     switch (ex.type) {
       case "nick":
         return [this.info(`You are now ${ex.reply.name}`)];
@@ -456,6 +464,8 @@ export class Formatter {
           ...found.map((m) => this.message(m, me, { dim: true, id: true })),
         ];
       }
+      case "voice_who":
+        return voiceWhoLines(ex.reply, web).map((line) => this.info(line));
       default:
         return [this.info("Done")]; // kick, ban, unban, mute, unmute, op, deop, invite, wall, edit…
     }

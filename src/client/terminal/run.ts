@@ -328,7 +328,7 @@ export async function runTerminal(
       } else if (ex.type === "search") {
         for (const m of ex.reply.messages) known.remember(m);
       }
-      show(fmt.reply(ex, name));
+      show(fmt.reply(ex, name, ex.type === "voice_who" ? client.httpBase : undefined));
       if (ex.type === "join" || ex.type === "who") {
         members.set(nameKey(ex.reply.room), new Set(ex.reply.members));
       } else if (ex.type === "rooms") {

@@ -21,6 +21,8 @@ import { canModerate, isOnline, modeBadges, sortedConversations, totalUnread } f
 import type { ChatState, Conversation } from "./model.ts";
 import { Sidebar } from "./sidebar.tsx";
 import { StatusBanner, StatusPill } from "./status.tsx";
+import { VoiceBar, VoiceLink } from "./voice_bar.tsx";
+import { CallBanner, CallButton } from "./call_bar.tsx";
 
 /** The whole app. */
 export function App() {
@@ -196,6 +198,10 @@ function ChatScreen({ state }: { state: ChatState }) {
           )}
         </header>
         {conv?.kind === "room" && <RoomTopic key={conv.key} conv={conv} me={state.me} />}
+        {conv?.kind === "room" && <VoiceBar room={conv.name} />}
+        {conv?.kind === "dm" && <CallButton name={conv.name} />}
+        <CallBanner />
+        <VoiceLink />
         <StatusBanner state={state} />
         {state.toast !== undefined && (
           <p class="toast" role="status" data-testid="toast">{state.toast}</p>

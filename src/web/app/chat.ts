@@ -27,7 +27,8 @@ import type {
 } from "../../protocol/frames.ts";
 import { PROTO, REACTIONS } from "../../protocol/frames.ts";
 import { ConnectionClosedError, ServerError } from "../../client/core/errors.ts";
-import type { ServerEvent } from "../../client/core/frames.ts";
+import type { ServerEvent, VoiceEvent } from "../../client/core/frames.ts";
+import type { VoicePort } from "./voice.ts";
 import type { Peer } from "../../client/core/peer.ts";
 import { restore } from "../../client/core/restore.ts";
 import type { RestorePlan } from "../../client/core/restore.ts";
@@ -170,6 +171,18 @@ export class Chat {
   #typingTimer: ReturnType<typeof setTimeout> | undefined;
   /** Fetched (or just uploaded) images for thumbnails, by file id; oldest first. */
   readonly #blobs = new Map<string, { size: number; blob: Promise<Blob> }>();
+
+  /** Who hears voice events (src/web/app/voice.ts). */
+  readonly #voiceListeners = new Set<(frame: VoiceEvent) => void>();
+
+  /** Voice's requests and events, for {@linkcode VoiceClient}. */
+  readonly voicePort: VoicePort = {
+    request: (frame) => this.#link.request(frame),
+    listen: (listener) => {
+      this.#voiceListeners.add(listener);
+      return () => this.#voiceListeners.delete(listener);
+    },
+  };
 
   constructor(options: { url?: string } = {}) {
     this.#link = new Link({
@@ -632,6 +645,12 @@ export class Chat {
           "room" in frame ? roomKey(frame.room) : dmConversationKey(frame.with),
           frame.id,
         );
+      case "voice_state":
+      case "voice_offer":
+      case "voice_ended":
+      case "call_state":
+        for (const listener of this.#voiceListeners) listener(frame);
+        return;
       default:
         return; // replies nobody waits for any more
     }
