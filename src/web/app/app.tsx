@@ -97,10 +97,14 @@ function ChatScreen({ state }: { state: ChatState }) {
     },
   };
 
-  // Escape closes an open drawer; Alt+Up/Down moves between conversations.
+  // Escape closes an open drawer; Alt+Up/Down moves between conversations. The listener reads
+  // whether a drawer is open from a ref set at render: an Escape pressed just after a drawer
+  // opened, before the effects ran again, must close it too.
+  const drawers = useRef({ navOpen, membersOpen });
+  drawers.current = { navOpen, membersOpen };
   useEffect(() => {
     const onKey = (ev: KeyboardEvent) => {
-      if (ev.key === "Escape" && (navOpen || membersOpen)) {
+      if (ev.key === "Escape" && (drawers.current.navOpen || drawers.current.membersOpen)) {
         setNavOpen(false);
         setMembersOpen(false);
         navToggle.current?.focus();
@@ -120,7 +124,7 @@ function ChatScreen({ state }: { state: ChatState }) {
     };
     addEventListener("keydown", onKey);
     return () => removeEventListener("keydown", onKey);
-  }, [navOpen, membersOpen, chat]);
+  }, [chat]);
 
   // A search typed as /search shows in the sidebar: on a phone, open the drawer to show it.
   useEffect(() => {

@@ -1279,7 +1279,24 @@ export class Chat {
         case "register":
           return await this.#loginHere(command);
         case "history":
+          if (command.around !== undefined) return await this.#context(command.around, command);
           return await this.#historyCommand(command, shownIn);
+        case "read":
+          await this.#link.request(command);
+          say(`Marked ${command.room ?? command.with ?? "this conversation"} as read`);
+          return undefined;
+        case "voice_who": {
+          const ack = await this.#link.request(command);
+          const names = ack.participants.map((p) => p.name + (p.muted ? " (muted)" : ""));
+          say(
+            !ack.enabled
+              ? "Voice is off on this server"
+              : names.length === 0
+              ? `Nobody is in ${ack.room}'s voice: Join voice above the conversation`
+              : `In ${ack.room}'s voice: ${names.join(", ")}`,
+          );
+          return undefined;
+        }
         case "send": {
           // /reply ID TEXT: where the answered message is, as the Reply button does.
           const key = this.#holding(command.replyTo!);
@@ -1329,6 +1346,21 @@ export class Chat {
     } catch (error) {
       return errorText(error);
     }
+  }
+
+  /**
+   * `/context ID [N]`: the page of history around message `id`, then its conversation opened at
+   * it (as a search result is).
+   */
+  async #context(
+    id: number,
+    frame: Extract<TextCommand, { type: "history" }>,
+  ): Promise<string | undefined> {
+    const reply = await this.#link.request(frame);
+    const target = reply.messages.find((m) => m.id === id);
+    if (target === undefined) return `No message ${id} that you may read`;
+    await this.openMessage(target);
+    return undefined;
   }
 
   /** The conversation holding message `id`, if any. */

@@ -128,16 +128,18 @@ export function Composer(
     const item = completion.items[index];
     if (item === undefined) return;
     const next = accept(text, completion, item);
-    change(next.text);
-    setCursor(next.cursor);
-    setSelected(0);
-    requestAnimationFrame(() => {
-      const box = input.current;
-      if (box === null) return;
+    // The box takes the text and the cursor at once, not at the next frame: keys typed right
+    // after accepting (a fast typist, a loaded machine) land after the completed word.
+    const box = input.current;
+    if (box !== null) {
+      box.value = next.text;
       box.focus();
       box.setSelectionRange(next.cursor, next.cursor);
       grow(box);
-    });
+    }
+    change(next.text);
+    setCursor(next.cursor);
+    setSelected(0);
   };
 
   const change = (value: string) => {
