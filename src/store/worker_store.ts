@@ -48,16 +48,6 @@ export type { SqliteOptions, SyncMode } from "./sqlite_store.ts";
 /** The most operations in one batch (one transaction). */
 export const MAX_BATCH = 2000;
 
-/**
- * Under load, how long after one batch went out the next one goes (it gathers meanwhile): at most
- * this much latency added to a write, for commits shared by more writes. With the worker's round
- * trip down to tens of microseconds, batches under a steady 12,500 direct messages a second had
- * shrunk to 15 operations (4,643 commits in 5 s), and the server spent 6.4 s of CPU on them; with
- * 1 ms: 2,119 commits, 5.7 s; 3 ms: 1,430, 5.4 s; 5 ms: 946, 5.3 s (p50 latency 4.8, 6.0 and
- * 8.7 ms). 2 ms is the compromise. A lone write (no batch in the last 2 ms) goes at once.
- */
-export const GATHER_MS = 2;
-
 /** Counters of a {@linkcode SqliteWorkerStore}'s work (for tests and health checks). */
 export interface StoreStats {
   /** Batches the worker executed. */
@@ -350,17 +340,12 @@ export class SqliteWorkerStore implements Store {
     if (this.#queue.length >= MAX_BATCH) this.#flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
-      const run = () => {
+      setImmediate(() => {
         this.#scheduled = false;
         const start = performance.now();
         this.#flush();
         this.#spent(start);
-      };
-      // Under load (a batch went out less than GATHER_MS ago) the next one gathers for the rest
-      // of that time, so commits are shared by more writes; a lone call goes at once.
-      const wait = this.#postedAt + GATHER_MS - performance.now();
-      if (wait > 0) setTimeout(run, wait);
-      else setImmediate(run);
+      });
     }
   }
 
