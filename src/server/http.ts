@@ -6,7 +6,6 @@
  * @module
  */
 
-import { brotliCompressSync, gzipSync } from "node:zlib";
 import type { FileService } from "../files/files.ts";
 import type { Connection } from "../transport/connection.ts";
 import type { HttpRequestInfo } from "./http_server.ts";
@@ -62,20 +61,11 @@ interface Served {
   gzip: Uint8Array<ArrayBuffer> | undefined;
 }
 
-/** Compressed bodies are kept only when they save at least this much. */
-const MIN_SAVING = 256;
-
 function decode(asset: Asset): Served {
-  const body = Uint8Array.from(atob(asset.body), (c) => c.charCodeAt(0));
-  const worth = (packed: Uint8Array) =>
-    packed.length + MIN_SAVING <= body.length ? new Uint8Array(packed) : undefined;
-  // Once, at start-up (the assets are embedded): tens of KiB, a few milliseconds.
-  return {
-    asset,
-    body,
-    br: worth(brotliCompressSync(body)),
-    gzip: worth(gzipSync(body, { level: 9 })),
-  };
+  // The build compressed the bodies (src/web/build.ts): here they are only read back.
+  const bytes = (base64: string | undefined) =>
+    base64 === undefined ? undefined : Uint8Array.fromBase64(base64) as Uint8Array<ArrayBuffer>;
+  return { asset, body: bytes(asset.body)!, br: bytes(asset.br), gzip: bytes(asset.gzip) };
 }
 
 /** The encoding to send `served` in, from the request's `Accept-Encoding`. */

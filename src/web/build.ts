@@ -9,6 +9,7 @@
  * @module
  */
 
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import type { Asset } from "./asset.ts";
 import { iconPng } from "./_icon_png.ts";
 
@@ -47,6 +48,20 @@ async function bundle(): Promise<Uint8Array<ArrayBuffer>> {
   }
 }
 
+/** Compressed bodies are kept only when they save at least this much. */
+const MIN_SAVING = 256;
+
+/** The body's Brotli and gzip forms, base64, each when it is worth a header. */
+function compressed(body: Uint8Array<ArrayBuffer>): Pick<Asset, "br" | "gzip"> {
+  const out: Pick<Asset, "br" | "gzip"> = {};
+  const worth = (packed: Uint8Array) => packed.length + MIN_SAVING <= body.length;
+  const br = new Uint8Array(brotliCompressSync(body));
+  if (worth(br)) out.br = br.toBase64();
+  const gzip = new Uint8Array(gzipSync(body, { level: 9 }));
+  if (worth(gzip)) out.gzip = gzip.toBase64();
+  return out;
+}
+
 async function asset(
   name: string,
   ext: string,
@@ -58,6 +73,7 @@ async function asset(
     path: `/assets/${name}.${hash.slice(0, 12)}.${ext}`,
     type,
     body: body.toBase64(),
+    ...compressed(body),
     etag: `"${hash}"`,
     immutable: true,
   };
@@ -73,6 +89,7 @@ async function stable(path: string, type: string, body: Uint8Array<ArrayBuffer>)
     path,
     type,
     body: body.toBase64(),
+    ...compressed(body),
     etag: `"${await sha256(body)}"`,
     immutable: false,
   };
