@@ -685,3 +685,48 @@ export function tcpProxy(port: number): TcpProxy {
     },
   };
 }
+
+/**
+ * Runs the test file `file` again with `deno test`, inside a network namespace that has only
+ * loopback (`unshare -n`, as root), with `PARLEY_VOICE_NETNS=1` set so that the file knows it is
+ * inside: no media can leave the machine and ICE sees loopback alone. Prints what it printed and
+ * fails when it failed. Where `unshare` is not allowed: skipped with a notice (what `skipped`
+ * says), unless PARLEY_REQUIRE_VOICE=1, which makes that a failure.
+ */
+export async function rerunInLoopbackNamespace(
+  file: string,
+  skipped: string,
+  filter?: string,
+): Promise<void> {
+  const probe = await new Deno.Command("unshare", {
+    args: ["-n", "true"],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => ({ success: false }));
+  if (!probe.success) {
+    if (Deno.env.get("PARLEY_REQUIRE_VOICE") === "1") {
+      assert.fail("Cannot create a network namespace (unshare -n): run as root");
+    }
+    console.log(`${skipped} skipped: unshare -n is not permitted (run as root)`);
+    return;
+  }
+  const out = await new Deno.Command("unshare", {
+    args: [
+      "-n",
+      "sh",
+      "-c",
+      'ip link set lo up && exec "$0" "$@"',
+      Deno.execPath(),
+      "test",
+      "-P=test",
+      ...filter === undefined ? [] : ["--filter", filter],
+      file,
+    ],
+    env: { PARLEY_VOICE_NETNS: "1", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  console.log(text.split("\n").filter((l) => !l.includes("experimental")).join("\n"));
+  assert.equal(out.code, 0, `${skipped} in the namespace failed (above)`);
+}

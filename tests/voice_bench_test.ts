@@ -7,44 +7,16 @@
 // skipped with a notice, unless PARLEY_REQUIRE_VOICE=1.
 import assert from "node:assert/strict";
 import { runVoice } from "../bench/voice.ts";
-import { startServer } from "./_helpers.ts";
+import { rerunInLoopbackNamespace, startServer } from "./_helpers.ts";
 
 const IN_NAMESPACE = Deno.env.get("PARLEY_VOICE_NETNS") === "1";
 const THIS_FILE = new URL(import.meta.url).pathname;
 
 if (!IN_NAMESPACE) {
-  Deno.test("bench voice scenario (in a network namespace with only loopback)", async () => {
-    const probe = await new Deno.Command("unshare", {
-      args: ["-n", "true"],
-      stdout: "null",
-      stderr: "null",
-    }).output().catch(() => ({ success: false }));
-    if (!probe.success) {
-      if (Deno.env.get("PARLEY_REQUIRE_VOICE") === "1") {
-        assert.fail("Cannot create a network namespace (unshare -n): run as root");
-      }
-      console.log("voice bench smoke test skipped: unshare -n is not permitted (run as root)");
-      return;
-    }
-    const out = await new Deno.Command("unshare", {
-      args: [
-        "-n",
-        "sh",
-        "-c",
-        'ip link set lo up && exec "$0" "$@"',
-        Deno.execPath(),
-        "test",
-        "-P=test",
-        THIS_FILE,
-      ],
-      env: { PARLEY_VOICE_NETNS: "1", NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    console.log(text.split("\n").filter((l) => !l.includes("experimental")).join("\n"));
-    assert.equal(out.code, 0, "the voice bench smoke test in the namespace failed (above)");
-  });
+  Deno.test(
+    "bench voice scenario (in a network namespace with only loopback)",
+    () => rerunInLoopbackNamespace(THIS_FILE, "the voice bench smoke test"),
+  );
 } else {
   Deno.test("bench voice scenario: one speaker heard by three listeners, no loss, low latency", async () => {
     await using server = await startServer(["--voice-ports", "43000-43100"]);

@@ -7,7 +7,13 @@
 // PARLEY_REQUIRE_VOICE=1, which makes that a failure.
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
-import { browserTest, HAVE_CHROMIUM, launchChromium, startServer } from "./_helpers.ts";
+import {
+  browserTest,
+  HAVE_CHROMIUM,
+  launchChromium,
+  rerunInLoopbackNamespace,
+  startServer,
+} from "./_helpers.ts";
 import type { ServerProcess } from "./_helpers.ts";
 
 const IN_NAMESPACE = Deno.env.get("PARLEY_VOICE_NETNS") === "1";
@@ -17,41 +23,12 @@ if (!IN_NAMESPACE) {
   Deno.test({
     name: "voice (browsers): every test, in a network namespace with only loopback",
     ignore: !HAVE_CHROMIUM,
-    async fn() {
-      const probe = await new Deno.Command("unshare", {
-        args: ["-n", "true"],
-        stdout: "null",
-        stderr: "null",
-      }).output().catch(() => ({ success: false }));
-      if (!probe.success) {
-        if (Deno.env.get("PARLEY_REQUIRE_VOICE") === "1") {
-          assert.fail("Cannot create a network namespace (unshare -n): run as root");
-        }
-        console.log("voice browser tests skipped: unshare -n is not permitted (run as root)");
-        return;
-      }
-      const filter = Deno.env.get("PARLEY_VOICE_FILTER");
-      const child = new Deno.Command("unshare", {
-        args: [
-          "-n",
-          "sh",
-          "-c",
-          'ip link set lo up && exec "$0" "$@"',
-          Deno.execPath(),
-          "test",
-          "-P=test",
-          ...filter === undefined ? [] : ["--filter", filter],
-          THIS_FILE,
-        ],
-        env: { PARLEY_VOICE_NETNS: "1", NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "piped",
-      });
-      const out = await child.output();
-      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-      console.log(text.split("\n").filter((l) => !l.includes("experimental")).join("\n"));
-      assert.equal(out.code, 0, "the voice tests in the namespace failed (above)");
-    },
+    fn: () =>
+      rerunInLoopbackNamespace(
+        THIS_FILE,
+        "voice browser tests",
+        Deno.env.get("PARLEY_VOICE_FILTER"),
+      ),
   });
 }
 

@@ -7,6 +7,7 @@ import type { Page } from "playwright-core";
 import { browserTest, launchChromium, RawClient, screenshot, startServer } from "./_helpers.ts";
 import { joinRoom, openPage, PASSWORD, register, slowProxy } from "./_web.ts";
 import { progressText } from "../src/web/app/format.ts";
+import { encodePng } from "../src/web/_icon_png.ts";
 import { mergeMessages } from "../src/web/app/model.ts";
 import type { ChatMessage } from "../src/web/app/model.ts";
 
@@ -22,34 +23,12 @@ interface PageGlobals {
 
 // ---- a PNG made here (no binary fixture) ----
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function chunk(type: string, data: Uint8Array): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
-
 /** An RGB PNG of `width`×`height` whose pixels `paint` gives. */
-async function png(
+function png(
   width: number,
   height: number,
   paint: (x: number, y: number) => [number, number, number],
-): Promise<Uint8Array<ArrayBuffer>> {
+): Uint8Array<ArrayBuffer> {
   const raw = new Uint8Array(height * (1 + width * 3));
   for (let y = 0, at = 0; y < height; y++) {
     raw[at++] = 0; // filter: none
@@ -60,26 +39,11 @@ async function png(
       raw[at++] = b;
     }
   }
-  const zlib = new Uint8Array(
-    await new Response(new Blob([raw]).stream().pipeThrough(new CompressionStream("deflate")))
-      .arrayBuffer(),
-  );
-  const header = new Uint8Array(13);
-  const view = new DataView(header.buffer);
-  view.setUint32(0, width);
-  view.setUint32(4, height);
-  header.set([8, 2, 0, 0, 0], 8); // 8 bits, RGB, deflate, no filter, no interlace
-  const parts = [
-    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", header),
-    chunk("IDAT", zlib),
-    chunk("IEND", new Uint8Array()),
-  ];
-  return new Uint8Array(await new Blob(parts).arrayBuffer());
+  return encodePng(width, height, "rgb", raw);
 }
 
 /** A speech bubble on a blue-to-violet gradient. */
-function logo(): Promise<Uint8Array<ArrayBuffer>> {
+function logo(): Uint8Array<ArrayBuffer> {
   return png(240, 150, (x, y) => {
     const inBubble = (((x - 120) / 70) ** 2 + ((y - 68) / 42) ** 2 <= 1) ||
       (x >= 88 && x <= 104 && y >= 100 && y <= 124 && x - 88 <= (124 - y));
@@ -157,7 +121,7 @@ browserTest(
     await using server = await startServer(["--max-file-size", String(MAX_FILE)]);
     const url = `http://127.0.0.1:${server.httpPort}`;
     await using pw = await launchChromium();
-    const image = await logo();
+    const image = logo();
     assert.ok(image.length < MAX_FILE, `the test image (${image.length} B) is under the limit`);
 
     const alice = await openPage(pw.browser, url);

@@ -8,6 +8,7 @@
  */
 
 import { deflateSync } from "node:zlib";
+import { concatBytes } from "../bytes.ts";
 
 /** The icon's shapes, in the 32×32 units of icon.svg. */
 const RADIUS = 7;
@@ -98,22 +99,28 @@ export function iconPng(size: number): Uint8Array<ArrayBuffer> {
       raw[at++] = Math.round((255 * square) / (S * S));
     }
   }
+  return encodePng(size, size, "rgba", raw);
+}
+
+/**
+ * A PNG of `width`×`height` pixels from `raw`: its rows, each a filter byte (0) and then 3 (RGB)
+ * or 4 (RGBA) bytes a pixel. The tests make their images with it too.
+ */
+export function encodePng(
+  width: number,
+  height: number,
+  kind: "rgb" | "rgba",
+  raw: Uint8Array,
+): Uint8Array<ArrayBuffer> {
   const header = new Uint8Array(13);
   const view = new DataView(header.buffer);
-  view.setUint32(0, size);
-  view.setUint32(4, size);
-  header.set([8, 6, 0, 0, 0], 8); // 8 bits, RGBA, deflate, no filter, no interlace
-  const parts = [
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  header.set([8, kind === "rgb" ? 2 : 6, 0, 0, 0], 8); // 8 bits, deflate, no filter or interlace
+  return concatBytes([
     new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk("IHDR", header),
     chunk("IDAT", new Uint8Array(deflateSync(raw, { level: 9 }))),
     chunk("IEND", new Uint8Array()),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  ]) as Uint8Array<ArrayBuffer>;
 }
