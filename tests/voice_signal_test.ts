@@ -328,16 +328,21 @@ Deno.test("call: declined, and missed (no answer, or the caller hangs up) leaves
 
   const missed = seen(alice, (f) => f.type === "call_state" && f.state === "ended");
   const dm = seen(bob, (f) => f.type === "message" && f.from === "alice");
+  // The calling session sees the missed call in its DM too (it sent nothing to be answered).
+  const mine = seen(alice, (f) => f.type === "message" && f.to === "bob");
   await ok(alice, { type: "call", to: "bob" });
   assert.equal((await missed).reason, "no answer");
   const message = await dm;
   assert.equal(message.text, "called you: missed call");
   assert.equal(message.action, true);
+  assert.equal((await mine).id, message.id);
 
   id = String((await ok(alice, { type: "call", to: "bob" })).call);
   const dm2 = seen(bob, (f) => f.type === "message" && f.from === "alice");
+  const mine2 = seen(alice, (f) => f.type === "message" && f.to === "bob");
   await ok(alice, { type: "call_hangup", call: id });
   assert.equal((await dm2).text, "called you: missed call");
+  assert.equal((await mine2).id, (await dm2).id);
   const history = await ok(bob, { type: "history", with: "alice" });
   assert.equal((history.messages as Frame[]).length, 2);
 

@@ -11,6 +11,7 @@
 import type { Hub, Member } from "../hub/hub.ts";
 import { ChatError } from "../protocol/errors.ts";
 import type { CallStateFrame } from "../protocol/frames.ts";
+import { Outgoing } from "../protocol/outgoing.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { DirectMessages } from "../services/direct_messages.ts";
 import type { Voice } from "./voice.ts";
@@ -163,7 +164,10 @@ export class Calls {
     if (call.callee !== undefined) this.#voice.left(call.callee, room);
     this.#tell(call, "ended", reason);
     if (missed && this.#hub.isOnline(call.from)) {
+      // The DM goes to the one called and to the caller's other sessions; the calling session
+      // sent no frame to be answered, so it is given its copy here.
       this.#dms.send(call.caller, call.to, { text: "called you: missed call", action: true })
+        .then(({ message }) => call.caller.deliver(new Outgoing(message)))
         .catch(() => {}); // the one called went offline meanwhile, as a guest
     }
   }
