@@ -498,11 +498,7 @@ if (IN_NAMESPACE) {
   );
 }
 
-// Opt-in (PARLEY_VOICE_EIGHT=1) until werift's UDP port search stops racing: since 00:05 UTC on
-// 2026-12-01 it failed every run here (also in CI), the server logging a contained `bind
-// EADDRINUSE` and one participant's stream never arriving; it passed in the CI runs before. Issue
-// 19 tracks it; the three-person, mute, call and TURN tests still run.
-if (IN_NAMESPACE && Deno.env.get("PARLEY_VOICE_EIGHT") === "1") {
+if (IN_NAMESPACE) {
   browserTest(
     "voice: eight people on the forwarding unit each hear the other seven, under 1% loss",
     async () => {

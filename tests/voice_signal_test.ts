@@ -2,6 +2,7 @@
 // participant gets, the state every member sees, and every limit on what a client sends.
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { createSocket, type Socket } from "node:dgram";
 import { memoryConnection } from "../src/transport/memory.ts";
 import type { MemoryPeer } from "../src/transport/memory.ts";
 import type { ServerConfig } from "../src/server/config.ts";
@@ -131,6 +132,65 @@ Deno.test("voice_join: a member gets an offer and everyone in the room sees who 
   await ok(alice, { type: "voice_leave", room: "#ops" });
   assert.deepEqual(((await left).participants as Frame[]).map((p) => p.name), ["bob"]);
   await refused(alice, { type: "voice_leave", room: "#ops" }, "bad_frame");
+});
+
+/** Binds a UDP socket to `port` of every address: the socket, or undefined when it is taken. */
+async function holdPort(port: number): Promise<Socket | undefined> {
+  const socket = createSocket("udp4");
+  const error = await new Promise<Error | undefined>((resolve) => {
+    socket.once("error", resolve);
+    socket.bind({ port }, () => resolve(undefined));
+  });
+  if (error === undefined) return socket;
+  socket.close();
+  return undefined;
+}
+
+function candidatePorts(sdp: string): number[] {
+  return [...sdp.matchAll(/^a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ host/gm)].map((m) =>
+    Number(m[1])
+  );
+}
+
+Deno.test("voice ports: a taken port is skipped; with none free a join is told and taken out, not left hanging", async () => {
+  const [first, last] = [41300, 41309];
+  await using a = await voiceApp({ voicePorts: [first, last] });
+  const held: Socket[] = [];
+  try {
+    held.push((await holdPort(first))!); // another program's
+    const alice = await inRoom(a, "alice");
+    const offer = seen(alice, (f) => f.type === "voice_offer");
+    await ok(alice, { type: "voice_join", room: "#ops" });
+    const ports = candidatePorts(String((await offer).sdp));
+    assert.ok(ports.length >= 1, "a host candidate");
+    for (const port of ports) {
+      assert.ok(port > first && port <= last, `port ${port} in range, not ${first}`);
+    }
+
+    for (let port = first + 1; port <= last; port++) { // everything alice's peer does not hold
+      const socket = await holdPort(port);
+      if (socket !== undefined) held.push(socket);
+    }
+    const bob = await inRoom(a, "bob");
+    const ended = seen(bob, (f) => f.type === "voice_ended");
+    const left = seen(
+      alice,
+      (f) => f.type === "voice_state" && f.name === "bob" && f.change === "left",
+    );
+    await ok(bob, { type: "voice_join", room: "#ops" });
+    assert.match(String((await ended).reason), /no UDP port/);
+    await left;
+    const who = await ok(alice, { type: "voice_who", room: "#ops" });
+    assert.deepEqual((who.participants as Frame[]).map((p) => p.name), ["alice"]);
+
+    for (const socket of held.splice(0)) socket.close();
+    await new Promise((r) => setTimeout(r, 50));
+    const again = seen(bob, (f) => f.type === "voice_offer");
+    await ok(bob, { type: "voice_join", room: "#ops" });
+    assert.ok(candidatePorts(String((await again).sdp)).length >= 1);
+  } finally {
+    for (const socket of held) socket.close();
+  }
 });
 
 Deno.test("voice_join: a non-member is refused, and parting the room leaves its voice", async () => {

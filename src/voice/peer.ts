@@ -12,6 +12,7 @@
 import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver } from "werift";
 import type { Buffer } from "node:buffer";
 import { ChatError } from "../protocol/errors.ts";
+import { installPortSearch } from "./udp_ports.ts";
 
 /** How the forwarding unit's peers gather candidates (docs/voice.md, "Ports"). */
 export interface PeerOptions {
@@ -44,7 +45,11 @@ let werift: typeof import("werift") | undefined;
  */
 export async function loadMedia(): Promise<boolean> {
   try {
-    werift ??= await import("werift");
+    if (werift === undefined) {
+      const loaded = await import("werift");
+      installPortSearch(loaded.UdpTransport);
+      werift = loaded;
+    }
     return true;
   } catch {
     return false;
@@ -59,17 +64,11 @@ export function mediaLoaded(): boolean {
 /** One Opus frame of 20 ms at 48 kHz, in RTP timestamp units. */
 const OPUS_FRAME = 960;
 
-let gathering: Promise<void> = Promise.resolve();
-
-/**
- * Runs `fn` after every other gathering in this process has finished. werift picks a UDP port by
- * binding a probe socket and closing it, then binds the real one: two peers gathering at once
- * can pick the same port, and the second bind fails.
- */
-function exclusive(fn: () => Promise<void>): Promise<void> {
-  const run = gathering.then(fn);
-  gathering = run.catch(() => {});
-  return run;
+/** No UDP port of `--voice-ports` was free for a peer: it has no address to receive media on. */
+export class NoVoicePort extends Error {
+  constructor() {
+    super("Cannot carry voice: no UDP port of the server's voice range is free");
+  }
 }
 
 /** The most ICE candidates a client may trickle per offer. */
@@ -94,6 +93,8 @@ export class VoicePeer {
   #dirty = false;
   #candidates = 0;
   #closed = false;
+  /** Whether its first offer gathered a candidate (a UDP port is bound). */
+  #bound = false;
 
   /**
    * @param options ports and addresses
@@ -194,11 +195,16 @@ export class VoicePeer {
     this.#candidates = 0;
     const offer = await this.#pc.createOffer();
     this.#noStun();
-    await exclusive(async () => {
-      await this.#pc.setLocalDescription(offer);
-      await this.#gathered();
-    });
+    await this.#pc.setLocalDescription(offer);
+    await this.#gathered();
     if (this.#closed) return;
+    // werift logs a failed bind and gathers nothing for that address: with none bound, no media.
+    // (Only the first offer gathers; later ones reuse its candidates.)
+    if (!this.#bound && !/^a=candidate:/m.test(this.#pc.localDescription!.sdp)) {
+      this.#offering = false;
+      throw new NoVoicePort();
+    }
+    this.#bound = true;
     const streams: Record<string, string> = {};
     for (const slot of this.#slots) {
       const mid = slot.transceiver.mid;

@@ -15,7 +15,7 @@ import type { VoiceChange, VoiceParticipant, VoiceStateFrame } from "../protocol
 import { nameKey } from "../protocol/names.ts";
 import { Outgoing } from "../protocol/outgoing.ts";
 import { getLogger } from "@logtape/logtape";
-import { type PeerOptions, VoicePeer } from "./peer.ts";
+import { NoVoicePort, type PeerOptions, VoicePeer } from "./peer.ts";
 
 /** The voice settings (`--voice-*` flags; docs/voice.md). */
 export interface VoiceOptions extends PeerOptions {
@@ -122,10 +122,10 @@ export class Voice {
       peer.addSource(other.id);
       other.peer.addSource(id);
       this.#streams += 2;
-      this.#negotiate(other);
+      this.#negotiate(vr, other);
     }
     vr.participants.set(member, me);
-    this.#negotiate(me);
+    this.#negotiate(vr, me);
     this.#announce(vr, member.name, "joined");
     return this.participants(room);
   }
@@ -278,15 +278,19 @@ export class Voice {
     for (const other of vr.participants.values()) {
       other.peer.removeSource(me.id);
       this.#streams -= 2;
-      this.#negotiate(other);
+      this.#negotiate(vr, other);
     }
     if (vr.participants.size === 0) this.#rooms.delete(nameKey(vr.name));
     if (change !== undefined) this.#announce(vr, member.name, change, by);
   }
 
-  #negotiate(p: Participant): void {
+  #negotiate(vr: VoiceRoom, p: Participant): void {
     p.peer.negotiate().catch((error) => {
       log.warn("Cannot offer voice to {name}: {error}", { name: p.member.name, error });
+      if (!(error instanceof NoVoicePort) || vr.participants.get(p.member) !== p) return;
+      // Without a port its media has nowhere to go: it is told, and taken out of the voice.
+      p.member.deliver(new Outgoing({ type: "voice_ended", room: vr.name, reason: error.message }));
+      this.#drop(vr, p.member, "left");
     });
   }
 
