@@ -135,3 +135,26 @@ Deno.test("a second Ctrl-C 500 ms into the drain exits at once, with status 130"
     stalled.close();
   }
 });
+
+Deno.test({
+  name:
+    "deno task server's own permissions carry voice: werift loads with --allow-env=NO_COLOR,DEBUG",
+  ignore: !HAVE_SETSID || Deno.build.os === "windows",
+  async fn() {
+    await using dir = await tempDir("parley-voice-perms-");
+    const server = await taskServer(dir.path);
+    try {
+      await using client = await RawClient.json(server.port, "alice");
+      client.send({ type: "join", room: "#ops", ref: "j" });
+      await client.frame((f) => f.ref === "j");
+      client.send({ type: "voice_join", room: "#ops", ref: "v" });
+      assert.equal((await client.frame((f) => f.ref === "v")).type, "ack");
+      const offer = await client.frame((f) => f.type === "voice_offer");
+      assert.match(String(offer.sdp), /^a=candidate:.* typ host/m);
+    } finally {
+      Deno.kill(-server.child.pid, "SIGINT");
+      await server.child.status;
+      await server.done;
+    }
+  },
+});

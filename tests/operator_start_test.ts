@@ -177,7 +177,7 @@ Deno.test("deno task server with --data elsewhere prints the command that allows
   const command = lines[1]!.trim();
   assert.equal(
     command,
-    `deno run --allow-net --allow-env=NO_COLOR --allow-sys=setPriority,hostname ` +
+    `deno run --allow-net --allow-env=NO_COLOR,DEBUG --allow-sys=setPriority,hostname,networkInterfaces ` +
       `--allow-read=${data} --allow-write=${data} main.ts server --host 127.0.0.1 --port 0 ` +
       `--http-port 0 --irc-port 0 --data ${data}`,
   );

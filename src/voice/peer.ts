@@ -11,6 +11,7 @@
 
 import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver } from "werift";
 import type { Buffer } from "node:buffer";
+import process from "node:process";
 import { ChatError } from "../protocol/errors.ts";
 import { installPortSearch } from "./udp_ports.ts";
 
@@ -37,22 +38,42 @@ interface Slot {
 let werift: typeof import("werift") | undefined;
 
 /**
- * Loads werift. It is not imported with the rest of the server: its `debug` dependency reads
- * every environment variable as it loads, which needs `--allow-env`, and the other subcommands
- * (`user`, `cert`, `backup`) run without it.
+ * Loads werift. It is not imported with the rest of the server, so the other subcommands
+ * (`user`, `cert`, `backup`) never load it. Its `debug` dependency lists every environment
+ * variable as it loads (to read `DEBUG_*` options), which would need the whole of `--allow-env`:
+ * while it loads, `process.env` is a plain object holding only `DEBUG` (when the permissions allow
+ * reading it), so the server needs no more than `--allow-env=NO_COLOR,DEBUG`.
  *
- * @returns whether it loaded (it does not without `--allow-env`)
+ * @returns whether it loaded (it does not without `--allow-sys=networkInterfaces`, for one)
  */
 export async function loadMedia(): Promise<boolean> {
   try {
     if (werift === undefined) {
-      const loaded = await import("werift");
+      const loaded = await withNarrowEnv(() => import("werift"));
       installPortSearch(loaded.UdpTransport);
       werift = loaded;
     }
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Runs `load` while `process.env` shows only `DEBUG`, then puts the real one back. */
+async function withNarrowEnv<T>(load: () => Promise<T>): Promise<T> {
+  const real = Object.getOwnPropertyDescriptor(process, "env");
+  let debug: string | undefined;
+  try {
+    debug = Deno.env.get("DEBUG");
+  } catch {
+    debug = undefined; // not permitted: werift logs nothing of its own, as without DEBUG
+  }
+  const env: Record<string, string> = debug === undefined ? {} : { DEBUG: debug };
+  Object.defineProperty(process, "env", { value: env, configurable: true, writable: true });
+  try {
+    return await load();
+  } finally {
+    if (real !== undefined) Object.defineProperty(process, "env", real);
   }
 }
 
