@@ -212,9 +212,7 @@ export class ChatServer implements AsyncDisposable {
       throw new TypeError("--no-plain needs --tls-cert and --tls-key");
     }
     if (full.voice && !await loadMedia()) {
-      log.warn(
-        "Voice is off: werift cannot load (it needs --allow-sys=networkInterfaces; deno task server grants it)",
-      );
+      log.warn("Voice is off: its media library (npm:werift) could not be loaded");
     }
     const { store, folder } = deps.store === undefined
       ? await openStore(full)

@@ -44,7 +44,7 @@ let werift: typeof import("werift") | undefined;
  * while it loads, `process.env` is a plain object holding only `DEBUG` (when the permissions allow
  * reading it), so the server needs no more than `--allow-env=NO_COLOR,DEBUG`.
  *
- * @returns whether it loaded (it does not without `--allow-sys=networkInterfaces`, for one)
+ * @returns whether it loaded
  */
 export async function loadMedia(): Promise<boolean> {
   try {
