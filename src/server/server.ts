@@ -11,7 +11,7 @@ import { Accounts } from "../auth/accounts.ts";
 import { Hub } from "../hub/hub.ts";
 import { encodeLine, Outgoing } from "../protocol/outgoing.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
-import { Session } from "../session/session.ts";
+import { heldUser, Session } from "../session/session.ts";
 import type { SessionContext } from "../session/session.ts";
 import { FlushScheduler } from "../session/outbox.ts";
 import { ReplayClaims } from "../session/replay.ts";
@@ -818,7 +818,7 @@ export class ChatServer implements AsyncDisposable {
           ? "You are now a server administrator"
           : "You are no longer a server administrator";
         for (const session of sessions) {
-          session.user = user;
+          session.user = heldUser(user);
           session.deliver(new Outgoing({ type: "notice", text }));
         }
       }
@@ -848,34 +848,38 @@ export class ChatServer implements AsyncDisposable {
    * Serves one connection under its place in the caps (or tells it why it has none), and
    * releases the place when it ends, whatever happens.
    */
-  async #serve(conn: Connection, admission: Admission | Refusal, irc = false): Promise<void> {
-    if ("reason" in admission) {
-      this.#refused(conn.remote, admission);
-      try {
-        await conn.write(encodeLine(`! ${admission.reason}`));
-      } catch {
-        // the peer is gone already
-      }
-      conn.close();
-      return;
-    }
+  #serve(conn: Connection, admission: Admission | Refusal, irc = false): Promise<void> {
+    if ("reason" in admission) return this.#turnAway(conn, admission);
     const session = new Session(conn, this.#ctx, { irc });
     this.#sessions.add(session);
     this.#counters.connection(conn.kind, 1);
-    try {
-      if (this.#stopping !== undefined) {
-        await session.shutdown("the server is shutting down", this.config.shutdownGraceMs);
-      } else {
-        await session.run();
-      }
-    } catch (error) {
+    const served = this.#stopping !== undefined
+      ? session.shutdown("the server is shutting down", this.config.shutdownGraceMs)
+      : session.run();
+    // Not an async function: one suspended for the life of a session holds its whole frame.
+    return served.then(() => this.#served(session, conn, admission), (error) => {
       log.error("Connection {remote} failed: {error}", { remote: conn.remote, error });
-    } finally {
-      this.#sessions.delete(session);
-      this.#counters.connection(conn.kind, -1);
-      session.close();
-      admission.release();
+      this.#served(session, conn, admission);
+    });
+  }
+
+  /** A session ended: it leaves the books and its place under the caps is released. */
+  #served(session: Session, conn: Connection, admission: Admission): void {
+    this.#sessions.delete(session);
+    this.#counters.connection(conn.kind, -1);
+    session.close();
+    admission.release();
+  }
+
+  /** Tells a connection over the caps why, and closes it. */
+  async #turnAway(conn: Connection, refusal: Refusal): Promise<void> {
+    this.#refused(conn.remote, refusal);
+    try {
+      await conn.write(encodeLine(`! ${refusal.reason}`));
+    } catch {
+      // the peer is gone already
     }
+    conn.close();
   }
 }
 
