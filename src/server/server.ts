@@ -247,7 +247,7 @@ export class ChatServer implements AsyncDisposable {
       if (full.plain) {
         server.#listener = server.#listen("tcp", full.port, (conn, _remote, admission) => {
           const connection = new StreamConnection(conn, { kind: "tcp", maxLine: full.maxLine });
-          server.#track(server.#serve(connection, admission));
+          server.#serve(connection, admission);
         });
       }
       if (full.tlsCert !== undefined) server.#listenTls();
@@ -291,10 +291,10 @@ export class ChatServer implements AsyncDisposable {
       httpHandler({
         allowOrigins: config.allowOrigins,
         maxLine: config.maxLine,
-        serve: (conn) => this.#track(this.#serve(conn, HELD_BY_HTTP)),
+        serve: (conn) => void this.#serve(conn, HELD_BY_HTTP),
         ...this.#ctx.irc === undefined
           ? {}
-          : { irc: { serve: (conn) => this.#track(this.#serve(conn, HELD_BY_HTTP, true)) } },
+          : { irc: { serve: (conn) => void this.#serve(conn, HELD_BY_HTTP, true) } },
         health: (detailed) => {
           const status = this.#stopping === undefined ? "ok" : "stopping";
           if (!detailed) return { status };
@@ -454,7 +454,7 @@ export class ChatServer implements AsyncDisposable {
     const maxLine = MAX_LINE_BYTES + MAX_TAG_BYTES;
     this.#irc = this.#listen("irc", this.config.ircPort, (conn, _remote, admission) => {
       const connection = new StreamConnection(conn, { kind: "tcp", maxLine });
-      this.#track(this.#serve(connection, admission, true));
+      this.#serve(connection, admission, true);
     });
     this.#ctx.irc!.ircPort = (this.#irc.addr as Deno.NetAddr).port;
     if (this.config.tlsCert === undefined) return;
@@ -463,7 +463,7 @@ export class ChatServer implements AsyncDisposable {
       this.config.ircTlsPort,
       (socket, remote, admission) => {
         const conn = new NodeSocketConnection(socket, { kind: "tls", maxLine, remote });
-        this.#track(this.#serve(conn, admission, true));
+        this.#serve(conn, admission, true);
       },
     );
   }
@@ -476,7 +476,7 @@ export class ChatServer implements AsyncDisposable {
         maxLine: this.config.maxLine,
         remote,
       });
-      this.#track(this.#serve(conn, admission));
+      this.#serve(conn, admission);
     });
   }
 
@@ -696,9 +696,7 @@ export class ChatServer implements AsyncDisposable {
    * `memoryConnection` (src/transport/memory.ts)), under the same caps; resolves when it ends.
    */
   serve(conn: Connection): Promise<void> {
-    const task = this.#serve(conn, this.#limits.admit(conn.remoteIp));
-    this.#track(task);
-    return task;
+    return this.#serve(conn, this.#limits.admit(conn.remoteIp));
   }
 
   /** How many chat sessions (TCP, TLS, WebSocket) are open. */
@@ -839,9 +837,10 @@ export class ChatServer implements AsyncDisposable {
     } else log.debug("Refused {remote}: {reason}", { remote, reason: refusal.reason });
   }
 
-  #track(task: Promise<void>): void {
+  #track(task: Promise<void>): Promise<void> {
     this.#tasks.add(task);
     task.finally(() => this.#tasks.delete(task));
+    return task;
   }
 
   /**
@@ -849,7 +848,7 @@ export class ChatServer implements AsyncDisposable {
    * releases the place when it ends, whatever happens.
    */
   #serve(conn: Connection, admission: Admission | Refusal, irc = false): Promise<void> {
-    if ("reason" in admission) return this.#turnAway(conn, admission);
+    if ("reason" in admission) return this.#track(this.#turnAway(conn, admission));
     const session = new Session(conn, this.#ctx, { irc });
     this.#sessions.add(session);
     this.#counters.connection(conn.kind, 1);
@@ -857,14 +856,20 @@ export class ChatServer implements AsyncDisposable {
       ? session.shutdown("the server is shutting down", this.config.shutdownGraceMs)
       : session.run();
     // Not an async function: one suspended for the life of a session holds its whole frame.
-    return served.then(() => this.#served(session, conn, admission), (error) => {
+    // Tracked here, not by #track: its ending takes it off the books, no `finally` held.
+    const task: Promise<void> = served.then(() => this.#served(session, conn, admission, task), (
+      error,
+    ) => {
       log.error("Connection {remote} failed: {error}", { remote: conn.remote, error });
-      this.#served(session, conn, admission);
+      this.#served(session, conn, admission, task);
     });
+    this.#tasks.add(task);
+    return task;
   }
 
   /** A session ended: it leaves the books and its place under the caps is released. */
-  #served(session: Session, conn: Connection, admission: Admission): void {
+  #served(session: Session, conn: Connection, admission: Admission, task: Promise<void>): void {
+    this.#tasks.delete(task);
     this.#sessions.delete(session);
     this.#counters.connection(conn.kind, -1);
     session.close();

@@ -118,6 +118,9 @@ export function heldUser(user: UserRecord): UserRecord {
   };
 }
 
+/** The gate of a server without a password: it never shuts, so every session shares it. */
+const OPEN_GATE = new ServerPasswordGate(undefined);
+
 /** The keepalive the server sends to a silent JSON connection. */
 const PING = new Outgoing({ type: "ping" });
 /** One connected client. */
@@ -156,7 +159,8 @@ export class Session implements Caller {
     this.#conn = conn;
     this.#ctx = ctx;
     this.#counters = ctx.counters ?? newCounters();
-    this.#gate = new ServerPasswordGate(ctx.config.serverPassword);
+    const password = ctx.config.serverPassword;
+    this.#gate = password === undefined ? OPEN_GATE : new ServerPasswordGate(password);
     this.remote = conn.remote;
     this.remoteIp = conn.remoteIp;
     const { config } = ctx;
