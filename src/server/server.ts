@@ -105,6 +105,13 @@ export class ChatServer implements AsyncDisposable {
   #adminFeed: ReturnType<typeof setInterval> | undefined;
   #adminSeen = 0;
   #following = false;
+  /** The database files as of the feed's last poll, and the polls skipped since. */
+  #adminStamp = "";
+  #adminIdle = 0;
+  /** Search indexing (see #indexSome): whether it is up to date, as of which sends. */
+  #indexCaughtUp = false;
+  #indexSent = 0;
+  #indexIdle = 0;
   /** What `/metrics` reports that is counted as it happens. */
   readonly #counters = new ServerCounters();
   /** How late the event loop runs (reported on the admin `/healthz` and `/metrics`). */
@@ -237,12 +244,7 @@ export class ChatServer implements AsyncDisposable {
       server.#adminSeen = await store.moderation.lastAdminEvent();
       server.#adminFeed = setInterval(() => {
         void server.#followAdmin();
-        // Messages are indexed for search after they are stored, a chunk at a time.
-        server.store.messages.index(INDEX_CHUNK).catch((error) => {
-          if (server.#stopping === undefined) {
-            log.error("Cannot index for search: {error}", { error });
-          }
-        });
+        server.#indexSome();
       }, ADMIN_POLL_MS);
       if (full.plain) {
         server.#listener = server.#listen("tcp", full.port, (conn, _remote, admission) => {
@@ -789,8 +791,55 @@ export class ChatServer implements AsyncDisposable {
    * every server sharing it follows): a changed password, a disabled or deleted account ends its
    * live sessions; a granted or removed administrator role takes effect in them at once.
    */
+  /**
+   * Indexes messages for search after they are stored, a chunk at a time. Once the index is up
+   * to date, it is looked at again only after messages were sent, or every INDEX_IDLE_TICKS
+   * (for messages stored some other way): an idle server sends the store no indexing batches
+   * (a search indexes what is missing first anyway).
+   */
+  #indexSome(): void {
+    const sent = this.#counters.roomMessages + this.#counters.directMessages;
+    if (this.#indexCaughtUp && sent === this.#indexSent && ++this.#indexIdle < INDEX_IDLE_TICKS) {
+      return;
+    }
+    this.#indexSent = sent;
+    this.#indexIdle = 0;
+    this.#indexCaughtUp = false;
+    this.store.messages.index(INDEX_CHUNK).then((n) => {
+      this.#indexCaughtUp = n === 0;
+    }, (error) => {
+      if (this.#stopping === undefined) log.error("Cannot index for search: {error}", { error });
+    });
+  }
+
+  /**
+   * Whether the database may have changed since the last poll of the administrators' feed: its
+   * files' sizes and modification times (a stat each, where a poll is a store batch), with a
+   * poll every ADMIN_IDLE_TICKS regardless (a change in the same clock tick as the last stat
+   * does not move the time). In memory, or when the files cannot be looked at: always.
+   */
+  #adminMaybeChanged(): boolean {
+    if (this.config.data === ":memory:" || ++this.#adminIdle >= ADMIN_IDLE_TICKS) {
+      this.#adminIdle = 0;
+      return true;
+    }
+    let stamp = "";
+    try {
+      for (const suffix of ["", "-wal"]) {
+        const info = Deno.statSync(`${this.config.data}/parley.db${suffix}`);
+        stamp += `${info.size}:${info.mtime?.getTime()};`;
+      }
+    } catch {
+      return true;
+    }
+    if (stamp === this.#adminStamp) return false;
+    this.#adminStamp = stamp;
+    this.#adminIdle = 0;
+    return true;
+  }
+
   async #followAdmin(): Promise<void> {
-    if (this.#following || this.#stopping !== undefined) return;
+    if (this.#following || this.#stopping !== undefined || !this.#adminMaybeChanged()) return;
     this.#following = true;
     try {
       const events = await this.store.moderation.adminEventsAfter(this.#adminSeen);
@@ -908,7 +957,11 @@ export interface ServerDeps {
  * and new messages are indexed for search (up to INDEX_CHUNK each time: 4,000 a second).
  */
 const ADMIN_POLL_MS = 500;
+/** An unchanged database is still polled for administrators' changes every 10 s. */
+const ADMIN_IDLE_TICKS = 20;
 const INDEX_CHUNK = 2000;
+/** How many polls an up-to-date search index waits with nothing sent (10 s). */
+const INDEX_IDLE_TICKS = 20;
 
 /** Refused HTTP connections answered at once; past this many, one is closed unanswered. */
 const MAX_REFUSING = 64;
