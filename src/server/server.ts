@@ -115,7 +115,12 @@ export class ChatServer implements AsyncDisposable {
   /** What `/metrics` reports that is counted as it happens. */
   readonly #counters = new ServerCounters();
   /** How late the event loop runs (reported on the admin `/healthz` and `/metrics`). */
-  readonly #lag = new LagProbe(5, (late) => this.#counters.lagSeconds.observe(late / 1000));
+  readonly #lag = new LagProbe(5, (late) => this.#counters.lagSeconds.observe(late / 1000), {
+    activity: () => {
+      const c = this.#counters;
+      return c.lines + c.deliveries + c.tcpOpened + c.tlsOpened + c.wsOpened;
+    },
+  });
   readonly #files: FileService | undefined;
   #fileSweep: ReturnType<typeof setInterval> | undefined;
   readonly #limits: ConnectionLimits;

@@ -249,6 +249,7 @@ export class Session implements Caller {
 
   /** Handles one inbound event under flood control; false when the session should end. */
   async #consume(event: InboundEvent): Promise<boolean> {
+    this.#counters.lines++;
     this.#lastInput = performance.now();
     this.#pinged = false;
     const delayed = this.#flood.pass();
