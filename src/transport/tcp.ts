@@ -37,6 +37,10 @@ export class StreamConnection implements Connection, AsyncIterableIterator<Inbou
   /** Lines read but not yet taken, from `#at` on. */
   #events: InboundEvent[] = NO_EVENTS as InboundEvent[];
   #at = 0;
+  /** What a read's promise calls, either way: one bound method, not two closures a read. */
+  #settled:
+    | ((n: unknown) => IteratorResult<InboundEvent> | Promise<IteratorResult<InboundEvent>>)
+    | undefined;
   /** The read in flight, resolving to the next event. */
   #reading: Promise<IteratorResult<InboundEvent>> | undefined;
   #first = true;
@@ -87,10 +91,10 @@ export class StreamConnection implements Connection, AsyncIterableIterator<Inbou
     const queued = this.#take();
     if (queued !== undefined) return Promise.resolve(queued);
     if (this.#ended || this.#closed) return Promise.resolve(DONE);
-    const buf = this.#buf ??= new Uint8Array(MIN_READ);
-    return this.#reading = this.#conn.read(buf).then(
-      (n) => this.#read(buf, n),
-      () => this.#read(buf, null), // reset, closed under us: the peer is gone either way
+    const settled = this.#settled ??= this.#read.bind(this);
+    return this.#reading = this.#conn.read(this.#buf ??= new Uint8Array(MIN_READ)).then(
+      settled,
+      settled,
     );
   }
 
@@ -113,12 +117,16 @@ export class StreamConnection implements Connection, AsyncIterableIterator<Inbou
     return { done: false, value };
   }
 
+  /**
+   * A read settled: `n` bytes in `#buf`, or null at the end, or why it failed (reset, closed
+   * under us: the peer is gone either way).
+   */
   #read(
-    buf: Uint8Array,
-    n: number | null,
+    n: number | null | unknown,
   ): IteratorResult<InboundEvent> | Promise<IteratorResult<InboundEvent>> {
     this.#reading = undefined;
-    if (n === null || this.#ended) {
+    const buf = this.#buf!;
+    if (typeof n !== "number" || this.#ended) {
       this.#ended = true;
       return DONE;
     }
