@@ -43,9 +43,6 @@ export class LagProbe implements Disposable {
   readonly #onSample: ((lateMs: number) => void) | undefined;
   readonly #activity: (() => number) | undefined;
   readonly #idleIntervalMs: number;
-  readonly #onQuiet: (() => void) | undefined;
-  /** How many on-time runs with no activity make the probe look less often (a second's). */
-  readonly #quietRuns: number;
   /** The activity count last seen, and how many on-time runs saw it unchanged since. */
   #seen = 0;
   #quiet = 0;
@@ -59,19 +56,16 @@ export class LagProbe implements Disposable {
    *   were all on time, the probe looks every `intervalMs` of `idle` instead (100 ms by
    *   default), and at `intervalMs` again from the run that sees it move or comes 5 ms late. An idle
    *   server is not woken 200 times a second (about 3 % of a core here), and a busy one is
-   *   probed as before, from at most one idle interval after it got busy. `onQuiet` is told
-   *   each time it starts looking less often (after the run that decided so was recorded).
+   *   probed as before, from at most one idle interval after it got busy.
    */
   constructor(
     intervalMs = 5,
     onSample?: (lateMs: number) => void,
-    idle?: { activity: () => number; intervalMs?: number; onQuiet?: () => void },
+    idle?: { activity: () => number; intervalMs?: number },
   ) {
     this.#intervalMs = intervalMs;
     this.#onSample = onSample;
     this.#activity = idle?.activity;
-    this.#onQuiet = idle?.onQuiet;
-    this.#quietRuns = Math.ceil(QUIET_MS / intervalMs);
     this.#idleIntervalMs = Math.max(intervalMs, idle?.intervalMs ?? 100);
     this.#arm();
   }
@@ -87,7 +81,8 @@ export class LagProbe implements Disposable {
   }
 
   #arm(): void {
-    const ms = this.#quiet >= this.#quietRuns ? this.#idleIntervalMs : this.#intervalMs;
+    const quiet = this.#quiet * this.#intervalMs >= QUIET_MS;
+    const ms = quiet ? this.#idleIntervalMs : this.#intervalMs;
     this.#due = performance.now() + ms;
     this.#timer = setTimeout(() => this.#tick(), ms) as unknown as number;
     Deno.unrefTimer(this.#timer); // never keeps a finished process alive
@@ -106,7 +101,7 @@ export class LagProbe implements Disposable {
       if (seen !== this.#seen || late > 5) {
         this.#seen = seen;
         this.#quiet = 0;
-      } else if (++this.#quiet === this.#quietRuns) this.#onQuiet?.();
+      } else this.#quiet++;
     }
     this.#arm();
   }

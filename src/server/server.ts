@@ -44,7 +44,6 @@ import { acceptLoop } from "./accept.ts";
 import { claimDataFolder, databaseError, StartError } from "./data_folder.ts";
 import type { DataFolder } from "./data_folder.ts";
 import { ConnectionLimits } from "./limits.ts";
-import { collectGarbage } from "./idle_gc.ts";
 import { LagProbe } from "./lag_probe.ts";
 import { countResponses, renderMetrics, ServerCounters, tokenRole } from "./metrics.ts";
 import type { ServerSnapshot } from "./metrics.ts";
@@ -117,12 +116,11 @@ export class ChatServer implements AsyncDisposable {
   readonly #counters = new ServerCounters();
   /** How late the event loop runs (reported on the admin `/healthz` and `/metrics`). */
   readonly #lag = new LagProbe(5, (late) => this.#counters.lagSeconds.observe(late / 1000), {
-    activity: () => this.#work(),
-    onQuiet: () => this.#wentQuiet(),
+    activity: () => {
+      const c = this.#counters;
+      return c.lines + c.deliveries + c.tcpOpened + c.tlsOpened + c.wsOpened;
+    },
   });
-  /** The work done as of the last garbage collection the server asked for, and when. */
-  #collectedWork = 0;
-  #collectedAt = -Infinity;
   readonly #files: FileService | undefined;
   #fileSweep: ReturnType<typeof setInterval> | undefined;
   readonly #limits: ConnectionLimits;
@@ -664,36 +662,6 @@ export class ChatServer implements AsyncDisposable {
     for (const conn of this.#handshaking) closeQuietly(conn);
   }
 
-  /** A count that moves while the server works: lines read, events delivered, connections. */
-  #work(): number {
-    const c = this.#counters;
-    return c.lines + c.deliveries + c.tcpOpened + c.tlsOpened + c.wsOpened;
-  }
-
-  /**
-   * The server went quiet (nothing read, delivered or opened for a second): after a burst of
-   * IDLE_GC_WORK or more, and at most once every IDLE_GC_INTERVAL_MS, it collects its garbage,
-   * so that what the burst grew (V8's young generation, the garbage left in the old one) goes
-   * back to the system instead of waiting for allocations an idle server does not make.
-   */
-  #wentQuiet(): void {
-    const work = this.#work();
-    const now = performance.now();
-    if (
-      work - this.#collectedWork < IDLE_GC_WORK || now - this.#collectedAt < IDLE_GC_INTERVAL_MS
-    ) {
-      return;
-    }
-    this.#collectedWork = work;
-    this.#collectedAt = now;
-    if (collectGarbage()) {
-      log.debug("Idle after {work} units of work: collected garbage in {ms} ms", {
-        work,
-        ms: Math.round(performance.now() - now),
-      });
-    }
-  }
-
   #checkTimers(): void {
     const now = performance.now();
     for (const session of this.#sessions) session.checkTimers(now);
@@ -994,10 +962,6 @@ export interface ServerDeps {
  * and new messages are indexed for search (up to INDEX_CHUNK each time: 4,000 a second).
  */
 const ADMIN_POLL_MS = 500;
-/** The work (lines, deliveries, connections) after which a quiet server collects its garbage. */
-const IDLE_GC_WORK = 10_000;
-/** The shortest time between two of those collections. */
-const IDLE_GC_INTERVAL_MS = 60_000;
 /** An unchanged database is still polled for administrators' changes every 10 s. */
 const ADMIN_IDLE_TICKS = 20;
 const INDEX_CHUNK = 2000;
