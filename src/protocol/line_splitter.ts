@@ -33,7 +33,8 @@ const CR = 0x0d;
  */
 export class LineSplitter {
   readonly #maxLine: number;
-  #parts: Uint8Array[] = [];
+  /** The unfinished line's pieces; none while no line is unfinished (most idle connections). */
+  #parts: Uint8Array[] | undefined;
   #partLength = 0;
   #discarding = false;
 
@@ -65,16 +66,36 @@ export class LineSplitter {
     }
   }
 
+  /**
+   * Feeds a chunk and appends every line it completes to `out`, as {@linkcode LineSplitter.push}
+   * yields them, without a generator. The chunk may be reused by the caller on return.
+   *
+   * @param chunk the bytes read
+   * @param out where the events go
+   */
+  split(chunk: Uint8Array, out: LineEvent[]): void {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(NL, start);
+      if (nl === -1) {
+        this.#keep(chunk.subarray(start));
+        return;
+      }
+      out.push(this.#finish(chunk.subarray(start, nl)));
+      start = nl + 1;
+    }
+  }
+
   #keep(rest: Uint8Array): void {
     if (this.#discarding || rest.length === 0) return;
     // One byte of slack: a trailing "\r" may belong to the line ending.
     if (this.#partLength + rest.length > this.#maxLine + 1) {
       this.#discarding = true;
-      this.#parts = [];
+      this.#parts = undefined;
       this.#partLength = 0;
       return;
     }
-    this.#parts.push(rest.slice());
+    (this.#parts ??= []).push(rest.slice());
     this.#partLength += rest.length;
   }
 
@@ -87,12 +108,12 @@ export class LineSplitter {
     if (this.#partLength > 0) {
       bytes = new Uint8Array(this.#partLength + tail.length);
       let at = 0;
-      for (const part of this.#parts) {
+      for (const part of this.#parts!) {
         bytes.set(part, at);
         at += part.length;
       }
       bytes.set(tail, at);
-      this.#parts = [];
+      this.#parts = undefined;
       this.#partLength = 0;
     }
     if (bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, -1);

@@ -71,6 +71,14 @@ export class ConnectionLimits {
     return this.#open;
   }
 
+  /** A place was released (by {@linkcode Place.release}, once): it is no longer counted. */
+  released(ip: string): void {
+    this.#open--;
+    const left = (this.#perIp.get(ip) ?? 1) - 1;
+    if (left <= 0) this.#perIp.delete(ip);
+    else this.#perIp.set(ip, left);
+  }
+
   /** Admits (and counts) a new connection from `ip`, or says why not. */
   admit(ip: string): Admission | Refusal {
     const o = this.#options;
@@ -92,16 +100,27 @@ export class ConnectionLimits {
     }
     this.#open++;
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    let released = false;
-    return {
-      release: () => {
-        if (released) return;
-        released = true;
-        this.#open--;
-        const left = (this.#perIp.get(ip) ?? 1) - 1;
-        if (left <= 0) this.#perIp.delete(ip);
-        else this.#perIp.set(ip, left);
-      },
-    };
+    return new Place(this, ip);
+  }
+}
+
+/**
+ * One connection's place under the caps: an object with a method, not a closure (one is held by
+ * every connection for its whole life).
+ */
+class Place implements Admission {
+  readonly #limits: ConnectionLimits;
+  readonly #ip: string;
+  #released = false;
+
+  constructor(limits: ConnectionLimits, ip: string) {
+    this.#limits = limits;
+    this.#ip = ip;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#limits.released(this.#ip);
   }
 }

@@ -81,6 +81,8 @@ export class ServerCounters {
   /** Messages accepted (stored and published), to rooms and to people. */
   roomMessages = 0;
   directMessages = 0;
+  /** Lines (and frames) read from clients (not exported: the lag probe's sign of work). */
+  lines = 0;
   /** Events queued to a session (a message to a room of ten is ten deliveries, less its sender). */
   deliveries = 0;
   /** Sessions closed because their send queue overflowed (slow consumers). */

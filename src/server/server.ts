@@ -11,7 +11,7 @@ import { Accounts } from "../auth/accounts.ts";
 import { Hub } from "../hub/hub.ts";
 import { encodeLine, Outgoing } from "../protocol/outgoing.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
-import { Session } from "../session/session.ts";
+import { heldUser, Session } from "../session/session.ts";
 import type { SessionContext } from "../session/session.ts";
 import { FlushScheduler } from "../session/outbox.ts";
 import { ReplayClaims } from "../session/replay.ts";
@@ -105,10 +105,22 @@ export class ChatServer implements AsyncDisposable {
   #adminFeed: ReturnType<typeof setInterval> | undefined;
   #adminSeen = 0;
   #following = false;
+  /** The database files as of the feed's last poll, and the polls skipped since. */
+  #adminStamp = "";
+  #adminIdle = 0;
+  /** Search indexing (see #indexSome): whether it is up to date, as of which sends. */
+  #indexCaughtUp = false;
+  #indexSent = 0;
+  #indexIdle = 0;
   /** What `/metrics` reports that is counted as it happens. */
   readonly #counters = new ServerCounters();
   /** How late the event loop runs (reported on the admin `/healthz` and `/metrics`). */
-  readonly #lag = new LagProbe(5, (late) => this.#counters.lagSeconds.observe(late / 1000));
+  readonly #lag = new LagProbe(5, (late) => this.#counters.lagSeconds.observe(late / 1000), {
+    activity: () => {
+      const c = this.#counters;
+      return c.lines + c.deliveries + c.tcpOpened + c.tlsOpened + c.wsOpened;
+    },
+  });
   readonly #files: FileService | undefined;
   #fileSweep: ReturnType<typeof setInterval> | undefined;
   readonly #limits: ConnectionLimits;
@@ -237,17 +249,12 @@ export class ChatServer implements AsyncDisposable {
       server.#adminSeen = await store.moderation.lastAdminEvent();
       server.#adminFeed = setInterval(() => {
         void server.#followAdmin();
-        // Messages are indexed for search after they are stored, a chunk at a time.
-        server.store.messages.index(INDEX_CHUNK).catch((error) => {
-          if (server.#stopping === undefined) {
-            log.error("Cannot index for search: {error}", { error });
-          }
-        });
+        server.#indexSome();
       }, ADMIN_POLL_MS);
       if (full.plain) {
         server.#listener = server.#listen("tcp", full.port, (conn, _remote, admission) => {
           const connection = new StreamConnection(conn, { kind: "tcp", maxLine: full.maxLine });
-          server.#track(server.#serve(connection, admission));
+          server.#serve(connection, admission);
         });
       }
       if (full.tlsCert !== undefined) server.#listenTls();
@@ -291,10 +298,10 @@ export class ChatServer implements AsyncDisposable {
       httpHandler({
         allowOrigins: config.allowOrigins,
         maxLine: config.maxLine,
-        serve: (conn) => this.#track(this.#serve(conn, HELD_BY_HTTP)),
+        serve: (conn) => void this.#serve(conn, HELD_BY_HTTP),
         ...this.#ctx.irc === undefined
           ? {}
-          : { irc: { serve: (conn) => this.#track(this.#serve(conn, HELD_BY_HTTP, true)) } },
+          : { irc: { serve: (conn) => void this.#serve(conn, HELD_BY_HTTP, true) } },
         health: (detailed) => {
           const status = this.#stopping === undefined ? "ok" : "stopping";
           if (!detailed) return { status };
@@ -454,7 +461,7 @@ export class ChatServer implements AsyncDisposable {
     const maxLine = MAX_LINE_BYTES + MAX_TAG_BYTES;
     this.#irc = this.#listen("irc", this.config.ircPort, (conn, _remote, admission) => {
       const connection = new StreamConnection(conn, { kind: "tcp", maxLine });
-      this.#track(this.#serve(connection, admission, true));
+      this.#serve(connection, admission, true);
     });
     this.#ctx.irc!.ircPort = (this.#irc.addr as Deno.NetAddr).port;
     if (this.config.tlsCert === undefined) return;
@@ -463,7 +470,7 @@ export class ChatServer implements AsyncDisposable {
       this.config.ircTlsPort,
       (socket, remote, admission) => {
         const conn = new NodeSocketConnection(socket, { kind: "tls", maxLine, remote });
-        this.#track(this.#serve(conn, admission, true));
+        this.#serve(conn, admission, true);
       },
     );
   }
@@ -476,7 +483,7 @@ export class ChatServer implements AsyncDisposable {
         maxLine: this.config.maxLine,
         remote,
       });
-      this.#track(this.#serve(conn, admission));
+      this.#serve(conn, admission);
     });
   }
 
@@ -696,9 +703,7 @@ export class ChatServer implements AsyncDisposable {
    * `memoryConnection` (src/transport/memory.ts)), under the same caps; resolves when it ends.
    */
   serve(conn: Connection): Promise<void> {
-    const task = this.#serve(conn, this.#limits.admit(conn.remoteIp));
-    this.#track(task);
-    return task;
+    return this.#serve(conn, this.#limits.admit(conn.remoteIp));
   }
 
   /** How many chat sessions (TCP, TLS, WebSocket) are open. */
@@ -791,8 +796,55 @@ export class ChatServer implements AsyncDisposable {
    * every server sharing it follows): a changed password, a disabled or deleted account ends its
    * live sessions; a granted or removed administrator role takes effect in them at once.
    */
+  /**
+   * Indexes messages for search after they are stored, a chunk at a time. Once the index is up
+   * to date, it is looked at again only after messages were sent, or every INDEX_IDLE_TICKS
+   * (for messages stored some other way): an idle server sends the store no indexing batches
+   * (a search indexes what is missing first anyway).
+   */
+  #indexSome(): void {
+    const sent = this.#counters.roomMessages + this.#counters.directMessages;
+    if (this.#indexCaughtUp && sent === this.#indexSent && ++this.#indexIdle < INDEX_IDLE_TICKS) {
+      return;
+    }
+    this.#indexSent = sent;
+    this.#indexIdle = 0;
+    this.#indexCaughtUp = false;
+    this.store.messages.index(INDEX_CHUNK).then((n) => {
+      this.#indexCaughtUp = n === 0;
+    }, (error) => {
+      if (this.#stopping === undefined) log.error("Cannot index for search: {error}", { error });
+    });
+  }
+
+  /**
+   * Whether the database may have changed since the last poll of the administrators' feed: its
+   * files' sizes and modification times (a stat each, where a poll is a store batch), with a
+   * poll every ADMIN_IDLE_TICKS regardless (a change in the same clock tick as the last stat
+   * does not move the time). In memory, or when the files cannot be looked at: always.
+   */
+  #adminMaybeChanged(): boolean {
+    if (this.config.data === ":memory:" || ++this.#adminIdle >= ADMIN_IDLE_TICKS) {
+      this.#adminIdle = 0;
+      return true;
+    }
+    let stamp = "";
+    try {
+      for (const suffix of ["", "-wal"]) {
+        const info = Deno.statSync(`${this.config.data}/parley.db${suffix}`);
+        stamp += `${info.size}:${info.mtime?.getTime()};`;
+      }
+    } catch {
+      return true;
+    }
+    if (stamp === this.#adminStamp) return false;
+    this.#adminStamp = stamp;
+    this.#adminIdle = 0;
+    return true;
+  }
+
   async #followAdmin(): Promise<void> {
-    if (this.#following || this.#stopping !== undefined) return;
+    if (this.#following || this.#stopping !== undefined || !this.#adminMaybeChanged()) return;
     this.#following = true;
     try {
       const events = await this.store.moderation.adminEventsAfter(this.#adminSeen);
@@ -818,7 +870,7 @@ export class ChatServer implements AsyncDisposable {
           ? "You are now a server administrator"
           : "You are no longer a server administrator";
         for (const session of sessions) {
-          session.user = user;
+          session.user = heldUser(user);
           session.deliver(new Outgoing({ type: "notice", text }));
         }
       }
@@ -839,43 +891,54 @@ export class ChatServer implements AsyncDisposable {
     } else log.debug("Refused {remote}: {reason}", { remote, reason: refusal.reason });
   }
 
-  #track(task: Promise<void>): void {
+  #track(task: Promise<void>): Promise<void> {
     this.#tasks.add(task);
     task.finally(() => this.#tasks.delete(task));
+    return task;
   }
 
   /**
    * Serves one connection under its place in the caps (or tells it why it has none), and
    * releases the place when it ends, whatever happens.
    */
-  async #serve(conn: Connection, admission: Admission | Refusal, irc = false): Promise<void> {
-    if ("reason" in admission) {
-      this.#refused(conn.remote, admission);
-      try {
-        await conn.write(encodeLine(`! ${admission.reason}`));
-      } catch {
-        // the peer is gone already
-      }
-      conn.close();
-      return;
-    }
+  #serve(conn: Connection, admission: Admission | Refusal, irc = false): Promise<void> {
+    if ("reason" in admission) return this.#track(this.#turnAway(conn, admission));
     const session = new Session(conn, this.#ctx, { irc });
     this.#sessions.add(session);
     this.#counters.connection(conn.kind, 1);
-    try {
-      if (this.#stopping !== undefined) {
-        await session.shutdown("the server is shutting down", this.config.shutdownGraceMs);
-      } else {
-        await session.run();
-      }
-    } catch (error) {
+    const served = this.#stopping !== undefined
+      ? session.shutdown("the server is shutting down", this.config.shutdownGraceMs)
+      : session.run();
+    // Not an async function: one suspended for the life of a session holds its whole frame.
+    // Tracked here, not by #track: its ending takes it off the books, no `finally` held.
+    const task: Promise<void> = served.then(() => this.#served(session, conn, admission, task), (
+      error,
+    ) => {
       log.error("Connection {remote} failed: {error}", { remote: conn.remote, error });
-    } finally {
-      this.#sessions.delete(session);
-      this.#counters.connection(conn.kind, -1);
-      session.close();
-      admission.release();
+      this.#served(session, conn, admission, task);
+    });
+    this.#tasks.add(task);
+    return task;
+  }
+
+  /** A session ended: it leaves the books and its place under the caps is released. */
+  #served(session: Session, conn: Connection, admission: Admission, task: Promise<void>): void {
+    this.#tasks.delete(task);
+    this.#sessions.delete(session);
+    this.#counters.connection(conn.kind, -1);
+    session.close();
+    admission.release();
+  }
+
+  /** Tells a connection over the caps why, and closes it. */
+  async #turnAway(conn: Connection, refusal: Refusal): Promise<void> {
+    this.#refused(conn.remote, refusal);
+    try {
+      await conn.write(encodeLine(`! ${refusal.reason}`));
+    } catch {
+      // the peer is gone already
     }
+    conn.close();
   }
 }
 
@@ -899,7 +962,11 @@ export interface ServerDeps {
  * and new messages are indexed for search (up to INDEX_CHUNK each time: 4,000 a second).
  */
 const ADMIN_POLL_MS = 500;
+/** An unchanged database is still polled for administrators' changes every 10 s. */
+const ADMIN_IDLE_TICKS = 20;
 const INDEX_CHUNK = 2000;
+/** How many polls an up-to-date search index waits with nothing sent (10 s). */
+const INDEX_IDLE_TICKS = 20;
 
 /** Refused HTTP connections answered at once; past this many, one is closed unanswered. */
 const MAX_REFUSING = 64;

@@ -6,6 +6,8 @@
 
 /** What sessions count: integer fields, bumped in place. */
 export interface SessionCounters {
+  /** Lines (and frames) read from clients. */
+  lines: number;
   /** Events queued to a session. */
   deliveries: number;
   /** Sessions closed because their send queue overflowed. */
@@ -17,5 +19,5 @@ export interface SessionCounters {
 
 /** Counters starting at zero (for a session nobody reads the counts of). */
 export function newCounters(): SessionCounters {
-  return { deliveries: 0, sendQueueCutoffs: 0, roomMessages: 0, directMessages: 0 };
+  return { lines: 0, deliveries: 0, sendQueueCutoffs: 0, roomMessages: 0, directMessages: 0 };
 }

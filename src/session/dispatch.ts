@@ -18,26 +18,32 @@ import type { TokenBucket } from "./token_bucket.ts";
 /** The most replies that may wait for a commit before the session stops reading. */
 const MAX_PIPELINE = 64;
 
+/** What a guard without a rate is given for buckets: never written, shared. */
+const NO_RATES: Map<string, TokenBucket> = new Map();
+
+/** A caller that arrives (comes online as a guest) when a request opens its session. */
+export interface Arriving extends Caller {
+  /** Arrives, once. */
+  arrive(): void;
+}
+
 /** One session's way into the command table. */
 export class Dispatcher {
-  readonly #caller: Caller;
+  readonly #caller: Arriving;
   readonly #services: Services;
   readonly #replies: ReplyQueue;
-  readonly #arrive: () => void;
-  /** Per-command rate limits (the `rate` guards), made on first use. */
-  readonly #rates = new Map<string, TokenBucket>();
+  /** Per-command rate limits (the `rate` guards), made at the first such command. */
+  #rates: Map<string, TokenBucket> | undefined;
 
   /**
-   * @param caller the session the requests are its
+   * @param caller the session the requests are its (it arrives when a request opens it)
    * @param services what the commands work with
    * @param replies the session's reply queue
-   * @param arrive brings the session in (for a dialect's request that opens it)
    */
-  constructor(caller: Caller, services: Services, replies: ReplyQueue, arrive: () => void) {
+  constructor(caller: Arriving, services: Services, replies: ReplyQueue) {
     this.#caller = caller;
     this.#services = services;
     this.#replies = replies;
-    this.#arrive = arrive;
   }
 
   /**
@@ -64,7 +70,7 @@ export class Dispatcher {
       }
       return going;
     }
-    if (parsed.opens === true && !logsIn(parsed.request)) this.#arrive();
+    if (parsed.opens === true && !logsIn(parsed.request)) this.#caller.arrive();
     return this.#one(parsed.request, parsed.ref);
   }
 
@@ -86,7 +92,8 @@ export class Dispatcher {
       // The table is indexed by the request's own type, so the request fits its entry.
       const command = COMMANDS[request.type] as unknown as Command<RequestType>;
       const caller = this.#caller;
-      const guarded = checkGuard(command.guard, request, caller, this.#services, this.#rates);
+      const rates = command.guard.rate === undefined ? NO_RATES : this.#rates ??= new Map();
+      const guarded = checkGuard(command.guard, request, caller, this.#services, rates);
       outcome = guarded === undefined
         ? command.run(request, caller, this.#services)
         : guarded.then(() => command.run(request, caller, this.#services));

@@ -8,7 +8,8 @@
 import { TokenBucket } from "./token_bucket.ts";
 
 /**
- * Delays a session's lines to `burst` at once, then `rate` per second.
+ * Delays a session's lines to `burst` at once, then `rate` per second. It is its own token
+ * bucket (one object a session, not two).
  *
  * @example
  * ```ts
@@ -22,8 +23,7 @@ import { TokenBucket } from "./token_bucket.ts";
  * assert.deepEqual(warnings, [1]);
  * ```
  */
-export class FloodGate {
-  readonly #bucket: TokenBucket;
+export class FloodGate extends TokenBucket {
   readonly #warn: (seconds: number) => void;
   #throttled = false;
   #wakeUp: (() => void) | undefined;
@@ -34,13 +34,13 @@ export class FloodGate {
    * @param warn told, once per episode, how many seconds lines are being delayed by
    */
   constructor(burst: number, rate: number, warn: (seconds: number) => void) {
-    this.#bucket = new TokenBucket(burst, rate);
+    super(burst, rate);
     this.#warn = warn;
   }
 
   /** Resolves when the next line may be handled (at once, or after its delay). */
   pass(): Promise<void> | undefined {
-    const wait = this.#bucket.take();
+    const wait = this.take();
     if (wait <= 0) {
       this.#throttled = false;
       return undefined;

@@ -24,7 +24,7 @@ import type { Outcome } from "../protocol/requests.ts";
 import type { WebPort } from "../protocol/sniff.ts";
 import type { UserRecord } from "../store/store.ts";
 import type { Connection, InboundEvent } from "../transport/connection.ts";
-import { type FlushScheduler, Outbox } from "./outbox.ts";
+import { type FlushScheduler, Outbox, type OutboxOptions } from "./outbox.ts";
 import { ReplyQueue } from "./replies.ts";
 import { writeReplay } from "./replay.ts";
 import { FloodGate } from "./flood.ts";
@@ -65,6 +65,62 @@ export interface SessionContext extends Services {
   irc?: IrcWorld | undefined;
 }
 
+/**
+ * What a session's {@linkcode Outbox} calls: one object with methods, not an options object of
+ * closures (an idle session keeps fewer objects).
+ */
+class OutboxHooks implements OutboxOptions {
+  readonly #session: Session;
+  readonly #conn: Connection;
+  readonly maxBytes: number;
+  readonly scheduler: FlushScheduler;
+
+  constructor(session: Session, conn: Connection, maxBytes: number, scheduler: FlushScheduler) {
+    this.#session = session;
+    this.#conn = conn;
+    this.maxBytes = maxBytes;
+    this.scheduler = scheduler;
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    return this.#conn.write(data);
+  }
+
+  onOverflow(): void {
+    // The client's doing (it reads too slowly): debug, like every client fault.
+    log.debug("Closing {remote} ({name}): send queue exceeded {max} bytes", {
+      remote: this.#conn.remote,
+      name: this.#session.name,
+      max: this.maxBytes,
+    });
+    this.#session.sendQueueCutoff();
+  }
+
+  onError(): void {
+    this.#session.close();
+  }
+}
+
+/**
+ * The account record a session keeps: a copy without the password hash (nothing a session does
+ * reads it: a password change reads the account again), in one object shape for every session.
+ * The store's records arrive from its worker with properties of their own (a dictionary each,
+ * hundreds of bytes a session), so the copy is also what keeps an idle session small.
+ */
+export function heldUser(user: UserRecord): UserRecord {
+  return {
+    id: user.id,
+    name: user.name,
+    passwordHash: "",
+    created: user.created,
+    disabled: user.disabled,
+    admin: user.admin,
+  };
+}
+
+/** The gate of a server without a password: it never shuts, so every session shares it. */
+const OPEN_GATE = new ServerPasswordGate(undefined);
+
 /** The keepalive the server sends to a silent JSON connection. */
 const PING = new Outgoing({ type: "ping" });
 /** One connected client. */
@@ -103,35 +159,20 @@ export class Session implements Caller {
     this.#conn = conn;
     this.#ctx = ctx;
     this.#counters = ctx.counters ?? newCounters();
-    this.#gate = new ServerPasswordGate(ctx.config.serverPassword);
+    const password = ctx.config.serverPassword;
+    this.#gate = password === undefined ? OPEN_GATE : new ServerPasswordGate(password);
     this.remote = conn.remote;
     this.remoteIp = conn.remoteIp;
+    const { config } = ctx;
+    this.#outbox = new Outbox(new OutboxHooks(this, conn, config.maxSendq, ctx.flusher));
     if (options.irc === true && ctx.irc !== undefined) {
       // The IRC ports, and IRC over WebSocket (`/irc`: framed, one IRC line per message).
-      this.#dialect = new IrcDialect(ctx.irc, this, (bytes) => this.#outbox.push(bytes));
+      this.#dialect = new IrcDialect(ctx.irc, this, this.#outbox.push.bind(this.#outbox));
     } else if (conn.framed) this.#dialect = json;
-    const { config } = ctx;
-    this.#flood = new FloodGate(config.floodBurst, config.floodRate, (seconds) => {
-      this.#say(new ChatError("rate_limited", "Slow down: your lines are being delayed", seconds));
-    });
-    this.#outbox = new Outbox({
-      maxBytes: config.maxSendq,
-      write: (data) => conn.write(data),
-      onOverflow: () => {
-        // The client's doing (it reads too slowly): debug, like every client fault.
-        log.debug("Closing {remote} ({name}): send queue exceeded {max} bytes", {
-          remote: conn.remote,
-          name: this.name,
-          max: config.maxSendq,
-        });
-        this.#counters.sendQueueCutoffs++;
-        this.close();
-      },
-      onError: () => this.close(),
-      scheduler: ctx.flusher,
-    });
-    this.#replies = new ReplyQueue((ref, answer) => this.#answer(ref, answer), conn.remote);
-    this.#dispatch = new Dispatcher(this, ctx, this.#replies, () => this.arrive());
+    // Bound methods, not arrow functions: nothing keeps the constructor's scope alive.
+    this.#flood = new FloodGate(config.floodBurst, config.floodRate, this.#slowDown.bind(this));
+    this.#replies = new ReplyQueue(this.#answer.bind(this), conn.remote);
+    this.#dispatch = new Dispatcher(this, ctx, this.#replies);
   }
 
   /** Queues an event in this connection's dialect. Never blocks, never throws. */
@@ -152,32 +193,16 @@ export class Session implements Caller {
    * rejects: whatever goes wrong ends this session only.
    */
   async run(): Promise<void> {
+    // Kept small: an idle session waits here, and a suspended function holds all its registers.
     const events = this.#conn.messages()[Symbol.asyncIterator]();
     try {
-      let next = events.next();
-      const sniffing = !this.#conn.framed && this.#dialect === undefined;
-      if (sniffing && await speaksChat(next)) this.#outbox.push(encodeLine(BANNER));
-      for (;;) {
-        const result = await next;
-        if (result.done || this.closed) break;
-        const foreign = sniffing && !this.#started ? foreignProtocol(result.value) : undefined;
-        if (foreign === "irc" && this.#ctx.irc !== undefined) {
-          // IRC registration on the chat port: the connection is handed to the IRC dialect.
-          this.#dialect = new IrcDialect(this.#ctx.irc, this, (bytes) => this.#outbox.push(bytes));
-        } else if (foreign !== undefined) {
-          this.#started = true;
-          const answer = await foreignAnswer(foreign, result.value, events, {
-            remote: this.remote,
-            web: this.#ctx.web,
-            ircPort: this.#ctx.irc?.ircPort,
-          });
-          if (answer !== undefined) this.#outbox.push(new TextEncoder().encode(answer));
-          return await this.#flush(FOREIGN_LINGER_MS);
+      if (await this.#open(events)) {
+        for (;;) {
+          const result = await events.next();
+          if (result.done || this.closed || !(await this.#consume(result.value))) break;
         }
-        if (!(await this.#consume(result.value))) break;
-        next = events.next();
+        await this.#replies.idle();
       }
-      await this.#replies.idle();
     } catch (error) {
       log.error("Session {remote} failed: {error}", { remote: this.#conn.remote, error });
     } finally {
@@ -188,8 +213,43 @@ export class Session implements Caller {
     }
   }
 
+  /**
+   * Reads up to the first line the session handles: on a connection that may speak another
+   * protocol (a plain port), greets one that speaks first or not at all with the banner, and
+   * answers one that speaks HTTP, IRC (without an IRC dialect) or TLS; true when the session
+   * goes on reading.
+   */
+  async #open(events: AsyncIterator<InboundEvent>): Promise<boolean> {
+    if (this.#conn.framed || this.#dialect !== undefined) return true;
+    let next = events.next();
+    if (await speaksChat(next)) this.#outbox.push(encodeLine(BANNER));
+    while (!this.#started) {
+      const result = await next;
+      if (result.done || this.closed) return false;
+      const foreign = foreignProtocol(result.value);
+      if (foreign === "irc" && this.#ctx.irc !== undefined) {
+        // IRC registration on the chat port: the connection is handed to the IRC dialect.
+        this.#dialect = new IrcDialect(this.#ctx.irc, this, this.#outbox.push.bind(this.#outbox));
+      } else if (foreign !== undefined) {
+        this.#started = true;
+        const answer = await foreignAnswer(foreign, result.value, events, {
+          remote: this.remote,
+          web: this.#ctx.web,
+          ircPort: this.#ctx.irc?.ircPort,
+        });
+        if (answer !== undefined) this.#outbox.push(new TextEncoder().encode(answer));
+        await this.#flush(FOREIGN_LINGER_MS);
+        return false;
+      }
+      if (!(await this.#consume(result.value))) return false;
+      if (!this.#started) next = events.next();
+    }
+    return true;
+  }
+
   /** Handles one inbound event under flood control; false when the session should end. */
   async #consume(event: InboundEvent): Promise<boolean> {
+    this.#counters.lines++;
     this.#lastInput = performance.now();
     this.#pinged = false;
     const delayed = this.#flood.pass();
@@ -255,7 +315,7 @@ export class Session implements Caller {
 
   /** Records a login (the command table's `logIn` calls this) and brings the session online. */
   loggedIn(login: AccountLogin, joined: readonly string[]): void {
-    this.user = login.user;
+    this.user = heldUser(login.user);
     this.tokenHash = login.tokenHash;
     this.comeOnline(joined);
   }
@@ -323,6 +383,11 @@ export class Session implements Caller {
     }).then(() => !answer.close && !this.closed);
   }
 
+  /** Flood control delays its lines: it is told so, once per episode. */
+  #slowDown(seconds: number): void {
+    this.#say(new ChatError("rate_limited", "Slow down: your lines are being delayed", seconds));
+  }
+
   /** Writes an error; true (an error never ends the session by itself). */
   #say(error: ChatError, ref?: string): true {
     this.#outbox.push((this.#dialect ?? text).error(error, ref));
@@ -380,6 +445,12 @@ export class Session implements Caller {
     this.#stop();
     this.#goOffline();
     await this.#flush(deadlineMs);
+    this.close();
+  }
+
+  /** Its send queue overflowed (its outbox says so): counted, and the session is closed. */
+  sendQueueCutoff(): void {
+    this.#counters.sendQueueCutoffs++;
     this.close();
   }
 
