@@ -353,6 +353,25 @@ export class Hub {
     }));
   }
 
+  /**
+   * Calls `fn` for each logged-in member of the room: its name, account id and whether the
+   * account is an administrator. Copies nothing (a room's roles are read at every join).
+   */
+  forEachAccount(roomName: string, fn: (name: string, id: number, admin: boolean) => void): void {
+    const room = this.#room(roomName, false);
+    if (room === undefined) return;
+    for (const user of room.members) {
+      if (user.accountId === undefined) continue;
+      let admin = false;
+      for (const session of user.sessions) {
+        if (session.user === undefined) continue;
+        admin = session.user.admin === true;
+        break;
+      }
+      fn(user.name, user.accountId, admin);
+    }
+  }
+
   /** Whether the user of that name is in the room. */
   userIsIn(name: string, roomName: string): boolean {
     const room = this.#room(roomName, false);

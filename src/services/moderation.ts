@@ -129,10 +129,13 @@ export class Moderation {
   async state(room: string): Promise<RoomState> {
     const policy = await this.#policy(room);
     const roles: Record<string, Role> = {};
-    for (const member of this.#hub.members(room)) {
-      const rank = this.#rank(accountOf(member), policy);
-      if (rank !== "member") roles[member.name] = rank;
-    }
+    const { ownerId } = policy.record;
+    const { operators } = policy;
+    this.#hub.forEachAccount(room, (name, id, admin) => {
+      if (admin) roles[name] = "admin";
+      else if (ownerId === id) roles[name] = "owner";
+      else if (operators.has(id)) roles[name] = "op";
+    });
     const state: RoomState = { modes: modes(policy.record), roles };
     if (policy.record.topic !== undefined) state.topic = policy.record.topic;
     return state;
