@@ -440,6 +440,34 @@ Deno.test("text mode: 'alice joined voice in #ops', and /voice lists who is ther
   assert.equal(await tom.line((l) => l.includes("voice")), "* Nobody is in voice in #ops");
 });
 
+Deno.test("text mode: a call rings with how to refuse it, and /decline refuses the latest", async () => {
+  await using a = await voiceApp();
+  const alice = await a.connect();
+  await ok(alice, { type: "register", name: "alice", password: "correct horse battery" });
+  const [conn, tom] = memoryConnection("127.0.0.1");
+  void a.server.serve(conn);
+  tom.send("/nick tom");
+  await tom.line((l) => l.includes("You are now tom"));
+  tom.send("/decline");
+  assert.match(await tom.line((l) => l.startsWith("!")), /no call rings for you/);
+  const ended = seen(alice, (f) => f.type === "call_state" && f.state === "ended");
+  await ok(alice, { type: "call", to: "tom" });
+  assert.equal(
+    await tom.line((l) => l.includes("calling")),
+    "* alice is calling tom (answer it in a browser, or /decline)",
+  );
+  tom.send("/decline");
+  assert.equal((await ended).reason, "declined");
+  // From JSON too, without naming the call; and only the one called may.
+  const bob = await a.connect();
+  await ok(bob, { type: "register", name: "bob", password: "correct horse battery" });
+  await ok(alice, { type: "call", to: "bob" });
+  await refused(alice, { type: "call_decline" }, "bad_frame");
+  const over = seen(alice, (f) => f.type === "call_state" && f.state === "ended");
+  await ok(bob, { type: "call_decline" });
+  assert.equal((await over).reason, "declined");
+});
+
 Deno.test("terminal client: voice and call events in its words, /voice with the browser link", () => {
   const f = new Formatter(false, () => 0);
   const line = (e: Parameters<Formatter["event"]>[0]) => f.event(e).map((l) => l.text);

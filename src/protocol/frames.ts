@@ -85,7 +85,7 @@ export type VoiceClientFrame =
   | Ref & { type: "voice_servers" }
   | Ref & { type: "call"; to: string }
   | Ref & { type: "call_accept"; call: string }
-  | Ref & { type: "call_decline"; call: string }
+  | Ref & { type: "call_decline"; call?: string }
   | Ref & { type: "call_hangup"; call: string };
 
 /** What an operator may do to someone in a room's voice. */
@@ -558,7 +558,7 @@ const SPECS: Readonly<Record<ClientFrameType, FieldSpec>> = {
   voice_servers: { required: {}, optional: {} },
   call: { required: { to: "string" }, optional: {} },
   call_accept: { required: { call: "string" }, optional: {} },
-  call_decline: { required: { call: "string" }, optional: {} },
+  call_decline: { required: {}, optional: { call: "string" } },
   call_hangup: { required: { call: "string" }, optional: {} },
 };
 

@@ -53,6 +53,7 @@ export const TEXT_HELP: readonly string[] = [
   "  /unread              what you have not read, in your rooms and direct messages",
   "  /read [#room|NAME]   mark a room (default: the current one) or a DM as read",
   "  /voice [#room]       who is in a room's voice, and the link to join it from a browser",
+  "  /decline             refuse the call ringing for you (answer calls in a browser)",
   "  /help                this list",
   "  /quit [reason]       leave (also: logout, bye, quit)",
   "Any other line is a message to your current room; start it with // to send a leading /.",
@@ -135,6 +136,8 @@ export function parseTextLine(line: string, current: string | undefined): TextCo
     case "who":
     case "names":
       return { type: "who", room: rest === "" ? needRoom(current, "list members") : roomArg(rest) };
+    case "decline":
+      return { type: "call_decline" };
     case "voice":
       return {
         type: "voice_who",
@@ -348,7 +351,7 @@ export function formatTextEvent(frame: ServerFrame): string | undefined {
     case "call_state":
       switch (frame.state) {
         case "ringing":
-          return `* ${frame.from} is calling ${frame.to} (answer it in a browser)`;
+          return `* ${frame.from} is calling ${frame.to} (answer it in a browser, or /decline)`;
         case "active":
           return `* ${frame.from} and ${frame.to} are in a call`;
         case "ended":

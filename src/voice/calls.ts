@@ -111,12 +111,15 @@ export class Calls {
   }
 
   /**
-   * Declines a ringing call (from any session of the one called).
+   * Declines a ringing call (from any session of the one called); without `id`, the latest call
+   * ringing for it (text mode's `/decline`).
    *
    * @throws {ChatError} `bad_frame` when there is no such call for you
    */
-  decline(member: Member, id: string): void {
-    const call = this.#mine(member, id, "decline", "callee");
+  decline(member: Member, id: string | undefined): void {
+    const call = id === undefined
+      ? this.#ringing(member)
+      : this.#mine(member, id, "decline", "callee");
     if (call.state !== "ringing") throw new ChatError("bad_frame", "Cannot decline: not ringing");
     this.#end(call, "declined", false);
   }
@@ -133,6 +136,18 @@ export class Calls {
       throw new ChatError("bad_frame", `Cannot hang up: no call ${id.slice(0, 32)} of yours`);
     }
     this.#end(call, "hung up", call.state === "ringing");
+  }
+
+  /** The latest call ringing for `member`'s user. */
+  #ringing(member: Member): Call {
+    let latest: Call | undefined;
+    for (const call of this.#calls.values()) {
+      if (call.state === "ringing" && nameKey(call.to) === nameKey(member.name)) latest = call;
+    }
+    if (latest === undefined) {
+      throw new ChatError("bad_frame", "Cannot decline: no call rings for you");
+    }
+    return latest;
   }
 
   /** Ends the calls of a session that went away. */

@@ -64,6 +64,7 @@ export const COMMANDS: readonly CommandInfo[] = [
   c("read", "/read [#room|NAME]", "mark a conversation read (this one by default)", "room"),
   c("context", "/context ID [N]", "open message ID among its neighbours"),
   c("voice", "/voice [#room]", "who is in a room's voice (the voice bar joins it)", "room"),
+  c("decline", "/decline", "refuse the call ringing for you (as the Decline button)"),
   c("history", "/history [#room|NAME] [N]", "load the last N messages", "room"),
   c("register", "/register NAME PASSWORD", "create an account and log in"),
   c("login", "/login NAME PASSWORD", "log in to your account"),
