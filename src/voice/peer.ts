@@ -14,6 +14,9 @@ import type { Buffer } from "node:buffer";
 import process from "node:process";
 import { ChatError } from "../protocol/errors.ts";
 import { installPortSearch } from "./udp_ports.ts";
+import { getLogger } from "@logtape/logtape";
+
+const log = getLogger(["parley", "voice"]);
 
 /** How the forwarding unit's peers gather candidates (docs/voice.md, "Ports"). */
 export interface PeerOptions {
@@ -149,6 +152,11 @@ export class VoicePeer {
         if (!this.#closed) received(rtp.serialize());
       });
     });
+    // An offer held back while the first connection was being made goes out once it is made.
+    this.#pc.connectionStateChange.subscribe((state) => {
+      if (state !== "connected" || !this.#dirty || this.#offering || this.#closed) return;
+      this.negotiate().catch((error) => log.warn("Cannot offer voice again: {error}", { error }));
+    });
   }
 
   /** The state of its ICE and DTLS connection (`connected` once media flows). */
@@ -204,10 +212,15 @@ export class VoicePeer {
     if (slot !== undefined) slot.resync = true;
   }
 
-  /** Makes an offer and sends it, or, while one waits for its answer, offers again after. */
+  /**
+   * Makes an offer and sends it, or, while one waits for its answer, offers again after. Once
+   * the first offer is answered, the next waits until the connection is made: werift starts ICE
+   * and DTLS again for an answer that comes while they are still connecting, and that connection
+   * then never completes.
+   */
   async negotiate(): Promise<void> {
     if (this.#closed) return;
-    if (this.#offering) {
+    if (this.#offering || (this.#bound && this.#pc.connectionState !== "connected")) {
       this.#dirty = true;
       return;
     }
