@@ -21,6 +21,7 @@ import {
 import type { BenchSettings } from "./scenarios.ts";
 import { LIVE_WORKERS } from "./pool.ts";
 import { abandonServers, external, installedPeers, launch, SERVER_KINDS } from "./servers.ts";
+import { voiceScenario } from "./voice_scenario.ts";
 import type { ServerKind } from "./servers.ts";
 
 /** Every scenario, in the order they run. */
@@ -33,10 +34,17 @@ export const SCENARIOS = [
   "login",
   "burst",
   "slow",
+  "voice",
 ] as const;
 
 /** A scenario's name. */
 export type Scenario = (typeof SCENARIOS)[number];
+
+/**
+ * The scenarios run when --scenarios is not given: all but voice, which needs root (a network
+ * namespace) and adds about 1.5 minutes, more when a step is retried.
+ */
+export const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => s !== "voice");
 
 const USAGE = `Usage: deno task bench [options]   (or: deno run -P=bench bench/main.ts)
 
@@ -48,7 +56,7 @@ What to measure:
   --compare              parley and every installed peer (ngircd, inspircd, mosquitto)
   --servers LIST         comma-separated: parley, parley-irc (parley's IRC port), ngircd,
                          inspircd, mosquitto (default parley)
-  --scenarios LIST       comma-separated (default all): ${SCENARIOS.join(", ")}
+  --scenarios LIST       comma-separated (default all but voice): ${SCENARIOS.join(", ")}
   --connect HOST:PORT    drive a running server instead of starting one (with --protocol)
   --protocol NAME        parley, irc or mqtt (for --connect; default parley)
 
@@ -65,6 +73,10 @@ Rates and sizes:
   --pairs N              DM pairs (default 500)
   --idle N               idle connections (default 15000)
   --storm N              join-storm members (default 1000)
+  --voice-listeners LIST listener counts of the voice scenario, one speaker each
+                         (default 10,25,50; parley only, as root: it runs in a loopback-only
+                         network namespace)
+  --voice-duration SECS  measuring time of each voice step (default 10)
 
 Driver and server:
   --workers N            driver worker processes (default: CPUs of the driver; idle adds more)
@@ -136,6 +148,8 @@ export async function benchMain(args: string[]): Promise<number> {
         pairs: { type: "string" },
         idle: { type: "string" },
         storm: { type: "string" },
+        "voice-listeners": { type: "string" },
+        "voice-duration": { type: "string" },
         workers: { type: "string" },
         pin: { type: "boolean" },
         "no-pin": { type: "boolean" },
@@ -231,7 +245,7 @@ async function run(values: Values): Promise<BenchReport> {
   }
   if (servers.length === 0) servers = ["parley"];
   let scenarios = list(str("scenarios"), SCENARIOS, "scenarios") as Scenario[];
-  if (scenarios.length === 0) scenarios = [...SCENARIOS];
+  if (scenarios.length === 0) scenarios = [...DEFAULT_SCENARIOS];
 
   const cpus = cpuCount();
   let serverCpus = str("server-cpus");
@@ -289,6 +303,10 @@ async function run(values: Values): Promise<BenchReport> {
   const pairs = int(str("pairs"), "pairs", 500);
   const idleN = int(str("idle"), "idle", 15_000);
   const stormN = int(str("storm"), "storm", 1000, 2);
+  const voiceListeners = (str("voice-listeners") ?? "10,25,50").split(",").map((n) =>
+    int(n.trim(), "voice-listeners", 1)
+  );
+  const voiceMs = int(str("voice-duration"), "voice-duration", 10) * 1000;
 
   const { log: _log, external: _ext, ...shown } = settings;
   const report = emptyReport(await describeMachine(), {
@@ -298,6 +316,8 @@ async function run(values: Values): Promise<BenchReport> {
     pairs,
     idle: idleN,
     storm: stormN,
+    voiceListeners,
+    voiceDurationMs: voiceMs,
     args: Deno.args,
   });
   for (const kind of servers) {
@@ -365,6 +385,22 @@ async function run(values: Values): Promise<BenchReport> {
           await attempt(scenario, kind, async () => {
             report.slow[kind] = await slowReader(kind, settings);
           });
+          break;
+        case "voice":
+          // Only parley has voice; --connect drives a server whose media this cannot pin.
+          if (kind === "parley" && ext === undefined) {
+            await attempt(scenario, kind, async () => {
+              report.voice = await voiceScenario({
+                listeners: voiceListeners,
+                durationMs: voiceMs,
+                serverCpus,
+                driverCpus,
+                parleyArgs: settings.parleyArgs,
+                denoFlags,
+                log,
+              });
+            });
+          }
           break;
       }
     }

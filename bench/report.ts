@@ -15,6 +15,7 @@ import type {
   SweepResult,
 } from "./scenarios.ts";
 import { readProc } from "./proc.ts";
+import type { VoiceScenarioResult } from "./voice_scenario.ts";
 import { isDriverBound, serverLoad } from "./rig.ts";
 import type { StepResult } from "./rig.ts";
 import type { ServerKind } from "./servers.ts";
@@ -58,6 +59,8 @@ export interface BenchReport {
   login: Partial<Record<ServerKind, LoginRateResult[]>>;
   passwordBurst: PasswordBurstResult | undefined;
   slow: Partial<Record<ServerKind, SlowReaderResult>>;
+  /** The voice scenario (parley only); absent when not run (and in reports before it). */
+  voice?: VoiceScenarioResult | undefined;
   /** Scenarios that failed to run, with why. */
   failures: { scenario: string; server: ServerKind; error: string }[];
   goals: Goal[];
@@ -237,7 +240,90 @@ export function checkGoals(report: BenchReport): Goal[] {
       }) with ${burst.burst.count} logins`,
     pass: burst === undefined ? undefined : burst.p99Ratio <= 2,
   });
+  goals.push(voiceGoal(report.voice));
   return goals;
+}
+
+/** Issue 19's goal: one speaker heard by 50 listeners, the server on one core, under 1 % loss. */
+function voiceGoal(voice: VoiceScenarioResult | undefined): Goal {
+  const goal = "Voice: 1 speaker → 50 listeners, server on one core";
+  const target = "< 1 % loss";
+  if (voice === undefined) return { goal, target, measured: "not run", pass: undefined };
+  if (voice.skipped !== undefined) {
+    return { goal, target, measured: `skipped: ${voice.skipped}`, pass: undefined };
+  }
+  const oneCore = voice.serverCpus !== undefined && !/[,-]/.test(voice.serverCpus);
+  const step = voice.steps.find((s) => s.listeners === 50 && s.speakers === 1);
+  if (step === undefined) {
+    const failed = voice.failed.find((f) => f.listeners === 50);
+    return {
+      goal,
+      target,
+      measured: failed ? `failed ${failed.errors.length} runs: ${failed.errors.at(-1)}` : "not run",
+      pass: failed ? false : undefined,
+    };
+  }
+  const measured =
+    `${step.lossPercent.toFixed(2)} % lost (${num(step.received)} of ${num(step.expected)}), p99 ${
+      ms(step.p99Ms)
+    } ms added, server ${step.serverCpuPercent.toFixed(0)} % of a core` +
+    (oneCore ? "" : " (server not pinned to one core: not decidable)");
+  return { goal, target, measured, pass: oneCore ? step.lossPercent < 1 : undefined };
+}
+
+function voiceTable(voice: VoiceScenarioResult): string {
+  if (voice.skipped !== undefined) {
+    return `### Voice (parley)
+
+Skipped: ${voice.skipped}.
+`;
+  }
+  const rows = voice.steps.map((s) => [
+    `${s.speakers} → ${s.listeners}`,
+    num(s.streams),
+    `${s.connected} of ${s.speakers + s.listeners}`,
+    `${num(s.received)} of ${num(s.expected)}`,
+    `${s.lossPercent.toFixed(2)} %`,
+    ms(s.p50Ms),
+    ms(s.p99Ms),
+    ms(s.maxMs),
+    `${s.serverCpuPercent.toFixed(1)} %`,
+    s.cpuPerStreamPercent.toFixed(2),
+    s.cpuPerStreamPercent > 0 ? num(100 / s.cpuPerStreamPercent) : "",
+    `${(s.joinMs / 1000).toFixed(1)} s`,
+    s.attempts > 1 ? `${s.attempts} (${s.retried.length} stalled)` : "1",
+  ]);
+  for (const f of voice.failed) {
+    rows.push([
+      `1 → ${f.listeners}`,
+      "",
+      "",
+      `failed ${f.errors.length} runs: ${(f.errors.at(-1) ?? "").replaceAll("|", "\\|")}`,
+      ...Array(9).fill(""),
+    ]);
+  }
+  return `### Voice (parley; server on CPU ${voice.serverCpus ?? "any"}, driver on ${
+    voice.driverCpus ?? "any"
+  }, ${voice.durationMs / 1000} s each)
+
+${
+    table([
+      "speaker → listeners",
+      "forwarded streams",
+      "media connected",
+      "packets received",
+      "loss",
+      "added p50 ms",
+      "added p99 ms",
+      "max ms",
+      "server CPU (of one core)",
+      "server CPU % per stream",
+      "streams per core (linear)",
+      "joins took",
+      "runs",
+    ], rows)
+  }
+`;
 }
 
 function sweepSummary(title: string, results: Partial<Record<ServerKind, SweepResult>>): string {
@@ -496,6 +582,7 @@ export function toMarkdown(report: BenchReport): string {
       "",
     );
   }
+  if (report.voice !== undefined) out.push(voiceTable(report.voice));
   if (report.failures.length > 0) {
     out.push(
       "### Scenarios that did not run\n",
