@@ -328,7 +328,10 @@ export async function idle(
   options: { accounts?: number; holdMs?: number } = {},
 ): Promise<IdleResult> {
   const holdMs = options.holdMs ?? 5000;
-  const server = await serverFor(kind, settings, { requireLogin: true });
+  // Only the JSON port logs in (by token); parley's IRC port registers guests as the IRC servers
+  // do, and a guest is online (in #general) only without --require-login: with it, none of the
+  // IRC connections was online and the broadcast reached none of them.
+  const server = await serverFor(kind, settings, { requireLogin: kind === "parley" });
   const workers = Math.max(settings.workers, Math.ceil((n + 1) / 6000));
   const rig = await rigFor(server, settings, workers, 4096);
   try {

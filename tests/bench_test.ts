@@ -294,3 +294,36 @@ Deno.test("bench: an interrupt stops its servers and removes their temporary fol
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("bench idle on parley's IRC port: the guests are online, so the broadcast reaches every one", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "parley-bench-irc-idle-" });
+  try {
+    const json = `${tmp}/report.json`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../bench/main.ts", import.meta.url).pathname,
+        "--servers",
+        "parley-irc",
+        "--scenarios",
+        "idle",
+        "--idle",
+        "60",
+        "--no-pin",
+        "--quiet",
+        "--json",
+        json,
+      ],
+      env: { TMPDIR: tmp },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const report = JSON.parse(await Deno.readTextFile(json));
+    assert.equal(report.idle["parley-irc"].connections, 60);
+    assert.equal(report.idle["parley-irc"].broadcastDelivered, 60);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
