@@ -54,21 +54,14 @@ export class LineSplitter {
    * once the generator is exhausted.
    */
   *push(chunk: Uint8Array): Generator<LineEvent> {
-    let start = 0;
-    while (start <= chunk.length) {
-      const nl = chunk.indexOf(NL, start);
-      if (nl === -1) {
-        this.#keep(chunk.subarray(start));
-        return;
-      }
-      yield this.#finish(chunk.subarray(start, nl));
-      start = nl + 1;
-    }
+    const out: LineEvent[] = [];
+    this.split(chunk, out);
+    yield* out;
   }
 
   /**
-   * Feeds a chunk and appends every line it completes to `out`, as {@linkcode LineSplitter.push}
-   * yields them, without a generator. The chunk may be reused by the caller on return.
+   * Feeds a chunk and appends every line it completes to `out` (what {@linkcode LineSplitter.push}
+   * yields), without a generator. The chunk may be reused by the caller on return.
    *
    * @param chunk the bytes read
    * @param out where the events go

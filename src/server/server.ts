@@ -792,11 +792,6 @@ export class ChatServer implements AsyncDisposable {
   }
 
   /**
-   * Applies what administrators changed with `parley user` (the feed in the database, which
-   * every server sharing it follows): a changed password, a disabled or deleted account ends its
-   * live sessions; a granted or removed administrator role takes effect in them at once.
-   */
-  /**
    * Indexes messages for search after they are stored, a chunk at a time. Once the index is up
    * to date, it is looked at again only after messages were sent, or every INDEX_IDLE_TICKS
    * (for messages stored some other way): an idle server sends the store no indexing batches
@@ -821,17 +816,19 @@ export class ChatServer implements AsyncDisposable {
    * Whether the database may have changed since the last poll of the administrators' feed: its
    * files' sizes and modification times (a stat each, where a poll is a store batch), with a
    * poll every ADMIN_IDLE_TICKS regardless (a change in the same clock tick as the last stat
-   * does not move the time). In memory, or when the files cannot be looked at: always.
+   * does not move the time). In memory, with a store it did not open, or when the files cannot
+   * be looked at: always.
    */
   #adminMaybeChanged(): boolean {
-    if (this.config.data === ":memory:" || ++this.#adminIdle >= ADMIN_IDLE_TICKS) {
+    const db = this.#folder?.db;
+    if (db === undefined || ++this.#adminIdle >= ADMIN_IDLE_TICKS) {
       this.#adminIdle = 0;
       return true;
     }
     let stamp = "";
     try {
       for (const suffix of ["", "-wal"]) {
-        const info = Deno.statSync(`${this.config.data}/parley.db${suffix}`);
+        const info = Deno.statSync(`${db}${suffix}`);
         stamp += `${info.size}:${info.mtime?.getTime()};`;
       }
     } catch {
@@ -843,6 +840,11 @@ export class ChatServer implements AsyncDisposable {
     return true;
   }
 
+  /**
+   * Applies what administrators changed with `parley user` (the feed in the database, which
+   * every server sharing it follows): a changed password, a disabled or deleted account ends its
+   * live sessions; a granted or removed administrator role takes effect in them at once.
+   */
   async #followAdmin(): Promise<void> {
     if (this.#following || this.#stopping !== undefined || !this.#adminMaybeChanged()) return;
     this.#following = true;

@@ -129,12 +129,9 @@ export class Moderation {
   async state(room: string): Promise<RoomState> {
     const policy = await this.#policy(room);
     const roles: Record<string, Role> = {};
-    const { ownerId } = policy.record;
-    const { operators } = policy;
     this.#hub.forEachAccount(room, (name, id, admin) => {
-      if (admin) roles[name] = "admin";
-      else if (ownerId === id) roles[name] = "owner";
-      else if (operators.has(id)) roles[name] = "op";
+      const rank = rankOf(id, admin, policy);
+      if (rank !== "member") roles[name] = rank;
     });
     const state: RoomState = { modes: modes(policy.record), roles };
     if (policy.record.topic !== undefined) state.topic = policy.record.topic;
@@ -354,10 +351,7 @@ export class Moderation {
   }
 
   #rank(user: { id: number; admin: boolean } | undefined, policy: Policy): Rank {
-    if (user === undefined) return "member";
-    if (user.admin) return "admin";
-    if (policy.record.ownerId === user.id) return "owner";
-    return policy.operators.has(user.id) ? "op" : "member";
+    return user === undefined ? "member" : rankOf(user.id, user.admin, policy);
   }
 
   #restricted(policy: Policy, kind: Restriction["kind"], actor: Actor): boolean {
@@ -421,6 +415,13 @@ export class Moderation {
 }
 
 /** The account behind an online user, with its admin flag (from any of its sessions). */
+/** An account's rank in a room: an administrator's everywhere, else the room's owner, else an operator. */
+function rankOf(id: number, admin: boolean, policy: Policy): Rank {
+  if (admin) return "admin";
+  if (policy.record.ownerId === id) return "owner";
+  return policy.operators.has(id) ? "op" : "member";
+}
+
 function accountOf(user: OnlineUser): { id: number; admin: boolean } | undefined {
   if (user.accountId === undefined) return undefined;
   const record = user.sessions.find((s) => s.user !== undefined)?.user;
