@@ -286,6 +286,18 @@ Deno.test("voice limits: room size, SDP size, candidates per offer, rate, and --
   assert.equal((await ok(dave, { type: "voice_who", room: "#ops" })).enabled, false);
 });
 
+Deno.test("voice_answer has no rate of its own: answers beyond any burst are judged, not rate limited", async () => {
+  await using a = await voiceApp();
+  const alice = await inRoom(a, "alice");
+  const offer = seen(alice, (f) => f.type === "voice_offer");
+  await ok(alice, { type: "voice_join", room: "#ops" });
+  await offer;
+  // More answers than the old limit (10 at once) allowed: each is judged on what it says.
+  for (let i = 0; i < 20; i++) {
+    await refused(alice, { type: "voice_answer", room: "#ops", sdp: "v=0\r\n" }, "bad_frame");
+  }
+});
+
 Deno.test("voice_moderate: an operator mutes (they cannot unmute themselves), unmutes and removes", async () => {
   await using a = await voiceApp();
   const owner = await a.connect();
