@@ -14,6 +14,7 @@ import type { Buffer } from "node:buffer";
 import process from "node:process";
 import { ChatError } from "../protocol/errors.ts";
 import { installPortSearch } from "./udp_ports.ts";
+import { installFlightFiveGuard } from "./dtls_retransmit.ts";
 import { getLogger } from "@logtape/logtape";
 
 const log = getLogger(["parley", "voice"]);
@@ -54,6 +55,9 @@ export async function loadMedia(): Promise<boolean> {
     if (werift === undefined) {
       const loaded = await withNarrowEnv(() => import("werift"));
       installPortSearch(loaded.UdpTransport);
+      if (!Deno.env.get("NOGUARD")) {
+        installFlightFiveGuard(loaded.RTCDtlsTransport, loaded.DtlsServer);
+      }
       werift = loaded;
     }
     return true;
