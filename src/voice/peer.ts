@@ -55,13 +55,12 @@ export async function loadMedia(): Promise<boolean> {
     if (werift === undefined) {
       const loaded = await withNarrowEnv(() => import("werift"));
       installPortSearch(loaded.UdpTransport);
-      if (!Deno.env.get("NOGUARD")) {
-        installFlightFiveGuard(loaded.RTCDtlsTransport, loaded.DtlsServer);
-      }
+      installFlightFiveGuard(loaded.RTCDtlsTransport, loaded.DtlsServer);
       werift = loaded;
     }
     return true;
-  } catch {
+  } catch (error) {
+    log.warn("Cannot load npm:werift: {error}", { error: String(error).slice(0, 200) });
     return false;
   }
 }
