@@ -27,6 +27,7 @@ import type { MediaStreamTrack, RTCPeerConnection } from "werift";
 import type { PeerConnection, Track } from "node-datachannel";
 import { Histogram } from "./histogram.ts";
 import { cpuSeconds } from "./proc.ts";
+import { skipPublicStun } from "../src/voice/peer.ts";
 
 /** Which library the listeners use. */
 export type ListenerKind = "libdatachannel" | "werift";
@@ -188,10 +189,7 @@ class WeriftMedia implements Media {
       mic.setDirection("sendonly");
       await mic.sender.replaceTrack(this.mic);
     }
-    for (const t of this.pc.iceTransports) {
-      const c = (t as unknown as { connection?: { stunServer?: unknown } }).connection;
-      if (c !== undefined) c.stunServer = undefined; // no public STUN server to wait for
-    }
+    skipPublicStun(this.pc);
     await this.pc.setLocalDescription(await this.pc.createAnswer());
     return this.pc.localDescription!.sdp;
   }

@@ -7,6 +7,7 @@
 import { Buffer } from "node:buffer";
 import OpusScript from "opusscript";
 import type { MediaStreamTrack, RTCPeerConnection } from "werift";
+import { skipPublicStun } from "../src/voice/peer.ts";
 
 type Werift = typeof import("werift");
 
@@ -186,10 +187,7 @@ export class ScriptedParticipant implements AsyncDisposable {
       mic.setDirection("sendonly");
       await mic.sender.replaceTrack(this.#mic);
     }
-    for (const t of this.#pc.iceTransports) {
-      const c = (t as unknown as { connection?: { stunServer?: unknown } }).connection;
-      if (c !== undefined) c.stunServer = undefined; // werift would ask a public STUN server
-    }
+    skipPublicStun(this.#pc);
     await this.#pc.setLocalDescription(await this.#pc.createAnswer());
     const reply = await this.#request({
       type: "voice_answer",

@@ -10,7 +10,7 @@ import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import { ignoreRetransmittedFlightFive } from "../src/voice/dtls_retransmit.ts";
 import type { DtlsServerLike } from "../src/voice/dtls_retransmit.ts";
-import { loadMedia } from "../src/voice/peer.ts";
+import { loadMedia, skipPublicStun } from "../src/voice/peer.ts";
 
 /** A UDP socket bound to a free loopback port. */
 function udp(): Promise<dgram.Socket> {
@@ -161,12 +161,12 @@ Deno.test("voice DTLS: the forwarding unit's DTLS servers get the guard", async 
   try {
     offerer.addTransceiver("audio", { direction: "sendrecv" });
     const offer = await offerer.createOffer();
-    noStun(offerer);
+    skipPublicStun(offerer);
     await offerer.setLocalDescription(offer);
     await waitGathered(offerer);
     await answerer.setRemoteDescription(offerer.localDescription!);
     const answer = await answerer.createAnswer();
-    noStun(answerer);
+    skipPublicStun(answerer);
     await answerer.setLocalDescription(answer);
     await waitGathered(answerer);
     await offerer.setRemoteDescription(answerer.localDescription!);
@@ -192,17 +192,6 @@ Deno.test("voice DTLS: the forwarding unit's DTLS servers get the guard", async 
     await answerer.close();
   }
 });
-
-/**
- * Keeps werift from asking a public STUN server (it falls back to one without `iceServers`), as
- * the forwarding unit does.
- */
-function noStun(pc: { iceTransports: unknown[] }): void {
-  for (const transport of pc.iceTransports) {
-    const connection = (transport as { connection?: { stunServer?: unknown } }).connection;
-    if (connection !== undefined) connection.stunServer = undefined;
-  }
-}
 
 /** Waits until `pc` gathered its candidates. */
 async function waitGathered(pc: { iceGatheringState: string }): Promise<void> {

@@ -88,6 +88,20 @@ export function mediaLoaded(): boolean {
   return werift !== undefined;
 }
 
+/**
+ * Stops a werift peer connection asking a STUN server: werift falls back to Google's without one,
+ * and gathering then waits 5 s for an answer on a host without internet. The forwarding unit needs
+ * no reflexive address (it has its host candidates and `--voice-public-ip`); nor do the test and
+ * benchmark peers on loopback. Call it after `createOffer()`/`createAnswer()`, before
+ * `setLocalDescription()`.
+ */
+export function skipPublicStun(pc: { readonly iceTransports: readonly unknown[] }): void {
+  for (const transport of pc.iceTransports) {
+    const connection = (transport as { connection?: { stunServer?: unknown } }).connection;
+    if (connection !== undefined) connection.stunServer = undefined;
+  }
+}
+
 /** One Opus frame of 20 ms at 48 kHz, in RTP timestamp units. */
 const OPUS_FRAME = 960;
 
@@ -231,7 +245,7 @@ export class VoicePeer {
     this.#dirty = false;
     this.#candidates = 0;
     const offer = await this.#pc.createOffer();
-    this.#noStun();
+    skipPublicStun(this.#pc);
     await this.#pc.setLocalDescription(offer);
     await this.#gathered();
     if (this.#closed) return;
@@ -315,19 +329,6 @@ export class VoicePeer {
     this.#closed = true;
     for (const slot of this.#slots) slot.track.stop();
     await this.#pc.close().catch(() => {});
-  }
-
-  /**
-   * Stops werift asking a STUN server: it falls back to Google's without one, and gathering then
-   * waits 5 s for an answer on a host without internet. The server needs no reflexive address
-   * (it has its host candidates and `--voice-public-ip`).
-   */
-  #noStun(): void {
-    for (const transport of this.#pc.iceTransports) {
-      const connection = (transport as unknown as { connection?: { stunServer?: unknown } })
-        .connection;
-      if (connection !== undefined) connection.stunServer = undefined;
-    }
   }
 
   /** Waits (up to 5 s) until its candidates are gathered: offers carry them all. */
