@@ -92,7 +92,7 @@ export interface VoiceOptions {
   log?: (line: string) => void;
 }
 
-type Werift = typeof import("werift");
+export type Werift = typeof import("werift");
 type Ndc = typeof import("node-datachannel");
 
 interface Frame {
@@ -152,6 +152,44 @@ interface Media {
   close(): Promise<void>;
 }
 
+/**
+ * A participant's werift peer connection on loopback, as parley's offers expect: Opus only, no
+ * STUN server, `127.0.0.1` among its candidates. (The benchmark's speakers and the tests' scripted
+ * participants.)
+ */
+export function participantConnection(w: Werift): RTCPeerConnection {
+  return new w.RTCPeerConnection({
+    codecs: {
+      audio: [
+        new w.RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 }),
+      ],
+    },
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+    iceUseIpv6: false,
+    iceServers: [],
+  });
+}
+
+/**
+ * Applies the server's offer to `pc`, sends `mic` on its first m-line (the server's `recvonly`
+ * microphone line) the first time, and returns the answer SDP.
+ */
+export async function answerOffer(
+  pc: RTCPeerConnection,
+  mic: MediaStreamTrack,
+  offer: string,
+): Promise<string> {
+  await pc.setRemoteDescription({ type: "offer", sdp: offer });
+  const line = pc.getTransceivers().find((t) => t.mid === "0");
+  if (line !== undefined && line.sender.track === undefined) {
+    line.setDirection("sendonly");
+    await line.sender.replaceTrack(mic);
+  }
+  skipPublicStun(pc);
+  await pc.setLocalDescription(await pc.createAnswer());
+  return pc.localDescription!.sdp;
+}
+
 class WeriftMedia implements Media {
   readonly pc: RTCPeerConnection;
   readonly mic: MediaStreamTrack;
@@ -160,16 +198,7 @@ class WeriftMedia implements Media {
 
   constructor(w: Werift, ear: Ear) {
     this.#w = w;
-    this.pc = new w.RTCPeerConnection({
-      codecs: {
-        audio: [
-          new w.RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 }),
-        ],
-      },
-      iceAdditionalHostAddresses: ["127.0.0.1"],
-      iceUseIpv6: false,
-      iceServers: [],
-    });
+    this.pc = participantConnection(w);
     this.mic = new w.MediaStreamTrack({ kind: "audio" });
     this.pc.onTransceiverAdded.subscribe((t) => {
       t.onTrack.subscribe((track) =>
@@ -182,16 +211,8 @@ class WeriftMedia implements Media {
     return this.pc.connectionState === "connected";
   }
 
-  async answer(offer: string): Promise<string> {
-    await this.pc.setRemoteDescription({ type: "offer", sdp: offer });
-    const mic = this.pc.getTransceivers().find((t) => t.mid === "0");
-    if (mic !== undefined && mic.sender.track === undefined) {
-      mic.setDirection("sendonly");
-      await mic.sender.replaceTrack(this.mic);
-    }
-    skipPublicStun(this.pc);
-    await this.pc.setLocalDescription(await this.pc.createAnswer());
-    return this.pc.localDescription!.sdp;
+  answer(offer: string): Promise<string> {
+    return answerOffer(this.pc, this.mic, offer);
   }
 
   /** Sends one packet from the microphone. */

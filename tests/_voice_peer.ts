@@ -7,9 +7,8 @@
 import { Buffer } from "node:buffer";
 import OpusScript from "opusscript";
 import type { MediaStreamTrack, RTCPeerConnection } from "werift";
-import { skipPublicStun } from "../src/voice/peer.ts";
-
-type Werift = typeof import("werift");
+import { answerOffer, participantConnection } from "../bench/voice.ts";
+import type { Werift } from "../bench/voice.ts";
 
 interface Frame {
   type: string;
@@ -76,16 +75,7 @@ export class ScriptedParticipant implements AsyncDisposable {
     this.name = name;
     this.hz = hz;
     this.#frames = opusSine(hz);
-    this.#pc = new w.RTCPeerConnection({
-      codecs: {
-        audio: [
-          new w.RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48000, channels: 2 }),
-        ],
-      },
-      iceAdditionalHostAddresses: ["127.0.0.1"],
-      iceUseIpv6: false,
-      iceServers: [],
-    });
+    this.#pc = participantConnection(w);
     this.#mic = new w.MediaStreamTrack({ kind: "audio" });
     this.#pc.onTransceiverAdded.subscribe((transceiver) => {
       transceiver.onTrack.subscribe((track) =>
@@ -180,20 +170,9 @@ export class ScriptedParticipant implements AsyncDisposable {
   }
 
   async #answer(offer: Frame): Promise<void> {
-    await this.#pc.setRemoteDescription({ type: "offer", sdp: String(offer.sdp) });
     this.#streams = (offer.streams ?? {}) as Record<string, string>;
-    const mic = this.#pc.getTransceivers().find((t) => t.mid === "0");
-    if (mic !== undefined && mic.sender.track === undefined) {
-      mic.setDirection("sendonly");
-      await mic.sender.replaceTrack(this.#mic);
-    }
-    skipPublicStun(this.#pc);
-    await this.#pc.setLocalDescription(await this.#pc.createAnswer());
-    const reply = await this.#request({
-      type: "voice_answer",
-      room: String(offer.room),
-      sdp: this.#pc.localDescription!.sdp,
-    });
+    const sdp = await answerOffer(this.#pc, this.#mic, String(offer.sdp));
+    const reply = await this.#request({ type: "voice_answer", room: String(offer.room), sdp });
     if (reply.type === "error") throw new Error(`voice_answer: ${String(reply.message)}`);
   }
 
