@@ -27,7 +27,7 @@ import type { MediaStreamTrack, RTCPeerConnection } from "werift";
 import type { PeerConnection, Track } from "node-datachannel";
 import { Histogram } from "./histogram.ts";
 import { cpuSeconds } from "./proc.ts";
-import { skipPublicStun } from "../src/voice/peer.ts";
+import { loadWerift, skipPublicStun } from "../src/voice/peer.ts";
 
 /** Which library the listeners use. */
 export type ListenerKind = "libdatachannel" | "werift";
@@ -171,6 +171,15 @@ export function participantConnection(w: Werift): RTCPeerConnection {
 }
 
 /**
+ * Whether `pc`'s ICE and DTLS are up. (werift's `connectionState` alone says `connected` after a
+ * renegotiation once ICE is, even when its DTLS transport failed and no media flows.)
+ */
+export function weriftConnected(pc: RTCPeerConnection): boolean {
+  return pc.connectionState === "connected" &&
+    pc.dtlsTransports.every((t) => t.state === "connected");
+}
+
+/**
  * Applies the server's offer to `pc`, sends `mic` on its first m-line (the server's `recvonly`
  * microphone line) the first time, and returns the answer SDP.
  */
@@ -208,7 +217,7 @@ class WeriftMedia implements Media {
   }
 
   get connected(): boolean {
-    return this.pc.connectionState === "connected";
+    return weriftConnected(this.pc);
   }
 
   answer(offer: string): Promise<string> {
@@ -386,7 +395,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * @param options speakers, listeners, how long to measure, the listeners' library
  */
 export async function runVoice(url: string, options: VoiceOptions): Promise<VoiceResult> {
-  const w = await import("werift");
+  const w = await loadWerift();
   const kind = options.listener ?? "libdatachannel";
   const ndc = kind === "libdatachannel" ? (await import("node-datachannel")).default : undefined;
   const room = options.room ?? "#bench-voice";

@@ -7,7 +7,8 @@
 import { Buffer } from "node:buffer";
 import OpusScript from "opusscript";
 import type { MediaStreamTrack, RTCPeerConnection } from "werift";
-import { answerOffer, participantConnection } from "../bench/voice.ts";
+import { answerOffer, participantConnection, weriftConnected } from "../bench/voice.ts";
+import { loadWerift } from "../src/voice/peer.ts";
 import type { Werift } from "../bench/voice.ts";
 
 interface Frame {
@@ -102,7 +103,7 @@ export class ScriptedParticipant implements AsyncDisposable {
     room: string,
     hz: number,
   ): Promise<ScriptedParticipant> {
-    const w = await import("werift");
+    const w = await loadWerift(); // with the forwarding unit's DTLS fixes, as a client
     const p = new ScriptedParticipant(w, url, name, hz);
     await new Promise<void>((resolve, reject) => {
       p.#ws.onopen = () => resolve();
@@ -122,7 +123,7 @@ export class ScriptedParticipant implements AsyncDisposable {
 
   /** Whether its ICE and DTLS are up. */
   get connected(): boolean {
-    return this.#pc.connectionState === "connected";
+    return weriftConnected(this.#pc);
   }
 
   /** Starts counting what it receives, from nothing. */

@@ -14,7 +14,7 @@ import type { Buffer } from "node:buffer";
 import process from "node:process";
 import { ChatError } from "../protocol/errors.ts";
 import { installPortSearch } from "./udp_ports.ts";
-import { installFlightFiveGuard } from "./dtls_retransmit.ts";
+import { installRetransmitGuards } from "./dtls_retransmit.ts";
 import { getLogger } from "@logtape/logtape";
 
 const log = getLogger(["parley", "voice"]);
@@ -55,7 +55,7 @@ export async function loadMedia(): Promise<boolean> {
     if (werift === undefined) {
       const loaded = await withNarrowEnv(() => import("werift"));
       installPortSearch(loaded.UdpTransport);
-      installFlightFiveGuard(loaded.RTCDtlsTransport, loaded.DtlsServer);
+      installRetransmitGuards(loaded);
       werift = loaded;
     }
     return true;
@@ -63,6 +63,17 @@ export async function loadMedia(): Promise<boolean> {
     log.warn("Cannot load npm:werift: {error}", { error: String(error).slice(0, 200) });
     return false;
   }
+}
+
+/**
+ * werift as the forwarding unit uses it (with the fixes of `udp_ports.ts` and
+ * `dtls_retransmit.ts`), for peers of its own: the tests' and the benchmark's participants.
+ *
+ * @throws {Error} when it cannot be loaded
+ */
+export async function loadWerift(): Promise<typeof import("werift")> {
+  if (!(await loadMedia())) throw new Error("Cannot load npm:werift");
+  return werift!;
 }
 
 /** Runs `load` while `process.env` shows only `DEBUG`, then puts the real one back. */
