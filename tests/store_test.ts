@@ -10,6 +10,8 @@ import type { Argon2Params, Derive } from "../src/auth/password.ts";
 import { MIGRATIONS, SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { SqliteDatabase } from "../src/store/sqlite_store.ts";
 import type { Op } from "../src/store/sqlite_store.ts";
+import { MAILBOX, mailboxChannel, newMailbox, writeText } from "../src/store/sqlite_worker.ts";
+import type { Mailbox } from "../src/store/sqlite_worker.ts";
 import {
   MAX_BATCH,
   openSqliteStore,
@@ -579,20 +581,28 @@ Deno.test("the worker keeps the event loop free during big reads and bursts of w
   assert.ok(worker.page < inThread.page, "the page is read in the worker");
 });
 
+/**
+ * A stand-in for the store's worker: it answers the `open` request through the real mailbox, then
+ * runs `then` on the next request.
+ */
+function standInWorker(then: string): { worker: Worker; mailbox: Mailbox } {
+  const mailbox = newMailbox();
+  const source = `
+    const { workerData } = require("node:worker_threads");
+    const MAILBOX = ${JSON.stringify(MAILBOX)};
+    const writeText = ${writeText.toString()};
+    const channel = (${mailboxChannel.toString()})(workerData);
+    channel.receive();
+    channel.send(JSON.stringify({ t: "opened", schemaVersion: 0 }));
+    channel.receive();
+    ${then}`;
+  return { worker: new Worker(source, { eval: true, workerData: mailbox }), mailbox };
+}
+
 Deno.test("a worker that fails rejects every pending call and every later one", async () => {
   // A stand-in worker speaking the protocol, that crashes on its first batch.
-  const worker = new Worker(
-    `(async () => {
-      const { parentPort } = await import("node:worker_threads");
-      parentPort.on("message", (request) => {
-        if (request.t === "open") parentPort.postMessage({ t: "opened", schemaVersion: 0 });
-        else throw new Error("boom in the worker");
-      });
-      parentPort.postMessage({ t: "ready" });
-    })();`,
-    { eval: true },
-  );
-  const store = new SqliteWorkerStore(worker);
+  const { worker, mailbox } = standInWorker(`throw new Error("boom in the worker");`);
+  const store = new SqliteWorkerStore(worker, mailbox);
   await store.open(":memory:", {});
   const pending = [store.accounts.getUser("a"), store.messages.append(roomMessage(1))];
   await new Promise((resolve) => setImmediate(resolve));
@@ -603,18 +613,8 @@ Deno.test("a worker that fails rejects every pending call and every later one", 
 });
 
 Deno.test("a worker that exits rejects its pending calls instead of hanging", async () => {
-  const worker = new Worker(
-    `(async () => {
-      const { parentPort } = await import("node:worker_threads");
-      parentPort.on("message", (request) => {
-        if (request.t === "open") parentPort.postMessage({ t: "opened", schemaVersion: 0 });
-        else process.exit(3);
-      });
-      parentPort.postMessage({ t: "ready" });
-    })();`,
-    { eval: true },
-  );
-  const store = new SqliteWorkerStore(worker);
+  const { worker, mailbox } = standInWorker(`process.exit(3);`);
+  const store = new SqliteWorkerStore(worker, mailbox);
   await store.open(":memory:", {});
   await assert.rejects(store.accounts.getUser("a"), /worker exited/);
   await assert.rejects(store.accounts.getUser("a"), /worker exited/);

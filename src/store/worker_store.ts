@@ -1,6 +1,7 @@
 /**
- * The SQLite {@linkcode Store}: a thin main-thread front that posts operations to the database's
- * worker thread (`sqlite_worker.ts`) and settles their promises when the answers come back.
+ * The SQLite {@linkcode Store}: a thin main-thread front that sends operations to the database's
+ * worker thread (`sqlite_worker.ts`, through shared memory) and settles their promises when the
+ * answers come back.
  *
  * Group commit: every operation issued in the same event-loop turn goes to the worker in one
  * message (flushed by `setImmediate`, which runs after the turn's I/O callbacks), as one batch of
@@ -18,8 +19,8 @@ import { Worker } from "node:worker_threads";
 import type { MessageFrame } from "../protocol/frames.ts";
 import { SchemaTooNewError } from "./sqlite_store.ts";
 import type { ErrorData, Op, OpName, Outcome, SqliteOptions } from "./sqlite_store.ts";
-import { workerSource } from "./sqlite_worker.ts";
-import type { WorkerReply, WorkerRequest } from "./sqlite_worker.ts";
+import { MAILBOX, newMailbox, workerSource, writeText } from "./sqlite_worker.ts";
+import type { Mailbox, WorkerReply, WorkerRequest } from "./sqlite_worker.ts";
 import type {
   AccountStore,
   AdminEvent,
@@ -62,13 +63,13 @@ export interface StoreStats {
   readonly inFlight: number;
   /**
    * Milliseconds the main thread spent in the store's own code (queueing calls, writing batches
-   * as JSON and posting them, reading the answers, settling promises), in total: divide by `ops`
+   * as JSON into the mailbox, reading the answers, settling promises), in total: divide by `ops`
    * for the cost per call.
    */
   readonly mainThreadMs: number;
   /** The longest the main thread spent in the store's code at one time, in ms. */
   readonly longestMainThreadMs: number;
-  /** How many times the main thread ran the store's code (calls, posts, answers). */
+  /** How many times the main thread ran the store's code (calls, sends, answers). */
   readonly slices: number;
   /** How many of those took over 5 ms (a garbage collection that lands in one counts). */
   readonly slicesOver5ms: number;
@@ -105,8 +106,13 @@ export async function openSqliteStore(
   path: string,
   options: SqliteOptions = {},
 ): Promise<SqliteWorkerStore> {
-  const worker = new Worker(workerSource(), { eval: true, name: "parley-store" });
-  const store = new SqliteWorkerStore(worker);
+  const mailbox = newMailbox();
+  const worker = new Worker(workerSource(), {
+    eval: true,
+    name: "parley-store",
+    workerData: mailbox,
+  });
+  const store = new SqliteWorkerStore(worker, mailbox);
   await store.open(path, options);
   return store;
 }
@@ -120,6 +126,14 @@ export class SqliteWorkerStore implements Store {
   readonly moderation: ModerationStore;
 
   readonly #worker: Worker;
+  readonly #mailbox: Mailbox;
+  readonly #counters: Int32Array;
+  readonly #decoder = new TextDecoder();
+  /** Requests sent, answers read. */
+  #sent = 0;
+  #read = 0;
+  /** Whether an `Atomics.waitAsync` for the next answer is pending. */
+  #listening = false;
   #queue: Waiting[] = [];
   #inFlight: Waiting[] | undefined;
   /** How many of the batch in flight were settled by `part` replies. */
@@ -132,8 +146,6 @@ export class SqliteWorkerStore implements Store {
   #failure: Error | undefined;
   #idle: (() => void)[] = [];
   #schemaVersion = 0;
-  /** Resolves once the worker listens. */
-  readonly #ready: Promise<void>;
   #stats = {
     batches: 0,
     commits: 0,
@@ -144,33 +156,22 @@ export class SqliteWorkerStore implements Store {
     slicesOver5ms: 0,
     workerMs: 0,
   };
-  /** When the batch in flight was posted. */
+  /** When the batch in flight was sent. */
   #postedAt = 0;
   /**
    * Told of each batch the worker answered: how many operations it held, and the milliseconds
-   * from posting it to its answer (for the server's metrics). Must be cheap and must not throw.
+   * from sending it to its answer (for the server's metrics). Must be cheap and must not throw.
    */
   onBatch: ((ops: number, ms: number) => void) | undefined;
 
   /** Use {@linkcode openSqliteStore}. */
-  constructor(worker: Worker) {
+  constructor(worker: Worker, mailbox: Mailbox) {
     this.#worker = worker;
-    this.#ready = new Promise<void>((resolve, reject) => {
-      this.#control = { resolve: () => resolve(), reject };
-    });
-    worker.on("message", (reply: WorkerReply | string) => {
-      if (typeof reply !== "string") return this.#onReply(reply);
-      const start = performance.now();
-      const parsed = JSON.parse(reply) as WorkerReply;
-      this.#stats.mainThreadMs += performance.now() - start;
-      this.#onReply(parsed);
-    });
+    this.#mailbox = mailbox;
+    this.#counters = new Int32Array(mailbox.control);
     worker.on("error", (error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);
       this.#fail(new Error(`The store's worker failed: ${message}`, { cause: error }));
-    });
-    worker.on("messageerror", (error: unknown) => {
-      this.#fail(new Error("The store's worker sent an unreadable message", { cause: error }));
     });
     worker.on("exit", (code: number) => {
       if (!this.#closing || this.#queue.length > 0 || this.#inFlight || this.#control) {
@@ -272,7 +273,6 @@ export class SqliteWorkerStore implements Store {
   /** Opens the database in the worker (called once, by {@linkcode openSqliteStore}). */
   async open(path: string, options: SqliteOptions): Promise<void> {
     try {
-      await this.#ready;
       const reply = await this.#request({ t: "open", path, options: { ...options } });
       if (reply.t === "opened") this.#schemaVersion = reply.schemaVersion;
     } catch (error) {
@@ -305,8 +305,45 @@ export class SqliteWorkerStore implements Store {
     const { promise, resolve, reject } = Promise.withResolvers<WorkerReply>();
     this.#control = { resolve, reject };
     this.#worker.ref();
-    this.#worker.postMessage(request);
+    this.#send(JSON.stringify(request));
     return promise;
+  }
+
+  /** Writes a request's text into the mailbox and wakes the worker. */
+  #send(text: string): void {
+    const counters = this.#counters;
+    Atomics.store(counters, MAILBOX.requestBytes, writeText(this.#mailbox.requests, text));
+    Atomics.store(counters, MAILBOX.requests, ++this.#sent);
+    Atomics.notify(counters, MAILBOX.requests);
+    this.#listen();
+  }
+
+  /** Waits, without blocking, for the worker's next answer. */
+  #listen(): void {
+    if (this.#listening) return;
+    this.#listening = true;
+    const next = Atomics.waitAsync(this.#counters, MAILBOX.replies, this.#read);
+    // Already there (a part came while the last was handled): read it in the next turn.
+    if (next.async) next.value.then(() => this.#receive());
+    else setImmediate(() => this.#receive());
+  }
+
+  /** Reads one answer, lets the worker write the next, and handles it. */
+  #receive(): void {
+    this.#listening = false;
+    const counters = this.#counters;
+    if (Atomics.load(counters, MAILBOX.replies) > this.#read && this.#failure === undefined) {
+      const start = performance.now();
+      const bytes = Atomics.load(counters, MAILBOX.replyBytes);
+      const text = this.#decoder.decode(new Uint8Array(this.#mailbox.replies, 0, bytes));
+      Atomics.store(counters, MAILBOX.read, ++this.#read);
+      Atomics.notify(counters, MAILBOX.read);
+      const reply = JSON.parse(text) as WorkerReply;
+      this.#stats.mainThreadMs += performance.now() - start;
+      this.#onReply(reply);
+    }
+    const expecting = this.#inFlight !== undefined || this.#control !== undefined;
+    if (expecting && this.#failure === undefined) this.#listen();
   }
 
   #call(op: OpName, args: unknown[]): Promise<unknown> {
@@ -358,10 +395,10 @@ export class SqliteWorkerStore implements Store {
     this.#worker.ref();
     try {
       const request: WorkerRequest = { t: "batch", ops: batch.map((w) => w.op) };
-      this.#worker.postMessage(JSON.stringify(request));
+      this.#send(JSON.stringify(request));
     } catch (error) {
-      // An argument JSON cannot write (a BigInt, a cycle) fails its batch (synchronously, so
-      // nothing was sent).
+      // An argument JSON cannot write (a BigInt, a cycle) or a batch too large for the mailbox
+      // fails its batch (synchronously, so nothing was sent).
       this.#inFlight = undefined;
       const failed = toError(error);
       for (const w of batch) w.reject(failed);
