@@ -526,78 +526,117 @@ if (IN_NAMESPACE) {
       const everyone: { name: string; hz: number }[] = [];
       const url = `ws://127.0.0.1:${server.httpPort}/ws`;
       try {
-        await showingLog(server, async () => {
-          // Browsers join first, fourth and seventh: each of them renegotiates as others join.
-          for (let i = 0; i < 8; i++) {
-            const name = `p${i}`;
-            const hz = 250 + 100 * i;
-            if (i % 3 === 0) {
-              const p = await sharedPerson(pw.browser, server, name, hz);
-              browsers.push(p);
-              await joinVoice(p);
-            } else {
-              scripted.push(await ScriptedParticipant.join(url, name, "#ops", hz));
-            }
-            everyone.push({ name, hz });
-          }
-          const deadline = Date.now() + 30_000;
-          while (scripted.some((s) => !s.connected) && Date.now() < deadline) {
-            await new Promise((r) => setTimeout(r, 100));
-          }
-          for (const s of scripted) {
-            assert.ok(s.connected, `${s.name} connected (${s.error ?? "no error"})`);
-          }
-          for (const listener of browsers) {
-            await hearsEach(listener, everyone.filter((p) => p.name !== listener.name), 30_000);
-          }
-          // Count over 5 s once everyone hears everyone. A window in which some of the three
-          // pages lost packets alike while no scripted participant lost any is the client machine
-          // (every page's UDP goes through one Chromium network process): up to three windows
-          // are counted, each shown, and the first in which everyone passes is the result.
-          let failure: unknown;
-          for (let window = 1; window <= 3; window++) {
-            const figures = await countFiveSeconds(browsers, scripted);
-            console.log(`eight in voice, window ${window} of 5 s: ${JSON.stringify(figures)}`);
-            try {
-              for (const f of figures) {
-                assert.equal(
-                  f.streams,
-                  7,
-                  `${f.name} receives seven streams: ${JSON.stringify(f)}`,
-                );
-                // 7 streams of 50 packets a second for 5 s: about 1750.
-                assert.ok(f.received > 1500, `${f.name}: ${JSON.stringify(f)}`);
-                assert.ok(f.lost / (f.received + f.lost) < 0.01, `${f.name}: ${JSON.stringify(f)}`);
+        await showingLog(
+          server,
+          () =>
+            whileShowingOnFailure(() => whatEachHeard(browsers, scripted), async () => {
+              // Browsers join first, fourth and seventh: each of them renegotiates as others join.
+              for (let i = 0; i < 8; i++) {
+                const name = `p${i}`;
+                const hz = 250 + 100 * i;
+                if (i % 3 === 0) {
+                  const p = await sharedPerson(pw.browser, server, name, hz);
+                  browsers.push(p);
+                  await joinVoice(p);
+                } else {
+                  scripted.push(await ScriptedParticipant.join(url, name, "#ops", hz));
+                }
+                everyone.push({ name, hz });
               }
-              failure = undefined;
-              break;
-            } catch (error) {
-              failure = error;
-            }
-          }
-          if (failure !== undefined) throw failure;
-          assert.deepEqual(browsers.flatMap((p) => p.problems), []);
-        });
-      } catch (error) {
-        for (const p of browsers) {
-          console.log(
-            p.name,
-            JSON.stringify(await inbound(p.page).catch(() => undefined)),
-            await p.page.evaluate(() =>
-              // deno-lint-ignore no-explicit-any
-              (globalThis as any).__peers.map((pc: any) =>
-                `${pc.connectionState}/${pc.iceConnectionState}/${pc.signalingState}`
-              )
-            ).catch(() => undefined),
-          );
-        }
-        throw error;
+              const deadline = Date.now() + 30_000;
+              while (scripted.some((s) => !s.connected) && Date.now() < deadline) {
+                await new Promise((r) => setTimeout(r, 100));
+              }
+              for (const s of scripted) {
+                assert.ok(s.connected, `${s.name} connected (${s.error ?? "no error"})`);
+              }
+              for (const listener of browsers) {
+                await hearsEach(listener, everyone.filter((p) => p.name !== listener.name), 30_000);
+              }
+              // Count over 5 s once everyone hears everyone. A window in which some of the three
+              // pages lost packets alike while no scripted participant lost any is the client machine
+              // (every page's UDP goes through one Chromium network process): up to three windows
+              // are counted, each shown, and the first in which everyone passes is the result.
+              let failure: unknown;
+              for (let window = 1; window <= 3; window++) {
+                const figures = await countFiveSeconds(browsers, scripted);
+                console.log(`eight in voice, window ${window} of 5 s: ${JSON.stringify(figures)}`);
+                try {
+                  for (const f of figures) {
+                    assert.equal(
+                      f.streams,
+                      7,
+                      `${f.name} receives seven streams: ${JSON.stringify(f)}`,
+                    );
+                    // 7 streams of 50 packets a second for 5 s: about 1750.
+                    assert.ok(f.received > 1500, `${f.name}: ${JSON.stringify(f)}`);
+                    assert.ok(
+                      f.lost / (f.received + f.lost) < 0.01,
+                      `${f.name}: ${JSON.stringify(f)}`,
+                    );
+                  }
+                  failure = undefined;
+                  break;
+                } catch (error) {
+                  failure = error;
+                }
+              }
+              if (failure !== undefined) throw failure;
+              assert.deepEqual(browsers.flatMap((p) => p.problems), []);
+            }),
+        );
       } finally {
         for (const p of browsers) await p[Symbol.asyncDispose]();
         for (const s of scripted) await s[Symbol.asyncDispose]();
       }
     },
   );
+}
+
+/** Runs `fn`; when it fails, awaits `show` (while everything is still up), then fails. */
+async function whileShowingOnFailure(
+  show: () => Promise<void>,
+  fn: () => Promise<void>,
+): Promise<void> {
+  try {
+    await fn();
+  } catch (error) {
+    await show().catch((e) => console.log(`(could not show what each heard: ${e})`));
+    throw error;
+  }
+}
+
+/**
+ * Shows, for a failed run, what each participant hears: each page's loudest frequency per name
+ * and its connection's state and inbound RTP; each scripted participant's state and what it got
+ * in one second, by name. (A participant who hears nobody and whom nobody hears had its media
+ * connection fail, whatever the signalling says.)
+ */
+async function whatEachHeard(browsers: Person[], scripted: ScriptedParticipant[]): Promise<void> {
+  for (const s of scripted) s.startCounting();
+  for (const p of browsers) {
+    const peers = await p.page.evaluate(() =>
+      // deno-lint-ignore no-explicit-any
+      (globalThis as any).__peers.map((pc: any) =>
+        `${pc.connectionState}/${pc.iceConnectionState}/${pc.signalingState}`
+      )
+    );
+    console.log(
+      p.name,
+      JSON.stringify(await heard(p.page)),
+      JSON.stringify(await inbound(p.page)),
+      peers,
+    );
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  for (const s of scripted) {
+    console.log(
+      s.name,
+      s.connected ? "connected" : "not connected",
+      s.error ?? "",
+      JSON.stringify(s.counts()),
+    );
+  }
 }
 
 /** What each of the eight received over 5 s: streams, packets and packets lost. */
