@@ -10,7 +10,7 @@ import type { Argon2Params, Derive } from "../src/auth/password.ts";
 import { MIGRATIONS, SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { SqliteDatabase } from "../src/store/sqlite_store.ts";
 import type { Op } from "../src/store/sqlite_store.ts";
-import { MAILBOX, mailboxChannel, newMailbox, writeText } from "../src/store/sqlite_worker.ts";
+import { MAILBOX, mailboxChannel, newMailbox } from "../src/store/sqlite_worker.ts";
 import type { Mailbox } from "../src/store/sqlite_worker.ts";
 import {
   MAX_BATCH,
@@ -588,10 +588,9 @@ Deno.test("the worker keeps the event loop free during big reads and bursts of w
 function standInWorker(then: string): { worker: Worker; mailbox: Mailbox } {
   const mailbox = newMailbox();
   const source = `
-    const { workerData } = require("node:worker_threads");
+    const { parentPort, workerData } = require("node:worker_threads");
     const MAILBOX = ${JSON.stringify(MAILBOX)};
-    const writeText = ${writeText.toString()};
-    const channel = (${mailboxChannel.toString()})(workerData);
+    const channel = (${mailboxChannel.toString()})(workerData, parentPort);
     channel.receive();
     channel.send(JSON.stringify({ t: "opened", schemaVersion: 0 }));
     channel.receive();

@@ -20,16 +20,16 @@
  *   event loop runs;
  * - `{ t: "close" }` → `{ t: "closed" }`.
  *
- * Requests and answers cross as JSON text through a {@linkcode Mailbox}: two growable
- * `SharedArrayBuffer`s (one for the request, one for an answer) and a few counters, with
- * `Atomics.notify` to wake the other side. The worker sleeps in `Atomics.wait` until a request
- * comes (the thread has nothing else to do; while a backup runs it awaits it, so its event loop
- * turns); the main thread waits with `Atomics.waitAsync`, never blocking. This replaced
- * `postMessage` (a string copied in one piece through `node:worker_threads`), which cost the two
- * threads about twice as much CPU per round trip (80–97 µs against 40–54, one core, one direct
- * message's batch; docs/benchmarks.md): at low rates every message is a batch of its own. Arguments
- * and answers are plain data (strings, numbers, booleans, null, arrays and objects of them), which
- * JSON keeps; an `undefined` property is left out, which reads the same.
+ * Requests and answers cross as JSON text. A request is written into a {@linkcode Mailbox} (a
+ * growable `SharedArrayBuffer` and two counters) and the worker, which sleeps in `Atomics.wait`
+ * until one comes (the thread has nothing else to do; while a backup runs it awaits it, so its
+ * event loop turns), is woken by `Atomics.notify`: cheaper than a `postMessage` to it. Answers go
+ * back with `postMessage` (a string copied in one piece through `node:worker_threads`), read by the
+ * main thread's event loop like any other event: answering through shared memory too, with
+ * `Atomics.waitAsync` on the main thread, halved the CPU of a round trip alone but made a busy
+ * server's deliveries late (docs/benchmarks.md, "The store's crossing through shared memory").
+ * Arguments and answers are plain data (strings, numbers, booleans, null, arrays and objects of
+ * them), which JSON keeps; an `undefined` property is left out, which reads the same.
  *
  * @module
  */
@@ -55,36 +55,33 @@ export type WorkerReply =
   | { t: "closed" };
 
 /**
- * The memory the two threads share: `control` holds the {@linkcode MAILBOX} counters, `requests`
- * the text of the request, `replies` that of one answer (UTF-8 JSON). Both text buffers are
- * growable `SharedArrayBuffer`s: the writer grows one to fit.
+ * The memory the two threads share for requests: `control` holds the {@linkcode MAILBOX}
+ * counters, `requests` the text of the request (UTF-8 JSON), a growable `SharedArrayBuffer` that
+ * the main thread grows to fit.
  */
 export interface Mailbox {
   control: SharedArrayBuffer;
   requests: SharedArrayBuffer;
-  replies: SharedArrayBuffer;
 }
 
 /**
  * The slots of a {@linkcode Mailbox}'s `control` (an `Int32Array`): the number of requests sent
- * and the byte length of the last; the number of answers sent and the byte length of the last;
- * the number of answers the main thread has read (the worker writes the next only after that).
+ * and the byte length of the last.
  */
 export const MAILBOX = {
   requests: 0,
   requestBytes: 1,
-  replies: 2,
-  replyBytes: 3,
-  read: 4,
 } as const;
 
-/** The most bytes one request or answer may take. */
+/** The most bytes one request may take. */
 export const MAX_MESSAGE_BYTES = 1 << 30;
 
 /** A new {@linkcode Mailbox}. */
 export function newMailbox(): Mailbox {
-  const text = () => new SharedArrayBuffer(64 * 1024, { maxByteLength: MAX_MESSAGE_BYTES });
-  return { control: new SharedArrayBuffer(4 * 8), requests: text(), replies: text() };
+  return {
+    control: new SharedArrayBuffer(4 * 2),
+    requests: new SharedArrayBuffer(64 * 1024, { maxByteLength: MAX_MESSAGE_BYTES }),
+  };
 }
 
 /**
@@ -108,20 +105,22 @@ export function writeText(buffer: SharedArrayBuffer, text: string): number {
   return done.written;
 }
 
-/** The worker's end of its {@linkcode Mailbox}. */
+/** The worker's end of the channel. */
 export interface Channel {
   /** The next request's text (the worker's thread sleeps until it comes). */
   receive(): string;
-  /** Sends one answer's text, once the main thread has read the one before. */
+  /** Sends one answer's text. */
   send(reply: string): void;
 }
 
-/** The worker's {@linkcode Channel} on `mailbox`. */
-export function mailboxChannel(mailbox: Mailbox): Channel {
+/** The worker's {@linkcode Channel}: requests from `mailbox`, answers posted on `port`. */
+export function mailboxChannel(
+  mailbox: Mailbox,
+  port: { postMessage(reply: string): void },
+): Channel {
   const control = new Int32Array(mailbox.control);
   const decoder = new TextDecoder();
   let received = 0;
-  let sent = 0;
   return {
     receive() {
       Atomics.wait(control, MAILBOX.requests, received);
@@ -130,13 +129,7 @@ export function mailboxChannel(mailbox: Mailbox): Channel {
       return decoder.decode(new Uint8Array(mailbox.requests, 0, bytes));
     },
     send(reply) {
-      // The main thread reads each answer before the next overwrites it.
-      while (Atomics.load(control, MAILBOX.read) < sent) {
-        Atomics.wait(control, MAILBOX.read, sent - 1);
-      }
-      Atomics.store(control, MAILBOX.replyBytes, writeText(mailbox.replies, reply));
-      Atomics.store(control, MAILBOX.replies, ++sent);
-      Atomics.notify(control, MAILBOX.replies);
+      port.postMessage(reply);
     },
   };
 }
@@ -221,7 +214,7 @@ export async function serveWorker(channel: Channel, engine: typeof SqliteDatabas
 export function workerSource(): string {
   return `(async () => {
 "use strict";
-const { workerData } = await import("node:worker_threads");
+const { parentPort, workerData } = await import("node:worker_threads");
 const { DatabaseSync, backup: sqliteBackup } = await import("node:sqlite");
 const MIGRATIONS = ${JSON.stringify(MIGRATIONS)};
 const nameKey = ${nameKey.toString()};
@@ -231,9 +224,8 @@ const dmKey = ${dmKey.toString()};
 const SchemaTooNewError = ${SchemaTooNewError.toString()};
 const SqliteDatabase = ${SqliteDatabase.toString()};
 const MAILBOX = ${JSON.stringify(MAILBOX)};
-const writeText = ${writeText.toString()};
 const mailboxChannel = ${mailboxChannel.toString()};
-await (${serveWorker.toString()})(mailboxChannel(workerData), SqliteDatabase);
+await (${serveWorker.toString()})(mailboxChannel(workerData, parentPort), SqliteDatabase);
 })();
 `;
 }

@@ -1,7 +1,7 @@
 /**
  * The SQLite {@linkcode Store}: a thin main-thread front that sends operations to the database's
- * worker thread (`sqlite_worker.ts`, through shared memory) and settles their promises when the
- * answers come back.
+ * worker thread (`sqlite_worker.ts`; requests through shared memory, answers as messages) and
+ * settles their promises when the answers come back.
  *
  * Group commit: every operation issued in the same event-loop turn goes to the worker in one
  * message (flushed by `setImmediate`, which runs after the turn's I/O callbacks), as one batch of
@@ -128,12 +128,8 @@ export class SqliteWorkerStore implements Store {
   readonly #worker: Worker;
   readonly #mailbox: Mailbox;
   readonly #counters: Int32Array;
-  readonly #decoder = new TextDecoder();
-  /** Requests sent, answers read. */
+  /** Requests sent. */
   #sent = 0;
-  #read = 0;
-  /** Whether an `Atomics.waitAsync` for the next answer is pending. */
-  #listening = false;
   #queue: Waiting[] = [];
   #inFlight: Waiting[] | undefined;
   /** How many of the batch in flight were settled by `part` replies. */
@@ -169,9 +165,18 @@ export class SqliteWorkerStore implements Store {
     this.#worker = worker;
     this.#mailbox = mailbox;
     this.#counters = new Int32Array(mailbox.control);
+    worker.on("message", (reply: string) => {
+      const start = performance.now();
+      const parsed = JSON.parse(reply) as WorkerReply;
+      this.#stats.mainThreadMs += performance.now() - start;
+      this.#onReply(parsed);
+    });
     worker.on("error", (error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);
       this.#fail(new Error(`The store's worker failed: ${message}`, { cause: error }));
+    });
+    worker.on("messageerror", (error: unknown) => {
+      this.#fail(new Error("The store's worker sent an unreadable message", { cause: error }));
     });
     worker.on("exit", (code: number) => {
       if (!this.#closing || this.#queue.length > 0 || this.#inFlight || this.#control) {
@@ -315,35 +320,6 @@ export class SqliteWorkerStore implements Store {
     Atomics.store(counters, MAILBOX.requestBytes, writeText(this.#mailbox.requests, text));
     Atomics.store(counters, MAILBOX.requests, ++this.#sent);
     Atomics.notify(counters, MAILBOX.requests);
-    this.#listen();
-  }
-
-  /** Waits, without blocking, for the worker's next answer. */
-  #listen(): void {
-    if (this.#listening) return;
-    this.#listening = true;
-    const next = Atomics.waitAsync(this.#counters, MAILBOX.replies, this.#read);
-    // Already there (a part came while the last was handled): read it in the next turn.
-    if (next.async) next.value.then(() => this.#receive());
-    else setImmediate(() => this.#receive());
-  }
-
-  /** Reads one answer, lets the worker write the next, and handles it. */
-  #receive(): void {
-    this.#listening = false;
-    const counters = this.#counters;
-    if (Atomics.load(counters, MAILBOX.replies) > this.#read && this.#failure === undefined) {
-      const start = performance.now();
-      const bytes = Atomics.load(counters, MAILBOX.replyBytes);
-      const text = this.#decoder.decode(new Uint8Array(this.#mailbox.replies, 0, bytes));
-      Atomics.store(counters, MAILBOX.read, ++this.#read);
-      Atomics.notify(counters, MAILBOX.read);
-      const reply = JSON.parse(text) as WorkerReply;
-      this.#stats.mainThreadMs += performance.now() - start;
-      this.#onReply(reply);
-    }
-    const expecting = this.#inFlight !== undefined || this.#control !== undefined;
-    if (expecting && this.#failure === undefined) this.#listen();
   }
 
   #call(op: OpName, args: unknown[]): Promise<unknown> {
