@@ -25,9 +25,10 @@
  * until one comes (the thread has nothing else to do; while a backup runs it awaits it, so its
  * event loop turns), is woken by `Atomics.notify`: cheaper than a `postMessage` to it. Answers go
  * back with `postMessage` (a string copied in one piece through `node:worker_threads`), read by the
- * main thread's event loop like any other event: answering through shared memory too, with
- * `Atomics.waitAsync` on the main thread, halved the CPU of a round trip alone but made a busy
- * server's deliveries late (docs/benchmarks.md, "The store's crossing through shared memory").
+ * main thread's event loop like any other event, and in order with the worker's `exit`: answering
+ * through shared memory too (`Atomics.waitAsync` on the main thread) halved the CPU of a round trip
+ * alone, but the exit could then overtake the last answer (docs/benchmarks.md, "The store's
+ * crossing through shared memory").
  * Arguments and answers are plain data (strings, numbers, booleans, null, arrays and objects of
  * them), which JSON keeps; an `undefined` property is left out, which reads the same.
  *
