@@ -85,6 +85,8 @@ export function newMailbox(): Mailbox {
   };
 }
 
+const encoder = new TextEncoder();
+
 /**
  * Writes `text` as UTF-8 at the start of `buffer`, growing it when it is too small.
  *
@@ -92,7 +94,6 @@ export function newMailbox(): Mailbox {
  * @throws {RangeError} past {@linkcode MAX_MESSAGE_BYTES}
  */
 export function writeText(buffer: SharedArrayBuffer, text: string): number {
-  const encoder = new TextEncoder();
   let done = encoder.encodeInto(text, new Uint8Array(buffer));
   if (done.read < text.length) {
     // UTF-8 takes at most three bytes per UTF-16 unit.
@@ -183,9 +184,8 @@ export async function serveWorker(channel: Channel, engine: typeof SqliteDatabas
     );
   };
   for (;;) {
-    let request: WorkerRequest | undefined;
     try {
-      request = JSON.parse(channel.receive()) as WorkerRequest;
+      const request = JSON.parse(channel.receive()) as WorkerRequest;
       if (request.t === "open") {
         db = engine.open(request.path, request.options);
         channel.send(JSON.stringify({ t: "opened", schemaVersion: db.schemaVersion }));

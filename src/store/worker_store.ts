@@ -153,7 +153,7 @@ export class SqliteWorkerStore implements Store {
     workerMs: 0,
   };
   /** When the batch in flight was sent. */
-  #postedAt = 0;
+  #sentAt = 0;
   /**
    * Told of each batch the worker answered: how many operations it held, and the milliseconds
    * from sending it to its answer (for the server's metrics). Must be cheap and must not throw.
@@ -367,7 +367,7 @@ export class SqliteWorkerStore implements Store {
     const batch = this.#queue.length <= MAX_BATCH ? this.#queue : this.#queue.slice(0, MAX_BATCH);
     this.#queue = this.#queue.length <= MAX_BATCH ? [] : this.#queue.slice(MAX_BATCH);
     this.#inFlight = batch;
-    this.#postedAt = performance.now();
+    this.#sentAt = performance.now();
     this.#worker.ref();
     try {
       const request: WorkerRequest = { t: "batch", ops: batch.map((w) => w.op) };
@@ -395,7 +395,7 @@ export class SqliteWorkerStore implements Store {
     if (reply.t === "done") {
       const start = performance.now();
       const batch = (this.#inFlight ?? []).slice(this.#partsSettled);
-      this.onBatch?.(this.#inFlight?.length ?? 0, start - this.#postedAt);
+      this.onBatch?.(this.#inFlight?.length ?? 0, start - this.#sentAt);
       this.#inFlight = undefined;
       this.#partsSettled = 0;
       this.#stats.batches = reply.stats.batches;

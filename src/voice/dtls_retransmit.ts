@@ -79,7 +79,7 @@ interface DtlsTransportLike {
   dtls?: object;
 }
 
-/** Runs `server`'s handler on what is left of each record after `keep`. */
+/** Makes `socket` run its handler on what is left of each record after `keep`. */
 function filterHandshakes<T extends DtlsSocketLike>(
   socket: T,
   keep: (message: HandshakeLike, socket: T) => boolean,
