@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { parseListeningLine } from "../src/server/listening.ts";
+import type { ListenAddress } from "../src/server/server.ts";
 import { RawClient, request, tempDir } from "./_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -113,9 +114,11 @@ Deno.test("release: the server bundled with deno bundle runs from an empty folde
   const stderr = new Response(child.stderr).text();
   try {
     const lines = child.stdout.pipeThrough(new TextDecoderStream()).values();
-    const addresses = [];
+    const addresses: ListenAddress[] = [];
     let buffered = "";
-    while (addresses.length < 2) {
+    // Each listener says where it listens when it is up, in no set order (chat, IRC, web).
+    const has = (scheme: string) => addresses.some((a) => a.scheme === scheme);
+    while (!has("tcp") || !has("http")) {
       const next = await lines.next();
       if (next.done) assert.fail(`the bundle exited: ${await stderr}`);
       buffered += next.value;
