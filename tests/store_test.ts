@@ -10,7 +10,7 @@ import type { Argon2Params, Derive } from "../src/auth/password.ts";
 import { MIGRATIONS, SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { SqliteDatabase } from "../src/store/sqlite_store.ts";
 import type { Op } from "../src/store/sqlite_store.ts";
-import { MAILBOX, mailboxChannel, newMailbox } from "../src/store/sqlite_worker.ts";
+import { MAILBOX, mailboxChannel, newMailbox, writeText } from "../src/store/sqlite_worker.ts";
 import type { Mailbox } from "../src/store/sqlite_worker.ts";
 import {
   MAX_BATCH,
@@ -588,9 +588,11 @@ Deno.test("the worker keeps the event loop free during big reads and bursts of w
 function standInWorker(then: string): { worker: Worker; mailbox: Mailbox } {
   const mailbox = newMailbox();
   const source = `
-    const { parentPort, workerData } = require("node:worker_threads");
+    const { workerData } = require("node:worker_threads");
     const MAILBOX = ${JSON.stringify(MAILBOX)};
-    const channel = (${mailboxChannel.toString()})(workerData, parentPort);
+    const writeText = ${writeText.toString()};
+    const channel = (${mailboxChannel.toString()})(workerData);
+    const control = new Int32Array(workerData.control);
     channel.receive();
     channel.send(JSON.stringify({ t: "opened", schemaVersion: 0 }));
     channel.receive();
@@ -618,6 +620,18 @@ Deno.test("a worker that exits rejects its pending calls instead of hanging", as
   await assert.rejects(store.accounts.getUser("a"), /worker exited/);
   await assert.rejects(store.accounts.getUser("a"), /worker exited/);
   await store[Symbol.asyncDispose]();
+});
+
+Deno.test("a worker's exit that overtakes its last answer is not taken for a crash", async () => {
+  // The exit reaches the main thread by another road than the answers: here the worker writes
+  // its answer to the close without waking the main thread and ends, so only the exit comes.
+  const { worker, mailbox } = standInWorker(`
+    Atomics.store(control, MAILBOX.replyBytes, writeText(new TextEncoder(), workerData.replies, '{"t":"closed"}'));
+    Atomics.add(control, MAILBOX.replies, 1);`);
+  const store = new SqliteWorkerStore(worker, mailbox);
+  await store.open(":memory:", {});
+  await store[Symbol.asyncDispose]();
+  await assert.rejects(store.accounts.listUsers(), /The store is closed/);
 });
 
 Deno.test("an argument that cannot cross to the worker fails its batch, not the store", async () => {

@@ -20,15 +20,17 @@
  *   event loop runs;
  * - `{ t: "close" }` → `{ t: "closed" }`.
  *
- * Requests and answers cross as JSON text. A request is written into a {@linkcode Mailbox} (a
- * growable `SharedArrayBuffer` and two counters) and the worker, which sleeps in `Atomics.wait`
- * until one comes (the thread has nothing else to do; while a backup runs it awaits it, so its
- * event loop turns), is woken by `Atomics.notify`: cheaper than a `postMessage` to it. Answers go
- * back with `postMessage` (a string copied in one piece through `node:worker_threads`), read by the
- * main thread's event loop like any other event, and in order with the worker's `exit`: answering
- * through shared memory too (`Atomics.waitAsync` on the main thread) halved the CPU of a round trip
- * alone, but the exit could then overtake the last answer (docs/benchmarks.md, "The store's
- * crossing through shared memory").
+ * Requests and answers cross as JSON text through a {@linkcode Mailbox}: two growable
+ * `SharedArrayBuffer`s (one for the request, one for an answer) and a few counters, with
+ * `Atomics.notify` to wake the other side. The worker sleeps in `Atomics.wait` until a request
+ * comes (the thread has nothing else to do; while a backup runs it awaits it, so its event loop
+ * turns); the main thread waits with `Atomics.waitAsync`, never blocking. This replaced
+ * `postMessage` (a string copied in one piece through `node:worker_threads`), which cost the two
+ * threads about twice as much CPU per round trip (80–97 µs against 40–54, one core, one direct
+ * message's batch; docs/benchmarks.md): at low rates every message is a batch of its own. The
+ * worker writes an answer only once the main thread has read the one before, so at most one is
+ * unread at any time, and the worker's `exit` (which reaches the main thread by another road) may
+ * come before it: the main thread reads what is left before it takes an exit for a crash.
  * Arguments and answers are plain data (strings, numbers, booleans, null, arrays and objects of
  * them), which JSON keeps; an `undefined` property is left out, which reads the same.
  *
@@ -56,44 +58,50 @@ export type WorkerReply =
   | { t: "closed" };
 
 /**
- * The memory the two threads share for requests: `control` holds the {@linkcode MAILBOX}
- * counters, `requests` the text of the request (UTF-8 JSON), a growable `SharedArrayBuffer` that
- * the main thread grows to fit.
+ * The memory the two threads share: `control` holds the {@linkcode MAILBOX} counters, `requests`
+ * the text of the request, `replies` that of one answer (UTF-8 JSON). Both text buffers are
+ * growable `SharedArrayBuffer`s: the writer grows one to fit.
  */
 export interface Mailbox {
   control: SharedArrayBuffer;
   requests: SharedArrayBuffer;
+  replies: SharedArrayBuffer;
 }
 
 /**
  * The slots of a {@linkcode Mailbox}'s `control` (an `Int32Array`): the number of requests sent
- * and the byte length of the last.
+ * and the byte length of the last; the number of answers sent and the byte length of the last;
+ * the number of answers the main thread has read (the worker writes the next only after that).
  */
 export const MAILBOX = {
   requests: 0,
   requestBytes: 1,
+  replies: 2,
+  replyBytes: 3,
+  read: 4,
 } as const;
 
-/** The most bytes one request may take. */
+/** The most bytes one request or answer may take. */
 export const MAX_MESSAGE_BYTES = 1 << 30;
 
 /** A new {@linkcode Mailbox}. */
 export function newMailbox(): Mailbox {
-  return {
-    control: new SharedArrayBuffer(4 * 2),
-    requests: new SharedArrayBuffer(64 * 1024, { maxByteLength: MAX_MESSAGE_BYTES }),
-  };
+  const text = () => new SharedArrayBuffer(64 * 1024, { maxByteLength: MAX_MESSAGE_BYTES });
+  return { control: new SharedArrayBuffer(4 * 5), requests: text(), replies: text() };
 }
 
-const encoder = new TextEncoder();
-
 /**
- * Writes `text` as UTF-8 at the start of `buffer`, growing it when it is too small.
+ * Writes `text` as UTF-8 at the start of `buffer` with `encoder`, growing it when it is too
+ * small. (It uses nothing but its parameters: the worker runs its source text.)
  *
  * @returns the byte length written
  * @throws {RangeError} past {@linkcode MAX_MESSAGE_BYTES}
  */
-export function writeText(buffer: SharedArrayBuffer, text: string): number {
+export function writeText(
+  encoder: TextEncoder,
+  buffer: SharedArrayBuffer,
+  text: string,
+): number {
   let done = encoder.encodeInto(text, new Uint8Array(buffer));
   if (done.read < text.length) {
     // UTF-8 takes at most three bytes per UTF-16 unit.
@@ -101,28 +109,27 @@ export function writeText(buffer: SharedArrayBuffer, text: string): number {
     buffer.grow(need);
     done = encoder.encodeInto(text, new Uint8Array(buffer));
     if (done.read < text.length) {
-      throw new RangeError(`Cannot send ${text.length} characters to the store's thread`);
+      throw new RangeError(`Cannot pass ${text.length} characters between the store's threads`);
     }
   }
   return done.written;
 }
 
-/** The worker's end of the channel. */
+/** The worker's end of its {@linkcode Mailbox}. */
 export interface Channel {
   /** The next request's text (the worker's thread sleeps until it comes). */
   receive(): string;
-  /** Sends one answer's text. */
+  /** Sends one answer's text, once the main thread has read the one before. */
   send(reply: string): void;
 }
 
-/** The worker's {@linkcode Channel}: requests from `mailbox`, answers posted on `port`. */
-export function mailboxChannel(
-  mailbox: Mailbox,
-  port: { postMessage(reply: string): void },
-): Channel {
+/** The worker's {@linkcode Channel} on `mailbox`. */
+export function mailboxChannel(mailbox: Mailbox): Channel {
   const control = new Int32Array(mailbox.control);
   const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
   let received = 0;
+  let sent = 0;
   return {
     receive() {
       Atomics.wait(control, MAILBOX.requests, received);
@@ -131,7 +138,13 @@ export function mailboxChannel(
       return decoder.decode(new Uint8Array(mailbox.requests, 0, bytes));
     },
     send(reply) {
-      port.postMessage(reply);
+      // The main thread reads each answer before the next overwrites it.
+      while (Atomics.load(control, MAILBOX.read) < sent) {
+        Atomics.wait(control, MAILBOX.read, sent - 1);
+      }
+      Atomics.store(control, MAILBOX.replyBytes, writeText(encoder, mailbox.replies, reply));
+      Atomics.store(control, MAILBOX.replies, ++sent);
+      Atomics.notify(control, MAILBOX.replies);
     },
   };
 }
@@ -215,7 +228,7 @@ export async function serveWorker(channel: Channel, engine: typeof SqliteDatabas
 export function workerSource(): string {
   return `(async () => {
 "use strict";
-const { parentPort, workerData } = await import("node:worker_threads");
+const { workerData } = await import("node:worker_threads");
 const { DatabaseSync, backup: sqliteBackup } = await import("node:sqlite");
 const MIGRATIONS = ${JSON.stringify(MIGRATIONS)};
 const nameKey = ${nameKey.toString()};
@@ -225,8 +238,9 @@ const dmKey = ${dmKey.toString()};
 const SchemaTooNewError = ${SchemaTooNewError.toString()};
 const SqliteDatabase = ${SqliteDatabase.toString()};
 const MAILBOX = ${JSON.stringify(MAILBOX)};
+const writeText = ${writeText.toString()};
 const mailboxChannel = ${mailboxChannel.toString()};
-await (${serveWorker.toString()})(mailboxChannel(workerData, parentPort), SqliteDatabase);
+await (${serveWorker.toString()})(mailboxChannel(workerData), SqliteDatabase);
 })();
 `;
 }

@@ -1,7 +1,7 @@
 /**
  * The SQLite {@linkcode Store}: a thin main-thread front that sends operations to the database's
- * worker thread (`sqlite_worker.ts`; requests through shared memory, answers as messages) and
- * settles their promises when the answers come back.
+ * worker thread (`sqlite_worker.ts`, through shared memory) and settles their promises when the
+ * answers come back.
  *
  * Group commit: every operation issued in the same event-loop turn goes to the worker in one
  * message (flushed by `setImmediate`, which runs after the turn's I/O callbacks), as one batch of
@@ -128,8 +128,13 @@ export class SqliteWorkerStore implements Store {
   readonly #worker: Worker;
   readonly #mailbox: Mailbox;
   readonly #counters: Int32Array;
-  /** Requests sent. */
+  readonly #decoder = new TextDecoder();
+  readonly #encoder = new TextEncoder();
+  /** Requests sent, answers read. */
   #sent = 0;
+  #read = 0;
+  /** Whether an `Atomics.waitAsync` for the next answer is pending. */
+  #listening = false;
   #queue: Waiting[] = [];
   #inFlight: Waiting[] | undefined;
   /** How many of the batch in flight were settled by `part` replies. */
@@ -165,20 +170,13 @@ export class SqliteWorkerStore implements Store {
     this.#worker = worker;
     this.#mailbox = mailbox;
     this.#counters = new Int32Array(mailbox.control);
-    worker.on("message", (reply: string) => {
-      const start = performance.now();
-      const parsed = JSON.parse(reply) as WorkerReply;
-      this.#stats.mainThreadMs += performance.now() - start;
-      this.#onReply(parsed);
-    });
     worker.on("error", (error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);
       this.#fail(new Error(`The store's worker failed: ${message}`, { cause: error }));
     });
-    worker.on("messageerror", (error: unknown) => {
-      this.#fail(new Error("The store's worker sent an unreadable message", { cause: error }));
-    });
     worker.on("exit", (code: number) => {
+      // Its last answer may still be unread: the exit takes another road to this thread.
+      this.#readAnswer();
       if (!this.#closing || this.#queue.length > 0 || this.#inFlight || this.#control) {
         this.#fail(new Error(`The store's worker exited (code ${code})`));
       }
@@ -317,9 +315,47 @@ export class SqliteWorkerStore implements Store {
   /** Writes a request's text into the mailbox and wakes the worker. */
   #send(text: string): void {
     const counters = this.#counters;
-    Atomics.store(counters, MAILBOX.requestBytes, writeText(this.#mailbox.requests, text));
+    Atomics.store(
+      counters,
+      MAILBOX.requestBytes,
+      writeText(this.#encoder, this.#mailbox.requests, text),
+    );
     Atomics.store(counters, MAILBOX.requests, ++this.#sent);
     Atomics.notify(counters, MAILBOX.requests);
+    this.#listen();
+  }
+
+  /** Waits, without blocking, for the worker's next answer. */
+  #listen(): void {
+    if (this.#listening) return;
+    this.#listening = true;
+    const next = Atomics.waitAsync(this.#counters, MAILBOX.replies, this.#read);
+    // Already there (a part came while the last was handled): read it in the next turn.
+    if (next.async) next.value.then(() => this.#receive());
+    else setImmediate(() => this.#receive());
+  }
+
+  #receive(): void {
+    this.#listening = false;
+    this.#readAnswer();
+    const expecting = this.#inFlight !== undefined || this.#control !== undefined;
+    if (expecting && this.#failure === undefined) this.#listen();
+  }
+
+  /** Reads the worker's answer if one is unread, lets it write the next, and handles it. */
+  #readAnswer(): void {
+    const counters = this.#counters;
+    if (Atomics.load(counters, MAILBOX.replies) <= this.#read || this.#failure !== undefined) {
+      return;
+    }
+    const start = performance.now();
+    const bytes = Atomics.load(counters, MAILBOX.replyBytes);
+    const text = this.#decoder.decode(new Uint8Array(this.#mailbox.replies, 0, bytes));
+    Atomics.store(counters, MAILBOX.read, ++this.#read);
+    Atomics.notify(counters, MAILBOX.read);
+    const reply = JSON.parse(text) as WorkerReply;
+    this.#stats.mainThreadMs += performance.now() - start;
+    this.#onReply(reply);
   }
 
   #call(op: OpName, args: unknown[]): Promise<unknown> {
