@@ -35,9 +35,10 @@ for (const columns of [40, 80, 200]) {
         bob.send({ type: "send", room: "#lobby", text: `message ${n}`, ref: n });
         await bob.frame((f) => f.ref === n);
       }
+      // The draft is drawn again after each message: a capture can fall in between.
       const screen = await tty.waitFor(
-        (s) => s.includes("<bob> message three"),
-        "the third message",
+        (s) => s.includes("<bob> message three") && s.includes("xyz END"),
+        "the third message, and the draft below it",
       ).catch(async () => await tty.joined());
       const shown = ["one", "two", "three"].filter((n) => screen.includes(`<bob> message ${n}`));
       assert.deepEqual(shown, ["one", "two", "three"], screen);
